@@ -1,0 +1,109 @@
+//! The trait each virtualization backend implements.
+
+use crate::{AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuResult};
+
+/// Makes a running vCPU leave `run()` from another CPU or thread.
+///
+/// A kick that arrives while the vCPU is not inside the guest must not be lost: the next
+/// guest entry returns [`AxVCpuExitReason::Kicked`] at once. A kick may make `run()`
+/// return `Kicked` once more than asked (the core absorbs those), never fewer.
+pub trait VCpuKick: Send + Sync + 'static {
+    /// Asks the vCPU to leave the guest as soon as possible.
+    fn kick(&self);
+}
+
+/// One virtual CPU of one architecture. [`AxVCpu`](crate::AxVCpu) wraps it and enforces the
+/// call order, so a backend may assume:
+///
+/// 1. [`new`](Self::new) first; then [`set_entry`](Self::set_entry) and
+///    [`set_ept_root`](Self::set_ept_root), each exactly once; then
+///    [`setup`](Self::setup), once.
+/// 2. [`bind`](Self::bind) on the physical CPU (hosted: the thread) that will run it, then
+///    any number of [`run`](Self::run) on that same CPU, then [`unbind`](Self::unbind) there.
+/// 3. Register accessors, [`inject_interrupt`](Self::inject_interrupt) and
+///    [`complete_read`](Self::complete_read) only after `setup`, never during `run`.
+/// 4. `complete_read` exactly once after each `MmioRead`, `IoRead` or `SysRegRead` exit,
+///    before the next `run`.
+///
+/// A backend must not panic on any guest behaviour: every guest action ends in an exit
+/// reason or an `Err` describing what happened.
+pub trait AxArchVCpu: Sized {
+    /// Architecture-specific parameters for [`new`](Self::new).
+    type CreateConfig;
+    /// Architecture-specific parameters for [`setup`](Self::setup).
+    type SetupConfig;
+    /// The host services this backend uses.
+    type Hal: AxVCpuHal;
+    /// The kick mechanism (an IPI, a signal, ...).
+    type Kicker: VCpuKick;
+
+    /// Creates vCPU `vcpu_id` of VM `vm_id`.
+    fn new(vm_id: usize, vcpu_id: usize, config: Self::CreateConfig) -> VCpuResult<Self>;
+
+    /// Sets the guest-physical address the vCPU starts at.
+    fn set_entry(&mut self, entry: GuestPhysAddr) -> VCpuResult;
+
+    /// Sets the host-physical address of the root of the guest's nested page table (EPT,
+    /// NPT, `hgatp` root, `VTTBR_EL2` base), built in frames of [`Self::Hal`].
+    fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult;
+
+    /// Finishes initialisation once entry and nested page table are known.
+    fn setup(&mut self, config: Self::SetupConfig) -> VCpuResult;
+
+    /// Runs the guest until it does something the hypervisor must handle.
+    fn run(&mut self) -> VCpuResult<AxVCpuExitReason>;
+
+    /// Attaches the vCPU to the calling physical CPU (hosted: the calling thread).
+    fn bind(&mut self) -> VCpuResult;
+
+    /// Detaches the vCPU from the calling physical CPU.
+    fn unbind(&mut self) -> VCpuResult;
+
+    /// Sets general-purpose register `reg`, numbered as the architecture encodes it in
+    /// instructions: x86_64 `0..16` = rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15;
+    /// RISC-V `0..32` = x0..x31 (writes to x0 are ignored); AArch64 `0..31` = x0..x30.
+    /// An out-of-range `reg` is an `InvalidInput` error.
+    fn set_gpr(&mut self, reg: usize, val: usize) -> VCpuResult;
+
+    /// Reads general-purpose register `reg` (numbered as in [`set_gpr`](Self::set_gpr)).
+    fn get_gpr(&self, reg: usize) -> VCpuResult<usize>;
+
+    /// The guest's program counter (`rip`, `sepc`/`pc`, `ELR_EL2`).
+    fn pc(&self) -> usize;
+
+    /// Moves the guest's program counter.
+    fn set_pc(&mut self, pc: usize) -> VCpuResult;
+
+    /// Sets the value a guest sees as the result of its last
+    /// [`Hypercall`](AxVCpuExitReason::Hypercall) (the register is documented there).
+    fn set_return_value(&mut self, val: usize);
+
+    /// Sets the argument a CPU started by [`CpuUp`](AxVCpuExitReason::CpuUp) receives
+    /// (RISC-V `a1`, AArch64 `x0`; x86 has none and ignores it).
+    fn set_boot_arg(&mut self, arg: usize) -> VCpuResult;
+
+    /// Completes the last `MmioRead`, `IoRead` or `SysRegRead` exit with `value`: the backend
+    /// puts it where the guest's instruction expects it, with that instruction's width and
+    /// extension.
+    fn complete_read(&mut self, value: u64) -> VCpuResult;
+
+    /// Takes ownership of interrupt `vector` and delivers it exactly once, as soon as the
+    /// guest can accept it (holding it across runs while the guest masks interrupts).
+    fn inject_interrupt(&mut self, vector: usize) -> VCpuResult;
+
+    /// Checks that `vector` is an interrupt this architecture can inject, before it is
+    /// queued. The default accepts any vector.
+    fn check_interrupt_vector(vector: usize) -> VCpuResult {
+        let _ = vector;
+        Ok(())
+    }
+
+    /// A handle that kicks this vCPU out of `run()` from anywhere.
+    fn kicker(&self) -> Self::Kicker;
+
+    /// Tells the backend the hypervisor changed the nested page table (new mappings, changed
+    /// permissions), so it flushes what it cached of it. The default does nothing.
+    fn nested_page_table_changed(&mut self) -> VCpuResult {
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! The part of a vCPU other CPUs and threads may touch while it runs: its state, its queue
+//! of pending interrupts, and its kick.
+//!
+//! Protocol (all orderings Acquire/Release):
+//! - `inject_interrupt` pushes the vector, wakes a `Blocked` vCPU to `Ready`, and kicks it if
+//!   it is `Running`, so the interrupt reaches the guest without waiting for another exit.
+//! - `kick` sets `exit_requested`, then kicks the backend. `run()` checks the flag before
+//!   entering the guest and again whenever the backend reports `Kicked`; a backend kick
+//!   that finds the flag clear was an injection kick and `run()` re-enters the guest after
+//!   handing over the queue. So a kick is never lost, and only kicks asked for reach the
+//!   hypervisor as `Kicked`.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::state::AtomicState;
+use crate::{AxArchVCpu, VCpuId, VCpuKick, VCpuResult, VCpuState};
+
+pub(crate) struct Shared<K> {
+    pub(crate) id: VCpuId,
+    pub(crate) state: AtomicState,
+    pub(crate) exit_requested: AtomicBool,
+    pending: spin::Mutex<VecDeque<usize>>,
+    /// Length of `pending`, so `run()` skips the lock when nothing is queued.
+    pending_len: AtomicUsize,
+    kicker: K,
+}
+
+impl<K: VCpuKick> Shared<K> {
+    pub(crate) fn new(id: VCpuId, kicker: K) -> Self {
+        Self {
+            id,
+            state: AtomicState::new(VCpuState::Created),
+            exit_requested: AtomicBool::new(false),
+            pending: spin::Mutex::new(VecDeque::new()),
+            pending_len: AtomicUsize::new(0),
+            kicker,
+        }
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending_len.load(Ordering::Acquire) != 0
+    }
+
+    fn push(&self, vector: usize) {
+        let mut q = self.pending.lock();
+        q.push_back(vector);
+        self.pending_len.store(q.len(), Ordering::Release);
+    }
+
+    /// Hands every queued vector to `deliver`, in order. A vector `deliver` refuses goes back
+    /// to the front of the queue, so nothing is lost.
+    pub(crate) fn drain(&self, mut deliver: impl FnMut(usize) -> VCpuResult) -> VCpuResult {
+        if !self.has_pending() {
+            return Ok(());
+        }
+        let mut q = self.pending.lock();
+        let result = loop {
+            let Some(v) = q.pop_front() else { break Ok(()) };
+            if let Err(e) = deliver(v) {
+                q.push_front(v);
+                break Err(e);
+            }
+        };
+        self.pending_len.store(q.len(), Ordering::Release);
+        result
+    }
+
+    pub(crate) fn inject(&self, vector: usize) {
+        self.push(vector);
+        self.state.transition(VCpuState::Blocked, VCpuState::Ready);
+        if self.state.get() == VCpuState::Running {
+            self.kicker.kick();
+        }
+    }
+
+    pub(crate) fn kick(&self) {
+        self.exit_requested.store(true, Ordering::Release);
+        self.kicker.kick();
+    }
+}
+
+/// A cloneable, thread-safe handle to a vCPU: inject interrupts, kick it out of `run()`,
+/// read its state, from any CPU or thread. Get one with
+/// [`AxVCpu::handle`](crate::AxVCpu::handle).
+pub struct VCpuHandle<A: AxArchVCpu> {
+    pub(crate) shared: Arc<Shared<A::Kicker>>,
+    pub(crate) _arch: PhantomData<fn() -> A>,
+}
+
+impl<A: AxArchVCpu> Clone for VCpuHandle<A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            _arch: PhantomData,
+        }
+    }
+}
+
+impl<A: AxArchVCpu> core::fmt::Debug for VCpuHandle<A> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VCpuHandle")
+            .field("id", &self.shared.id)
+            .field("state", &self.shared.state.get())
+            .finish()
+    }
+}
+
+impl<A: AxArchVCpu> VCpuHandle<A> {
+    /// The vCPU's ids.
+    pub fn id(&self) -> VCpuId {
+        self.shared.id
+    }
+
+    /// The vCPU's current state (it may change as soon as this returns).
+    pub fn state(&self) -> VCpuState {
+        self.shared.state.get()
+    }
+
+    /// Queues interrupt `vector` for the guest. It is delivered exactly once: at the next
+    /// guest entry, or at once if the vCPU is running (it is kicked to take it). A `Blocked`
+    /// vCPU becomes `Ready`. Fails only if the architecture cannot inject `vector`.
+    pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
+        A::check_interrupt_vector(vector)?;
+        self.shared.inject(vector);
+        Ok(())
+    }
+
+    /// Makes the vCPU leave `run()` with [`Kicked`](crate::AxVCpuExitReason::Kicked): at once
+    /// if it is running, else at its next `run()`. Several kicks before that `run()` count
+    /// as one.
+    pub fn kick(&self) {
+        self.shared.kick();
+    }
+}
