@@ -1,0 +1,137 @@
+//! What a backend's test harness provides so the scenarios can run on it.
+
+use alloc::boxed::Box;
+
+use axvcpu::{AxArchVCpu, AxVCpu, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuResult};
+
+use crate::contract::GuestProgram;
+
+/// The instruction set a platform runs, used to mark scenarios not applicable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// x86-64 (hosted KVM, bare-metal SVM).
+    X86_64,
+    /// RISC-V 64 with the H extension.
+    Riscv64,
+    /// AArch64 at EL2.
+    Aarch64,
+}
+
+/// Where a test VM's memory is, in guest-physical addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// First guest-physical byte of RAM (mapped read/write/execute).
+    pub ram_base: GuestPhysAddr,
+    /// RAM size in bytes.
+    pub ram_size: usize,
+    /// A 4 KiB page mapped read-only (nested-page-fault scenario).
+    pub ro_page: GuestPhysAddr,
+    /// The start of 4 KiB of guest-physical space nothing maps (MMIO scenarios).
+    pub mmio_base: GuestPhysAddr,
+}
+
+/// Facts about a platform the scenarios need besides guest programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlatformInfo {
+    /// The instruction set.
+    pub isa: Isa,
+    /// A short name for reports ("kvm-x86_64", "riscv64-qemu", ...).
+    pub name: &'static str,
+    /// The interrupt vector `irq-inject`/`irq-queued` inject, as the guest's handler
+    /// reports it (x86: the IDT vector; RISC-V: the `scause` interrupt code; AArch64: the
+    /// INTID).
+    pub irq_vector: usize,
+    /// The system register `sysreg` reads (the guest reads it, the hypervisor traps it).
+    pub sysreg_read: Option<SysRegAddr>,
+    /// The system register `sysreg` writes, if this platform can trap a write.
+    pub sysreg_write: Option<SysRegAddr>,
+    /// How far the program counter moves past a halt instruction (regs scenario).
+    pub halt_insn_len: usize,
+    /// The general-purpose registers `regs` may set and expect back unchanged after a halt
+    /// (x86: 0..16; RISC-V: 1..32; AArch64: 0..31).
+    pub gpr_range: (usize, usize),
+    /// The general-purpose register the `smp` program reads its vCPU id from.
+    pub smp_id_reg: usize,
+    /// Number of random programs `garbage` runs.
+    pub garbage_programs: usize,
+}
+
+/// A piece of work handed to another physical CPU (or thread).
+pub trait Join {
+    /// Waits for the work to finish; `false` if it did not finish normally.
+    fn join(self: Box<Self>) -> bool;
+}
+
+/// A test VM: guest memory, a nested page table, and what is needed to make vCPUs for it.
+/// Shared between CPUs in the `smp` and `cpu-up` scenarios, hence `Send + Sync`.
+pub trait TestVm: Send + Sync + 'static {
+    /// The backend.
+    type Arch: AxArchVCpu;
+
+    /// Where memory is.
+    fn layout(&self) -> Layout;
+
+    /// Where the guest program starts.
+    fn entry(&self) -> GuestPhysAddr;
+
+    /// The nested page table root to give `set_ept_root`.
+    fn ept_root(&self) -> HostPhysAddr;
+
+    /// The backend's create config for vCPU `vcpu_id` of this VM.
+    fn create_config(&self, vcpu_id: usize) -> <Self::Arch as AxArchVCpu>::CreateConfig;
+
+    /// The backend's setup config for vCPU `vcpu_id` of this VM.
+    fn setup_config(&self, vcpu_id: usize) -> <Self::Arch as AxArchVCpu>::SetupConfig;
+
+    /// The VM id handed to `AxVCpu::new`.
+    fn vm_id(&self) -> usize;
+
+    /// A vCPU of this VM starting at `entry`, set up (state `Free`), through
+    /// [`AxVCpu::builder`].
+    fn new_vcpu(&self, vcpu_id: usize, entry: GuestPhysAddr) -> VCpuResult<AxVCpu<Self::Arch>> {
+        AxVCpu::builder(self.vm_id(), vcpu_id, self.create_config(vcpu_id))?
+            .entry(entry)
+            .ept_root(self.ept_root())
+            .setup(self.setup_config(vcpu_id))
+    }
+
+    /// Reads 8 bytes of guest RAM at `gpa` through host memory.
+    fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64>;
+
+    /// Maps the read-only page at `gpa` writable in the nested page table (the hypervisor's
+    /// answer to a `NestedPageFault`). The scenario then calls
+    /// `nested_page_table_changed` on the vCPU.
+    fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult;
+}
+
+/// A backend's test harness: creates VMs running the contract's guest programs.
+pub trait Platform {
+    /// The VM type.
+    type Vm: TestVm;
+
+    /// Facts about the platform.
+    fn info(&self) -> PlatformInfo;
+
+    /// Why `program` cannot run here, or `None` if it can.
+    fn not_applicable(&self, program: GuestProgram) -> Option<&'static str>;
+
+    /// A fresh VM running `program` (see [`GuestProgram`] for what the guest must do).
+    fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<Self::Vm>;
+
+    /// A fresh VM whose entry holds `code` verbatim (the `garbage` scenario's random bytes),
+    /// with the usual layout; the rest of RAM is zero.
+    fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<Self::Vm>;
+
+    /// The number of physical CPUs (threads, hosted) that can run vCPUs at once.
+    fn cpu_count(&self) -> usize;
+
+    /// Runs `job` on physical CPU `cpu` (hosted: a new thread, which counts as another CPU).
+    fn spawn_on_cpu(
+        &self,
+        cpu: usize,
+        job: Box<dyn FnOnce() + Send + 'static>,
+    ) -> VCpuResult<Box<dyn Join>>;
+
+    /// A monotonic clock in nanoseconds, callable from any CPU (jobs use it to wait).
+    fn clock(&self) -> fn() -> u64;
+}
