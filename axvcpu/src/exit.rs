@@ -121,7 +121,7 @@ pub enum AxVCpuExitReason {
     /// is left as the guest set it).
     ///
     /// - **x86_64**: `vmcall`/`vmmcall` on bare metal; on hosted KVM, which keeps
-    ///   `vmcall` for itself, a 4-byte `out` to port [`X86_HYPERCALL_PORT`]. `nr` is `rax`,
+    ///   `vmcall` for itself, `out imm8, eax` to port [`X86_HYPERCALL_PORT`]. `nr` is `rax`,
     ///   `args` are `rdi, rsi, rdx, rcx, r8, r9`; the return value goes to `rax`.
     /// - **RISC-V**: `ecall` with SBI extension id `a7` = [`RISCV_HYPERCALL_EXT`]; `nr` is
     ///   the function id `a6`, `args` are `a0..a5`; the return value goes to `a1` and `a0`
@@ -284,7 +284,7 @@ pub enum AxVCpuExitReason {
 }
 
 /// Hosted x86 (KVM) hypercall port: a 4-byte `out` here is a [`AxVCpuExitReason::Hypercall`].
-pub const X86_HYPERCALL_PORT: u16 = 0x0e90;
+pub const X86_HYPERCALL_PORT: u16 = 0x00f6;
 /// x86 port whose write is reported as [`AxVCpuExitReason::SystemDown`] (the ACPI PM1a
 /// control port of QEMU's PIIX machine type).
 pub const X86_SHUTDOWN_PORT: u16 = 0x0604;

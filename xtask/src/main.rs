@@ -1,1 +1,2 @@
+//! `cargo xtask run` and `cargo xtask test`: see README.md.
 fn main() {}
