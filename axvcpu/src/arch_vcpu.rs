@@ -91,6 +91,11 @@ pub trait AxArchVCpu: Sized {
     /// guest can accept it (holding it across runs while the guest masks interrupts).
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult;
 
+    /// Whether the backend holds an injected interrupt the guest has not taken yet. After a
+    /// [`Halt`](AxVCpuExitReason::Halt) the core reports the vCPU `Ready` rather than
+    /// `Blocked` when this is true, so a hypervisor never sleeps on a wake-up it already has.
+    fn has_pending_interrupt(&self) -> bool;
+
     /// Checks that `vector` is an interrupt this architecture can inject, before it is
     /// queued. The default accepts any vector.
     fn check_interrupt_vector(vector: usize) -> VCpuResult {

@@ -28,7 +28,9 @@ impl VCpuId {
 
     pub(crate) fn new(vm_id: usize, vcpu_id: usize) -> VCpuResult<Self> {
         if vm_id > Self::MAX_ID || vcpu_id > Self::MAX_ID {
-            return Err(VCpuError::invalid_input("vm_id and vcpu_id must fit in 32 bits"));
+            return Err(VCpuError::invalid_input(
+                "vm_id and vcpu_id must fit in 32 bits",
+            ));
         }
         Ok(Self { vm_id, vcpu_id })
     }

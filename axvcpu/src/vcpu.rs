@@ -7,8 +7,8 @@ use core::sync::atomic::Ordering;
 use crate::current::{self, VCpuId};
 use crate::handle::Shared;
 use crate::{
-    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError,
-    VCpuHandle, VCpuResult, VCpuState,
+    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuHandle,
+    VCpuResult, VCpuState,
 };
 
 /// A virtual CPU: an architecture backend `A` driven through the lifecycle of
@@ -136,7 +136,9 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     pub fn set_entry(&mut self, entry: GuestPhysAddr) -> VCpuResult {
         self.expect_created("set_entry: only allowed before setup (state Created)")?;
         if self.entry.is_some() {
-            return Err(VCpuError::bad_state("set_entry: the entry point is already set"));
+            return Err(VCpuError::bad_state(
+                "set_entry: the entry point is already set",
+            ));
         }
         self.arch.set_entry(entry)?;
         self.entry = Some(entry);
@@ -161,10 +163,14 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     pub fn setup(&mut self, config: A::SetupConfig) -> VCpuResult {
         self.expect_created("setup: the vCPU is already set up")?;
         if self.entry.is_none() {
-            return Err(VCpuError::bad_state("setup: set_entry() has not been called"));
+            return Err(VCpuError::bad_state(
+                "setup: set_entry() has not been called",
+            ));
         }
         if self.ept_root.is_none() {
-            return Err(VCpuError::bad_state("setup: set_ept_root() has not been called"));
+            return Err(VCpuError::bad_state(
+                "setup: set_ept_root() has not been called",
+            ));
         }
         match self.arch.setup(config) {
             Ok(()) => {
@@ -234,7 +240,9 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     pub fn run(&mut self) -> VCpuResult<AxVCpuExitReason> {
         self.expect_usable()?;
         if !matches!(self.state(), VCpuState::Ready | VCpuState::Blocked) {
-            return Err(VCpuError::bad_state("run: the vCPU is not bound (call bind() first)"));
+            return Err(VCpuError::bad_state(
+                "run: the vCPU is not bound (call bind() first)",
+            ));
         }
         self.expect_on_bound_cpu("run: the vCPU is not bound (call bind() first)")?;
         if self.read_pending {
@@ -248,8 +256,10 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         match exit {
             Ok(AxVCpuExitReason::Halt) => {
                 shared.state.set(VCpuState::Blocked);
-                if shared.has_pending() {
-                    shared.state.transition(VCpuState::Blocked, VCpuState::Ready);
+                if shared.has_pending() || self.arch.has_pending_interrupt() {
+                    shared
+                        .state
+                        .transition(VCpuState::Blocked, VCpuState::Ready);
                 }
             }
             Ok(reason) => {

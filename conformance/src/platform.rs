@@ -26,7 +26,8 @@ pub struct Layout {
     pub ram_size: usize,
     /// A 4 KiB page mapped read-only (nested-page-fault scenario).
     pub ro_page: GuestPhysAddr,
-    /// The start of 4 KiB of guest-physical space nothing maps (MMIO scenarios).
+    /// The start of 4 KiB of guest-physical space nothing maps (MMIO scenarios). Neither
+    /// this nor `ro_page` may touch the pages just below and above RAM (`isolation`).
     pub mmio_base: GuestPhysAddr,
 }
 
