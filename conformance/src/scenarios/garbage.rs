@@ -19,7 +19,7 @@ const MAX_EXITS: usize = 32;
 /// How long one `run()` may take before the watchdog kicks it.
 const RUN_BUDGET_NS: u64 = 20_000_000;
 /// The seed of program 0; program `i` uses `SEED + i`.
-pub const SEED: u64 = 0x5eed_0f_a11_c0de;
+pub const SEED: u64 = 0x0005_eed0_fa11_c0de;
 
 /// xorshift64*: enough randomness for instruction soup, reproducible from the seed.
 fn random_program(seed: u64) -> Vec<u8> {
