@@ -1,0 +1,428 @@
+//! The lifecycle of `AxVCpu`, as a specification: what each state allows, what the backend
+//! sees, and that every refused call leaves the vCPU as it was.
+
+mod common;
+
+use axvcpu::*;
+use common::*;
+
+fn assert_refused<T: std::fmt::Debug>(v: &AxVCpu<TestArch>, r: VCpuResult<T>, state: VCpuState) {
+    let e = r.expect_err("the call should have been refused");
+    assert!(!e.reason().is_empty());
+    assert_eq!(v.state(), state, "a refused call changed the state ({e})");
+}
+
+/// `refused!(v, v.call(..), state)`: the call fails and `v` stays in `state`.
+macro_rules! refused {
+    ($v:ident, $call:expr, $state:expr) => {{
+        let r = $call;
+        assert_refused(&$v, r, $state)
+    }};
+}
+
+#[test]
+fn a_new_vcpu_is_created_and_knows_its_ids() {
+    let v = AxVCpu::<TestArch>::new(3, 7, false).unwrap();
+    assert_eq!(v.state(), VCpuState::Created);
+    assert_eq!(
+        v.id(),
+        VCpuId {
+            vm_id: 3,
+            vcpu_id: 7
+        }
+    );
+    assert_eq!(v.arch().calls, vec![Call::New(3, 7)]);
+}
+
+#[test]
+fn ids_that_do_not_fit_the_tracking_table_are_refused() {
+    let e = AxVCpu::<TestArch>::new(usize::MAX, 0, false).unwrap_err();
+    assert_eq!(e.kind(), AxErrorKind::InvalidInput);
+}
+
+#[test]
+fn the_backend_sees_the_seed_call_order() {
+    let mut v = ready_vcpu(1, 0);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Nothing);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Nothing);
+    v.unbind().unwrap();
+    assert_eq!(
+        v.arch().calls,
+        vec![
+            Call::New(1, 0),
+            Call::SetEntry(ENTRY),
+            Call::SetEptRoot(ROOT),
+            Call::Setup,
+            Call::Bind,
+            Call::Run,
+            Call::Unbind
+        ]
+    );
+    assert_eq!(v.state(), VCpuState::Free);
+}
+
+#[test]
+fn configuration_needs_entry_and_root_exactly_once_before_setup() {
+    let mut v = AxVCpu::<TestArch>::new(0, 0, false).unwrap();
+    let c = VCpuState::Created;
+    refused!(v, v.setup(()), c);
+    v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
+    refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), c);
+    refused!(v, v.setup(()), c);
+    v.set_ept_root(HostPhysAddr::from(ROOT)).unwrap();
+    refused!(v, v.set_ept_root(HostPhysAddr::from(ROOT)), c);
+    v.setup(()).unwrap();
+    let f = VCpuState::Free;
+    assert_eq!(v.state(), f);
+    refused!(v, v.setup(()), f);
+    refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), f);
+    refused!(v, v.set_ept_root(HostPhysAddr::from(ROOT)), f);
+    assert_eq!(v.arch().count(&Call::Setup), 1);
+}
+
+#[test]
+fn nothing_runs_or_touches_registers_before_setup() {
+    let mut v = AxVCpu::<TestArch>::new(0, 0, false).unwrap();
+    let c = VCpuState::Created;
+    refused!(v, v.bind(), c);
+    refused!(v, v.run(), c);
+    refused!(v, v.unbind(), c);
+    refused!(v, v.set_gpr(0, 1), c);
+    refused!(v, v.get_gpr(0), c);
+    refused!(v, v.pc(), c);
+    refused!(v, v.complete_read(0), c);
+    refused!(v, v.inject_interrupt(32), c);
+    assert_eq!(v.arch().calls, vec![Call::New(0, 0)]);
+}
+
+#[test]
+fn run_needs_bind_and_bind_needs_a_free_vcpu() {
+    let mut v = free_vcpu(0, 0);
+    refused!(v, v.run(), VCpuState::Free);
+    refused!(v, v.unbind(), VCpuState::Free);
+    v.bind().unwrap();
+    refused!(v, v.bind(), VCpuState::Ready);
+    assert_eq!(v.arch().count(&Call::Bind), 1);
+}
+
+#[test]
+fn one_cpu_holds_one_vcpu_and_tracks_it_as_current() {
+    let mut a = free_vcpu(5, 0);
+    let mut b = free_vcpu(5, 1);
+    assert_eq!(current_vcpu::<TestHal>(), None);
+    a.bind().unwrap();
+    assert_eq!(current_vcpu::<TestHal>(), Some(a.id()));
+    let e = b.bind().unwrap_err();
+    assert_eq!(e.kind(), AxErrorKind::ResourceBusy);
+    assert_eq!(b.state(), VCpuState::Free);
+    assert_eq!(
+        b.arch().count(&Call::Bind),
+        0,
+        "the backend must not see a refused bind"
+    );
+    a.unbind().unwrap();
+    assert_eq!(current_vcpu::<TestHal>(), None);
+    b.bind().unwrap();
+    assert_eq!(current_vcpu::<TestHal>(), Some(b.id()));
+    drop(b);
+    assert_eq!(
+        current_vcpu::<TestHal>(),
+        None,
+        "dropping a bound vCPU frees its CPU"
+    );
+}
+
+#[test]
+fn run_and_unbind_are_refused_on_another_cpu() {
+    let v = ready_vcpu(0, 0);
+    let home = TestHal::current_cpu_id();
+    let v = std::thread::spawn(move || {
+        let mut v = v;
+        assert_ne!(TestHal::current_cpu_id(), home);
+        refused!(v, v.run(), VCpuState::Ready);
+        refused!(v, v.unbind(), VCpuState::Ready);
+        v
+    })
+    .join()
+    .unwrap();
+    assert_eq!(v.arch().runs(), 0);
+    assert_eq!(vcpu_on_cpu(home), Some(v.id()));
+}
+
+#[test]
+fn halt_blocks_and_run_resumes_the_guest() {
+    let mut v = ready_vcpu(0, 0);
+    let a = v.arch_mut().unwrap();
+    a.push_exit(AxVCpuExitReason::Halt);
+    a.push_exit(hypercall(1));
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Halt);
+    assert_eq!(v.state(), VCpuState::Blocked);
+    assert_eq!(v.handle().state(), VCpuState::Blocked);
+    assert_eq!(v.run().unwrap(), hypercall(1));
+    assert_eq!(v.state(), VCpuState::Ready);
+}
+
+#[test]
+fn a_blocked_vcpu_is_unbound_to_free() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Halt);
+    v.run().unwrap();
+    v.unbind().unwrap();
+    assert_eq!(v.state(), VCpuState::Free);
+}
+
+#[test]
+fn an_injected_interrupt_wakes_a_blocked_vcpu_and_is_delivered_once() {
+    let mut v = ready_vcpu(0, 0);
+    let a = v.arch_mut().unwrap();
+    a.push_exit(AxVCpuExitReason::Halt);
+    a.push(Step::TakeInterrupt);
+    a.push(Step::TakeInterrupt);
+    v.run().unwrap();
+    assert_eq!(v.state(), VCpuState::Blocked);
+    v.handle().inject_interrupt(0x40).unwrap();
+    assert_eq!(v.state(), VCpuState::Ready);
+    assert_eq!(v.run().unwrap(), hypercall(0x40));
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Halt, "delivered twice");
+    assert_eq!(v.arch().count(&Call::Inject(0x40)), 1);
+}
+
+#[test]
+fn interrupts_queued_while_not_running_reach_the_backend_in_order_on_the_next_run() {
+    let mut v = free_vcpu(0, 0);
+    v.inject_interrupt(33).unwrap();
+    v.handle().inject_interrupt(34).unwrap();
+    v.bind().unwrap();
+    assert_eq!(
+        v.arch().count(&Call::Inject(33)),
+        0,
+        "nothing is delivered before run"
+    );
+    v.arch_mut().unwrap().push(Step::TakeInterrupt);
+    assert_eq!(v.run().unwrap(), hypercall(33));
+    let injects: Vec<_> = v
+        .arch()
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::Inject(_)))
+        .cloned()
+        .collect();
+    assert_eq!(injects, vec![Call::Inject(33), Call::Inject(34)]);
+    v.arch_mut().unwrap().push(Step::TakeInterrupt);
+    v.arch_mut().unwrap().push(Step::TakeInterrupt);
+    assert_eq!(v.run().unwrap(), hypercall(34));
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Halt);
+    assert_eq!(
+        v.arch().count(&Call::Inject(33)) + v.arch().count(&Call::Inject(34)),
+        2
+    );
+}
+
+#[test]
+fn a_halt_with_an_interrupt_held_by_the_backend_stays_ready() {
+    let mut v = ready_vcpu(0, 0);
+    v.inject_interrupt(50).unwrap();
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Halt);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Halt);
+    assert_eq!(v.state(), VCpuState::Ready);
+}
+
+#[test]
+fn a_vector_the_architecture_cannot_inject_is_refused_before_queueing() {
+    let mut v = ready_vcpu(0, 0);
+    assert_eq!(
+        v.inject_interrupt(256).unwrap_err().kind(),
+        AxErrorKind::InvalidInput
+    );
+    assert!(v.handle().inject_interrupt(1000).is_err());
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Nothing);
+    v.run().unwrap();
+    assert!(!v.arch().calls.iter().any(|c| matches!(c, Call::Inject(_))));
+}
+
+#[test]
+fn a_kick_before_run_returns_kicked_without_entering_the_guest() {
+    let mut v = ready_vcpu(0, 0);
+    let h = v.handle();
+    h.kick();
+    h.kick();
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Kicked);
+    assert_eq!(v.state(), VCpuState::Ready);
+    // Several kicks before one run count as one; the backend's own sticky flag is absorbed.
+    v.arch_mut().unwrap().push_exit(hypercall(9));
+    assert_eq!(v.run().unwrap(), hypercall(9));
+}
+
+#[test]
+fn an_injection_kick_is_absorbed_and_the_guest_reentered() {
+    let mut v = ready_vcpu(0, 0);
+    // The backend reports Kicked although no one asked the vCPU to exit (an injection kick).
+    v.arch()
+        .kicked
+        .0
+        .store(true, std::sync::atomic::Ordering::Release);
+    v.arch_mut().unwrap().push_exit(hypercall(2));
+    assert_eq!(v.run().unwrap(), hypercall(2));
+    assert_eq!(v.arch().runs(), 2);
+}
+
+#[test]
+fn a_read_exit_must_be_completed_exactly_once_before_the_next_run() {
+    let mut v = ready_vcpu(0, 0);
+    refused!(v, v.complete_read(1), VCpuState::Ready);
+    let read = AxVCpuExitReason::MmioRead {
+        addr: GuestPhysAddr::from(0x1000usize),
+        width: AccessWidth::Dword,
+        reg: Some(5),
+        reg_width: AccessWidth::Qword,
+        signed_ext: false,
+    };
+    let a = v.arch_mut().unwrap();
+    a.push_exit(read);
+    a.push_exit(AxVCpuExitReason::IoRead {
+        port: Port(0x60),
+        width: AccessWidth::Byte,
+    });
+    a.push_exit(AxVCpuExitReason::SysRegRead {
+        addr: SysRegAddr(0x10),
+        reg: 0,
+    });
+    a.push_exit(AxVCpuExitReason::Nothing);
+    for value in [7, 8, 9] {
+        v.run().unwrap();
+        refused!(v, v.run(), VCpuState::Ready);
+        v.complete_read(value).unwrap();
+        refused!(v, v.complete_read(value), VCpuState::Ready);
+    }
+    v.run().unwrap();
+    let completions: Vec<_> = v
+        .arch()
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::CompleteRead(_)))
+        .cloned()
+        .collect();
+    assert_eq!(
+        completions,
+        vec![
+            Call::CompleteRead(7),
+            Call::CompleteRead(8),
+            Call::CompleteRead(9)
+        ]
+    );
+}
+
+#[test]
+fn a_backend_error_in_run_makes_the_vcpu_invalid_and_frees_nothing_twice() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut().unwrap().push(Step::Fail);
+    assert!(v.run().is_err());
+    let i = VCpuState::Invalid;
+    assert_eq!(v.state(), i);
+    refused!(v, v.run(), i);
+    refused!(v, v.unbind(), i);
+    refused!(v, v.set_gpr(0, 0), i);
+    assert!(v.arch_mut().is_err());
+    let cpu = TestHal::current_cpu_id();
+    assert_eq!(vcpu_on_cpu(cpu), Some(v.id()));
+    drop(v);
+    assert_eq!(vcpu_on_cpu(cpu), None);
+}
+
+#[test]
+fn a_backend_error_in_setup_makes_the_vcpu_invalid() {
+    let mut v = AxVCpu::<TestArch>::new(0, 0, true).unwrap();
+    v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
+    v.set_ept_root(HostPhysAddr::from(ROOT)).unwrap();
+    assert!(v.setup(()).is_err());
+    assert_eq!(v.state(), VCpuState::Invalid);
+    refused!(v, v.bind(), VCpuState::Invalid);
+}
+
+#[test]
+fn registers_pass_through_to_the_backend_and_bad_numbers_are_errors() {
+    let mut v = free_vcpu(0, 0);
+    v.set_gpr(3, 0xabc).unwrap();
+    assert_eq!(v.get_gpr(3).unwrap(), 0xabc);
+    assert_eq!(
+        v.set_gpr(99, 1).unwrap_err().kind(),
+        AxErrorKind::InvalidInput
+    );
+    assert_eq!(v.pc().unwrap(), ENTRY);
+    v.set_pc(0x1234).unwrap();
+    assert_eq!(v.pc().unwrap(), 0x1234);
+    v.set_return_value(77).unwrap();
+    assert_eq!(v.arch().count(&Call::SetReturn(77)), 1);
+}
+
+#[test]
+fn an_interrupt_injected_into_a_running_vcpu_kicks_it_and_is_delivered_in_the_same_run() {
+    let mut v = ready_vcpu(0, 0);
+    let h = v.handle();
+    let a = v.arch_mut().unwrap();
+    a.push(Step::WaitForKick);
+    a.push(Step::TakeInterrupt);
+    let exit = std::thread::scope(|s| {
+        s.spawn(|| {
+            while h.state() != VCpuState::Running {
+                std::thread::yield_now();
+            }
+            h.inject_interrupt(40).unwrap();
+        });
+        v.run().unwrap()
+    });
+    assert_eq!(
+        exit,
+        hypercall(40),
+        "the kick was not absorbed or the vector not handed over"
+    );
+    assert_eq!(v.arch().count(&Call::Inject(40)), 1);
+}
+
+#[test]
+fn a_kick_from_another_thread_makes_run_return_kicked() {
+    let mut v = ready_vcpu(0, 0);
+    let h = v.handle();
+    v.arch_mut().unwrap().push(Step::WaitForKick);
+    let exit = std::thread::scope(|s| {
+        s.spawn(|| {
+            while h.state() != VCpuState::Running {
+                std::thread::yield_now();
+            }
+            h.kick();
+        });
+        v.run().unwrap()
+    });
+    assert_eq!(exit, AxVCpuExitReason::Kicked);
+}
+
+#[test]
+fn per_cpu_state_refuses_double_enable_and_disables_on_drop() {
+    let mut p = AxPerCpu::<LoggedPerCpu>::new(1001).unwrap();
+    assert!(!p.is_enabled());
+    assert!(p.hardware_disable().is_err());
+    p.hardware_enable().unwrap();
+    assert!(p.is_enabled());
+    assert_eq!(
+        p.hardware_enable().unwrap_err().kind(),
+        AxErrorKind::BadState
+    );
+    drop(p);
+    let log: Vec<_> = percpu_log()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(c, _)| *c == 1001)
+        .map(|(_, w)| *w)
+        .collect();
+    assert_eq!(log, vec!["enable", "disable"]);
+}
+
+#[test]
+fn errors_say_why_and_convert_to_axerror() {
+    let mut v = free_vcpu(0, 0);
+    let e = v.run().unwrap_err();
+    assert!(e.to_string().contains("bind"), "{e}");
+    let ax: AxError = e.into();
+    assert_eq!(ax, AxError::BadState);
+}
