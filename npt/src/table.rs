@@ -1,0 +1,725 @@
+//! The table itself: building, changing, walking and freeing it.
+//!
+//! # Memory-safety invariant
+//!
+//! Every table address this module reads or writes through [`read`], [`write`] and [`zero`]
+//! is a page-table frame (or, for the root, frame group) of a live table, reachable by
+//! `H::phys_to_virt`, and every index is below that table's entry count. For a
+//! [`NestedPageTable`] this holds because it allocates every frame itself, reaches frames only
+//! through entries it wrote, and frees them only when it unlinks them (or in `Drop`). For an
+//! [`NptView`] the caller of the `unsafe` [`NptView::from_root`] promises it.
+
+use core::{
+    fmt,
+    marker::PhantomData,
+    ptr,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use axvcpu::{AxErrorKind, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
+
+use crate::format::{level_size, PagingFormat, Pte};
+use crate::{MapFlags, Mapping};
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("axvcpu-npt needs 64-bit addresses");
+
+const FRAME_SIZE: usize = 4096;
+const ENTRIES_PER_FRAME: usize = 512;
+/// The most levels any format has.
+const MAX_LEVELS: usize = 4;
+
+// ---------------------------------------------------------------------------------------------
+// Raw entry access (see the module invariant).
+
+fn entry_ptr<H: AxVCpuHal>(table: HostPhysAddr, index: usize) -> *mut u64 {
+    ptr::with_exposed_provenance_mut::<u64>(H::phys_to_virt(table).as_usize()).wrapping_add(index)
+}
+
+/// Reads entry `index` of the table at `table`.
+fn read<H: AxVCpuHal>(table: HostPhysAddr, index: usize) -> u64 {
+    let p = entry_ptr::<H>(table, index);
+    // SAFETY: by the module invariant `p` points into a live, 8-byte aligned table frame the
+    // host can reach; entries are only ever accessed atomically once the frame is linked.
+    unsafe { AtomicU64::from_ptr(p) }.load(Ordering::Acquire)
+}
+
+/// Writes entry `index` of the table at `table` with one atomic 64-bit store, so a hardware
+/// walker never sees half an entry.
+fn write<H: AxVCpuHal>(table: HostPhysAddr, index: usize, value: u64) {
+    let p = entry_ptr::<H>(table, index);
+    // SAFETY: as in `read`; we hold `&mut` on the table, so no other software writer exists.
+    unsafe { AtomicU64::from_ptr(p) }.store(value, Ordering::Release);
+}
+
+/// Zeroes `frames` frames at `table`, which was just allocated and is not linked yet.
+fn zero<H: AxVCpuHal>(table: HostPhysAddr, frames: usize) {
+    let p = entry_ptr::<H>(table, 0);
+    // SAFETY: the HAL just gave us these `frames` frames; nothing else refers to them.
+    unsafe { ptr::write_bytes(p, 0, frames * ENTRIES_PER_FRAME) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Geometry.
+
+fn top<F: PagingFormat>() -> usize {
+    F::LEVELS - 1
+}
+
+fn entries<F: PagingFormat>(level: usize) -> usize {
+    if level == top::<F>() {
+        ENTRIES_PER_FRAME * F::ROOT_FRAMES
+    } else {
+        ENTRIES_PER_FRAME
+    }
+}
+
+fn index<F: PagingFormat>(level: usize, gpa: usize) -> usize {
+    (gpa >> (12 + 9 * level)) & (entries::<F>(level) - 1)
+}
+
+fn gpa_limit<F: PagingFormat>() -> usize {
+    1 << F::GPA_BITS
+}
+
+fn pa_limit<F: PagingFormat>() -> usize {
+    1 << F::PA_BITS
+}
+
+/// Calls `f(index, start, end)` for each entry of a table at `level` that `[start, end)`
+/// touches, with the part of the range that entry covers.
+fn for_each_entry<F: PagingFormat, E>(
+    level: usize,
+    start: usize,
+    end: usize,
+    mut f: impl FnMut(usize, usize, usize) -> Result<(), E>,
+) -> Result<(), E> {
+    let size = level_size(level);
+    let mut addr = start;
+    while addr < end {
+        let next = ((addr & !(size - 1)) + size).min(end);
+        f(index::<F>(level, addr), addr, next)?;
+        addr = next;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks.
+
+fn check_gpa_range<F: PagingFormat>(gpa: GuestPhysAddr, size: usize) -> VCpuResult<(usize, usize)> {
+    let start = gpa.as_usize();
+    if size == 0 {
+        return Err(VCpuError::invalid_input("size is zero"));
+    }
+    if start % FRAME_SIZE != 0 {
+        return Err(
+            VCpuError::invalid_input("guest-physical address is not 4 KiB aligned")
+                .with_value(start as u64),
+        );
+    }
+    if size % FRAME_SIZE != 0 {
+        return Err(
+            VCpuError::invalid_input("size is not a multiple of 4 KiB").with_value(size as u64)
+        );
+    }
+    match start.checked_add(size) {
+        Some(end) if end <= gpa_limit::<F>() => Ok((start, end)),
+        _ => Err(VCpuError::invalid_input(
+            "guest-physical range goes beyond the address width of the table format",
+        )
+        .with_value(start as u64)),
+    }
+}
+
+fn check_hpa_range<F: PagingFormat>(hpa: HostPhysAddr, size: usize) -> VCpuResult {
+    let start = hpa.as_usize();
+    if start % FRAME_SIZE != 0 {
+        return Err(
+            VCpuError::invalid_input("host-physical address is not 4 KiB aligned")
+                .with_value(start as u64),
+        );
+    }
+    match start.checked_add(size) {
+        Some(end) if end <= pa_limit::<F>() => Ok(()),
+        _ => Err(VCpuError::invalid_input(
+            "host-physical range goes beyond what the table format's entries can hold",
+        )
+        .with_value(start as u64)),
+    }
+}
+
+fn no_memory() -> VCpuError {
+    VCpuError::new(
+        AxErrorKind::NoMemory,
+        "the HAL has no frame left for a page table",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-only walks, shared by `NestedPageTable` and `NptView`.
+
+fn query_in<H: AxVCpuHal, F: PagingFormat>(
+    root: HostPhysAddr,
+    gpa: GuestPhysAddr,
+) -> Option<(HostPhysAddr, MapFlags, usize)> {
+    let gpa = gpa.as_usize();
+    if gpa >= gpa_limit::<F>() {
+        return None;
+    }
+    let mut table = root;
+    let mut level = top::<F>();
+    loop {
+        match F::decode(level, read::<H>(table, index::<F>(level, gpa))) {
+            Pte::Leaf(hpa, flags) => {
+                let size = level_size(level);
+                return Some((hpa + (gpa & (size - 1)), flags, size));
+            }
+            Pte::Table(next) if level > 0 => {
+                table = next;
+                level -= 1;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Every leaf in GPA order (depth-first walk with an explicit stack).
+struct Leaves<H, F> {
+    /// `(table, next index, GPA the table starts at)` for the tables being walked; entry `d`
+    /// is a table at level `LEVELS - 1 - d`.
+    stack: [(HostPhysAddr, usize, usize); MAX_LEVELS],
+    depth: usize,
+    _marker: PhantomData<fn() -> (H, F)>,
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> Leaves<H, F> {
+    fn new(root: HostPhysAddr) -> Self {
+        let mut stack = [(HostPhysAddr::from(0), 0, 0); MAX_LEVELS];
+        stack[0] = (root, 0, 0);
+        Self {
+            stack,
+            depth: if F::LEVELS <= MAX_LEVELS { 1 } else { 0 },
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> Iterator for Leaves<H, F> {
+    type Item = Mapping;
+
+    fn next(&mut self) -> Option<Mapping> {
+        while self.depth > 0 {
+            let d = self.depth - 1;
+            let level = top::<F>() - d;
+            let (table, idx, base) = self.stack[d];
+            if idx >= entries::<F>(level) {
+                self.depth -= 1;
+                continue;
+            }
+            self.stack[d].1 += 1;
+            let size = level_size(level);
+            let gpa = base + idx * size;
+            match F::decode(level, read::<H>(table, idx)) {
+                Pte::Leaf(hpa, flags) => {
+                    return Some(Mapping {
+                        gpa: GuestPhysAddr::from(gpa),
+                        hpa,
+                        size,
+                        flags,
+                    })
+                }
+                Pte::Table(next) if level > 0 && self.depth < MAX_LEVELS => {
+                    self.stack[self.depth] = (next, 0, gpa);
+                    self.depth += 1;
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The mappings of a table in GPA order, with adjacent leaves of contiguous host addresses
+/// and equal flags merged. Returned by [`NestedPageTable::mappings`] and
+/// [`NptView::mappings`].
+pub struct Mappings<'a, H, F> {
+    leaves: Leaves<H, F>,
+    pending: Option<Mapping>,
+    _borrow: PhantomData<&'a ()>,
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> Iterator for Mappings<'_, H, F> {
+    type Item = Mapping;
+
+    fn next(&mut self) -> Option<Mapping> {
+        for leaf in self.leaves.by_ref() {
+            match &mut self.pending {
+                Some(p)
+                    if p.gpa.as_usize() + p.size == leaf.gpa.as_usize()
+                        && p.hpa.as_usize() + p.size == leaf.hpa.as_usize()
+                        && p.flags == leaf.flags =>
+                {
+                    p.size += leaf.size;
+                }
+                pending => {
+                    if let Some(done) = pending.replace(leaf) {
+                        return Some(done);
+                    }
+                }
+            }
+        }
+        self.pending.take()
+    }
+}
+
+impl<H, F: PagingFormat> fmt::Debug for Mappings<'_, H, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mappings")
+            .field("format", &F::NAME)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mappings_in<'a, H: AxVCpuHal, F: PagingFormat>(root: HostPhysAddr) -> Mappings<'a, H, F> {
+    Mappings {
+        leaves: Leaves::new(root),
+        pending: None,
+        _borrow: PhantomData,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The owned table.
+
+/// A nested page table of format `F` built in frames of `H`: it owns its table frames (not
+/// the memory it maps) and frees them when dropped.
+///
+/// All changes are all-or-nothing: when a call returns `Err`, every guest-physical address
+/// translates as before (some empty or split tables may remain; they change nothing).
+///
+/// Changing a table a running vCPU uses: new mappings may be added at any time; after
+/// [`unmap`](Self::unmap) or [`protect`](Self::protect), tell each vCPU using the table
+/// ([`AxVCpu::nested_page_table_changed`](axvcpu::AxVCpu::nested_page_table_changed)) so its
+/// backend flushes the TLBs, before reusing the unmapped memory. Splitting a large leaf
+/// while a vCPU runs on it is not break-before-make; on Arm, pause the vCPUs first.
+pub struct NestedPageTable<H: AxVCpuHal, F: PagingFormat> {
+    root: HostPhysAddr,
+    _marker: PhantomData<fn() -> (H, F)>,
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> NestedPageTable<H, F> {
+    /// Creates an empty table, allocating its root (one frame, or for the RISC-V formats 4
+    /// contiguous frames aligned to 16 KiB through `H::alloc_contiguous_frames`).
+    pub fn new() -> VCpuResult<Self> {
+        let root = if F::ROOT_FRAMES == 1 {
+            Self::alloc_table()?
+        } else {
+            let n = F::ROOT_FRAMES;
+            let root = H::alloc_contiguous_frames(n, n).ok_or(VCpuError::new(
+                AxErrorKind::NoMemory,
+                "the HAL could not allocate the 4 contiguous, 16 KiB-aligned frames of a \
+                 RISC-V G-stage root (does it implement alloc_contiguous_frames?)",
+            ))?;
+            let bytes = n * FRAME_SIZE;
+            if root.as_usize() % bytes != 0
+                || root
+                    .as_usize()
+                    .checked_add(bytes)
+                    .is_none_or(|e| e > pa_limit::<F>())
+            {
+                H::dealloc_contiguous_frames(root, n);
+                return Err(VCpuError::new(
+                    AxErrorKind::BadAddress,
+                    "the HAL returned a root misaligned or beyond the format's physical-address width",
+                )
+                .with_value(root.as_usize() as u64));
+            }
+            zero::<H>(root, n);
+            root
+        };
+        Ok(Self {
+            root,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Walks the table rooted at `root` without owning it: see [`NptView::from_root`], whose
+    /// safety contract applies.
+    ///
+    /// # Safety
+    /// As for [`NptView::from_root`].
+    pub unsafe fn from_root(root: HostPhysAddr) -> VCpuResult<NptView<H, F>> {
+        // SAFETY: the caller upholds `NptView::from_root`'s contract.
+        unsafe { NptView::from_root(root) }
+    }
+
+    /// The host-physical address of the root: what
+    /// [`AxArchVCpu::set_ept_root`](axvcpu::AxArchVCpu::set_ept_root) takes.
+    pub fn root_paddr(&self) -> HostPhysAddr {
+        self.root
+    }
+
+    /// Maps `[gpa, gpa + size)` to `[hpa, hpa + size)` with `flags`.
+    ///
+    /// Uses 2 MiB and 1 GiB leaves wherever both addresses are aligned to, and the range
+    /// covers, a whole leaf; 4 KiB pages elsewhere.
+    ///
+    /// # Errors
+    /// * `InvalidInput`: `size` is zero or not a multiple of 4 KiB, an address is not 4 KiB
+    ///   aligned, the guest range exceeds [`F::GPA_BITS`](PagingFormat::GPA_BITS) or the host
+    ///   range exceeds [`F::PA_BITS`](PagingFormat::PA_BITS), `flags` is empty or has unknown
+    ///   bits.
+    /// * `Unsupported`: the format cannot express `flags` (see [`PagingFormat::check_flags`]).
+    /// * `AlreadyExists`: part of the guest range is mapped already (the value is the first
+    ///   such address).
+    /// * `NoMemory`: the HAL ran out of frames (nothing is mapped then).
+    pub fn map(
+        &mut self,
+        gpa: GuestPhysAddr,
+        hpa: HostPhysAddr,
+        size: usize,
+        flags: MapFlags,
+    ) -> VCpuResult {
+        let (start, end) = check_gpa_range::<F>(gpa, size)?;
+        check_hpa_range::<F>(hpa, size)?;
+        F::check_flags(flags)?;
+        if let Some(at) = self.find(start, end, false) {
+            return Err(VCpuError::new(
+                AxErrorKind::AlreadyExists,
+                "map: part of the guest-physical range is already mapped",
+            )
+            .with_value(at as u64));
+        }
+        let delta = hpa.as_usize().wrapping_sub(start);
+        if let Err(e) = self.map_in(self.root, top::<F>(), start, end, delta, flags) {
+            // The range was empty before: clearing it restores the table.
+            self.clear_in(self.root, top::<F>(), start, end);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Unmaps `[gpa, gpa + size)`, splitting large leaves that straddle its ends, and frees
+    /// the tables it leaves empty.
+    ///
+    /// # Errors
+    /// * `InvalidInput`: as for [`map`](Self::map).
+    /// * `NotFound`: part of the range is not mapped (the value is the first such address);
+    ///   nothing is unmapped then.
+    /// * `NoMemory`: splitting a large leaf needed a frame the HAL did not have.
+    pub fn unmap(&mut self, gpa: GuestPhysAddr, size: usize) -> VCpuResult {
+        let (start, end) =
+            self.prepare_change(gpa, size, "unmap: part of the range is not mapped")?;
+        self.clear_in(self.root, top::<F>(), start, end);
+        Ok(())
+    }
+
+    /// Changes the permissions of every mapping in `[gpa, gpa + size)` to `flags`, keeping
+    /// their host addresses, and splitting large leaves that straddle the range's ends.
+    ///
+    /// # Errors
+    /// As for [`unmap`](Self::unmap), plus `InvalidInput`/`Unsupported` for `flags` as for
+    /// [`map`](Self::map).
+    pub fn protect(&mut self, gpa: GuestPhysAddr, size: usize, flags: MapFlags) -> VCpuResult {
+        F::check_flags(flags)?;
+        let (start, end) =
+            self.prepare_change(gpa, size, "protect: part of the range is not mapped")?;
+        self.protect_in(self.root, top::<F>(), start, end, flags);
+        Ok(())
+    }
+
+    /// What `gpa` translates to: the host-physical address (`gpa`'s offset in its leaf
+    /// included), the permissions, and the size of the leaf. `None` when unmapped.
+    pub fn query(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, MapFlags, usize)> {
+        query_in::<H, F>(self.root, gpa)
+    }
+
+    /// Every mapping in GPA order; adjacent leaves whose host addresses are contiguous and
+    /// whose flags are equal come merged into one [`Mapping`].
+    pub fn mappings(&self) -> Mappings<'_, H, F> {
+        mappings_in(self.root)
+    }
+
+    // -- internals ----------------------------------------------------------------------
+
+    fn alloc_table() -> VCpuResult<HostPhysAddr> {
+        let frame = H::alloc_frame().ok_or_else(no_memory)?;
+        let pa = frame.as_usize();
+        if pa % FRAME_SIZE != 0
+            || pa
+                .checked_add(FRAME_SIZE)
+                .is_none_or(|e| e > pa_limit::<F>())
+        {
+            H::dealloc_frame(frame);
+            return Err(VCpuError::new(
+                AxErrorKind::BadAddress,
+                "the HAL returned a frame misaligned or beyond the format's physical-address width",
+            )
+            .with_value(pa as u64));
+        }
+        zero::<H>(frame, 1);
+        Ok(frame)
+    }
+
+    /// Checks the range and that all of it is mapped, then splits the large leaves that
+    /// straddle its ends. Leaves translation unchanged on error.
+    fn prepare_change(
+        &mut self,
+        gpa: GuestPhysAddr,
+        size: usize,
+        unmapped: &'static str,
+    ) -> VCpuResult<(usize, usize)> {
+        let (start, end) = check_gpa_range::<F>(gpa, size)?;
+        if let Some(at) = self.find(start, end, true) {
+            return Err(VCpuError::new(AxErrorKind::NotFound, unmapped).with_value(at as u64));
+        }
+        self.split_at(start)?;
+        self.split_at(end)?;
+        Ok((start, end))
+    }
+
+    /// The first address in `[start, end)` that is mapped (`want_mapped == false`) or
+    /// unmapped (`want_mapped == true`).
+    fn find(&self, start: usize, end: usize, want_mapped: bool) -> Option<usize> {
+        fn walk<H: AxVCpuHal, F: PagingFormat>(
+            table: HostPhysAddr,
+            level: usize,
+            start: usize,
+            end: usize,
+            want_mapped: bool,
+        ) -> Result<(), usize> {
+            for_each_entry::<F, usize>(level, start, end, |idx, s, e| {
+                match F::decode(level, read::<H>(table, idx)) {
+                    Pte::Leaf(..) if !want_mapped => Err(s),
+                    Pte::Leaf(..) => Ok(()),
+                    Pte::Table(next) if level > 0 => {
+                        walk::<H, F>(next, level - 1, s, e, want_mapped)
+                    }
+                    _ if want_mapped => Err(s),
+                    _ => Ok(()),
+                }
+            })
+        }
+        walk::<H, F>(self.root, top::<F>(), start, end, want_mapped).err()
+    }
+
+    /// Maps `[start, end)` (known to be unmapped) in the table at `level`, the host address
+    /// of each guest address `g` being `g + delta`.
+    fn map_in(
+        &mut self,
+        table: HostPhysAddr,
+        level: usize,
+        start: usize,
+        end: usize,
+        delta: usize,
+        flags: MapFlags,
+    ) -> VCpuResult {
+        let size = level_size(level);
+        for_each_entry::<F, VCpuError>(level, start, end, |idx, s, e| {
+            let hpa = s.wrapping_add(delta);
+            let whole = s % size == 0 && e - s == size;
+            match F::decode(level, read::<H>(table, idx)) {
+                Pte::Empty if whole && level <= F::MAX_LEAF_LEVEL && hpa % size == 0 => {
+                    write::<H>(
+                        table,
+                        idx,
+                        F::leaf_entry(level, HostPhysAddr::from(hpa), flags),
+                    );
+                    Ok(())
+                }
+                Pte::Empty if level > 0 => {
+                    let next = Self::alloc_table()?;
+                    write::<H>(table, idx, F::table_entry(next));
+                    self.map_in(next, level - 1, s, e, delta, flags)
+                }
+                Pte::Table(next) if level > 0 => self.map_in(next, level - 1, s, e, delta, flags),
+                _ => Err(
+                    VCpuError::bad_state("map: met a mapping the range check missed")
+                        .with_value(s as u64),
+                ),
+            }
+        })
+    }
+
+    /// Makes sure no leaf straddles `addr`: splits each large leaf containing `addr` (but not
+    /// starting there) into a table of 512 smaller leaves, down to where `addr` is a leaf
+    /// boundary. Translation is unchanged whatever happens.
+    fn split_at(&mut self, addr: usize) -> VCpuResult {
+        if addr >= gpa_limit::<F>() {
+            return Ok(());
+        }
+        let mut table = self.root;
+        let mut level = top::<F>();
+        loop {
+            let idx = index::<F>(level, addr);
+            match F::decode(level, read::<H>(table, idx)) {
+                Pte::Table(next) if level > 0 => table = next,
+                Pte::Leaf(hpa, flags) if level > 0 && addr % level_size(level) != 0 => {
+                    let next = Self::alloc_table()?;
+                    let sub = level_size(level - 1);
+                    for i in 0..ENTRIES_PER_FRAME {
+                        let e = F::leaf_entry(level - 1, hpa + i * sub, flags);
+                        write::<H>(next, i, e);
+                    }
+                    write::<H>(table, idx, F::table_entry(next));
+                    table = next;
+                }
+                _ => return Ok(()),
+            }
+            level -= 1;
+        }
+    }
+
+    /// Removes every leaf inside `[start, end)` and frees the tables that become empty.
+    fn clear_in(&mut self, table: HostPhysAddr, level: usize, start: usize, end: usize) {
+        let size = level_size(level);
+        let _ = for_each_entry::<F, ()>(level, start, end, |idx, s, e| {
+            let whole = s % size == 0 && e - s == size;
+            match F::decode(level, read::<H>(table, idx)) {
+                Pte::Leaf(..) if whole => write::<H>(table, idx, 0),
+                Pte::Table(next) if level > 0 => {
+                    self.clear_in(next, level - 1, s, e);
+                    if (0..ENTRIES_PER_FRAME).all(|i| read::<H>(next, i) == 0) {
+                        // Unlink before freeing.
+                        write::<H>(table, idx, 0);
+                        H::dealloc_frame(next);
+                    }
+                }
+                // A leaf straddling the range's ends cannot be here (split_at ran first).
+                _ => {}
+            }
+            Ok(())
+        });
+    }
+
+    /// Rewrites every leaf inside `[start, end)` with `flags`.
+    fn protect_in(
+        &mut self,
+        table: HostPhysAddr,
+        level: usize,
+        start: usize,
+        end: usize,
+        flags: MapFlags,
+    ) {
+        let size = level_size(level);
+        let _ = for_each_entry::<F, ()>(level, start, end, |idx, s, e| {
+            let whole = s % size == 0 && e - s == size;
+            match F::decode(level, read::<H>(table, idx)) {
+                Pte::Leaf(hpa, _) if whole => {
+                    write::<H>(table, idx, F::leaf_entry(level, hpa, flags))
+                }
+                Pte::Table(next) if level > 0 => self.protect_in(next, level - 1, s, e, flags),
+                _ => {}
+            }
+            Ok(())
+        });
+    }
+
+    /// Frees every table below the table at `level`.
+    fn free_below(table: HostPhysAddr, level: usize) {
+        if level == 0 {
+            return;
+        }
+        for idx in 0..entries::<F>(level) {
+            if let Pte::Table(next) = F::decode(level, read::<H>(table, idx)) {
+                Self::free_below(next, level - 1);
+                H::dealloc_frame(next);
+            }
+        }
+    }
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> Drop for NestedPageTable<H, F> {
+    /// Frees every table frame, the root included (not the memory the table maps).
+    fn drop(&mut self) {
+        Self::free_below(self.root, top::<F>());
+        if F::ROOT_FRAMES == 1 {
+            H::dealloc_frame(self.root);
+        } else {
+            H::dealloc_contiguous_frames(self.root, F::ROOT_FRAMES);
+        }
+    }
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> fmt::Debug for NestedPageTable<H, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NestedPageTable")
+            .field("format", &F::NAME)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The borrowed view.
+
+/// A read-only view of a nested page table known only by its root, e.g. the address a
+/// backend received in [`set_ept_root`](axvcpu::AxArchVCpu::set_ept_root).
+pub struct NptView<H: AxVCpuHal, F: PagingFormat> {
+    root: HostPhysAddr,
+    _marker: PhantomData<fn() -> (H, F)>,
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> NptView<H, F> {
+    /// A view of the table whose root is at `root`.
+    ///
+    /// # Errors
+    /// `InvalidInput` when `root` is zero, not aligned to the root's size, or beyond the
+    /// format's physical-address width.
+    ///
+    /// # Safety
+    /// For as long as the view (or an iterator it returned) is used, `root` must be the
+    /// [`root_paddr`](NestedPageTable::root_paddr) of a live `NestedPageTable<H, F>` (same HAL,
+    /// same format), so every frame it reaches is a table frame that `H::phys_to_virt`
+    /// maps. The table may change between calls on the view, but not during one (a
+    /// `mappings()` iteration counts as one call): a concurrent change could free a frame
+    /// the walk is reading.
+    pub unsafe fn from_root(root: HostPhysAddr) -> VCpuResult<Self> {
+        let r = root.as_usize();
+        let bytes = F::ROOT_FRAMES * FRAME_SIZE;
+        if r == 0 || r % bytes != 0 || r.checked_add(bytes).is_none_or(|e| e > pa_limit::<F>()) {
+            return Err(VCpuError::invalid_input(
+                "nested page table root is zero, misaligned for its format, or out of range",
+            )
+            .with_value(r as u64));
+        }
+        Ok(Self {
+            root,
+            _marker: PhantomData,
+        })
+    }
+
+    /// The root this view walks.
+    pub fn root_paddr(&self) -> HostPhysAddr {
+        self.root
+    }
+
+    /// As [`NestedPageTable::query`].
+    pub fn query(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, MapFlags, usize)> {
+        query_in::<H, F>(self.root, gpa)
+    }
+
+    /// As [`NestedPageTable::mappings`].
+    pub fn mappings(&self) -> Mappings<'_, H, F> {
+        mappings_in(self.root)
+    }
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> Clone for NptView<H, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<H: AxVCpuHal, F: PagingFormat> Copy for NptView<H, F> {}
+
+impl<H: AxVCpuHal, F: PagingFormat> fmt::Debug for NptView<H, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NptView")
+            .field("format", &F::NAME)
+            .field("root", &self.root)
+            .finish()
+    }
+}
