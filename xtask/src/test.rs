@@ -1,0 +1,106 @@
+//! `cargo xtask test`: every check and test the project has, in one command.
+//!
+//! Steps run in order and all run even when one fails, so one red step does not hide
+//! another; the last line counts the tests that ran, so a run that ran none shows it.
+
+use crate::{cmd, riscv, setup};
+
+/// Test counts read from cargo's `test result:` lines.
+#[derive(Default)]
+struct Counts {
+    passed: usize,
+    failed: usize,
+    ignored: usize,
+}
+
+impl Counts {
+    fn add_cargo_output(&mut self, out: &str) {
+        for line in out.lines().filter(|l| l.starts_with("test result:")) {
+            let number_before = |word: &str| {
+                line.split(';')
+                    .find(|part| part.trim_end().ends_with(word))
+                    .and_then(|part| part.split_whitespace().rev().nth(1))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0)
+            };
+            self.passed += number_before("passed");
+            self.failed += number_before("failed");
+            self.ignored += number_before("ignored");
+        }
+    }
+}
+
+pub fn all() -> Result<(), String> {
+    let mut counts = Counts::default();
+    let mut failures: Vec<String> = Vec::new();
+    let mut steps = 0;
+    let mut step = |name: &str, result: Result<(), String>| {
+        steps += 1;
+        match result {
+            Ok(()) => eprintln!("xtask: step `{name}` ok"),
+            Err(why) => {
+                eprintln!("xtask: step `{name}` FAILED: {why}");
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+    };
+
+    step("install toolchain pieces", install());
+    step("rustfmt", cmd::cargo(&["fmt", "--all", "--check"]));
+    step(
+        "clippy",
+        cmd::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    );
+    step(
+        "docs",
+        cmd::run(
+            "cargo",
+            &["doc", "--workspace", "--no-deps"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        ),
+    );
+    for target in setup::BARE_METAL_TARGETS {
+        step(
+            &format!("no_std build for {target}"),
+            cmd::cargo(&[
+                "build", "-p", "axvcpu", "-p", "axvcpu-npt", "-p", "axvcpu-conformance",
+                "--target", target,
+            ]),
+        );
+    }
+    let mut tests = |args: &[&str], env: &[(&str, &str)]| {
+        cmd::run_capture("cargo", args, env).map(|out| counts.add_cargo_output(&out))
+    };
+    step("tests (workspace, /dev/kvm included)", tests(&["test", "--workspace"], &[]));
+    step(
+        "miri (core and nested page tables)",
+        tests(&["+nightly", "miri", "test", "-p", "axvcpu", "-p", "axvcpu-npt"], &[]),
+    );
+    step("RISC-V testbed in QEMU", riscv::test());
+
+    let failed_steps = failures.len();
+    for f in &failures {
+        eprintln!("xtask: failed: {f}");
+    }
+    println!(
+        "test result: {}. {} passed; {} failed; {} ignored; {} of {} steps failed",
+        if failed_steps == 0 && counts.failed == 0 { "ok" } else { "FAILED" },
+        counts.passed,
+        counts.failed,
+        counts.ignored,
+        failed_steps,
+        steps
+    );
+    if failed_steps == 0 && counts.passed > 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed_steps} step(s) failed"))
+    }
+}
+
+fn install() -> Result<(), String> {
+    setup::rust_components()?;
+    setup::rust_targets()?;
+    setup::nightly_miri()?;
+    setup::qemu()
+}
