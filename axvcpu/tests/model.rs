@@ -157,7 +157,7 @@ fn apply(v: &mut AxVCpu<TestArch>, op: Op) -> VCpuResult {
 proptest! {
     // Under Miri: few cases, and no failure file (Miri isolates the file system).
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 8 } else { 512 },
+        cases: if cfg!(miri) { 4 } else { 512 },
         failure_persistence: if cfg!(miri) { None } else { ProptestConfig::default().failure_persistence },
         ..ProptestConfig::default()
     })]
