@@ -1,0 +1,92 @@
+//! [`RiscvPerCpu`]: turning the H extension's delegation on and off on one hart.
+
+use core::marker::PhantomData;
+
+use axvcpu::{AxArchPerCpu, AxVCpuHal, VCpuError, VCpuResult};
+
+use crate::csr::{self, irq, num};
+use crate::vcpu::HEDELEG;
+use crate::{hw, GStageMode};
+
+/// `hcounteren`: the guest reads `time` (bit 1) and `instret` (bit 2) directly; `cycle`
+/// (bit 0) and the HPM counters trap as virtual-instruction exceptions, reported as
+/// [`SysRegRead`](axvcpu::AxVCpuExitReason::SysRegRead).
+pub const HCOUNTEREN: u64 = (1 << 1) | (1 << 2);
+
+/// The H-extension state of one hart.
+///
+/// `hardware_enable` checks the H extension is there (a trapping `hstatus` read means it is
+/// not), probes the G-stage modes, VMID width and Sstc, then sets `hedeleg`, `hideleg`
+/// (the three VS interrupts), `hcounteren`, `henvcfg.STCE` (when Sstc), clears `hvip`,
+/// `hgatp` and `htimedelta`, and enables the supervisor software interrupt in `sie` (kicks).
+/// `hardware_disable` undoes all of it. Neither panics.
+#[derive(Debug)]
+pub struct RiscvPerCpu<H: AxVCpuHal> {
+    cpu_id: usize,
+    enabled: bool,
+    saved_sie: u64,
+    _hal: PhantomData<fn() -> H>,
+}
+
+impl<H: AxVCpuHal> AxArchPerCpu for RiscvPerCpu<H> {
+    fn new(cpu_id: usize) -> VCpuResult<Self> {
+        Ok(Self {
+            cpu_id,
+            enabled: false,
+            saved_sie: 0,
+            _hal: PhantomData,
+        })
+    }
+
+    fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn hardware_enable(&mut self) -> VCpuResult {
+        if let Err(scause) = crate::switch::probe_h() {
+            return Err(VCpuError::unsupported(
+                "no H extension: reading hstatus traps (scause)",
+            )
+            .with_value(scause));
+        }
+        hw::probe();
+        if !hw::supports(GStageMode::Sv39x4) && !hw::supports(GStageMode::Sv48x4) {
+            return Err(VCpuError::unsupported("hgatp accepts neither Sv39x4 nor Sv48x4"));
+        }
+        csr::write::<{ num::HEDELEG }>(HEDELEG);
+        csr::write::<{ num::HIDELEG }>(irq::VS_ALL);
+        csr::write::<{ num::HCOUNTEREN }>(HCOUNTEREN);
+        csr::write::<{ num::HVIP }>(0);
+        csr::write::<{ num::HIE }>(0);
+        csr::write::<{ num::HTIMEDELTA }>(0);
+        csr::write::<{ num::HGATP }>(0);
+        csr::hfence_gvma_all();
+        self.saved_sie = csr::set::<{ num::SIE }>(irq::SSIP) & irq::SSIP;
+        self.enabled = true;
+        let _ = self.cpu_id;
+        Ok(())
+    }
+
+    fn hardware_disable(&mut self) -> VCpuResult {
+        csr::write::<{ num::HEDELEG }>(0);
+        csr::write::<{ num::HIDELEG }>(0);
+        csr::write::<{ num::HCOUNTEREN }>(0);
+        csr::write::<{ num::HVIP }>(0);
+        csr::write::<{ num::HENVCFG }>(0);
+        csr::write::<{ num::HGATP }>(0);
+        csr::hfence_gvma_all();
+        if self.saved_sie == 0 {
+            csr::clear::<{ num::SIE }>(irq::SSIP);
+        }
+        self.enabled = false;
+        Ok(())
+    }
+
+    fn max_guest_page_table_levels(&self) -> usize {
+        if hw::supports(GStageMode::Sv48x4) {
+            4
+        } else {
+            3
+        }
+    }
+}

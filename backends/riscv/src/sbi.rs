@@ -1,0 +1,218 @@
+//! The SBI calls a VS-mode guest makes with `ecall`, classified from its registers.
+//!
+//! Pure: the vCPU turns a [`SbiCall`] into an exit or answers it itself.
+
+use axvcpu::RISCV_HYPERCALL_EXT;
+
+/// SBI extension ids.
+pub mod eid {
+    /// Legacy `sbi_set_timer`.
+    pub const LEGACY_SET_TIMER: u64 = 0x00;
+    /// Legacy `sbi_console_putchar`.
+    pub const LEGACY_PUTCHAR: u64 = 0x01;
+    /// Legacy `sbi_console_getchar`.
+    pub const LEGACY_GETCHAR: u64 = 0x02;
+    /// Legacy `sbi_shutdown`.
+    pub const LEGACY_SHUTDOWN: u64 = 0x08;
+    /// Base extension.
+    pub const BASE: u64 = 0x10;
+    /// Timer extension ("TIME").
+    pub const TIME: u64 = 0x5449_4D45;
+    /// IPI extension ("sPI").
+    pub const IPI: u64 = 0x0073_5049;
+    /// Hart state management ("HSM").
+    pub const HSM: u64 = 0x0048_534D;
+    /// System reset ("SRST").
+    pub const SRST: u64 = 0x5352_5354;
+}
+
+/// SBI error codes (returned in `a0`).
+pub mod err {
+    /// Success.
+    pub const SUCCESS: i64 = 0;
+    /// The call is not supported.
+    pub const NOT_SUPPORTED: i64 = -2;
+    /// A parameter is invalid.
+    pub const INVALID_PARAM: i64 = -3;
+}
+
+/// The SBI specification version the backend reports (2.0).
+pub const SPEC_VERSION: u64 = 2 << 24;
+/// The implementation id the backend reports ("axvcpu", in the experimental range).
+pub const IMPL_ID: u64 = 0x4158;
+
+/// A guest `ecall`, decoded from `a0..a7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SbiCall {
+    /// The project's hypercall extension: `nr` = `a6`, `args` = `a0..a5`.
+    Hypercall {
+        /// The number.
+        nr: u64,
+        /// The arguments.
+        args: [u64; 6],
+    },
+    /// HSM `hart_start`.
+    HartStart {
+        /// The hart to start.
+        hartid: u64,
+        /// Its start address.
+        start_addr: u64,
+        /// Its `a1`.
+        opaque: u64,
+    },
+    /// HSM `hart_stop`.
+    HartStop,
+    /// SRST `system_reset` or legacy shutdown.
+    SystemReset {
+        /// Reset type (0 shutdown, 1 cold reboot, 2 warm reboot).
+        reset_type: u64,
+        /// Reason.
+        reason: u64,
+    },
+    /// Legacy console putchar.
+    PutChar(u8),
+    /// Legacy console getchar.
+    GetChar,
+    /// Set the timer (legacy or TIME extension).
+    SetTimer {
+        /// The absolute `time` value.
+        stime: u64,
+        /// Whether it came through the legacy extension (its return convention differs).
+        legacy: bool,
+    },
+    /// IPI `send_ipi` (or the legacy one).
+    SendIpi {
+        /// The hart mask.
+        mask: u64,
+        /// The hart mask base (`u64::MAX`: all harts).
+        base: u64,
+    },
+    /// A base extension function (`fid`), with its argument.
+    Base {
+        /// The function id.
+        fid: u64,
+        /// `a0`.
+        arg: u64,
+    },
+    /// Anything else: answered with `SBI_ERR_NOT_SUPPORTED`.
+    Unsupported {
+        /// `a7`.
+        eid: u64,
+        /// `a6`.
+        fid: u64,
+    },
+}
+
+/// Classifies the call the guest made with registers `a` = `a0..a7`.
+pub fn classify(a: &[u64; 8]) -> SbiCall {
+    let (eid, fid) = (a[7], a[6]);
+    match (eid, fid) {
+        (RISCV_HYPERCALL_EXT, nr) => SbiCall::Hypercall {
+            nr,
+            args: [a[0], a[1], a[2], a[3], a[4], a[5]],
+        },
+        (eid::HSM, 0) => SbiCall::HartStart {
+            hartid: a[0],
+            start_addr: a[1],
+            opaque: a[2],
+        },
+        (eid::HSM, 1) => SbiCall::HartStop,
+        (eid::SRST, 0) => SbiCall::SystemReset {
+            reset_type: a[0],
+            reason: a[1],
+        },
+        (eid::LEGACY_SHUTDOWN, _) => SbiCall::SystemReset {
+            reset_type: 0,
+            reason: 0,
+        },
+        (eid::LEGACY_PUTCHAR, _) => SbiCall::PutChar(a[0] as u8),
+        (eid::LEGACY_GETCHAR, _) => SbiCall::GetChar,
+        (eid::LEGACY_SET_TIMER, _) => SbiCall::SetTimer {
+            stime: a[0],
+            legacy: true,
+        },
+        (eid::TIME, 0) => SbiCall::SetTimer {
+            stime: a[0],
+            legacy: false,
+        },
+        (eid::IPI, 0) => SbiCall::SendIpi {
+            mask: a[0],
+            base: a[1],
+        },
+        (eid::BASE, fid) => SbiCall::Base { fid, arg: a[0] },
+        (eid, fid) => SbiCall::Unsupported { eid, fid },
+    }
+}
+
+/// Whether probing extension `eid` through the base extension reports it available.
+pub fn probe(eid: u64) -> bool {
+    matches!(
+        eid,
+        eid::LEGACY_SET_TIMER
+            | eid::LEGACY_PUTCHAR
+            | eid::LEGACY_GETCHAR
+            | eid::LEGACY_SHUTDOWN
+            | eid::BASE
+            | eid::TIME
+            | eid::IPI
+            | eid::HSM
+            | eid::SRST
+            | RISCV_HYPERCALL_EXT
+    )
+}
+
+/// The `(a0, a1)` answer to base function `fid` with argument `arg`.
+pub fn base(fid: u64, arg: u64) -> (i64, u64) {
+    match fid {
+        0 => (err::SUCCESS, SPEC_VERSION),
+        1 => (err::SUCCESS, IMPL_ID),
+        2 => (err::SUCCESS, 1),
+        3 => (err::SUCCESS, probe(arg) as u64),
+        4..=6 => (err::SUCCESS, 0), // mvendorid, marchid, mimpid
+        _ => (err::NOT_SUPPORTED, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs(a7: u64, a6: u64, a0: u64, a1: u64, a2: u64) -> [u64; 8] {
+        [a0, a1, a2, 4, 5, 6, a6, a7]
+    }
+
+    #[test]
+    fn classifies_the_calls_the_backend_handles() {
+        assert_eq!(
+            classify(&regs(RISCV_HYPERCALL_EXT, 0x42, 1, 2, 3)),
+            SbiCall::Hypercall { nr: 0x42, args: [1, 2, 3, 4, 5, 6] }
+        );
+        assert_eq!(
+            classify(&regs(eid::HSM, 0, 1, 0x8000_0100, 7)),
+            SbiCall::HartStart { hartid: 1, start_addr: 0x8000_0100, opaque: 7 }
+        );
+        assert_eq!(classify(&regs(eid::HSM, 1, 0, 0, 0)), SbiCall::HartStop);
+        assert_eq!(
+            classify(&regs(eid::SRST, 0, 0, 0, 0)),
+            SbiCall::SystemReset { reset_type: 0, reason: 0 }
+        );
+        assert_eq!(classify(&regs(1, 0, b'x' as u64, 0, 0)), SbiCall::PutChar(b'x'));
+        assert_eq!(
+            classify(&regs(eid::HSM, 9, 0, 0, 0)),
+            SbiCall::Unsupported { eid: eid::HSM, fid: 9 }
+        );
+        assert_eq!(
+            classify(&regs(0x1234_5678, 0, 0, 0, 0)),
+            SbiCall::Unsupported { eid: 0x1234_5678, fid: 0 }
+        );
+    }
+
+    #[test]
+    fn base_extension_answers() {
+        assert_eq!(base(0, 0), (0, SPEC_VERSION));
+        assert_eq!(base(3, eid::HSM), (0, 1));
+        assert_eq!(base(3, RISCV_HYPERCALL_EXT), (0, 1));
+        assert_eq!(base(3, 0x4442_434e), (0, 0)); // DBCN: not offered
+        assert_eq!(base(99, 0).0, err::NOT_SUPPORTED);
+    }
+}

@@ -1,0 +1,100 @@
+//! A test VM's RAM: contiguous host frames from the HAL, zeroed, loaded with a program,
+//! freed when dropped.
+
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use axvcpu::{AxErrorKind, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
+use axvcpu_conformance::Layout;
+
+use crate::frames::FRAME_SIZE;
+
+static NEXT_VM_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// A fresh VM id (1, 2, ...).
+pub fn next_vm_id() -> usize {
+    NEXT_VM_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The RAM of one test VM, at `layout.ram_base` in the guest.
+pub struct GuestRam<H: AxVCpuHal> {
+    layout: Layout,
+    hpa: HostPhysAddr,
+    frames: usize,
+    _hal: PhantomData<fn() -> H>,
+}
+
+impl<H: AxVCpuHal> core::fmt::Debug for GuestRam<H> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GuestRam")
+            .field("layout", &self.layout)
+            .field("hpa", &self.hpa)
+            .finish()
+    }
+}
+
+impl<H: AxVCpuHal> GuestRam<H> {
+    /// Allocates and zeroes `layout.ram_size` bytes (a multiple of 4 KiB).
+    pub fn new(layout: Layout) -> VCpuResult<Self> {
+        let frames = layout.ram_size / FRAME_SIZE;
+        if frames == 0 || layout.ram_size % FRAME_SIZE != 0 {
+            return Err(VCpuError::invalid_input("RAM size must be a non-zero multiple of 4 KiB"));
+        }
+        let hpa = H::alloc_contiguous_frames(frames, 1).ok_or(VCpuError::new(
+            AxErrorKind::NoMemory,
+            "no contiguous frames for guest RAM",
+        ))?;
+        let ram = Self {
+            layout,
+            hpa,
+            frames,
+            _hal: PhantomData,
+        };
+        // SAFETY: the frames are ours.
+        unsafe { core::ptr::write_bytes(ram.host_ptr(0), 0, layout.ram_size) };
+        Ok(ram)
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The host-physical address of the first byte.
+    pub fn hpa(&self) -> HostPhysAddr {
+        self.hpa
+    }
+
+    fn host_ptr(&self, offset: usize) -> *mut u8 {
+        (H::phys_to_virt(self.hpa).as_usize() + offset) as *mut u8
+    }
+
+    fn offset_of(&self, gpa: GuestPhysAddr, len: usize) -> VCpuResult<usize> {
+        let off = gpa
+            .as_usize()
+            .checked_sub(self.layout.ram_base.as_usize())
+            .filter(|o| o.checked_add(len).is_some_and(|e| e <= self.layout.ram_size));
+        off.ok_or(VCpuError::invalid_input("address outside guest RAM").with_value(gpa.as_usize() as u64))
+    }
+
+    /// Copies `bytes` into guest RAM at `gpa`.
+    pub fn load(&self, gpa: GuestPhysAddr, bytes: &[u8]) -> VCpuResult {
+        let off = self.offset_of(gpa, bytes.len())?;
+        // SAFETY: in bounds (checked), RAM is ours.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.host_ptr(off), bytes.len()) };
+        Ok(())
+    }
+
+    /// Reads 8 bytes of guest RAM at `gpa`.
+    pub fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
+        let off = self.offset_of(gpa, 8)?;
+        // SAFETY: in bounds; unaligned read allowed.
+        Ok(unsafe { (self.host_ptr(off) as *const u64).read_unaligned() })
+    }
+}
+
+impl<H: AxVCpuHal> Drop for GuestRam<H> {
+    fn drop(&mut self) {
+        H::dealloc_contiguous_frames(self.hpa, self.frames);
+    }
+}
