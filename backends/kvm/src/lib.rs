@@ -1,2 +1,94 @@
-//! Placeholder.
-#![no_std]
+//! Hosted axvcpu backend: x86-64 guests on Linux KVM, through rust-vmm's `kvm-ioctls`.
+//!
+//! A hypervisor that is an ordinary Linux process drives [`KvmVCpu`] through
+//! [`axvcpu::AxVCpu`] exactly as a bare-metal one drives VMX or SVM: it builds guest memory
+//! and an x86-64 nested page table in [`HostedHal`] frames, hands the table's root to
+//! `set_ept_root`, and handles the [`AxVCpuExitReason`](axvcpu::AxVCpuExitReason)s `run()`
+//! returns. This runs a real guest, the conformance `io-out` program:
+//!
+//! ```
+//! use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, Port};
+//! use axvcpu_conformance::contract::{GuestProgram, HC_DONE, IO_OUT_DATA};
+//! use axvcpu_kvm::{boot, guests, HostFrames, HostedHal, KvmCreateConfig, KvmSetupConfig};
+//! use axvcpu_kvm::{KvmVCpu, KvmVm, KvmVmConfig};
+//! use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // 64 KiB of guest RAM at guest-physical 0x10000: boot tables first, the program at 0x18000.
+//! let ram = HostFrames::new(16)?;
+//! let mut image = vec![0u8; ram.len()];
+//! let boot = boot::write_long_mode_tables(&mut image, 0x10000, 0x10000)?;
+//! let code = guests::contract_program(GuestProgram::IoOut).ok_or("no program")?;
+//! image[0x8000..0x8000 + code.len()].copy_from_slice(code);
+//! ram.write(0, &image)?;
+//!
+//! // The nested page table maps it; the VM mirrors the table into KVM memory slots.
+//! let mut npt = NestedPageTable::<HostedHal, X86Npt>::new()?;
+//! let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
+//! npt.map(GuestPhysAddr::from(0x10000), ram.paddr(), ram.len(), rwx)?;
+//! let vm = KvmVm::new(KvmVmConfig::default())?;
+//!
+//! let mut vcpu = AxVCpu::<KvmVCpu>::builder(0, 0, KvmCreateConfig { vm: vm.clone() })?
+//!     .entry(GuestPhysAddr::from(0x18000))
+//!     .ept_root(npt.root_paddr())
+//!     .setup(KvmSetupConfig { boot, stack_top: 0x20000 })?;
+//! vcpu.bind()?;
+//! let mut seen = Vec::new();
+//! loop {
+//!     match vcpu.run()? {
+//!         AxVCpuExitReason::IoWrite { port: Port(_), data, .. } => seen.push(data),
+//!         AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => break,
+//!         other => return Err(format!("unexpected exit {other:?}").into()),
+//!     }
+//! }
+//! assert_eq!(seen, IO_OUT_DATA);
+//! vcpu.unbind()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What the guest sees
+//! Each vCPU starts in 64-bit long mode at its entry (see [`KvmSetupConfig`]), with the GDT
+//! and identity page tables [`boot::write_long_mode_tables`] writes into guest RAM. There is
+//! no in-kernel interrupt controller: no local APIC timer, no PIC; interrupts come only from
+//! [`inject_interrupt`](axvcpu::AxVCpu::inject_interrupt).
+//!
+//! # Exits
+//! | guest does | KVM exit | `run()` returns |
+//! |---|---|---|
+//! | `out` to port [`X86_HYPERCALL_PORT`](axvcpu::X86_HYPERCALL_PORT), 4 bytes | `KVM_EXIT_IO` | `Hypercall { nr: rax, args: rdi, rsi, rdx, rcx, r8, r9 }`; `set_return_value` → `rax` |
+//! | `out` to [`X86_SHUTDOWN_PORT`](axvcpu::X86_SHUTDOWN_PORT); triple fault; system event | `KVM_EXIT_IO`, `KVM_EXIT_SHUTDOWN`, `KVM_EXIT_SYSTEM_EVENT` | `SystemDown` |
+//! | other `out` / `in` (1, 2, 4 bytes) | `KVM_EXIT_IO` | `IoWrite` / `IoRead`; string I/O is reported one element per exit |
+//! | load / store to unmapped guest-physical memory | `KVM_EXIT_MMIO` | `MmioRead { reg: None, .. }` / `MmioWrite` (KVM's emulator writes the destination register) |
+//! | store to a read-only mapping | `KVM_EXIT_MMIO` in a read-only slot | `NestedPageFault { addr, WRITE }`; the write is held and stored into host memory by the next `run()` once the table maps it writable, or faults again |
+//! | ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }`; fixed/NMI IPIs → `SendIPI` |
+//! | `rdmsr` / `wrmsr` of an MSR in [`KvmVmConfig::trapped_msrs`] | `KVM_EXIT_X86_RDMSR/WRMSR` | `SysRegRead { reg: 0 }` / `SysRegWrite` |
+//! | `hlt` | `KVM_EXIT_HLT` | `Halt` |
+//! | — (kicked) | `EINTR` | `Kicked` |
+//! | bad guest state | `KVM_EXIT_FAIL_ENTRY` | `FailEntry` |
+//! | an instruction KVM cannot emulate | `KVM_EXIT_INTERNAL_ERROR` | `Err` (`Unsupported`, value = KVM's suberror) |
+//! | anything else | other | `Err` (`Unsupported`, value = KVM's exit reason) |
+//!
+//! Registers travel through the shared `kvm_run` page (`KVM_CAP_SYNC_REGS`), so each exit
+//! costs one ioctl; [`KvmVCpu::ioctl_count`] counts them. Kicks: see [`Kicker`].
+
+#![deny(missing_docs, missing_debug_implementations)]
+
+pub mod boot;
+mod exits;
+pub mod guests;
+mod hal;
+mod kick;
+mod memory;
+mod percpu;
+pub mod regs;
+pub mod testing;
+mod vcpu;
+mod vm;
+
+pub use exits::{APIC_ICR_HIGH, APIC_ICR_LOW};
+pub use hal::HostedHal;
+pub use kick::{kick_signal, Kicker};
+pub use memory::HostFrames;
+pub use percpu::KvmPerCpu;
+pub use vcpu::{KvmCreateConfig, KvmSetupConfig, KvmVCpu};
+pub use vm::{KvmVm, KvmVmConfig};

@@ -1,0 +1,66 @@
+//! [`KvmPerCpu`]: the hosted meaning of "virtualization enabled on this CPU".
+
+use axvcpu::{AxArchPerCpu, VCpuError, VCpuResult};
+use kvm_ioctls::{Cap, Kvm};
+
+use crate::vm::kvm_error;
+
+/// Checks that `kvm` offers what the backend relies on.
+pub(crate) fn check_caps(kvm: &Kvm) -> VCpuResult {
+    if kvm.get_api_version() != 12 {
+        return Err(VCpuError::unsupported("KVM API version is not 12")
+            .with_value(kvm.get_api_version() as u64));
+    }
+    for (cap, what) in [
+        (Cap::SyncRegs, "KVM lacks KVM_CAP_SYNC_REGS"),
+        (Cap::ImmediateExit, "KVM lacks KVM_CAP_IMMEDIATE_EXIT"),
+        (Cap::ReadonlyMem, "KVM lacks KVM_CAP_READONLY_MEM"),
+        (Cap::UserMemory, "KVM lacks KVM_CAP_USER_MEMORY"),
+    ] {
+        if !kvm.check_extension(cap) {
+            return Err(VCpuError::unsupported(what));
+        }
+    }
+    Ok(())
+}
+
+/// Per-thread virtualization state of the hosted backend. There is no hardware switch to
+/// flip in a process: "enabled" means `/dev/kvm` was opened and offers every capability the
+/// backend needs (API 12, sync regs, immediate exit, read-only memory). Disabling closes it.
+#[derive(Debug)]
+pub struct KvmPerCpu {
+    cpu_id: usize,
+    kvm: Option<Kvm>,
+}
+
+impl KvmPerCpu {
+    /// The opened `/dev/kvm`, while enabled.
+    pub fn kvm(&self) -> Option<&Kvm> {
+        self.kvm.as_ref()
+    }
+}
+
+impl AxArchPerCpu for KvmPerCpu {
+    fn new(cpu_id: usize) -> VCpuResult<Self> {
+        Ok(Self { cpu_id, kvm: None })
+    }
+
+    fn is_enabled(&self) -> bool {
+        self.kvm.is_some()
+    }
+
+    fn hardware_enable(&mut self) -> VCpuResult {
+        let kvm = Kvm::new().map_err(|e| kvm_error("opening /dev/kvm", e))?;
+        check_caps(&kvm)?;
+        crate::kick::install_kick_handler()
+            .map_err(|e| kvm_error("installing the kick signal handler", e))?;
+        log::debug!("CPU {}: /dev/kvm ready", self.cpu_id);
+        self.kvm = Some(kvm);
+        Ok(())
+    }
+
+    fn hardware_disable(&mut self) -> VCpuResult {
+        self.kvm = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,326 @@
+//! The conformance harness: [`KvmPlatform`] runs `axvcpu-conformance`'s scenarios on KVM,
+//! and [`KvmTestVm`] is a small ready-to-run VM other tests, examples and benches reuse.
+//!
+//! Guest-physical layout of every test VM:
+//!
+//! | what | guest-physical | nested page table |
+//! |---|---|---|
+//! | RAM | [`RAM_BASE`] .. + [`RAM_SIZE`] | read/write/execute |
+//! | GDT + identity page tables | [`RAM_BASE`] (first 7 pages of RAM) | |
+//! | program entry | [`ENTRY`] | |
+//! | stacks | top of RAM, 16 KiB per vCPU, vCPU 0 highest | |
+//! | read-only page | [`RO_PAGE`] | read/execute |
+//! | MMIO window (unmapped) | [`MMIO_BASE`] | — |
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use axvcpu::{AxVCpuHal, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult};
+use axvcpu_conformance::contract::GuestProgram;
+use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
+use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
+
+use crate::boot::{write_long_mode_tables, LongModeBoot};
+use crate::{HostFrames, HostedHal, KvmCreateConfig, KvmSetupConfig, KvmVCpu, KvmVm, KvmVmConfig};
+
+/// First guest-physical byte of RAM (below 1 MiB, so an SIPI vector can reach it).
+pub const RAM_BASE: u64 = 0x1_0000;
+/// RAM size.
+pub const RAM_SIZE: u64 = 0x4_0000;
+/// Where programs are loaded and start.
+pub const ENTRY: u64 = 0x2_0000;
+/// The read-only page.
+pub const RO_PAGE: u64 = 0x6_0000;
+/// 4 KiB nothing maps.
+pub const MMIO_BASE: u64 = 0xd000_0000;
+/// The vector the `irq` scenarios inject.
+pub const IRQ_VECTOR: u64 = 0x40;
+/// The MSR the `sysreg` scenario traps (IA32_TSC_AUX).
+pub const SYSREG_MSR: u64 = 0xc000_0103;
+/// Stack bytes per vCPU.
+pub const STACK_SIZE: u64 = 0x4000;
+/// Random programs the conformance `garbage` scenario runs by default.
+pub const DEFAULT_GARBAGE_PROGRAMS: usize = 200;
+
+const RAM_END: u64 = RAM_BASE + RAM_SIZE;
+const RWX: MapFlags = MapFlags::READ.union(MapFlags::WRITE).union(MapFlags::EXECUTE);
+
+/// A test VM: RAM and a read-only page in [`HostedHal`] frames, a nested page table mapping
+/// them, a [`KvmVm`] mirroring it, and a program at [`ENTRY`].
+///
+/// Dropping it first removes the VM's memory slots, so vCPUs that outlive it see MMIO where
+/// RAM was instead of freed memory.
+#[derive(Debug)]
+pub struct KvmTestVm {
+    vm: Arc<KvmVm>,
+    vm_id: usize,
+    boot: LongModeBoot,
+    npt: Mutex<NestedPageTable<HostedHal, X86Npt>>,
+    ram: HostFrames,
+    ro: HostFrames,
+}
+
+impl KvmTestVm {
+    /// A VM with `code` at [`ENTRY`], the rest of RAM zero.
+    pub fn new(vm_id: usize, code: &[u8]) -> VCpuResult<Self> {
+        let ram = HostFrames::new((RAM_SIZE / 4096) as usize)?;
+        let ro = HostFrames::new(1)?;
+        let mut npt = NestedPageTable::<HostedHal, X86Npt>::new()?;
+        npt.map(GuestPhysAddr::from(RAM_BASE as usize), ram.paddr(), ram.len(), RWX)?;
+        npt.map(
+            GuestPhysAddr::from(RO_PAGE as usize),
+            ro.paddr(),
+            ro.len(),
+            MapFlags::READ | MapFlags::EXECUTE,
+        )?;
+        let vm = KvmVm::new(KvmVmConfig {
+            trapped_msrs: vec![SYSREG_MSR as u32],
+        })?;
+        let mut this = Self {
+            vm,
+            vm_id,
+            boot: LongModeBoot {
+                cr3: 0,
+                gdt_base: 0,
+                gdt_limit: 0,
+            },
+            npt: Mutex::new(npt),
+            ram,
+            ro,
+        };
+        this.boot = this.load(code)?;
+        Ok(this)
+    }
+
+    /// Rewrites all of RAM: zeroes, boot tables, `code` at [`ENTRY`]; and zeroes the
+    /// read-only page. Only while no vCPU of this VM runs.
+    pub fn load(&self, code: &[u8]) -> VCpuResult<LongModeBoot> {
+        let room = (RAM_END - ENTRY) as usize - 2 * STACK_SIZE as usize;
+        if code.len() > room {
+            return Err(VCpuError::invalid_input("guest program too large").with_value(code.len() as u64));
+        }
+        let mut image = vec![0u8; RAM_SIZE as usize];
+        let boot = write_long_mode_tables(&mut image, RAM_BASE, RAM_BASE)?;
+        let at = (ENTRY - RAM_BASE) as usize;
+        image[at..at + code.len()].copy_from_slice(code);
+        self.ram.write(0, &image)?;
+        self.ro.write(0, &[0u8; 4096])?;
+        Ok(boot)
+    }
+
+    /// The KVM VM.
+    pub fn kvm_vm(&self) -> &Arc<KvmVm> {
+        &self.vm
+    }
+
+    /// Guest RAM.
+    pub fn ram(&self) -> &HostFrames {
+        &self.ram
+    }
+
+    /// The nested page table.
+    pub fn npt(&self) -> MutexGuard<'_, NestedPageTable<HostedHal, X86Npt>> {
+        self.npt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Maps the read-only page read-only again (after [`TestVm::make_writable`]). Tell the
+    /// vCPUs with `nested_page_table_changed`.
+    pub fn make_read_only(&self) -> VCpuResult {
+        self.npt().protect(
+            GuestPhysAddr::from(RO_PAGE as usize),
+            4096,
+            MapFlags::READ | MapFlags::EXECUTE,
+        )
+    }
+
+    fn host_bytes(&self, gpa: u64, len: usize) -> VCpuResult<(&HostFrames, usize)> {
+        let end = gpa.checked_add(len as u64).unwrap_or(u64::MAX);
+        if gpa >= RAM_BASE && end <= RAM_END {
+            Ok((&self.ram, (gpa - RAM_BASE) as usize))
+        } else if gpa >= RO_PAGE && end <= RO_PAGE + 4096 {
+            Ok((&self.ro, (gpa - RO_PAGE) as usize))
+        } else {
+            Err(VCpuError::invalid_input("not guest RAM").with_value(gpa))
+        }
+    }
+
+    /// Writes `bytes` to guest RAM at `gpa` (RAM or the read-only page).
+    pub fn write(&self, gpa: u64, bytes: &[u8]) -> VCpuResult {
+        let (mem, off) = self.host_bytes(gpa, bytes.len())?;
+        mem.write(off, bytes)
+    }
+}
+
+impl Drop for KvmTestVm {
+    fn drop(&mut self) {
+        if let Err(e) = self.vm.unmap_all() {
+            log::error!("KvmTestVm: removing memory slots: {e}");
+        }
+    }
+}
+
+impl TestVm for KvmTestVm {
+    type Arch = KvmVCpu<HostedHal>;
+
+    fn layout(&self) -> Layout {
+        Layout {
+            ram_base: GuestPhysAddr::from(RAM_BASE as usize),
+            ram_size: RAM_SIZE as usize,
+            ro_page: GuestPhysAddr::from(RO_PAGE as usize),
+            mmio_base: GuestPhysAddr::from(MMIO_BASE as usize),
+        }
+    }
+
+    fn entry(&self) -> GuestPhysAddr {
+        GuestPhysAddr::from(ENTRY as usize)
+    }
+
+    fn ept_root(&self) -> HostPhysAddr {
+        self.npt().root_paddr()
+    }
+
+    fn create_config(&self, _vcpu_id: usize) -> KvmCreateConfig {
+        KvmCreateConfig {
+            vm: self.vm.clone(),
+        }
+    }
+
+    fn setup_config(&self, vcpu_id: usize) -> KvmSetupConfig {
+        let below_top = (vcpu_id as u64 % 4) * STACK_SIZE;
+        KvmSetupConfig {
+            boot: self.boot,
+            stack_top: RAM_END - below_top,
+        }
+    }
+
+    fn vm_id(&self) -> usize {
+        self.vm_id
+    }
+
+    fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
+        let (mem, off) = self.host_bytes(gpa.as_usize() as u64, 8)?;
+        let mut b = [0u8; 8];
+        mem.read(off, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult {
+        self.npt().protect(gpa, 4096, RWX)
+    }
+}
+
+/// The conformance platform for hosted KVM on x86-64.
+#[derive(Debug)]
+pub struct KvmPlatform {
+    next_vm_id: usize,
+    garbage_programs: usize,
+}
+
+impl Default for KvmPlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KvmPlatform {
+    /// A platform whose `garbage` scenario runs [`DEFAULT_GARBAGE_PROGRAMS`] programs.
+    pub fn new() -> Self {
+        Self {
+            next_vm_id: 1,
+            garbage_programs: DEFAULT_GARBAGE_PROGRAMS,
+        }
+    }
+
+    /// Sets how many random programs `garbage` runs.
+    pub fn with_garbage_programs(mut self, count: usize) -> Self {
+        self.garbage_programs = count;
+        self
+    }
+
+    fn vm_id(&mut self) -> usize {
+        self.next_vm_id += 1;
+        self.next_vm_id - 1
+    }
+}
+
+/// Nanoseconds since the first call.
+pub fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+#[derive(Debug)]
+struct ThreadJoin(std::thread::JoinHandle<()>);
+
+impl Join for ThreadJoin {
+    fn join(self: Box<Self>) -> bool {
+        self.0.join().is_ok()
+    }
+}
+
+impl Platform for KvmPlatform {
+    type Vm = KvmTestVm;
+
+    fn info(&self) -> PlatformInfo {
+        PlatformInfo {
+            isa: Isa::X86_64,
+            name: "kvm-x86_64",
+            irq_vector: IRQ_VECTOR as usize,
+            sysreg_read: Some(SysRegAddr(SYSREG_MSR as usize)),
+            sysreg_write: Some(SysRegAddr(SYSREG_MSR as usize)),
+            halt_insn_len: 1,
+            gpr_range: (0, 16),
+            smp_id_reg: crate::regs::gpr::RBX,
+            garbage_programs: self.garbage_programs,
+        }
+    }
+
+    fn not_applicable(&self, program: GuestProgram) -> Option<&'static str> {
+        match program {
+            GuestProgram::CpuDown => Some(
+                "x86 has no architectural way for a CPU to stop itself (no PSCI CPU_OFF or SBI hart_stop)",
+            ),
+            _ => None,
+        }
+    }
+
+    fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<KvmTestVm> {
+        let code = crate::guests::contract_program(program)
+            .ok_or(VCpuError::unsupported("no x86 program for this contract entry"))?;
+        KvmTestVm::new(self.vm_id(), code)
+    }
+
+    fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<KvmTestVm> {
+        KvmTestVm::new(self.vm_id(), code)
+    }
+
+    fn cpu_count(&self) -> usize {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, axvcpu::MAX_CPUS)
+    }
+
+    fn spawn_on_cpu(
+        &self,
+        _cpu: usize,
+        job: Box<dyn FnOnce() + Send + 'static>,
+    ) -> VCpuResult<Box<dyn Join>> {
+        let handle = std::thread::Builder::new()
+            .name("kvm-conformance-cpu".into())
+            .spawn(job)
+            .map_err(|_| VCpuError::new(axvcpu::AxErrorKind::ResourceBusy, "cannot spawn a thread"))?;
+        Ok(Box::new(ThreadJoin(handle)))
+    }
+
+    fn clock(&self) -> fn() -> u64 {
+        now_ns
+    }
+}
+
+/// `HostedHal` frames in use, for leak checks.
+pub fn live_frames() -> usize {
+    HostedHal::live_frames()
+}
+
+#[allow(dead_code)]
+fn _assert_hal<H: AxVCpuHal>() {}
