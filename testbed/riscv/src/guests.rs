@@ -1,0 +1,312 @@
+//! The contract's guest programs for RISC-V, in assembly (no binary blobs). Each lives
+//! between `guest_<name>` and `guest_<name>_end`; the testbed copies it to the VM's entry
+//! (the start of guest RAM). All code is position-independent; the addresses it touches
+//! come from the layout below.
+
+use axvcpu_conformance::contract::*;
+use axvcpu_conformance::contract::GuestProgram;
+
+/// Guest RAM (GPA) of every test VM.
+pub const RAM_BASE: usize = 0x8000_0000;
+/// Guest RAM size.
+pub const RAM_SIZE: usize = 0x1_0000;
+/// The read-only page (nested-page-fault): away from the pages around RAM.
+pub const RO_PAGE: usize = 0x8010_0000;
+/// Unmapped guest-physical space the MMIO programs use.
+pub const MMIO_BASE: usize = 0x1000_0000;
+/// Hypercall number of the benchmark guest's calls.
+pub const HC_BENCH: u64 = 0x4245;
+
+core::arch::global_asm!(
+    r#"
+    .macro HC nr
+        li a7, {ext}
+        li a6, \nr
+        ecall
+    .endm
+    .macro DONE_LOOP
+    99: HC {done}
+        j 99b
+    .endm
+    .macro REPORT reg
+        mv a0, \reg
+        HC {report}
+    .endm
+
+    .section .rodata.guests, "a"
+    .option push
+    .option rvc
+    .balign 4
+
+    .global guest_done
+guest_done:
+    DONE_LOOP
+    .global guest_done_end
+guest_done_end:
+
+    .balign 4
+    .global guest_mmio_write
+guest_mmio_write:
+    li s1, {mmio}
+    li t1, {w0}
+    sb t1, 0(s1)
+    li t1, {w1}
+    sh t1, 8(s1)
+    li a2, {w2}
+    c.sw a2, 16(s1)
+    li a3, {w3}
+    sd a3, 24(s1)
+    DONE_LOOP
+    .global guest_mmio_write_end
+guest_mmio_write_end:
+
+    .balign 4
+    .global guest_mmio_read
+guest_mmio_read:
+    li s1, {mmio}
+    lbu t3, 0x00(s1)
+    REPORT t3
+    lhu t4, 0x08(s1)
+    REPORT t4
+    lwu t5, 0x10(s1)
+    REPORT t5
+    c.ld a4, 0x18(s1)
+    REPORT a4
+    lb a5, 0x20(s1)
+    REPORT a5
+    lh s0, 0x28(s1)
+    REPORT s0
+    c.lw a2, 0x30(s1)
+    REPORT a2
+    DONE_LOOP
+    .global guest_mmio_read_end
+guest_mmio_read_end:
+
+    .balign 4
+    .global guest_hypercall
+guest_hypercall:
+    li a0, {a0}
+    li a1, {a1}
+    li a2, {a2}
+    li a3, {a3}
+    li a4, {a4}
+    li a5, {a5}
+    HC {hc_nr}
+    REPORT a1
+    DONE_LOOP
+    .global guest_hypercall_end
+guest_hypercall_end:
+
+    .balign 4
+    .global guest_halt
+guest_halt:
+    wfi
+    DONE_LOOP
+    .global guest_halt_end
+guest_halt_end:
+
+    .balign 4
+    .global guest_system_down
+guest_system_down:
+    li a0, 0
+    li a1, 0
+    li a6, 0
+    li a7, 0x53525354
+    ecall
+    DONE_LOOP
+    .global guest_system_down_end
+guest_system_down_end:
+
+    .balign 4
+    .global guest_npf
+guest_npf:
+    li t0, {npf_addr}
+    li t1, {npf_data}
+    sd t1, 0(t0)
+    DONE_LOOP
+    .global guest_npf_end
+guest_npf_end:
+
+    .balign 4
+    .global guest_cpu_up
+guest_cpu_up:
+    li a0, {cpu_up_target}
+    la a1, 1f
+    li a2, {cpu_up_arg}
+    li a6, 0
+    li a7, 0x48534d
+    ecall
+    DONE_LOOP
+1:  REPORT a1
+    HC {done}
+    j 1b
+    .global guest_cpu_up_end
+guest_cpu_up_end:
+
+    .balign 4
+    .global guest_cpu_down
+guest_cpu_down:
+    li a6, 1
+    li a7, 0x48534d
+    ecall
+    DONE_LOOP
+    .global guest_cpu_down_end
+guest_cpu_down_end:
+
+    .balign 4
+    .global guest_irq
+guest_irq:
+    li s2, 0
+    la t0, 2f
+    csrw stvec, t0
+    li t0, 2
+    csrs sie, t0
+    csrsi sstatus, 2
+    HC {ready}
+1:  bnez s2, 3f
+    wfi
+    j 1b
+3:  DONE_LOOP
+    .balign 4
+2:  csrr a0, scause
+    slli a0, a0, 1
+    srli a0, a0, 1
+    HC {report}
+    li t0, 2
+    csrc sip, t0
+    li s2, 1
+    sret
+    .global guest_irq_end
+guest_irq_end:
+
+    .balign 4
+    .global guest_spin
+guest_spin:
+    j guest_spin
+    .global guest_spin_end
+guest_spin_end:
+
+    .balign 4
+    .global guest_sysreg
+guest_sysreg:
+    csrr s3, cycle
+    REPORT s3
+    li t0, {sysreg_write}
+    csrw satp, t0
+    DONE_LOOP
+    .global guest_sysreg_end
+guest_sysreg_end:
+
+    .balign 4
+    .global guest_isolation
+guest_isolation:
+    li t0, {below}
+    ld t1, 0(t0)
+    sd t1, 0(t0)
+    li t0, {above}
+    ld t1, 0(t0)
+    sd t1, 0(t0)
+    DONE_LOOP
+    .global guest_isolation_end
+guest_isolation_end:
+
+    .balign 4
+    .global guest_smp
+guest_smp:
+    mv s1, a0
+    li s2, {smp_iterations}
+1:  REPORT s1
+    addi s2, s2, -1
+    bnez s2, 1b
+    DONE_LOOP
+    .global guest_smp_end
+guest_smp_end:
+
+    .balign 4
+    .global guest_regs
+guest_regs:
+    wfi
+    DONE_LOOP
+    .global guest_regs_end
+guest_regs_end:
+
+    .balign 4
+    .global guest_bench
+guest_bench:
+    li a7, {ext}
+    li a6, {hc_bench}
+1:  ecall
+    j 1b
+    .global guest_bench_end
+guest_bench_end:
+    .option pop
+"#,
+    ext = const axvcpu::RISCV_HYPERCALL_EXT,
+    done = const HC_DONE,
+    report = const HC_REPORT,
+    ready = const HC_READY,
+    mmio = const MMIO_BASE,
+    w0 = const MMIO_WRITE_DATA[0],
+    w1 = const MMIO_WRITE_DATA[1],
+    w2 = const MMIO_WRITE_DATA[2],
+    w3 = const MMIO_WRITE_DATA[3],
+    a0 = const HYPERCALL_ARGS[0],
+    a1 = const HYPERCALL_ARGS[1],
+    a2 = const HYPERCALL_ARGS[2],
+    a3 = const HYPERCALL_ARGS[3],
+    a4 = const HYPERCALL_ARGS[4],
+    a5 = const HYPERCALL_ARGS[5],
+    hc_nr = const HYPERCALL_NR,
+    npf_addr = const RO_PAGE + NPF_OFFSET,
+    npf_data = const NPF_DATA,
+    cpu_up_target = const CPU_UP_TARGET,
+    cpu_up_arg = const CPU_UP_ARG,
+    sysreg_write = const SYSREG_WRITE_VALUE,
+    below = const RAM_BASE - 0x1000,
+    above = const RAM_BASE + RAM_SIZE,
+    smp_iterations = const SMP_ITERATIONS,
+    hc_bench = const HC_BENCH,
+);
+
+macro_rules! program {
+    ($start:ident, $end:ident) => {{
+        extern "C" {
+            static $start: u8;
+            static $end: u8;
+        }
+        // SAFETY: both labels delimit one program in .rodata.
+        unsafe {
+            let s = core::ptr::addr_of!($start);
+            let e = core::ptr::addr_of!($end);
+            core::slice::from_raw_parts(s, e as usize - s as usize)
+        }
+    }};
+}
+
+/// The code of `program`, or `None` where RISC-V cannot express it.
+pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
+    use GuestProgram::*;
+    Some(match program {
+        Done => program!(guest_done, guest_done_end),
+        IoOut | IoIn => return None,
+        MmioWrite => program!(guest_mmio_write, guest_mmio_write_end),
+        MmioRead => program!(guest_mmio_read, guest_mmio_read_end),
+        Hypercall => program!(guest_hypercall, guest_hypercall_end),
+        Halt => program!(guest_halt, guest_halt_end),
+        SystemDown => program!(guest_system_down, guest_system_down_end),
+        NestedPageFault => program!(guest_npf, guest_npf_end),
+        CpuUp => program!(guest_cpu_up, guest_cpu_up_end),
+        CpuDown => program!(guest_cpu_down, guest_cpu_down_end),
+        Irq => program!(guest_irq, guest_irq_end),
+        Spin => program!(guest_spin, guest_spin_end),
+        SysReg => program!(guest_sysreg, guest_sysreg_end),
+        Isolation => program!(guest_isolation, guest_isolation_end),
+        Smp => program!(guest_smp, guest_smp_end),
+        Regs => program!(guest_regs, guest_regs_end),
+    })
+}
+
+/// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`ecall; j`).
+pub fn bench_code() -> &'static [u8] {
+    program!(guest_bench, guest_bench_end)
+}

@@ -1,0 +1,146 @@
+//! The testbed's host services: UART console, heap, frame allocator as the `AxVCpuHal`,
+//! clock, SBI calls.
+
+use axvcpu::{AxVCpuHal, HostPhysAddr, HostVirtAddr};
+use axvcpu_testbed::console::Console;
+use axvcpu_testbed::frames::{FrameAllocator, FRAME_SIZE};
+use axvcpu_testbed::heap::Heap;
+
+/// QEMU virt's 16550 UART.
+const UART: usize = 0x1000_0000;
+/// End of QEMU virt RAM with `-m 128M`.
+pub const RAM_END: usize = 0x8800_0000;
+/// Heap size.
+const HEAP_SIZE: usize = 16 << 20;
+
+fn uart_putc(b: u8) {
+    let thr = UART as *mut u8;
+    let lsr = (UART + 5) as *const u8;
+    // SAFETY: the UART's registers, identity-mapped (no paging in the testbed).
+    unsafe {
+        while lsr.read_volatile() & 0x20 == 0 {}
+        thr.write_volatile(b);
+    }
+}
+
+/// The console.
+pub static CONSOLE: Console = Console::new(uart_putc);
+
+#[global_allocator]
+static HEAP: Heap = Heap::new();
+
+static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator::empty());
+
+/// Sets up heap and frames above the image. Boot hart only, once.
+pub fn init_memory() {
+    extern "C" {
+        static __image_end: u8;
+    }
+    let end = core::ptr::addr_of!(__image_end) as usize;
+    let heap_start = end.next_multiple_of(FRAME_SIZE);
+    // SAFETY: RAM above the image is unused until now.
+    unsafe { HEAP.init(heap_start, heap_start + HEAP_SIZE) };
+    FRAMES.lock().init(heap_start + HEAP_SIZE, RAM_END);
+}
+
+/// Frames in use (leak checks).
+pub fn frames_in_use() -> usize {
+    FRAMES.lock().in_use()
+}
+
+/// The testbed's `AxVCpuHal`: identity-mapped frames, hart id as CPU id (from `tp`).
+#[derive(Debug)]
+pub struct Hal;
+
+fn zero(pa: usize, frames: usize) {
+    // SAFETY: freshly allocated frames, identity-mapped.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, frames * FRAME_SIZE) };
+}
+
+impl AxVCpuHal for Hal {
+    fn alloc_frame() -> Option<HostPhysAddr> {
+        let pa = FRAMES.lock().alloc(1, 1)?;
+        zero(pa, 1);
+        Some(HostPhysAddr::from(pa))
+    }
+
+    fn dealloc_frame(paddr: HostPhysAddr) {
+        FRAMES.lock().free(paddr.as_usize(), 1);
+    }
+
+    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
+        let pa = FRAMES.lock().alloc(count, align_frames.max(1).next_power_of_two())?;
+        zero(pa, count);
+        Some(HostPhysAddr::from(pa))
+    }
+
+    fn dealloc_contiguous_frames(paddr: HostPhysAddr, count: usize) {
+        FRAMES.lock().free(paddr.as_usize(), count);
+    }
+
+    fn phys_to_virt(paddr: HostPhysAddr) -> HostVirtAddr {
+        HostVirtAddr::from(paddr.as_usize())
+    }
+
+    fn virt_to_phys(vaddr: HostVirtAddr) -> HostPhysAddr {
+        HostPhysAddr::from(vaddr.as_usize())
+    }
+
+    fn current_cpu_id() -> usize {
+        hart_id()
+    }
+}
+
+/// This hart's id (kept in `tp` from boot).
+pub fn hart_id() -> usize {
+    let id: usize;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("mv {}, tp", out(reg) id, options(nomem, nostack)) };
+    id
+}
+
+/// `time` in nanoseconds (QEMU virt: 10 MHz).
+pub fn now_ns() -> u64 {
+    let t: u64;
+    // SAFETY: reads a counter.
+    unsafe { core::arch::asm!("rdtime {}", out(reg) t, options(nomem, nostack)) };
+    t * 100
+}
+
+/// Retired instructions on this hart.
+pub fn instret() -> u64 {
+    let t: u64;
+    // SAFETY: reads a counter.
+    unsafe { core::arch::asm!("rdinstret {}", out(reg) t, options(nomem, nostack)) };
+    t
+}
+
+/// An SBI call.
+pub fn sbi(eid: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, usize) {
+    let (e, v);
+    // SAFETY: an SBI call.
+    unsafe {
+        core::arch::asm!("ecall", inlateout("a0") a0 => e, inlateout("a1") a1 => v,
+            in("a2") a2, in("a6") fid, in("a7") eid, options(nostack))
+    };
+    (e, v)
+}
+
+/// Powers off: SRST shutdown, reason "system failure" unless `ok`.
+pub fn shutdown(ok: bool) -> ! {
+    sbi(0x5352_5354, 0, 0, if ok { 0 } else { 1 }, 0);
+    loop {
+        // SAFETY: waiting forever.
+        unsafe { core::arch::asm!("wfi") };
+    }
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write;
+        let mut w = $crate::hal::CONSOLE.writer();
+        let _ = writeln!(w, $($arg)*);
+    }};
+}

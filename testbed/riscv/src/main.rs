@@ -1,0 +1,28 @@
+//! The RISC-V test hypervisor.
+//!
+//! Built for `riscv64gc-unknown-none-elf`, it is a bare-metal image that OpenSBI starts in
+//! HS-mode (`qemu-system-riscv64 -machine virt -cpu rv64,h=true -smp 2 -bios default
+//! -kernel <elf>`). It enables the H extension on every hart, then runs the conformance
+//! suite through `AxVCpu<RiscvVCpu<_>>` exactly as a hypervisor would, prints one line per
+//! scenario on the UART, and powers off through SBI SRST (reason "system failure" when a
+//! scenario failed, which makes QEMU exit non-zero). With the `bench` feature it measures
+//! hypercall round trips instead.
+//!
+//! On the build host this crate is an empty program, so the workspace builds anywhere.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod guests;
+#[cfg(target_os = "none")]
+mod hal;
+#[cfg(target_os = "none")]
+mod platform;
+
+#[cfg(not(target_os = "none"))]
+fn main() {}

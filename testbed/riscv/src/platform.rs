@@ -1,0 +1,280 @@
+//! The conformance `Platform` of the RISC-V testbed, and the run modes.
+
+use alloc::boxed::Box;
+
+use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult};
+use axvcpu_conformance::contract::GuestProgram;
+use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
+use axvcpu_npt::{MapFlags, NestedPageTable, RiscvSv39x4, RiscvSv48x4};
+use axvcpu_riscv::{GStageMode, RiscvSetupConfig, RiscvVCpu};
+use axvcpu_testbed::vm::{next_vm_id, GuestRam};
+
+use crate::boot::{online, MAILBOX};
+use crate::guests::{self, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
+use crate::hal::{self, Hal};
+use crate::println;
+
+/// The backend as the testbed instantiates it.
+pub type VCpu = RiscvVCpu<Hal>;
+
+/// Random programs the `garbage` scenario runs.
+const GARBAGE_PROGRAMS: usize = 1000;
+
+/// A G-stage table of either format.
+enum Npt {
+    Sv39(NestedPageTable<Hal, RiscvSv39x4>),
+    Sv48(NestedPageTable<Hal, RiscvSv48x4>),
+}
+
+impl Npt {
+    fn new(mode: GStageMode) -> VCpuResult<Self> {
+        Ok(match mode {
+            GStageMode::Sv39x4 => Self::Sv39(NestedPageTable::new()?),
+            GStageMode::Sv48x4 => Self::Sv48(NestedPageTable::new()?),
+        })
+    }
+    fn map(&mut self, gpa: usize, hpa: HostPhysAddr, size: usize, f: MapFlags) -> VCpuResult {
+        let gpa = GuestPhysAddr::from(gpa);
+        match self {
+            Self::Sv39(t) => t.map(gpa, hpa, size, f),
+            Self::Sv48(t) => t.map(gpa, hpa, size, f),
+        }
+    }
+    fn protect(&mut self, gpa: usize, size: usize, f: MapFlags) -> VCpuResult {
+        let gpa = GuestPhysAddr::from(gpa);
+        match self {
+            Self::Sv39(t) => t.protect(gpa, size, f),
+            Self::Sv48(t) => t.protect(gpa, size, f),
+        }
+    }
+    fn root(&self) -> HostPhysAddr {
+        match self {
+            Self::Sv39(t) => t.root_paddr(),
+            Self::Sv48(t) => t.root_paddr(),
+        }
+    }
+}
+
+/// A test VM: RAM, a read-only page, a G-stage table.
+pub struct RiscvTestVm {
+    vm_id: usize,
+    ram: GuestRam<Hal>,
+    ro_frame: HostPhysAddr,
+    npt: spin::Mutex<Npt>,
+    root: HostPhysAddr,
+    setup: RiscvSetupConfig,
+}
+
+impl RiscvTestVm {
+    fn new(code: &[u8], setup: RiscvSetupConfig) -> VCpuResult<Self> {
+        let layout = layout();
+        let ram = GuestRam::<Hal>::new(layout)?;
+        ram.load(layout.ram_base, code)?;
+        let ro_frame = <Hal as axvcpu::AxVCpuHal>::alloc_frame()
+            .ok_or(VCpuError::unsupported("out of frames"))?;
+        let mut npt = Npt::new(setup.gstage)?;
+        let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
+        npt.map(RAM_BASE, ram.hpa(), RAM_SIZE, rwx)?;
+        npt.map(RO_PAGE, ro_frame, 0x1000, MapFlags::READ)?;
+        let root = npt.root();
+        Ok(Self {
+            vm_id: next_vm_id(),
+            ram,
+            ro_frame,
+            npt: spin::Mutex::new(npt),
+            root,
+            setup,
+        })
+    }
+}
+
+impl Drop for RiscvTestVm {
+    fn drop(&mut self) {
+        <Hal as axvcpu::AxVCpuHal>::dealloc_frame(self.ro_frame);
+    }
+}
+
+fn layout() -> Layout {
+    Layout {
+        ram_base: GuestPhysAddr::from(RAM_BASE),
+        ram_size: RAM_SIZE,
+        ro_page: GuestPhysAddr::from(RO_PAGE),
+        mmio_base: GuestPhysAddr::from(MMIO_BASE),
+    }
+}
+
+impl TestVm for RiscvTestVm {
+    type Arch = VCpu;
+
+    fn layout(&self) -> Layout {
+        self.ram.layout()
+    }
+    fn entry(&self) -> GuestPhysAddr {
+        GuestPhysAddr::from(RAM_BASE)
+    }
+    fn ept_root(&self) -> HostPhysAddr {
+        self.root
+    }
+    fn create_config(&self, _vcpu_id: usize) {}
+    fn setup_config(&self, _vcpu_id: usize) -> RiscvSetupConfig {
+        self.setup
+    }
+    fn vm_id(&self) -> usize {
+        self.vm_id
+    }
+    fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
+        let page = gpa.as_usize() & !0xfff;
+        if page == RO_PAGE {
+            let off = gpa.as_usize() - RO_PAGE;
+            if off + 8 > 0x1000 {
+                return Err(VCpuError::invalid_input("read crosses the read-only page"));
+            }
+            // SAFETY: our frame, identity-mapped.
+            return Ok(unsafe { ((self.ro_frame.as_usize() + off) as *const u64).read_unaligned() });
+        }
+        self.ram.read_u64(gpa)
+    }
+    fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult {
+        self.npt
+            .lock()
+            .protect(gpa.as_usize() & !0xfff, 0x1000, MapFlags::READ | MapFlags::WRITE)
+    }
+}
+
+/// The RISC-V testbed platform.
+pub struct RiscvPlatform {
+    gstage: GStageMode,
+    cpus: usize,
+}
+
+impl Platform for RiscvPlatform {
+    type Vm = RiscvTestVm;
+
+    fn info(&self) -> PlatformInfo {
+        PlatformInfo {
+            isa: Isa::Riscv64,
+            name: "riscv64-qemu",
+            irq_vector: 1,
+            sysreg_read: Some(SysRegAddr(0xc00)),  // cycle: hcounteren.CY = 0
+            sysreg_write: Some(SysRegAddr(0x180)), // satp: hstatus.VTVM = 1 for that VM
+            halt_insn_len: 4,
+            gpr_range: (1, 32),
+            smp_id_reg: 10,
+            garbage_programs: GARBAGE_PROGRAMS,
+        }
+    }
+
+    fn not_applicable(&self, program: GuestProgram) -> Option<&'static str> {
+        guests::code(program).is_none().then_some("RISC-V has no port I/O")
+    }
+
+    fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<RiscvTestVm> {
+        let code = guests::code(program).ok_or(VCpuError::unsupported("no such program on RISC-V"))?;
+        let setup = RiscvSetupConfig {
+            gstage: self.gstage,
+            trap_satp: program == GuestProgram::SysReg,
+        };
+        RiscvTestVm::new(code, setup)
+    }
+
+    fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<RiscvTestVm> {
+        let setup = RiscvSetupConfig {
+            gstage: self.gstage,
+            trap_satp: false,
+        };
+        RiscvTestVm::new(code, setup)
+    }
+
+    fn cpu_count(&self) -> usize {
+        self.cpus
+    }
+
+    fn spawn_on_cpu(&self, cpu: usize, job: Box<dyn FnOnce() + Send + 'static>) -> VCpuResult<Box<dyn Join>> {
+        if cpu == hal::hart_id() || !online(cpu) {
+            return Err(VCpuError::invalid_input("spawn_on_cpu: not another online CPU").with_value(cpu as u64));
+        }
+        let ticket = MAILBOX
+            .post(cpu, job)
+            .map_err(|_| VCpuError::invalid_input("spawn_on_cpu: that CPU is busy").with_value(cpu as u64))?;
+        Ok(Box::new(ticket))
+    }
+
+    fn clock(&self) -> fn() -> u64 {
+        hal::now_ns
+    }
+}
+
+/// The G-stage mode the testbed uses: Sv48x4 when hgatp has it, else Sv39x4.
+fn pick_gstage() -> GStageMode {
+    if axvcpu_riscv::supports(GStageMode::Sv48x4) {
+        GStageMode::Sv48x4
+    } else {
+        GStageMode::Sv39x4
+    }
+}
+
+/// Runs the mode the image was built for; `true` if it passed.
+pub fn main() -> bool {
+    let gstage = pick_gstage();
+    let cpus = if online(1) { 2 } else { 1 };
+    println!(
+        "testbed-riscv: {cpus} CPUs, G-stage {gstage:?}, Sstc {}",
+        axvcpu_riscv::has_sstc()
+    );
+    let mut platform = RiscvPlatform { gstage, cpus };
+    if cfg!(feature = "bench") {
+        return bench(&mut platform);
+    }
+    println!("conformance: {} scenarios", axvcpu_conformance::SCENARIOS.len());
+    let frames_before = hal::frames_in_use();
+    let t0 = hal::now_ns();
+    let summary = {
+        let mut w = hal::CONSOLE.writer();
+        axvcpu_conformance::run_all(&mut platform, &mut w)
+    };
+    let ms = (hal::now_ns() - t0) / 1_000_000;
+    let leaked = hal::frames_in_use() as isize - frames_before as isize;
+    println!("testbed-riscv: suite took {ms} ms (guest clock), frames leaked: {leaked}");
+    summary.ok() && leaked == 0
+}
+
+/// Hypercall round trips: a guest loops on `ecall` (2 guest instructions per iteration);
+/// the hypervisor runs `AxVCpu::run` for each. Prints instructions per round trip (run
+/// QEMU with `-icount shift=0` so `instret` counts instructions exactly).
+fn bench(p: &mut RiscvPlatform) -> bool {
+    const WARMUP: u64 = 100;
+    const N: u64 = 10_000;
+    let run = || -> VCpuResult<(u64, u64)> {
+        let vm = RiscvTestVm::new(guests::bench_code(), RiscvSetupConfig { gstage: p.gstage, trap_satp: false })?;
+        let mut v: AxVCpu<VCpu> = vm.new_vcpu(0, vm.entry())?;
+        v.bind()?;
+        let mut step = |n: u64| -> VCpuResult {
+            for _ in 0..n {
+                match v.run()? {
+                    AxVCpuExitReason::Hypercall { nr: guests::HC_BENCH, .. } => {}
+                    _ => return Err(VCpuError::unsupported("bench: unexpected exit")),
+                }
+            }
+            Ok(())
+        };
+        step(WARMUP)?;
+        let (i0, t0) = (hal::instret(), hal::now_ns());
+        step(N)?;
+        let (i1, t1) = (hal::instret(), hal::now_ns());
+        Ok((i1 - i0, t1 - t0))
+    };
+    match run() {
+        Ok((insns, ns)) => {
+            let per = insns as f64 / N as f64;
+            println!("bench: {N} hypercall round trips through AxVCpu::run");
+            println!("bench: instructions per round trip: {per:.1} (of which guest: 2)");
+            println!("bench: hypervisor instructions per round trip: {:.1}", per - 2.0);
+            println!("bench: guest-clock ns per round trip: {:.1}", ns as f64 / N as f64);
+            true
+        }
+        Err(e) => {
+            println!("bench: FAILED: {e}");
+            false
+        }
+    }
+}
