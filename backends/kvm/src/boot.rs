@@ -51,7 +51,9 @@ pub fn write_long_mode_tables(ram: &mut [u8], ram_gpa: u64, at: u64) -> VCpuResu
         .ok_or(VCpuError::invalid_input("guest RAM wraps around"))?;
     let cover = cover_for(ram_end);
     if cover > MAX_COVER {
-        return Err(VCpuError::invalid_input("guest RAM must end below 512 GiB").with_value(ram_end));
+        return Err(
+            VCpuError::invalid_input("guest RAM must end below 512 GiB").with_value(ram_end)
+        );
     }
     let size = long_mode_tables_size(ram_end) as u64;
     if at % PAGE != 0 || at < ram_gpa || at.saturating_add(size) > ram_end {
@@ -146,7 +148,7 @@ mod tests {
         assert_eq!(read(0x12000 + 3 * 8), 0x16000 | 3);
         // The PDE mapping 0xFEE0_0000 (the local APIC).
         assert_eq!(read(0x16000 + 0x1f7 * 8), 0xfee0_0000 | 0x83);
-        assert!(write_long_mode_tables(&mut ram, 0x10000, 0x1a000).is_err());
+        assert!(write_long_mode_tables(&mut ram, 0x10000, 0x2a000).is_err());
         assert!(write_long_mode_tables(&mut ram, 0x10000, 0x10800).is_err());
     }
 }

@@ -69,8 +69,12 @@ impl RawExit {
             Err(e) => return Self::Failed(e),
         };
         match exit {
-            VcpuExit::IoOut(port, data) => Self::io(true, port, data.as_ptr(), data.len(), run_base),
-            VcpuExit::IoIn(port, data) => Self::io(false, port, data.as_ptr(), data.len(), run_base),
+            VcpuExit::IoOut(port, data) => {
+                Self::io(true, port, data.as_ptr(), data.len(), run_base)
+            }
+            VcpuExit::IoIn(port, data) => {
+                Self::io(false, port, data.as_ptr(), data.len(), run_base)
+            }
             VcpuExit::MmioRead(addr, data) => Self::Mmio {
                 write: false,
                 addr,
@@ -188,10 +192,12 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
     /// `msr.data`, which start after the fields other threads touch.
     fn run_bytes(&mut self, off: usize, len: usize) -> VCpuResult<&mut [u8]> {
         let first = core::mem::offset_of!(kvm_run, __bindgen_anon_1);
-        let end = off.checked_add(len).unwrap_or(usize::MAX);
+        let end = off.saturating_add(len);
         if off < first || end > self.vm.run_size() {
-            return Err(VCpuError::new(AxErrorKind::BadAddress, "KVM exit data outside kvm_run")
-                .with_value(off as u64));
+            return Err(
+                VCpuError::new(AxErrorKind::BadAddress, "KVM exit data outside kvm_run")
+                    .with_value(off as u64),
+            );
         }
         // SAFETY: `[off, off + len)` lies inside this vCPU's `kvm_run` mapping, which lives
         // as long as `self.fd`; it starts past the bytes a kicker writes (`immediate_exit`),
@@ -233,7 +239,11 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
     fn refine(&mut self, raw: RawExit) -> RawExit {
         match raw {
             RawExit::Io {
-                out, port, len, data_off, ..
+                out,
+                port,
+                len,
+                data_off,
+                ..
             } => {
                 // SAFETY: the exit reason is KVM_EXIT_IO, for which KVM fills the `io` member.
                 let io = unsafe { self.kvm_run().__bindgen_anon_1.io };
@@ -333,7 +343,11 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
         if len == 4 && (addr == APIC_ICR_LOW || addr == APIC_ICR_HIGH) {
             return Ok(self.icr_write(addr, le_bytes(&data) as u32));
         }
-        let write = PendingWrite { addr, data, len: len.min(8) };
+        let write = PendingWrite {
+            addr,
+            data,
+            len: len.min(8),
+        };
         if let Some(exit) = self.read_only_fault(&write) {
             self.npf_write = Some(write);
             return Ok(Step::Exit(exit));
@@ -379,7 +393,12 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
                     // allocated while the slot exists. The guest may access it concurrently,
                     // as it may any RAM; a volatile byte store is what a retried guest store
                     // does.
-                    unsafe { std::ptr::write_volatile(std::ptr::with_exposed_provenance_mut::<u8>(*hva as usize), byte) };
+                    unsafe {
+                        std::ptr::write_volatile(
+                            std::ptr::with_exposed_provenance_mut::<u8>(*hva as usize),
+                            byte,
+                        )
+                    };
                 }
             }
             return Ok(None);
@@ -489,7 +508,11 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
                     width: w,
                     data,
                 },
-                None => AxVCpuExitReason::MmioWrite { addr, width: w, data },
+                None => AxVCpuExitReason::MmioWrite {
+                    addr,
+                    width: w,
+                    data,
+                },
             }
         } else {
             self.read = Some(PendingRead::Transfer { size });
@@ -516,7 +539,9 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
         match self.read.take() {
             Some(PendingRead::Transfer { size }) => {
                 let Some(mut t) = self.transfer else {
-                    return Err(VCpuError::bad_state("complete_read: no transfer in progress"));
+                    return Err(VCpuError::bad_state(
+                        "complete_read: no transfer in progress",
+                    ));
                 };
                 let bytes = value.to_le_bytes();
                 let off = t.data_off + t.done;
@@ -526,7 +551,8 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
                 Ok(())
             }
             Some(PendingRead::Msr { data_off }) => {
-                self.run_bytes(data_off, 8)?.copy_from_slice(&value.to_le_bytes());
+                self.run_bytes(data_off, 8)?
+                    .copy_from_slice(&value.to_le_bytes());
                 Ok(())
             }
             None => Err(VCpuError::bad_state(

@@ -44,7 +44,9 @@ fn allocate(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
     }
     let addr = ptr.expose_provenance();
     let mut allocs = ALLOCS.lock().unwrap_or_else(|e| e.into_inner());
-    allocs.get_or_insert_with(HashMap::new).insert(addr, (layout, count));
+    allocs
+        .get_or_insert_with(HashMap::new)
+        .insert(addr, (layout, count));
     LIVE_FRAMES.fetch_add(count, Ordering::AcqRel);
     Some(HostPhysAddr::from(addr))
 }
@@ -174,7 +176,9 @@ mod tests {
         let here = HostedHal::current_cpu_id();
         assert_eq!(here, HostedHal::current_cpu_id());
         assert!(here < MAX_CPUS);
-        let other = std::thread::spawn(HostedHal::current_cpu_id).join().expect("thread");
+        let other = std::thread::spawn(HostedHal::current_cpu_id)
+            .join()
+            .expect("thread");
         assert_ne!(here, other);
         assert!(other < MAX_CPUS);
     }

@@ -46,7 +46,9 @@ impl HostFrames {
             return Err(VCpuError::invalid_input("access outside the host frames")
                 .with_value(offset as u64));
         }
-        Ok(std::ptr::with_exposed_provenance_mut::<u8>(self.paddr.as_usize() + offset))
+        Ok(std::ptr::with_exposed_provenance_mut::<u8>(
+            self.paddr.as_usize() + offset,
+        ))
     }
 
     /// Copies `bytes` to `offset`.

@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use axvcpu::{AxVCpuHal, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult};
+use axvcpu::{GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
@@ -43,7 +43,9 @@ pub const STACK_SIZE: u64 = 0x4000;
 pub const DEFAULT_GARBAGE_PROGRAMS: usize = 200;
 
 const RAM_END: u64 = RAM_BASE + RAM_SIZE;
-const RWX: MapFlags = MapFlags::READ.union(MapFlags::WRITE).union(MapFlags::EXECUTE);
+const RWX: MapFlags = MapFlags::READ
+    .union(MapFlags::WRITE)
+    .union(MapFlags::EXECUTE);
 
 /// A test VM: RAM and a read-only page in [`HostedHal`] frames, a nested page table mapping
 /// them, a [`KvmVm`] mirroring it, and a program at [`ENTRY`].
@@ -66,7 +68,12 @@ impl KvmTestVm {
         let ram = HostFrames::new((RAM_SIZE / 4096) as usize)?;
         let ro = HostFrames::new(1)?;
         let mut npt = NestedPageTable::<HostedHal, X86Npt>::new()?;
-        npt.map(GuestPhysAddr::from(RAM_BASE as usize), ram.paddr(), ram.len(), RWX)?;
+        npt.map(
+            GuestPhysAddr::from(RAM_BASE as usize),
+            ram.paddr(),
+            ram.len(),
+            RWX,
+        )?;
         npt.map(
             GuestPhysAddr::from(RO_PAGE as usize),
             ro.paddr(),
@@ -97,7 +104,9 @@ impl KvmTestVm {
     pub fn load(&self, code: &[u8]) -> VCpuResult<LongModeBoot> {
         let room = (RAM_END - ENTRY) as usize - 2 * STACK_SIZE as usize;
         if code.len() > room {
-            return Err(VCpuError::invalid_input("guest program too large").with_value(code.len() as u64));
+            return Err(
+                VCpuError::invalid_input("guest program too large").with_value(code.len() as u64)
+            );
         }
         let mut image = vec![0u8; RAM_SIZE as usize];
         let boot = write_long_mode_tables(&mut image, RAM_BASE, RAM_BASE)?;
@@ -134,7 +143,7 @@ impl KvmTestVm {
     }
 
     fn host_bytes(&self, gpa: u64, len: usize) -> VCpuResult<(&HostFrames, usize)> {
-        let end = gpa.checked_add(len as u64).unwrap_or(u64::MAX);
+        let end = gpa.saturating_add(len as u64);
         if gpa >= RAM_BASE && end <= RAM_END {
             Ok((&self.ram, (gpa - RAM_BASE) as usize))
         } else if gpa >= RO_PAGE && end <= RO_PAGE + 4096 {
@@ -285,8 +294,9 @@ impl Platform for KvmPlatform {
     }
 
     fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<KvmTestVm> {
-        let code = crate::guests::contract_program(program)
-            .ok_or(VCpuError::unsupported("no x86 program for this contract entry"))?;
+        let code = crate::guests::contract_program(program).ok_or(VCpuError::unsupported(
+            "no x86 program for this contract entry",
+        ))?;
         KvmTestVm::new(self.vm_id(), code)
     }
 
@@ -308,7 +318,9 @@ impl Platform for KvmPlatform {
         let handle = std::thread::Builder::new()
             .name("kvm-conformance-cpu".into())
             .spawn(job)
-            .map_err(|_| VCpuError::new(axvcpu::AxErrorKind::ResourceBusy, "cannot spawn a thread"))?;
+            .map_err(|_| {
+                VCpuError::new(axvcpu::AxErrorKind::ResourceBusy, "cannot spawn a thread")
+            })?;
         Ok(Box::new(ThreadJoin(handle)))
     }
 
@@ -316,11 +328,3 @@ impl Platform for KvmPlatform {
         now_ns
     }
 }
-
-/// `HostedHal` frames in use, for leak checks.
-pub fn live_frames() -> usize {
-    HostedHal::live_frames()
-}
-
-#[allow(dead_code)]
-fn _assert_hal<H: AxVCpuHal>() {}

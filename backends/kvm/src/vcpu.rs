@@ -5,8 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axvcpu::{
-    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError,
-    VCpuResult,
+    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult,
 };
 use kvm_bindings::{kvm_regs, kvm_run, CpuId};
 use kvm_ioctls::{SyncReg, VcpuFd};
@@ -190,9 +189,8 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
             self.kvm_run().request_interrupt_window = 0;
             return;
         }
-        let can_take = self.irq_ready
-            && !self.irq_in_flight
-            && self.regs.rflags & regs::RFLAGS_IF != 0;
+        let can_take =
+            self.irq_ready && !self.irq_in_flight && self.regs.rflags & regs::RFLAGS_IF != 0;
         if can_take {
             if let Some(vector) = self.irqs.pop_front() {
                 let events = &mut self.fd.sync_regs_mut().events;
@@ -280,7 +278,9 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
             return Err(VCpuError::bad_state("setup: already set up"));
         }
         let (Some(entry), Some(root)) = (self.entry, self.ept_root) else {
-            return Err(VCpuError::bad_state("setup: entry or nested page table root missing"));
+            return Err(VCpuError::bad_state(
+                "setup: entry or nested page table root missing",
+            ));
         };
         // SAFETY: `set_ept_root`'s contract: `root` is a live X86Npt table of `H` frames
         // whose memory outlives the slots.
@@ -383,8 +383,10 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
         if (32..=255).contains(&vector) {
             Ok(())
         } else {
-            Err(VCpuError::invalid_input("x86 interrupt vectors are 32..=255")
-                .with_value(vector as u64))
+            Err(
+                VCpuError::invalid_input("x86 interrupt vectors are 32..=255")
+                    .with_value(vector as u64),
+            )
         }
     }
 
