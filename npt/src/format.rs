@@ -375,17 +375,17 @@ impl Aarch64Stage2 {
     pub const VALID: u64 = 1 << 0;
     /// Bit 1: table (at Arm levels 1-2) or page (at Arm level 3); 0 means block.
     pub const TABLE_OR_PAGE: u64 = 1 << 1;
-    /// MemAttr[3:0] = 0b1111 in bits 5:2: Normal memory, outer and inner write-back.
+    /// `MemAttr[3:0]` = 0b1111 in bits 5:2: Normal memory, outer and inner write-back.
     pub const MEMATTR_NORMAL_WB: u64 = 0b1111 << 2;
-    /// S2AP[0] (bit 6): read access.
+    /// `S2AP[0]` (bit 6): read access.
     pub const S2AP_READ: u64 = 1 << 6;
-    /// S2AP[1] (bit 7): write access.
+    /// `S2AP[1]` (bit 7): write access.
     pub const S2AP_WRITE: u64 = 1 << 7;
-    /// SH[1:0] = 0b11 in bits 9:8: inner shareable.
+    /// `SH[1:0]` = 0b11 in bits 9:8: inner shareable.
     pub const SH_INNER: u64 = 0b11 << 8;
     /// AF (bit 10): access flag, preset so no access-flag fault is taken.
     pub const AF: u64 = 1 << 10;
-    /// XN (bit 54; XN[1:0] = 0b10 with FEAT_XNX): not executable at EL1 or EL0.
+    /// XN (bit 54; `XN[1:0]` = 0b10 with FEAT_XNX): not executable at EL1 or EL0.
     pub const XN: u64 = 1 << 54;
     /// The output-address bits 47:12.
     pub const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
