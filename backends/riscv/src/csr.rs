@@ -78,7 +78,9 @@ pub mod irq {
 pub fn read<const N: u16>() -> u64 {
     let v: u64;
     // SAFETY: reading a CSR has no memory effects; the caller runs in HS-mode.
-    unsafe { core::arch::asm!("csrr {0}, {csr}", out(reg) v, csr = const N, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("csrr {0}, {csr}", out(reg) v, csr = const N, options(nomem, nostack))
+    };
     v
 }
 
@@ -94,7 +96,9 @@ pub fn write<const N: u16>(v: u64) {
 pub fn set<const N: u16>(bits: u64) -> u64 {
     let v: u64;
     // SAFETY: as for `write`.
-    unsafe { core::arch::asm!("csrrs {0}, {csr}, {1}", out(reg) v, in(reg) bits, csr = const N, options(nostack)) };
+    unsafe {
+        core::arch::asm!("csrrs {0}, {csr}, {1}", out(reg) v, in(reg) bits, csr = const N, options(nostack))
+    };
     v
 }
 
@@ -103,7 +107,9 @@ pub fn set<const N: u16>(bits: u64) -> u64 {
 pub fn clear<const N: u16>(bits: u64) -> u64 {
     let v: u64;
     // SAFETY: as for `write`.
-    unsafe { core::arch::asm!("csrrc {0}, {csr}, {1}", out(reg) v, in(reg) bits, csr = const N, options(nostack)) };
+    unsafe {
+        core::arch::asm!("csrrc {0}, {csr}, {1}", out(reg) v, in(reg) bits, csr = const N, options(nostack))
+    };
     v
 }
 

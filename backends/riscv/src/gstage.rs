@@ -125,16 +125,31 @@ mod tests {
         let read = |a| *mem.get(&a).unwrap_or(&0);
         assert_eq!(
             walk(GStageMode::Sv39x4, root, gpa + 0x18, read),
-            Walk::Mapped { flags: leaf, hpa: 0x40_0018 }
+            Walk::Mapped {
+                flags: leaf,
+                hpa: 0x40_0018
+            }
         );
-        assert_eq!(walk(GStageMode::Sv39x4, root, gpa + 0x1000, read), Walk::Unmapped);
-        assert_eq!(walk(GStageMode::Sv39x4, root, 1 << 41, read), Walk::Unmapped);
+        assert_eq!(
+            walk(GStageMode::Sv39x4, root, gpa + 0x1000, read),
+            Walk::Unmapped
+        );
+        assert_eq!(
+            walk(GStageMode::Sv39x4, root, 1 << 41, read),
+            Walk::Unmapped
+        );
         // a 1 GiB leaf at root index 3
-        mem.insert(root + 3 * 8, (0x4000_0000 >> 2) | pte::V | pte::R | pte::W | pte::X | pte::U);
+        mem.insert(
+            root + 3 * 8,
+            (0x4000_0000 >> 2) | pte::V | pte::R | pte::W | pte::X | pte::U,
+        );
         let read = |a| *mem.get(&a).unwrap_or(&0);
         assert!(matches!(
             walk(GStageMode::Sv39x4, root, 0xc000_1234, read),
-            Walk::Mapped { hpa: 0x4000_1234, .. }
+            Walk::Mapped {
+                hpa: 0x4000_1234,
+                ..
+            }
         ));
     }
 }

@@ -23,14 +23,20 @@ pub(crate) const HENVCFG_STCE: u64 = 1 << 63;
 /// Probes `hgatp` modes, VMID width and Sstc on this hart (H-extension CSRs must work).
 pub(crate) fn probe() {
     let mut modes = [false; 2];
-    for (i, mode) in [GStageMode::Sv39x4, GStageMode::Sv48x4].into_iter().enumerate() {
+    for (i, mode) in [GStageMode::Sv39x4, GStageMode::Sv48x4]
+        .into_iter()
+        .enumerate()
+    {
         csr::write::<{ num::HGATP }>(
             (mode.hgatp_mode() << HGATP_MODE_SHIFT) | (HGATP_VMID_MAX << HGATP_VMID_SHIFT),
         );
         let back = csr::read::<{ num::HGATP }>();
         modes[i] = back >> HGATP_MODE_SHIFT == mode.hgatp_mode();
         if modes[i] {
-            VMID_MASK.store((back >> HGATP_VMID_SHIFT) & HGATP_VMID_MAX, Ordering::Relaxed);
+            VMID_MASK.store(
+                (back >> HGATP_VMID_SHIFT) & HGATP_VMID_MAX,
+                Ordering::Relaxed,
+            );
         }
     }
     csr::write::<{ num::HGATP }>(0);

@@ -1,11 +1,11 @@
 //! The RISC-V H-extension backend of `axvcpu`: a hypervisor running in HS-mode runs each
 //! guest hart in VS-mode.
 //!
-//! - [`RiscvVCpu`] implements [`axvcpu::AxArchVCpu`]: world switch in assembly, G-stage
+//! - `RiscvVCpu` (riscv64 only) implements [`axvcpu::AxArchVCpu`]: world switch in assembly, G-stage
 //!   translation from `set_ept_root` (Sv39x4 or Sv48x4), SBI for the guest (base, TIME,
 //!   IPI, HSM, SRST, legacy console, and the hypercall extension
 //!   [`axvcpu::RISCV_HYPERCALL_EXT`]), MMIO decoding, trapped CSRs, `wfi`.
-//! - [`RiscvPerCpu`] implements [`axvcpu::AxArchPerCpu`]: delegation and counters per hart.
+//! - `RiscvPerCpu` (riscv64 only) implements [`axvcpu::AxArchPerCpu`]: delegation and counters per hart.
 //!
 //! Exits, by guest trap:
 //!

@@ -44,14 +44,16 @@ impl<H: AxVCpuHal> AxArchPerCpu for RiscvPerCpu<H> {
 
     fn hardware_enable(&mut self) -> VCpuResult {
         if let Err(scause) = crate::switch::probe_h() {
-            return Err(VCpuError::unsupported(
-                "no H extension: reading hstatus traps (scause)",
-            )
-            .with_value(scause));
+            return Err(
+                VCpuError::unsupported("no H extension: reading hstatus traps (scause)")
+                    .with_value(scause),
+            );
         }
         hw::probe();
         if !hw::supports(GStageMode::Sv39x4) && !hw::supports(GStageMode::Sv48x4) {
-            return Err(VCpuError::unsupported("hgatp accepts neither Sv39x4 nor Sv48x4"));
+            return Err(VCpuError::unsupported(
+                "hgatp accepts neither Sv39x4 nor Sv48x4",
+            ));
         }
         csr::write::<{ num::HEDELEG }>(HEDELEG);
         csr::write::<{ num::HIDELEG }>(irq::VS_ALL);

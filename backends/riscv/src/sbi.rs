@@ -185,25 +185,44 @@ mod tests {
     fn classifies_the_calls_the_backend_handles() {
         assert_eq!(
             classify(&regs(RISCV_HYPERCALL_EXT, 0x42, 1, 2, 3)),
-            SbiCall::Hypercall { nr: 0x42, args: [1, 2, 3, 4, 5, 6] }
+            SbiCall::Hypercall {
+                nr: 0x42,
+                args: [1, 2, 3, 4, 5, 6]
+            }
         );
         assert_eq!(
             classify(&regs(eid::HSM, 0, 1, 0x8000_0100, 7)),
-            SbiCall::HartStart { hartid: 1, start_addr: 0x8000_0100, opaque: 7 }
+            SbiCall::HartStart {
+                hartid: 1,
+                start_addr: 0x8000_0100,
+                opaque: 7
+            }
         );
         assert_eq!(classify(&regs(eid::HSM, 1, 0, 0, 0)), SbiCall::HartStop);
         assert_eq!(
             classify(&regs(eid::SRST, 0, 0, 0, 0)),
-            SbiCall::SystemReset { reset_type: 0, reason: 0 }
+            SbiCall::SystemReset {
+                reset_type: 0,
+                reason: 0
+            }
         );
-        assert_eq!(classify(&regs(1, 0, b'x' as u64, 0, 0)), SbiCall::PutChar(b'x'));
+        assert_eq!(
+            classify(&regs(1, 0, b'x' as u64, 0, 0)),
+            SbiCall::PutChar(b'x')
+        );
         assert_eq!(
             classify(&regs(eid::HSM, 9, 0, 0, 0)),
-            SbiCall::Unsupported { eid: eid::HSM, fid: 9 }
+            SbiCall::Unsupported {
+                eid: eid::HSM,
+                fid: 9
+            }
         );
         assert_eq!(
             classify(&regs(0x1234_5678, 0, 0, 0, 0)),
-            SbiCall::Unsupported { eid: 0x1234_5678, fid: 0 }
+            SbiCall::Unsupported {
+                eid: 0x1234_5678,
+                fid: 0
+            }
         );
     }
 

@@ -5,8 +5,8 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axvcpu::{
-    AccessFlags, AccessWidth, AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
-    HostPhysAddr, SysRegAddr, VCpuError, VCpuKick, VCpuResult,
+    AccessFlags, AccessWidth, AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr,
+    SysRegAddr, VCpuError, VCpuKick, VCpuResult,
 };
 
 use crate::csr::{self, hstatus, irq, num, sstatus};
@@ -169,8 +169,15 @@ pub struct RiscvVCpu<H: AxVCpuHal> {
 /// The exceptions the guest handles itself (`hedeleg`): misaligned fetch (0), illegal
 /// instruction (2), breakpoint (3), misaligned load (4) and store (6), U-mode ecall (8),
 /// and the guest's own page faults (12, 13, 15).
-pub(crate) const HEDELEG: u64 =
-    (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 6) | (1 << 8) | (1 << 12) | (1 << 13) | (1 << 15);
+pub(crate) const HEDELEG: u64 = (1 << 0)
+    | (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 6)
+    | (1 << 8)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 15);
 
 fn vector_bit(vector: usize) -> VCpuResult<u64> {
     match vector {
@@ -375,14 +382,20 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             Htinst::PageTableWalk { write } => {
                 // The guest's own page-table walk touched memory the G-stage does not
                 // allow: not an instruction the backend can emulate.
-                let access_flags = if write { AccessFlags::WRITE } else { AccessFlags::READ };
+                let access_flags = if write {
+                    AccessFlags::WRITE
+                } else {
+                    AccessFlags::READ
+                };
                 return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
             }
             Htinst::Transformed(t) => decode::decode_transformed(t),
             Htinst::None => None,
             Htinst::Unknown(v) => {
-                return Err(VCpuError::unsupported("unrecognised htinst at a guest page fault")
-                    .with_value(v))
+                return Err(
+                    VCpuError::unsupported("unrecognised htinst at a guest page fault")
+                        .with_value(v),
+                )
             }
         };
         if let Walk::Mapped { flags, .. } = self.walk(gpa) {
@@ -409,7 +422,7 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
                 )?
             }
         };
-        if m.is_load != !store {
+        if m.is_load == store {
             return Err(VCpuError::unsupported(
                 "guest page fault kind does not match the faulting instruction",
             )
@@ -450,10 +463,10 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             return Ok(AxVCpuExitReason::Nothing);
         }
         let Some(c) = decode::decode_csr(insn) else {
-            return Err(
-                VCpuError::unsupported("virtual-instruction exception on an instruction the backend does not emulate")
-                    .with_value(insn as u64),
-            );
+            return Err(VCpuError::unsupported(
+                "virtual-instruction exception on an instruction the backend does not emulate",
+            )
+            .with_value(insn as u64));
         };
         let operand = match c.src {
             CsrSrc::Reg(r) => self.gpr(r),
@@ -548,8 +561,10 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
             ));
         }
         if !hw::supports(config.gstage) {
-            return Err(VCpuError::unsupported("hgatp does not support this G-stage mode")
-                .with_value(config.gstage.hgatp_mode()));
+            return Err(
+                VCpuError::unsupported("hgatp does not support this G-stage mode")
+                    .with_value(config.gstage.hgatp_mode()),
+            );
         }
         self.config = config;
         let vmid = (self.vm_id as u64) & hw::vmid_mask();
@@ -586,7 +601,9 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
             });
         }
         if !self.bound {
-            return Err(VCpuError::bad_state("run: the vCPU is not bound to this hart"));
+            return Err(VCpuError::bad_state(
+                "run: the vCPU is not bound to this hart",
+            ));
         }
         self.enter()
     }
@@ -621,7 +638,9 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
 
     fn set_gpr(&mut self, reg: usize, val: usize) -> VCpuResult {
         if reg >= 32 {
-            return Err(VCpuError::invalid_input("RISC-V has registers x0..x31").with_value(reg as u64));
+            return Err(
+                VCpuError::invalid_input("RISC-V has registers x0..x31").with_value(reg as u64)
+            );
         }
         self.set_reg(reg, val as u64);
         Ok(())
@@ -629,7 +648,9 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
 
     fn get_gpr(&self, reg: usize) -> VCpuResult<usize> {
         if reg >= 32 {
-            return Err(VCpuError::invalid_input("RISC-V has registers x0..x31").with_value(reg as u64));
+            return Err(
+                VCpuError::invalid_input("RISC-V has registers x0..x31").with_value(reg as u64)
+            );
         }
         Ok(self.gpr(reg) as usize)
     }
@@ -672,7 +693,9 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
                 self.advance(4);
                 Ok(())
             }
-            None => Err(VCpuError::bad_state("complete_read: no read exit is waiting")),
+            None => Err(VCpuError::bad_state(
+                "complete_read: no read exit is waiting",
+            )),
         }
     }
 

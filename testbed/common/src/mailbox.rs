@@ -126,10 +126,14 @@ mod tests {
     fn jobs_run_on_the_serving_cpu_once() {
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
-        let t = MB.post(1, Box::new(move || {
-            h.fetch_add(1, Ordering::SeqCst);
-        }))
-        .unwrap();
+        let t = MB
+            .post(
+                1,
+                Box::new(move || {
+                    h.fetch_add(1, Ordering::SeqCst);
+                }),
+            )
+            .unwrap();
         assert_eq!(MB.post(1, Box::new(|| {})).unwrap_err(), PostError::Busy);
         assert!(MB.post(2, Box::new(|| {})).is_err());
         let server = std::thread::spawn(|| while !MB.serve_once(1) {});

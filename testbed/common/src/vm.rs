@@ -38,7 +38,9 @@ impl<H: AxVCpuHal> GuestRam<H> {
     pub fn new(layout: Layout) -> VCpuResult<Self> {
         let frames = layout.ram_size / FRAME_SIZE;
         if frames == 0 || layout.ram_size % FRAME_SIZE != 0 {
-            return Err(VCpuError::invalid_input("RAM size must be a non-zero multiple of 4 KiB"));
+            return Err(VCpuError::invalid_input(
+                "RAM size must be a non-zero multiple of 4 KiB",
+            ));
         }
         let hpa = H::alloc_contiguous_frames(frames, 1).ok_or(VCpuError::new(
             AxErrorKind::NoMemory,
@@ -73,8 +75,13 @@ impl<H: AxVCpuHal> GuestRam<H> {
         let off = gpa
             .as_usize()
             .checked_sub(self.layout.ram_base.as_usize())
-            .filter(|o| o.checked_add(len).is_some_and(|e| e <= self.layout.ram_size));
-        off.ok_or(VCpuError::invalid_input("address outside guest RAM").with_value(gpa.as_usize() as u64))
+            .filter(|o| {
+                o.checked_add(len)
+                    .is_some_and(|e| e <= self.layout.ram_size)
+            });
+        off.ok_or(
+            VCpuError::invalid_input("address outside guest RAM").with_value(gpa.as_usize() as u64),
+        )
     }
 
     /// Copies `bytes` into guest RAM at `gpa`.

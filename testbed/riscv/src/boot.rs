@@ -79,7 +79,13 @@ fn start_hart(hart: usize) -> bool {
         fn testbed_secondary_start();
     }
     // HSM hart_start(hartid, start_addr, opaque)
-    let (err, _) = hal::sbi(0x48_534d, 0, hart, testbed_secondary_start as *const () as usize, 0);
+    let (err, _) = hal::sbi(
+        0x48_534d,
+        0,
+        hart,
+        testbed_secondary_start as *const () as usize,
+        0,
+    );
     err == 0
 }
 

@@ -3,8 +3,8 @@
 //! (the start of guest RAM). All code is position-independent; the addresses it touches
 //! come from the layout below.
 
-use axvcpu_conformance::contract::*;
 use axvcpu_conformance::contract::GuestProgram;
+use axvcpu_conformance::contract::*;
 
 /// Guest RAM (GPA) of every test VM.
 pub const RAM_BASE: usize = 0x8000_0000;

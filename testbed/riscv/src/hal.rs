@@ -69,7 +69,9 @@ impl AxVCpuHal for Hal {
     }
 
     fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
-        let pa = FRAMES.lock().alloc(count, align_frames.max(1).next_power_of_two())?;
+        let pa = FRAMES
+            .lock()
+            .alloc(count, align_frames.max(1).next_power_of_two())?;
         zero(pa, count);
         Some(HostPhysAddr::from(pa))
     }
@@ -126,9 +128,28 @@ pub fn sbi(eid: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, u
     (e, v)
 }
 
-/// Powers off: SRST shutdown, reason "system failure" unless `ok`.
+/// QEMU virt's SiFive test finisher: `0x5555` exits 0, `code << 16 | 0x3333` exits `code`.
+const TEST_FINISHER: usize = 0x10_0000;
+
+/// Powers off: SRST shutdown, reason "system failure" unless `ok`. OpenSBI's QEMU reset
+/// driver ignores the reason, so a failure first goes straight to the test finisher to make
+/// QEMU exit with status 1.
 pub fn shutdown(ok: bool) -> ! {
+    // The first hart to shut down decides the status; any other just parks.
+    static SHUTTING_DOWN: core::sync::atomic::AtomicBool =
+        core::sync::atomic::AtomicBool::new(false);
+    if SHUTTING_DOWN.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        park();
+    }
+    if !ok {
+        // SAFETY: the finisher register, identity-mapped; writing it ends the machine.
+        unsafe { (TEST_FINISHER as *mut u32).write_volatile((1 << 16) | 0x3333) };
+    }
     sbi(0x5352_5354, 0, 0, if ok { 0 } else { 1 }, 0);
+    park()
+}
+
+fn park() -> ! {
     loop {
         // SAFETY: waiting forever.
         unsafe { core::arch::asm!("wfi") };

@@ -2,7 +2,9 @@
 
 use alloc::boxed::Box;
 
-use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult};
+use axvcpu::{
+    AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult,
+};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 use axvcpu_npt::{MapFlags, NestedPageTable, RiscvSv39x4, RiscvSv48x4};
@@ -130,14 +132,18 @@ impl TestVm for RiscvTestVm {
                 return Err(VCpuError::invalid_input("read crosses the read-only page"));
             }
             // SAFETY: our frame, identity-mapped.
-            return Ok(unsafe { ((self.ro_frame.as_usize() + off) as *const u64).read_unaligned() });
+            return Ok(unsafe {
+                ((self.ro_frame.as_usize() + off) as *const u64).read_unaligned()
+            });
         }
         self.ram.read_u64(gpa)
     }
     fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult {
-        self.npt
-            .lock()
-            .protect(gpa.as_usize() & !0xfff, 0x1000, MapFlags::READ | MapFlags::WRITE)
+        self.npt.lock().protect(
+            gpa.as_usize() & !0xfff,
+            0x1000,
+            MapFlags::READ | MapFlags::WRITE,
+        )
     }
 }
 
@@ -155,7 +161,7 @@ impl Platform for RiscvPlatform {
             isa: Isa::Riscv64,
             name: "riscv64-qemu",
             irq_vector: 1,
-            sysreg_read: Some(SysRegAddr(0xc00)),  // cycle: hcounteren.CY = 0
+            sysreg_read: Some(SysRegAddr(0xc00)), // cycle: hcounteren.CY = 0
             sysreg_write: Some(SysRegAddr(0x180)), // satp: hstatus.VTVM = 1 for that VM
             halt_insn_len: 4,
             gpr_range: (1, 32),
@@ -165,11 +171,14 @@ impl Platform for RiscvPlatform {
     }
 
     fn not_applicable(&self, program: GuestProgram) -> Option<&'static str> {
-        guests::code(program).is_none().then_some("RISC-V has no port I/O")
+        guests::code(program)
+            .is_none()
+            .then_some("RISC-V has no port I/O")
     }
 
     fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<RiscvTestVm> {
-        let code = guests::code(program).ok_or(VCpuError::unsupported("no such program on RISC-V"))?;
+        let code =
+            guests::code(program).ok_or(VCpuError::unsupported("no such program on RISC-V"))?;
         let setup = RiscvSetupConfig {
             gstage: self.gstage,
             trap_satp: program == GuestProgram::SysReg,
@@ -189,13 +198,20 @@ impl Platform for RiscvPlatform {
         self.cpus
     }
 
-    fn spawn_on_cpu(&self, cpu: usize, job: Box<dyn FnOnce() + Send + 'static>) -> VCpuResult<Box<dyn Join>> {
+    fn spawn_on_cpu(
+        &self,
+        cpu: usize,
+        job: Box<dyn FnOnce() + Send + 'static>,
+    ) -> VCpuResult<Box<dyn Join>> {
         if cpu == hal::hart_id() || !online(cpu) {
-            return Err(VCpuError::invalid_input("spawn_on_cpu: not another online CPU").with_value(cpu as u64));
+            return Err(
+                VCpuError::invalid_input("spawn_on_cpu: not another online CPU")
+                    .with_value(cpu as u64),
+            );
         }
-        let ticket = MAILBOX
-            .post(cpu, job)
-            .map_err(|_| VCpuError::invalid_input("spawn_on_cpu: that CPU is busy").with_value(cpu as u64))?;
+        let ticket = MAILBOX.post(cpu, job).map_err(|_| {
+            VCpuError::invalid_input("spawn_on_cpu: that CPU is busy").with_value(cpu as u64)
+        })?;
         Ok(Box::new(ticket))
     }
 
@@ -225,7 +241,10 @@ pub fn main() -> bool {
     if cfg!(feature = "bench") {
         return bench(&mut platform);
     }
-    println!("conformance: {} scenarios", axvcpu_conformance::SCENARIOS.len());
+    println!(
+        "conformance: {} scenarios",
+        axvcpu_conformance::SCENARIOS.len()
+    );
     let frames_before = hal::frames_in_use();
     let t0 = hal::now_ns();
     let summary = {
@@ -245,13 +264,22 @@ fn bench(p: &mut RiscvPlatform) -> bool {
     const WARMUP: u64 = 100;
     const N: u64 = 10_000;
     let run = || -> VCpuResult<(u64, u64)> {
-        let vm = RiscvTestVm::new(guests::bench_code(), RiscvSetupConfig { gstage: p.gstage, trap_satp: false })?;
+        let vm = RiscvTestVm::new(
+            guests::bench_code(),
+            RiscvSetupConfig {
+                gstage: p.gstage,
+                trap_satp: false,
+            },
+        )?;
         let mut v: AxVCpu<VCpu> = vm.new_vcpu(0, vm.entry())?;
         v.bind()?;
         let mut step = |n: u64| -> VCpuResult {
             for _ in 0..n {
                 match v.run()? {
-                    AxVCpuExitReason::Hypercall { nr: guests::HC_BENCH, .. } => {}
+                    AxVCpuExitReason::Hypercall {
+                        nr: guests::HC_BENCH,
+                        ..
+                    } => {}
                     _ => return Err(VCpuError::unsupported("bench: unexpected exit")),
                 }
             }
@@ -268,8 +296,14 @@ fn bench(p: &mut RiscvPlatform) -> bool {
             let per = insns as f64 / N as f64;
             println!("bench: {N} hypercall round trips through AxVCpu::run");
             println!("bench: instructions per round trip: {per:.1} (of which guest: 2)");
-            println!("bench: hypervisor instructions per round trip: {:.1}", per - 2.0);
-            println!("bench: guest-clock ns per round trip: {:.1}", ns as f64 / N as f64);
+            println!(
+                "bench: hypervisor instructions per round trip: {:.1}",
+                per - 2.0
+            );
+            println!(
+                "bench: guest-clock ns per round trip: {:.1}",
+                ns as f64 / N as f64
+            );
             true
         }
         Err(e) => {
