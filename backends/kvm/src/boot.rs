@@ -91,7 +91,7 @@ pub fn write_long_mode_tables(ram: &mut [u8], ram_gpa: u64, at: u64) -> VCpuResu
 }
 
 /// Puts `sregs` in 64-bit long mode with paging through `boot`.
-pub(crate) fn long_mode_sregs(sregs: &mut kvm_sregs, boot: &LongModeBoot) {
+pub fn long_mode_sregs(sregs: &mut kvm_sregs, boot: &LongModeBoot) {
     let code = kvm_segment {
         base: 0,
         limit: 0xffff_ffff,

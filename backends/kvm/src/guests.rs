@@ -15,6 +15,11 @@ use axvcpu_conformance::contract::{self as c, GuestProgram};
 
 use crate::testing::{IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE, SYSREG_MSR};
 
+/// The port [`string_io`] uses.
+pub const STRING_IO_PORT: u16 = 0xe8;
+/// The demo's hypercall: returns `rdi + rsi`.
+pub const HC_ADD: u64 = 0x4144;
+
 global_asm!(
     r#"
 .macro HC nr
@@ -225,6 +230,204 @@ PROGRAM smp
     jnz 2b
     DONE_LOOP
 END_PROGRAM smp
+
+PROGRAM string_io
+    lea rsi, [rip + 8f]
+    mov ecx, 3
+    mov dx, {port_str}
+    rep outsb
+    lea rdi, [rip + 9f]
+    mov ecx, 2
+    rep insw
+    mov eax, dword ptr [rip + 9f]
+    REPORT rax
+    DONE_LOOP
+8:
+    .byte 0x11, 0x22, 0x33
+    .balign 8
+9:
+    .quad 0
+END_PROGRAM string_io
+
+PROGRAM triple_fault
+    lea rax, [rip + 3f]
+    lidt [rax]
+    ud2
+3:
+    .word 0
+    .quad 0
+END_PROGRAM triple_fault
+
+PROGRAM unemulated
+    fwait
+    DONE_LOOP
+END_PROGRAM unemulated
+
+PROGRAM send_ipi
+    mov rbx, 0xfee00000
+    mov dword ptr [rbx + 0x310], 0x02000000
+    mov dword ptr [rbx + 0x300], 0x4055
+    DONE_LOOP
+END_PROGRAM send_ipi
+
+PROGRAM irq3
+    lea rbx, [rip + 5f]
+    lea rax, [rip + 10f]
+    mov ecx, {irq_vec}
+11:
+    mov rdx, rcx
+    shl rdx, 4
+    add rdx, rbx
+    mov word ptr [rdx], ax
+    mov word ptr [rdx + 2], 0x08
+    mov word ptr [rdx + 4], 0x8e00
+    mov r8, rax
+    shr r8, 16
+    mov word ptr [rdx + 6], r8w
+    shr r8, 16
+    mov dword ptr [rdx + 8], r8d
+    mov dword ptr [rdx + 12], 0
+    add rax, 16
+    inc ecx
+    cmp ecx, {irq_vec} + 3
+    jne 11b
+    lea rax, [rip + 3f]
+    mov qword ptr [rax + 2], rbx
+    lidt [rax]
+    sti
+    HC {hc_ready}
+1:
+    hlt
+    jmp 1b
+    .balign 16
+10:
+    push rdi
+    mov edi, {irq_vec}
+    jmp 12f
+    .balign 16
+    push rdi
+    mov edi, {irq_vec} + 1
+    jmp 12f
+    .balign 16
+    push rdi
+    mov edi, {irq_vec} + 2
+    jmp 12f
+12:
+    push rax
+    HC {hc_report}
+    pop rax
+    pop rdi
+    iretq
+    .balign 16
+3:
+    .word 256 * 16 - 1
+    .quad 0
+    .balign 16
+5:
+    .skip 256 * 16
+END_PROGRAM irq3
+
+PROGRAM pio_loop
+2:
+    out {port0}, al
+    jmp 2b
+END_PROGRAM pio_loop
+
+PROGRAM mmio_read_loop
+    mov rbx, {mmio}
+2:
+    mov eax, dword ptr [rbx]
+    jmp 2b
+END_PROGRAM mmio_read_loop
+
+PROGRAM mmio_write_loop
+    mov rbx, {mmio}
+2:
+    mov dword ptr [rbx], eax
+    jmp 2b
+END_PROGRAM mmio_write_loop
+
+PROGRAM hypercall_loop
+2:
+    HC {hc_nr}
+    jmp 2b
+END_PROGRAM hypercall_loop
+
+PROGRAM demo
+    lea rsi, [rip + 20f]
+    call 30f
+    mov rdi, 40
+    mov rsi, 2
+    HC {hc_add}
+    REPORT rax
+    mov rbx, {mmio}
+    mov dword ptr [rbx], 21
+    mov eax, dword ptr [rbx + 4]
+    REPORT rax
+    lea rbx, [rip + 25f]
+    lea rax, [rip + 24f]
+    mov word ptr [rbx + {irq_vec} * 16], ax
+    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
+    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
+    shr rax, 16
+    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
+    shr rax, 16
+    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
+    lea rax, [rip + 23f]
+    mov qword ptr [rax + 2], rbx
+    lidt [rax]
+    sti
+    HC {hc_ready}
+21:
+    cmp byte ptr [rip + 26f], 0
+    jne 22f
+    hlt
+    jmp 21b
+22:
+    cli
+    lea rsi, [rip + 27f]
+    call 30f
+    mov dx, 0x604
+    mov ax, 0x2000
+    out dx, ax
+    DONE_LOOP
+24:
+    push rsi
+    push rax
+    push rdx
+    lea rsi, [rip + 28f]
+    call 30f
+    mov byte ptr [rip + 26f], 1
+    pop rdx
+    pop rax
+    pop rsi
+    iretq
+30:
+    mov dx, 0x3f8
+31:
+    lodsb
+    test al, al
+    jz 32f
+    out dx, al
+    jmp 31b
+32:
+    ret
+20:
+    .asciz "Hello from a 64-bit guest on KVM!\n"
+27:
+    .asciz "Bye.\n"
+28:
+    .asciz "(interrupt)\n"
+26:
+    .byte 0
+    .balign 16
+23:
+    .word 256 * 16 - 1
+    .quad 0
+    .balign 16
+25:
+    .skip 256 * 16
+END_PROGRAM demo
 "#,
     hc_report = const c::HC_REPORT,
     hc_done = const c::HC_DONE,
@@ -257,12 +460,15 @@ END_PROGRAM smp
     below = const RAM_BASE - 0x1000,
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const c::SMP_ITERATIONS,
+    port_str = const STRING_IO_PORT,
+    hc_add = const HC_ADD,
 );
 
 /// Declares `fn $name() -> &'static [u8]` returning the bytes of program `$name`.
 macro_rules! program {
-    ($name:ident) => {
-        fn $name() -> &'static [u8] {
+    ($(#[$doc:meta])* $vis:vis $name:ident) => {
+        $(#[$doc])*
+        $vis fn $name() -> &'static [u8] {
             extern "C" {
                 #[link_name = concat!("axvcpu_kvm_guest_", stringify!($name), "_start")]
                 static START: u8;
@@ -297,6 +503,51 @@ program!(spin);
 program!(sysreg);
 program!(isolation);
 program!(smp);
+program!(
+    /// `rep outsb` of 0x11, 0x22, 0x33 to [`STRING_IO_PORT`], then `rep insw` of two words
+    /// from it, `HC_REPORT` of the four bytes read, then `HC_DONE`.
+    pub string_io
+);
+program!(
+    /// Loads an empty IDT and executes `ud2`: a triple fault.
+    pub triple_fault
+);
+program!(
+    /// `fwait`, which KVM's instruction emulator refuses on this platform (then `HC_DONE`).
+    pub unemulated
+);
+program!(
+    /// A fixed IPI, vector 0x55, to APIC id 2 through the ICR; then `HC_DONE`.
+    pub send_ipi
+);
+program!(
+    /// Handlers for vectors [`IRQ_VECTOR`]..+3, each `HC_REPORT(vector)`; enables
+    /// interrupts, `HC_READY`, then halts forever.
+    pub irq3
+);
+program!(
+    /// `out` of `al` to `IO_PORT`, forever.
+    pub pio_loop
+);
+program!(
+    /// 4-byte load from [`MMIO_BASE`], forever.
+    pub mmio_read_loop
+);
+program!(
+    /// 4-byte store to [`MMIO_BASE`], forever.
+    pub mmio_write_loop
+);
+program!(
+    /// Hypercall `HYPERCALL_NR`, forever.
+    pub hypercall_loop
+);
+program!(
+    /// The demo: prints a greeting to the serial port 0x3f8, asks hypercall [`HC_ADD`] for
+    /// 40 + 2 and reports the result, writes 21 to the MMIO register at [`MMIO_BASE`] and
+    /// reports what it reads back from `MMIO_BASE + 4`, takes interrupt [`IRQ_VECTOR`] (its
+    /// handler prints a line), prints goodbye and powers off through port 0x604.
+    pub demo
+);
 
 /// The x86 code of a contract program, or `None` for programs x86 cannot express
 /// ([`GuestProgram::CpuDown`]: x86 has no architectural CPU-off).

@@ -168,8 +168,15 @@ impl KvmVm {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The CPUID table vCPUs start from.
-    pub(crate) fn cpuid(&self) -> &CpuId {
+    /// The VM file descriptor, for what this crate does not wrap (benchmarks against raw
+    /// kvm-ioctls, say). Changing memory slots through it confuses the backend.
+    pub fn vm_fd(&self) -> &VmFd {
+        &self.fd
+    }
+
+    /// The CPUID table vCPUs start from (KVM's supported CPUID; each vCPU patches in its
+    /// APIC id).
+    pub fn cpuid(&self) -> &CpuId {
         &self.cpuid
     }
 

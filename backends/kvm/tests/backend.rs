@@ -1,0 +1,449 @@
+//! The KVM backend on the real /dev/kvm: every exit kind, kicks, interrupts, nested page
+//! faults, and refused misuse.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axvcpu::{
+    AccessFlags, AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason as E, GuestPhysAddr, Port,
+    SysRegAddr, VCpuState,
+};
+use axvcpu_conformance::contract::{self as c, GuestProgram};
+use axvcpu_conformance::TestVm;
+use axvcpu_kvm::guests::{self, STRING_IO_PORT};
+use axvcpu_kvm::testing::{KvmTestVm, ENTRY, IRQ_VECTOR, MMIO_BASE, RO_PAGE, SYSREG_MSR};
+use axvcpu_kvm::{KvmCreateConfig, KvmVCpu, KvmVm, KvmVmConfig};
+
+type VCpu = AxVCpu<KvmVCpu>;
+
+fn start(code: &[u8]) -> (KvmTestVm, VCpu) {
+    let vm = KvmTestVm::new(1, code).expect("test VM");
+    let mut v = vm.new_vcpu(0, vm.entry()).expect("vCPU");
+    v.bind().expect("bind");
+    (vm, v)
+}
+
+fn contract(p: GuestProgram) -> &'static [u8] {
+    guests::contract_program(p).expect("x86 program")
+}
+
+fn run(v: &mut VCpu) -> E {
+    v.run().expect("run")
+}
+
+fn done(v: &mut VCpu) {
+    match run(v) {
+        E::Hypercall { nr: c::HC_DONE, .. } => {}
+        other => panic!("expected HC_DONE, got {other:?}"),
+    }
+}
+
+fn report(v: &mut VCpu) -> u64 {
+    match run(v) {
+        E::Hypercall {
+            nr: c::HC_REPORT,
+            args,
+        } => args[0],
+        other => panic!("expected HC_REPORT, got {other:?}"),
+    }
+}
+
+/// Runs once and checks the exit took exactly one ioctl (KVM_RUN).
+fn run_one_ioctl(v: &mut VCpu) -> E {
+    let before = v.arch().ioctl_count();
+    let exit = run(v);
+    assert_eq!(v.arch().ioctl_count() - before, 1, "ioctls for {exit:?}");
+    exit
+}
+
+#[test]
+fn port_io_and_hypercalls_cost_one_ioctl_each() {
+    let (_vm, mut v) = start(contract(GuestProgram::IoOut));
+    for (i, (w, data)) in [AccessWidth::Byte, AccessWidth::Word, AccessWidth::Dword]
+        .into_iter()
+        .zip(c::IO_OUT_DATA)
+        .enumerate()
+    {
+        let port = Port(c::IO_PORT + 2 * i as u16);
+        assert_eq!(
+            run_one_ioctl(&mut v),
+            E::IoWrite {
+                port,
+                width: w,
+                data
+            }
+        );
+    }
+    done(&mut v);
+
+    drop(v);
+    let (_vm, mut v) = start(contract(GuestProgram::IoIn));
+    for (i, w) in [AccessWidth::Byte, AccessWidth::Word, AccessWidth::Dword]
+        .into_iter()
+        .enumerate()
+    {
+        let port = Port(c::IO_PORT + 2 * i as u16);
+        assert_eq!(run_one_ioctl(&mut v), E::IoRead { port, width: w });
+        v.complete_read(c::IO_IN_VALUE).expect("complete");
+        let want = match w {
+            AccessWidth::Dword => c::IO_IN_VALUE & w.mask(),
+            _ => (c::IO_IN_RAX_BEFORE & !w.mask()) | (c::IO_IN_VALUE & w.mask()),
+        };
+        assert_eq!(report(&mut v), want);
+    }
+    done(&mut v);
+
+    drop(v);
+    let (_vm, mut v) = start(contract(GuestProgram::Hypercall));
+    assert_eq!(
+        run_one_ioctl(&mut v),
+        E::Hypercall {
+            nr: c::HYPERCALL_NR,
+            args: c::HYPERCALL_ARGS
+        }
+    );
+    v.set_return_value(c::HYPERCALL_RET as usize).expect("ret");
+    // The return value rides in the synced registers: still one ioctl.
+    let before = v.arch().ioctl_count();
+    assert_eq!(report(&mut v), c::HYPERCALL_RET);
+    assert_eq!(v.arch().ioctl_count() - before, 1);
+    done(&mut v);
+}
+
+#[test]
+fn string_io_is_reported_one_element_per_exit() {
+    let (_vm, mut v) = start(guests::string_io());
+    let runs = v.arch().run_count();
+    for data in [0x11, 0x22, 0x33] {
+        assert_eq!(
+            run(&mut v),
+            E::IoWrite {
+                port: Port(STRING_IO_PORT),
+                width: AccessWidth::Byte,
+                data
+            }
+        );
+    }
+    // KVM may hand the string over whole or element by element.
+    assert!(v.arch().run_count() - runs <= 3);
+    for value in [0x1234, 0xabcd_5678] {
+        assert_eq!(
+            run(&mut v),
+            E::IoRead {
+                port: Port(STRING_IO_PORT),
+                width: AccessWidth::Word
+            }
+        );
+        v.complete_read(value).expect("complete");
+    }
+    assert_eq!(report(&mut v), 0x5678_1234);
+    done(&mut v);
+}
+
+#[test]
+fn mmio_accesses() {
+    let (_vm, mut v) = start(contract(GuestProgram::MmioWrite));
+    for (i, (w, data)) in [
+        AccessWidth::Byte,
+        AccessWidth::Word,
+        AccessWidth::Dword,
+        AccessWidth::Qword,
+    ]
+    .into_iter()
+    .zip(c::MMIO_WRITE_DATA)
+    .enumerate()
+    {
+        let addr = GuestPhysAddr::from(MMIO_BASE as usize + 8 * i);
+        assert_eq!(
+            run_one_ioctl(&mut v),
+            E::MmioWrite {
+                addr,
+                width: w,
+                data
+            }
+        );
+    }
+    done(&mut v);
+
+    drop(v);
+    let (_vm, mut v) = start(contract(GuestProgram::MmioRead));
+    for (off, size, signed) in c::MMIO_READS {
+        let w = AccessWidth::from_size(size).expect("width");
+        assert_eq!(
+            run_one_ioctl(&mut v),
+            E::MmioRead {
+                addr: GuestPhysAddr::from(MMIO_BASE as usize + off),
+                width: w,
+                reg: None,
+                reg_width: w,
+                signed_ext: false
+            }
+        );
+        v.complete_read(c::MMIO_READ_VALUE).expect("complete");
+        let want = if signed {
+            w.sign_extend(c::MMIO_READ_VALUE)
+        } else {
+            c::MMIO_READ_VALUE & w.mask()
+        };
+        assert_eq!(report(&mut v), want, "{size}-byte load, signed {signed}");
+    }
+    done(&mut v);
+}
+
+#[test]
+fn halt_power_and_system_registers() {
+    let (_vm, mut v) = start(contract(GuestProgram::Halt));
+    assert_eq!(run_one_ioctl(&mut v), E::Halt);
+    assert_eq!(v.state(), VCpuState::Blocked);
+    assert_eq!(v.pc().expect("pc"), ENTRY as usize + 1);
+    done(&mut v);
+
+    drop(v);
+    let (_vm, mut v) = start(contract(GuestProgram::SystemDown));
+    assert_eq!(run(&mut v), E::SystemDown);
+    drop(v);
+    let (_vm, mut v) = start(guests::triple_fault());
+    assert_eq!(run(&mut v), E::SystemDown);
+
+    drop(v);
+    let (_vm, mut v) = start(contract(GuestProgram::SysReg));
+    assert_eq!(
+        run_one_ioctl(&mut v),
+        E::SysRegRead {
+            addr: SysRegAddr(SYSREG_MSR as usize),
+            reg: 0
+        }
+    );
+    v.complete_read(c::SYSREG_READ_VALUE).expect("complete");
+    assert_eq!(report(&mut v), c::SYSREG_READ_VALUE);
+    assert_eq!(
+        run(&mut v),
+        E::SysRegWrite {
+            addr: SysRegAddr(SYSREG_MSR as usize),
+            value: c::SYSREG_WRITE_VALUE
+        }
+    );
+    done(&mut v);
+}
+
+#[test]
+fn apic_icr_writes_start_cpus_and_send_ipis() {
+    let (_vm, mut v) = start(contract(GuestProgram::CpuUp));
+    match run(&mut v) {
+        E::CpuUp {
+            target_cpu: 1,
+            entry_point,
+            arg: 0,
+        } => {
+            let e = entry_point.as_usize() as u64;
+            assert!(
+                e > ENTRY && e % 4096 == 0 && e < 0x10_0000,
+                "{entry_point:?}"
+            );
+        }
+        other => panic!("expected CpuUp, got {other:?}"),
+    }
+    // The second SIPI of INIT-SIPI-SIPI is absorbed.
+    done(&mut v);
+
+    drop(v);
+    let (_vm, mut v) = start(guests::send_ipi());
+    assert_eq!(
+        run(&mut v),
+        E::SendIPI {
+            target_cpu: 2,
+            target_cpu_aux: 0,
+            send_to_all: false,
+            send_to_self: false,
+            vector: 0x55
+        }
+    );
+    done(&mut v);
+}
+
+#[test]
+fn an_instruction_kvm_cannot_emulate_is_an_error_not_a_panic() {
+    let (_vm, mut v) = start(guests::unemulated());
+    match v.run() {
+        Err(e) => {
+            println!("unemulated instruction: {e}");
+            assert_eq!(v.state(), VCpuState::Invalid);
+        }
+        // Should this KVM learn the instruction, the program just finishes.
+        Ok(E::Hypercall { nr: c::HC_DONE, .. }) => println!("fwait was emulated"),
+        Ok(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn nested_page_fault_is_retried_after_the_table_changes() {
+    let (vm, mut v) = start(contract(GuestProgram::NestedPageFault));
+    let fault = E::NestedPageFault {
+        addr: GuestPhysAddr::from(RO_PAGE as usize + c::NPF_OFFSET),
+        access_flags: AccessFlags::WRITE,
+    };
+    assert_eq!(run(&mut v), fault);
+    // Still read-only: the same fault, without entering the guest.
+    let runs = v.arch().run_count();
+    assert_eq!(run(&mut v), fault);
+    v.nested_page_table_changed().expect("changed");
+    assert_eq!(run(&mut v), fault);
+    assert_eq!(v.arch().run_count(), runs);
+    assert_eq!(
+        vm.read_u64(GuestPhysAddr::from(RO_PAGE as usize + c::NPF_OFFSET)),
+        Ok(0)
+    );
+    vm.make_writable(GuestPhysAddr::from(RO_PAGE as usize))
+        .expect("writable");
+    v.nested_page_table_changed().expect("changed");
+    done(&mut v);
+    assert_eq!(
+        vm.read_u64(GuestPhysAddr::from(RO_PAGE as usize + c::NPF_OFFSET)),
+        Ok(c::NPF_DATA)
+    );
+}
+
+#[test]
+fn interrupts_are_delivered_once_each_in_order() {
+    let (_vm, mut v) = start(guests::irq3());
+    let vectors = [IRQ_VECTOR, IRQ_VECTOR + 1, IRQ_VECTOR + 2];
+    // Queued before the first run, while the guest still has interrupts disabled.
+    for vec in vectors {
+        v.inject_interrupt(vec as usize).expect("inject");
+    }
+    let mut seen = Vec::new();
+    let mut ready = 0;
+    for _ in 0..32 {
+        match run(&mut v) {
+            E::Hypercall {
+                nr: c::HC_REPORT,
+                args,
+            } => seen.push(args[0]),
+            E::Hypercall {
+                nr: c::HC_READY, ..
+            } => ready += 1,
+            E::Halt if seen.len() == 3 => break,
+            E::Halt => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ready, 1);
+    assert_eq!(seen, vectors);
+    // Nothing more arrives.
+    assert_eq!(run(&mut v), E::Halt);
+    assert_eq!(v.state(), VCpuState::Blocked);
+    // An interrupt wakes the halted vCPU, and is taken exactly once.
+    v.handle()
+        .inject_interrupt(IRQ_VECTOR as usize + 1)
+        .expect("inject");
+    assert_eq!(v.state(), VCpuState::Ready);
+    assert_eq!(report(&mut v), IRQ_VECTOR + 1);
+    assert_eq!(run(&mut v), E::Halt);
+    assert_eq!(run(&mut v), E::Halt);
+}
+
+#[test]
+fn interrupts_wait_while_the_guest_masks_them() {
+    let (_vm, mut v) = start(contract(GuestProgram::Halt));
+    v.inject_interrupt(IRQ_VECTOR as usize).expect("inject");
+    // rflags.IF = 0: the halt exits, the interrupt stays held (so the vCPU stays Ready).
+    assert_eq!(run(&mut v), E::Halt);
+    assert!(v.arch().has_pending_interrupt());
+    assert_eq!(v.state(), VCpuState::Ready);
+    done(&mut v);
+    assert!(v.inject_interrupt(31).is_err());
+    assert!(v.inject_interrupt(256).is_err());
+}
+
+#[test]
+fn kick_stops_a_spinning_guest_quickly_and_it_resumes() {
+    let (_vm, mut v) = start(contract(GuestProgram::Spin));
+    let mut latencies = Vec::new();
+    let mut pcs = Vec::new();
+    for _ in 0..20 {
+        let handle = v.handle();
+        let kicked_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (k, s) = (kicked_at.clone(), stop.clone());
+        let kicker = std::thread::spawn(move || {
+            while handle.state() != VCpuState::Running && !s.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            // Let the guest spin for a while first.
+            std::thread::sleep(Duration::from_millis(2));
+            *k.lock().expect("lock") = Some(Instant::now());
+            handle.kick();
+        });
+        let exit = run(&mut v);
+        let returned = Instant::now();
+        stop.store(true, Ordering::Release);
+        kicker.join().expect("kicker");
+        assert_eq!(exit, E::Kicked);
+        let at = kicked_at.lock().expect("lock").expect("kicked");
+        latencies.push(returned.duration_since(at));
+        pcs.push(v.pc().expect("pc"));
+    }
+    latencies.sort();
+    println!(
+        "kick → run() returned: median {:?}, max {:?} (20 kicks, guest spinning with IF=0)",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert!(latencies[latencies.len() - 1] < Duration::from_millis(50));
+    assert!(pcs.iter().all(|&pc| pc == ENTRY as usize), "{pcs:x?}");
+    // A kick before run() is not lost and costs no ioctl.
+    v.handle().kick();
+    let before = v.arch().ioctl_count();
+    assert_eq!(run(&mut v), E::Kicked);
+    assert_eq!(v.arch().ioctl_count(), before);
+}
+
+#[test]
+fn misuse_is_refused() {
+    let (vm, mut v) = start(contract(GuestProgram::Done));
+    assert!(v.get_gpr(16).is_err());
+    assert!(v.set_gpr(16, 0).is_err());
+    assert!(v.complete_read(0).is_err());
+    // run() from another thread than the bound one.
+    let v =
+        std::thread::scope(|s| s.spawn(|| v.run().is_err().then_some(v)).join()).expect("thread");
+    let mut v = v.expect("run from another thread must fail");
+    done(&mut v);
+
+    // A KVM vCPU id can exist once per VM.
+    assert!(VCpu::new(
+        1,
+        0,
+        KvmCreateConfig {
+            vm: vm.kvm_vm().clone()
+        }
+    )
+    .is_err());
+
+    // Every vCPU of a VM must use the same nested page table.
+    let other = KvmTestVm::new(2, contract(GuestProgram::Done)).expect("vm");
+    let mut w = VCpu::new(
+        1,
+        5,
+        KvmCreateConfig {
+            vm: vm.kvm_vm().clone(),
+        },
+    )
+    .expect("new");
+    w.set_entry(other.entry()).expect("entry");
+    w.set_ept_root(other.ept_root()).expect("root");
+    assert!(w.setup(vm.setup_config(5)).is_err());
+
+    // The backend itself refuses out-of-order calls too.
+    let kvm_vm = KvmVm::new(KvmVmConfig::default()).expect("vm");
+    let mut raw = KvmVCpu::<axvcpu_kvm::HostedHal>::new(0, 0, KvmCreateConfig { vm: kvm_vm })
+        .expect("raw vCPU");
+    assert!(raw.run().is_err());
+    assert!(raw.bind().is_ok());
+    assert!(raw.bind().is_err());
+    assert!(raw.run().is_err());
+    assert!(raw.complete_read(1).is_err());
+    assert!(raw.unbind().is_ok());
+    assert!(raw.unbind().is_err());
+}
