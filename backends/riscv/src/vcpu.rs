@@ -38,6 +38,11 @@ pub struct RiscvSetupConfig {
     /// [`SysRegWrite`](AxVCpuExitReason::SysRegWrite) exits (the hypervisor emulates
     /// them); `sfence.vma` is done by the backend (`hfence.vvma`).
     pub trap_satp: bool,
+    /// Decodes MMIO accesses from the transformed instruction in `htinst` when the hardware
+    /// provides one (the default). `false` reads the instruction from guest memory with
+    /// HLVX instead, for hardware whose transformed instructions cannot be trusted (and to
+    /// test that path); `htinst`'s page-table-walk markers are honoured either way.
+    pub use_htinst: bool,
 }
 
 impl Default for RiscvSetupConfig {
@@ -45,6 +50,7 @@ impl Default for RiscvSetupConfig {
         Self {
             gstage: GStageMode::Sv39x4,
             trap_satp: false,
+            use_htinst: true,
         }
     }
 }
@@ -389,7 +395,8 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
                 };
                 return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
             }
-            Htinst::Transformed(t) => decode::decode_transformed(t),
+            Htinst::Transformed(t) if self.config.use_htinst => decode::decode_transformed(t),
+            Htinst::Transformed(_) => None,
             Htinst::None => None,
             Htinst::Unknown(v) => {
                 return Err(

@@ -89,6 +89,10 @@ fn start_hart(hart: usize) -> bool {
     err == 0
 }
 
+/// The virtualization state of each hart, enabled at boot for the whole run.
+pub static PERCPU: [spin::Mutex<Option<AxPerCpu<RiscvPerCpu<Hal>>>>; MAX_HARTS] =
+    [const { spin::Mutex::new(None) }; MAX_HARTS];
+
 fn enable_virtualization(hart: usize) {
     let mut percpu = match AxPerCpu::<RiscvPerCpu<Hal>>::new(hart) {
         Ok(p) => p,
@@ -97,8 +101,7 @@ fn enable_virtualization(hart: usize) {
     if let Err(e) = percpu.hardware_enable() {
         fail(format_args!("hart {hart}: hardware_enable: {e}"));
     }
-    // Stays enabled for the whole run.
-    core::mem::forget(percpu);
+    *PERCPU[hart].lock() = Some(percpu);
 }
 
 fn fail(why: core::fmt::Arguments) -> ! {

@@ -239,6 +239,90 @@ guest_bench:
     j 1b
     .global guest_bench_end
 guest_bench_end:
+
+    // Testbed self-tests (beyond the contract).
+    // timer: arm the SBI timer 100 us ahead, wait with wfi; the handler reports scause's
+    // code, disarms the timer (set_timer(-1)), then DONE.
+    .balign 4
+    .global guest_timer
+guest_timer:
+    la t0, 2f
+    csrw stvec, t0
+    li t0, 0x20
+    csrs sie, t0
+    csrsi sstatus, 2
+    rdtime a0
+    li t0, 1000
+    add a0, a0, t0
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+1:  wfi
+    j 1b
+    .balign 4
+2:  csrr a0, scause
+    slli a0, a0, 1
+    srli a0, a0, 1
+    HC {report}
+    li a0, -1
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+    DONE_LOOP
+    .global guest_timer_end
+guest_timer_end:
+
+    // ext-irq: enable external interrupts, READY, wait; the handler reports the code and
+    // sets s2 (the hypervisor's interrupt-controller model acknowledges for the guest).
+    .balign 4
+    .global guest_ext_irq
+guest_ext_irq:
+    li s2, 0
+    la t0, 2f
+    csrw stvec, t0
+    li t0, 0x200
+    csrs sie, t0
+    csrsi sstatus, 2
+    HC {ready}
+1:  bnez s2, 3f
+    wfi
+    j 1b
+3:  DONE_LOOP
+    .balign 4
+2:  csrr a0, scause
+    slli a0, a0, 1
+    srli a0, a0, 1
+    HC {report}
+    li s2, 1
+    sret
+    .global guest_ext_irq_end
+guest_ext_irq_end:
+
+    // sbi: probe the base extension for HSM and for an unknown extension, call an unknown
+    // extension; report (a0, a1) of each.
+    .balign 4
+    .global guest_sbi
+guest_sbi:
+    li a0, 0x48534d
+    li a6, 3
+    li a7, 0x10
+    ecall
+    mv s2, a1
+    REPORT s2
+    li a0, 0x12345
+    li a6, 3
+    li a7, 0x10
+    ecall
+    mv s2, a1
+    REPORT s2
+    li a6, 0
+    li a7, 0x7777777
+    ecall
+    mv s2, a0
+    REPORT s2
+    DONE_LOOP
+    .global guest_sbi_end
+guest_sbi_end:
     .option pop
 "#,
     ext = const axvcpu::RISCV_HYPERCALL_EXT,
@@ -304,6 +388,26 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         Smp => program!(guest_smp, guest_smp_end),
         Regs => program!(guest_regs, guest_regs_end),
     })
+}
+
+/// The testbed's own self-test guests (beyond the contract).
+#[derive(Debug, Clone, Copy)]
+pub enum SelfTest {
+    /// SBI set_timer, then the timer interrupt (code 5).
+    Timer,
+    /// An injected external interrupt (code 9), acknowledged by the hypervisor.
+    ExtIrq,
+    /// Base-extension probes and an unknown SBI call.
+    Sbi,
+}
+
+/// The code of a self-test guest.
+pub fn selftest_code(t: SelfTest) -> &'static [u8] {
+    match t {
+        SelfTest::Timer => program!(guest_timer, guest_timer_end),
+        SelfTest::ExtIrq => program!(guest_ext_irq, guest_ext_irq_end),
+        SelfTest::Sbi => program!(guest_sbi, guest_sbi_end),
+    }
 }
 
 /// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`ecall; j`).

@@ -1,6 +1,7 @@
 //! The conformance `Platform` of the RISC-V testbed, and the run modes.
 
 use alloc::boxed::Box;
+use core::fmt::Write;
 
 use axvcpu::{
     AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult,
@@ -68,7 +69,8 @@ pub struct RiscvTestVm {
 }
 
 impl RiscvTestVm {
-    fn new(code: &[u8], setup: RiscvSetupConfig) -> VCpuResult<Self> {
+    /// A VM running `code` from the start of RAM.
+    pub fn new(code: &[u8], setup: RiscvSetupConfig) -> VCpuResult<Self> {
         let layout = layout();
         let ram = GuestRam::<Hal>::new(layout)?;
         ram.load(layout.ram_base, code)?;
@@ -150,7 +152,18 @@ impl TestVm for RiscvTestVm {
 /// The RISC-V testbed platform.
 pub struct RiscvPlatform {
     gstage: GStageMode,
+    use_htinst: bool,
     cpus: usize,
+}
+
+impl RiscvPlatform {
+    fn setup(&self, trap_satp: bool) -> RiscvSetupConfig {
+        RiscvSetupConfig {
+            gstage: self.gstage,
+            trap_satp,
+            use_htinst: self.use_htinst,
+        }
+    }
 }
 
 impl Platform for RiscvPlatform {
@@ -179,19 +192,11 @@ impl Platform for RiscvPlatform {
     fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<RiscvTestVm> {
         let code =
             guests::code(program).ok_or(VCpuError::unsupported("no such program on RISC-V"))?;
-        let setup = RiscvSetupConfig {
-            gstage: self.gstage,
-            trap_satp: program == GuestProgram::SysReg,
-        };
-        RiscvTestVm::new(code, setup)
+        RiscvTestVm::new(code, self.setup(program == GuestProgram::SysReg))
     }
 
     fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<RiscvTestVm> {
-        let setup = RiscvSetupConfig {
-            gstage: self.gstage,
-            trap_satp: false,
-        };
-        RiscvTestVm::new(code, setup)
+        RiscvTestVm::new(code, self.setup(false))
     }
 
     fn cpu_count(&self) -> usize {
@@ -229,7 +234,32 @@ fn pick_gstage() -> GStageMode {
     }
 }
 
+/// Prefixes every line written through it.
+struct Prefixed<'a, W: Write> {
+    out: &'a mut W,
+    prefix: &'a str,
+    at_line_start: bool,
+}
+
+impl<W: Write> Write for Prefixed<'_, W> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for piece in s.split_inclusive('\n') {
+            if self.at_line_start {
+                self.out.write_str(self.prefix)?;
+            }
+            self.out.write_str(piece)?;
+            self.at_line_start = piece.ends_with('\n');
+        }
+        Ok(())
+    }
+}
+
 /// Runs the mode the image was built for; `true` if it passed.
+///
+/// The suite runs twice: first as reported to `cargo xtask test` (the widest G-stage mode
+/// hgatp offers, MMIO decoded from `htinst`), then again with Sv39x4 and every MMIO
+/// instruction read from guest memory (HLVX), its lines prefixed with `[sv39x4, hlvx] `.
+/// Then the testbed's own self-tests.
 pub fn main() -> bool {
     let gstage = pick_gstage();
     let cpus = if online(1) { 2 } else { 1 };
@@ -237,9 +267,13 @@ pub fn main() -> bool {
         "testbed-riscv: {cpus} CPUs, G-stage {gstage:?}, Sstc {}",
         axvcpu_riscv::has_sstc()
     );
-    let mut platform = RiscvPlatform { gstage, cpus };
+    let mut platform = RiscvPlatform {
+        gstage,
+        use_htinst: true,
+        cpus,
+    };
     if cfg!(feature = "bench") {
-        return bench(&mut platform);
+        return bench(&platform);
     }
     println!(
         "conformance: {} scenarios",
@@ -252,25 +286,35 @@ pub fn main() -> bool {
         axvcpu_conformance::run_all(&mut platform, &mut w)
     };
     let ms = (hal::now_ns() - t0) / 1_000_000;
+    println!("testbed-riscv: suite took {ms} ms (guest clock)");
+    let mut second = RiscvPlatform {
+        gstage: GStageMode::Sv39x4,
+        use_htinst: false,
+        cpus,
+    };
+    let again = {
+        let mut w = hal::CONSOLE.writer();
+        let mut w = Prefixed {
+            out: &mut w,
+            prefix: "[sv39x4, hlvx] ",
+            at_line_start: true,
+        };
+        axvcpu_conformance::run_all(&mut second, &mut w)
+    };
+    let selftests = crate::selftest::run_all(gstage);
     let leaked = hal::frames_in_use() as isize - frames_before as isize;
-    println!("testbed-riscv: suite took {ms} ms (guest clock), frames leaked: {leaked}");
-    summary.ok() && leaked == 0
+    println!("testbed-riscv: frames leaked: {leaked}");
+    summary.ok() && again.ok() && selftests && leaked == 0
 }
 
 /// Hypercall round trips: a guest loops on `ecall` (2 guest instructions per iteration);
 /// the hypervisor runs `AxVCpu::run` for each. Prints instructions per round trip (run
 /// QEMU with `-icount shift=0` so `instret` counts instructions exactly).
-fn bench(p: &mut RiscvPlatform) -> bool {
+fn bench(p: &RiscvPlatform) -> bool {
     const WARMUP: u64 = 100;
     const N: u64 = 10_000;
     let run = || -> VCpuResult<(u64, u64)> {
-        let vm = RiscvTestVm::new(
-            guests::bench_code(),
-            RiscvSetupConfig {
-                gstage: p.gstage,
-                trap_satp: false,
-            },
-        )?;
+        let vm = RiscvTestVm::new(guests::bench_code(), p.setup(false))?;
         let mut v: AxVCpu<VCpu> = vm.new_vcpu(0, vm.entry())?;
         v.bind()?;
         let mut step = |n: u64| -> VCpuResult {
