@@ -355,8 +355,12 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
     }
 
     fn set_return_value(&mut self, val: usize) {
-        self.regs.rax = val as u64;
-        self.regs_dirty = true;
+        // Loading registers costs KVM about as much as an exit here: skip it when nothing
+        // changes.
+        if self.regs.rax != val as u64 {
+            self.regs.rax = val as u64;
+            self.regs_dirty = true;
+        }
     }
 
     /// x86 INIT-SIPI carries no argument: ignored.

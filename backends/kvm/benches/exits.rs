@@ -1,0 +1,162 @@
+//! Exit round trips through `AxVCpu<KvmVCpu<HostedHal>>` against the same guest on raw
+//! kvm-ioctls with the same sync-regs setup.
+//!
+//! `cargo bench -p axvcpu-kvm --bench exits` (`AXVCPU_KVM_BENCH_ROUNDS` round trips per side
+//! and exit kind, default 100,000). The two sides run alternately in 20 blocks and each
+//! reports its median block, so load from other processes hits both alike.
+
+use std::time::Instant;
+
+use axvcpu::{AxVCpu, AxVCpuExitReason as E, VCpuError, VCpuResult};
+use axvcpu_conformance::TestVm;
+use axvcpu_kvm::testing::{KvmTestVm, ENTRY};
+use axvcpu_kvm::{boot, guests, KvmVCpu};
+use kvm_bindings::kvm_regs;
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
+
+const BLOCKS: u64 = 20;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Pio,
+    MmioRead,
+    MmioWrite,
+    Hypercall,
+}
+
+fn program(kind: Kind) -> &'static [u8] {
+    match kind {
+        Kind::Pio => guests::pio_loop(),
+        Kind::MmioRead => guests::mmio_read_loop(),
+        Kind::MmioWrite => guests::mmio_write_loop(),
+        Kind::Hypercall => guests::hypercall_loop(),
+    }
+}
+
+/// One round trip through `AxVCpu`, answering the exit as a hypervisor would.
+fn ours(v: &mut AxVCpu<KvmVCpu>) -> VCpuResult {
+    match v.run()? {
+        E::MmioRead { .. } => v.complete_read(0x1234),
+        E::Hypercall { .. } => v.set_return_value(0),
+        E::IoWrite { .. } | E::MmioWrite { .. } => Ok(()),
+        other => {
+            Err(VCpuError::unsupported("unexpected exit")
+                .with_value(format!("{other:?}").len() as u64))
+        }
+    }
+}
+
+/// One round trip on raw kvm-ioctls: registers read from the kvm_run page after each exit,
+/// written back (dirty) to return a hypercall value.
+fn raw(fd: &mut VcpuFd, regs: &mut kvm_regs) -> VCpuResult {
+    let hypercall = match fd.run() {
+        Ok(VcpuExit::IoOut(0xf6, _)) => true,
+        Ok(VcpuExit::IoOut(..)) | Ok(VcpuExit::MmioWrite(..)) => false,
+        Ok(VcpuExit::MmioRead(_, data)) => {
+            let n = data.len().min(8);
+            data[..n].copy_from_slice(&0x1234u64.to_le_bytes()[..n]);
+            false
+        }
+        _ => return Err(VCpuError::unsupported("unexpected raw exit")),
+    };
+    *regs = fd.sync_regs_mut().regs;
+    if hypercall {
+        regs.rax = 0;
+        fd.sync_regs_mut().regs = *regs;
+        fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+    Ok(())
+}
+
+fn raw_vcpu(vm: &KvmTestVm) -> VCpuResult<VcpuFd> {
+    let e = |_| VCpuError::unsupported("raw vCPU setup");
+    let kvm_vm = vm.kvm_vm();
+    let mut fd = kvm_vm.vm_fd().create_vcpu(7).map_err(e)?;
+    fd.set_cpuid2(kvm_vm.cpuid()).map_err(e)?;
+    let mut sregs = fd.get_sregs().map_err(e)?;
+    boot::long_mode_sregs(&mut sregs, &vm.setup_config(0).boot);
+    fd.set_sregs(&sregs).map_err(e)?;
+    fd.set_sync_valid_reg(SyncReg::Register);
+    fd.set_sync_valid_reg(SyncReg::VcpuEvents);
+    fd.sync_regs_mut().regs = kvm_regs {
+        rip: ENTRY,
+        rsp: vm.setup_config(0).stack_top,
+        rflags: 2,
+        ..Default::default()
+    };
+    fd.set_sync_dirty_reg(SyncReg::Register);
+    Ok(fd)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// (ours ns, raw ns, ioctls per exit) for one exit kind.
+fn measure(kind: Kind, rounds: u64) -> VCpuResult<(f64, f64, f64)> {
+    let ours_vm = KvmTestVm::new(0, program(kind))?;
+    let mut v = ours_vm.new_vcpu(0, ours_vm.entry())?;
+    v.bind()?;
+    let raw_vm = KvmTestVm::new(1, program(kind))?;
+    // A set-up (never run) backend vCPU makes this VM mirror its nested page table into
+    // memory slots too: both sides run on identical VMs.
+    let _slots = raw_vm.new_vcpu(0, raw_vm.entry())?;
+    let mut fd = raw_vcpu(&raw_vm)?;
+    let mut regs = kvm_regs::default();
+    for _ in 0..2000 {
+        ours(&mut v)?;
+        raw(&mut fd, &mut regs)?;
+    }
+    let per_block = (rounds / BLOCKS).max(1);
+    let ioctls = v.arch().ioctl_count();
+    let (mut a, mut r) = (Vec::new(), Vec::new());
+    for _ in 0..BLOCKS {
+        let t = Instant::now();
+        for _ in 0..per_block {
+            ours(&mut v)?;
+        }
+        a.push(t.elapsed().as_nanos() as f64 / per_block as f64);
+        let t = Instant::now();
+        for _ in 0..per_block {
+            raw(&mut fd, &mut regs)?;
+        }
+        r.push(t.elapsed().as_nanos() as f64 / per_block as f64);
+    }
+    let per_exit = (v.arch().ioctl_count() - ioctls) as f64 / (per_block * BLOCKS) as f64;
+    v.unbind()?;
+    Ok((median(a), median(r), per_exit))
+}
+
+fn main() -> VCpuResult {
+    let rounds = std::env::var("AXVCPU_KVM_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000u64);
+    println!("{rounds} round trips per side and kind, median of {BLOCKS} alternating blocks");
+    println!(
+        "{:<11} {:>10} {:>10} {:>8} {:>12}",
+        "exit", "axvcpu ns", "raw ns", "vs raw", "ioctls/exit"
+    );
+    let mut results = Vec::new();
+    for kind in [Kind::Pio, Kind::MmioRead, Kind::MmioWrite, Kind::Hypercall] {
+        let (a, r, per_exit) = measure(kind, rounds)?;
+        println!(
+            "{:<11} {a:>10.0} {r:>10.0} {:>8.3} {per_exit:>12.2}",
+            format!("{kind:?}"),
+            a / r
+        );
+        results.push((kind, a, r));
+    }
+    let (pio, raw_pio) = (results[0].1, results[0].2);
+    println!("relative to PIO:      axvcpu      raw");
+    for (kind, a, r) in &results[1..] {
+        println!(
+            "{:<17} {:>10.3} {:>8.3}",
+            format!("{kind:?}"),
+            a / pio,
+            r / raw_pio
+        );
+    }
+    Ok(())
+}
