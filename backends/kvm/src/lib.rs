@@ -68,6 +68,11 @@
 //! | an instruction KVM cannot emulate | `KVM_EXIT_INTERNAL_ERROR` | `Err` (`Unsupported`, value = KVM's suberror) |
 //! | anything else | other | `Err` (`Unsupported`, value = KVM's exit reason) |
 //!
+//! After a read exit (`IoRead`, `MmioRead`, `SysRegRead`) [`pc`](axvcpu::AxVCpu::pc) still
+//! points at the reading instruction: KVM finishes it, with the value given to
+//! `complete_read`, at the next `run()`. After every other exit it points past the
+//! instruction.
+//!
 //! Registers travel through the shared `kvm_run` page (`KVM_CAP_SYNC_REGS`), so each exit
 //! costs one ioctl; [`KvmVCpu::ioctl_count`] counts them. Kicks: see [`Kicker`].
 

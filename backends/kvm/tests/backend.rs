@@ -447,3 +447,16 @@ fn misuse_is_refused() {
     assert!(raw.unbind().is_ok());
     assert!(raw.unbind().is_err());
 }
+
+#[test]
+fn per_cpu_enable_means_dev_kvm_is_usable() {
+    use axvcpu::AxPerCpu;
+    let mut cpu = AxPerCpu::<axvcpu_kvm::KvmPerCpu>::new(0).expect("per-CPU state");
+    assert!(!cpu.is_enabled());
+    cpu.hardware_enable().expect("enable");
+    assert!(cpu.is_enabled());
+    assert!(cpu.arch().kvm().is_some());
+    assert!(cpu.hardware_enable().is_err());
+    cpu.hardware_disable().expect("disable");
+    assert!(cpu.hardware_disable().is_err());
+}
