@@ -111,17 +111,24 @@ fn measure(kind: Kind, rounds: u64) -> VCpuResult<(f64, f64, f64)> {
     let per_block = (rounds / BLOCKS).max(1);
     let ioctls = v.arch().ioctl_count();
     let (mut a, mut r) = (Vec::new(), Vec::new());
-    for _ in 0..BLOCKS {
-        let t = Instant::now();
-        for _ in 0..per_block {
-            ours(&mut v)?;
+    for block in 0..BLOCKS {
+        // Alternate which side goes first, so neither always follows the other.
+        for side in [block % 2, 1 - block % 2] {
+            let t = Instant::now();
+            for _ in 0..per_block {
+                if side == 0 {
+                    ours(&mut v)?;
+                } else {
+                    raw(&mut fd, &mut regs)?;
+                }
+            }
+            let ns = t.elapsed().as_nanos() as f64 / per_block as f64;
+            if side == 0 {
+                a.push(ns)
+            } else {
+                r.push(ns)
+            }
         }
-        a.push(t.elapsed().as_nanos() as f64 / per_block as f64);
-        let t = Instant::now();
-        for _ in 0..per_block {
-            raw(&mut fd, &mut regs)?;
-        }
-        r.push(t.elapsed().as_nanos() as f64 / per_block as f64);
     }
     let per_exit = (v.arch().ioctl_count() - ioctls) as f64 / (per_block * BLOCKS) as f64;
     v.unbind()?;

@@ -15,16 +15,17 @@
 //!   `EINTR`; after each `KVM_RUN` it clears `immediate_exit`. So a kick that lands while
 //!   `KVM_RUN` returns for another reason is reported by the next `run()`: never lost, at
 //!   worst one extra `Kicked`, which the core absorbs.
-//! - The state (the `immediate_exit` address and the thread inside `KVM_RUN`) sits behind
-//!   one mutex, so a kicker never writes into an unmapped `kvm_run` page (the vCPU clears
-//!   the address before unmapping it) and never signals a thread that left `run()`
-//!   (a thread in `run()` cannot exit before it clears its entry).
+//! - A kicker writes `immediate_exit` under a mutex the vCPU takes to forget the address
+//!   before its `kvm_run` page is unmapped, and signals a thread only while that thread is
+//!   published as inside `run()`; the thread, when it unpublishes itself, waits for kickers
+//!   caught between reading and signalling, so no signal goes to a thread that may have
+//!   exited. The vCPU's own path takes no lock.
 //!
 //! A signal that reaches the vCPU thread outside `KVM_RUN` (it cannot, by the above, except
 //! in the instants around it) would only make a blocking system call of that thread return
 //! `EINTR`.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use axvcpu::VCpuKick;
@@ -46,82 +47,103 @@ pub(crate) fn install_kick_handler() -> Result<(), vmm_sys_util::errno::Error> {
     result
 }
 
-#[derive(Debug, Default)]
-struct KickState {
-    /// Address of `kvm_run.immediate_exit`, 0 once the vCPU is gone.
-    immediate_exit: usize,
-    /// The thread inside (or entering) `KVM_RUN`.
-    in_run: Option<libc::pthread_t>,
-    /// A kick not yet reported as `Kicked`.
-    pending: bool,
-}
-
 /// What a [`Kicker`] and its vCPU share.
 #[derive(Debug, Default)]
 pub(crate) struct KickTarget {
-    state: Mutex<KickState>,
+    /// Address of `kvm_run.immediate_exit`, 0 once the vCPU is gone; kickers hold this
+    /// lock while they write through it.
+    immediate_exit: Mutex<usize>,
+    /// The thread inside (or entering) `KVM_RUN` (a `pthread_t`); 0 when none.
+    in_run: AtomicU64,
+    /// Kickers between reading `in_run` and signalling that thread.
+    signalling: AtomicU32,
+    /// A kick not yet reported as `Kicked`.
+    pending: AtomicBool,
 }
 
 impl KickTarget {
-    fn lock(&self) -> std::sync::MutexGuard<'_, KickState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Records where `immediate_exit` lives (0: nowhere any more).
     pub(crate) fn set_immediate_exit(&self, addr: usize) {
-        self.lock().immediate_exit = addr;
+        *self
+            .immediate_exit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = addr;
     }
 
     /// Called by `thread` before `KVM_RUN`. Returns `true` (and consumes the kick) if a kick
     /// is pending: then `run()` reports `Kicked` without entering the guest.
+    ///
+    /// `in_run` is published before `pending` is read, and a kicker sets `pending` before
+    /// it reads `in_run` (all sequentially consistent): so either this sees the kick, or the
+    /// kicker sees the thread and signals it.
     pub(crate) fn enter(&self, thread: libc::pthread_t) -> bool {
-        let mut st = self.lock();
-        if std::mem::take(&mut st.pending) {
+        self.in_run.store(thread, Ordering::SeqCst);
+        if self.pending.swap(false, Ordering::SeqCst) {
+            self.leave_run();
             return true;
         }
-        st.in_run = Some(thread);
         false
     }
 
-    /// Called after `KVM_RUN` returned; `interrupted` if it returned `EINTR` (the kick, if
-    /// any, is then consumed).
-    pub(crate) fn leave(&self, interrupted: bool) {
-        let mut st = self.lock();
-        st.in_run = None;
-        if interrupted {
-            st.pending = false;
+    /// Unpublishes the thread, then waits for kickers that may still signal it, so the
+    /// thread cannot leave `run()` (and exit) while a signal to it is in flight.
+    fn leave_run(&self) {
+        self.in_run.store(0, Ordering::SeqCst);
+        while self.signalling.load(Ordering::SeqCst) != 0 {
+            // A kicker is inside pthread_kill (or was preempted there): let it finish.
+            std::thread::yield_now();
         }
-        if let Some(flag) = flag_at(&st) {
+    }
+
+    /// Called after `KVM_RUN` returned; `interrupted` if it returned `EINTR` (the kick, if
+    /// any, is then consumed). Clears `immediate_exit`.
+    pub(crate) fn leave(&self, run_page: usize) {
+        self.leave_run();
+        if let Some(flag) = flag_at(run_page) {
             flag.store(0, Ordering::SeqCst);
         }
     }
 
+    /// Consumes a pending kick (after `KVM_RUN` returned `EINTR`).
+    pub(crate) fn consume(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+    }
+
     fn kick(&self) {
-        let mut st = self.lock();
-        st.pending = true;
-        if let Some(flag) = flag_at(&st) {
-            flag.store(1, Ordering::SeqCst);
+        self.pending.store(true, Ordering::SeqCst);
+        {
+            let addr = self
+                .immediate_exit
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(flag) = flag_at(*addr) {
+                flag.store(1, Ordering::SeqCst);
+            }
         }
-        if let Some(thread) = st.in_run {
-            // SAFETY: `thread` is inside `run()` of a live vCPU (it clears `in_run` under this
-            // lock before leaving), so it is a running thread of this process; the signal's
-            // handler is installed before any vCPU exists.
+        self.signalling.fetch_add(1, Ordering::SeqCst);
+        let thread = self.in_run.load(Ordering::SeqCst);
+        if thread != 0 {
+            // SAFETY: `thread` is inside `run()` of a live vCPU: it cannot leave `run()`
+            // before `signalling` drops back to 0 (see `leave_run`), so it is a running
+            // thread of this process; the signal's handler is installed before any vCPU
+            // exists.
             let rc = unsafe { libc::pthread_kill(thread, kick_signal()) };
             if rc != 0 {
                 log::warn!("kick: pthread_kill failed: {rc}");
             }
         }
+        self.signalling.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// The `immediate_exit` byte, borrowed for as long as the caller holds the state's lock.
-fn flag_at(st: &KickState) -> Option<&AtomicU8> {
-    let addr = st.immediate_exit;
+/// The `immediate_exit` byte at `addr` (none for 0).
+fn flag_at<'a>(addr: usize) -> Option<&'a AtomicU8> {
     if addr == 0 {
         return None;
     }
     // SAFETY: a non-zero `addr` is `kvm_run.immediate_exit` of a vCPU whose `kvm_run`
-    // mapping is alive: the vCPU sets it to 0 (under the lock the borrow of `st` holds) before the
+    // mapping is alive for `'a`: kickers hold the lock of `immediate_exit`, which the vCPU
+    // takes to set it to 0 before the mapping goes; the vCPU itself passes its own page. before the
     // mapping goes away. The kernel and the vCPU thread access the byte too; all accesses
     // from this process go through this atomic view.
     Some(unsafe { AtomicU8::from_ptr(std::ptr::with_exposed_provenance_mut(addr)) })

@@ -174,7 +174,10 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
         self.runs += 1;
         let raw = crate::exits::RawExit::from_run(self.fd.run(), self.run_base);
         self.kick
-            .leave(matches!(raw, crate::exits::RawExit::Interrupted));
+            .leave(self.run_base + core::mem::offset_of!(kvm_run, immediate_exit));
+        if matches!(raw, crate::exits::RawExit::Interrupted) {
+            self.kick.consume();
+        }
         let synced = self.fd.sync_regs_mut();
         self.regs = synced.regs;
         self.irq_in_flight = synced.events.interrupt.injected != 0;
