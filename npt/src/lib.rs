@@ -86,14 +86,14 @@
 //!   unchanged. No input makes these functions panic.
 //! * The table owns its table frames and frees them on drop (and frees tables an `unmap`
 //!   empties); the memory it maps belongs to the caller.
-//! * After `unmap` or `protect` on a table a vCPU uses, call
-//!   [`AxVCpu::nested_page_table_changed`](axvcpu::AxVCpu::nested_page_table_changed) so the
-//!   backend flushes stale translations.
+//! * After changing a table a vCPU uses, call
+//!   [`AxVCpu::nested_page_table_changed`](axvcpu::AxVCpu::nested_page_table_changed) before
+//!   relying on the change: the backend flushes cached translations (hardware may cache even
+//!   the absence of a mapping, and must forget removed or narrowed ones before the memory they
+//!   pointed to is reused).
 
 #![no_std]
 #![deny(missing_docs, missing_debug_implementations)]
-
-extern crate alloc;
 
 mod format;
 mod table;

@@ -11,6 +11,7 @@
 
 use core::{
     fmt,
+    iter::FusedIterator,
     marker::PhantomData,
     ptr,
     sync::atomic::{AtomicU64, Ordering},
@@ -273,6 +274,8 @@ impl<H: AxVCpuHal, F: PagingFormat> Iterator for Mappings<'_, H, F> {
     }
 }
 
+impl<H: AxVCpuHal, F: PagingFormat> FusedIterator for Mappings<'_, H, F> {}
+
 impl<H, F: PagingFormat> fmt::Debug for Mappings<'_, H, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mappings")
@@ -299,11 +302,14 @@ fn mappings_in<'a, H: AxVCpuHal, F: PagingFormat>(root: HostPhysAddr) -> Mapping
 /// All changes are all-or-nothing: when a call returns `Err`, every guest-physical address
 /// translates as before (some empty or split tables may remain; they change nothing).
 ///
-/// Changing a table a running vCPU uses: new mappings may be added at any time; after
-/// [`unmap`](Self::unmap) or [`protect`](Self::protect), tell each vCPU using the table
+/// Entries are written with single atomic 64-bit stores, new tables are zeroed before they
+/// are linked, and tables are unlinked before they are freed, so a hardware walker never sees
+/// a torn entry. Still, after a change, tell each vCPU using the table
 /// ([`AxVCpu::nested_page_table_changed`](axvcpu::AxVCpu::nested_page_table_changed)) so its
-/// backend flushes the TLBs, before reusing the unmapped memory. Splitting a large leaf
-/// while a vCPU runs on it is not break-before-make; on Arm, pause the vCPUs first.
+/// backend flushes cached translations, and do so before reusing memory that was unmapped.
+/// Splitting a large leaf (an `unmap` or `protect` covering part of one) replaces a live leaf
+/// by a table without break-before-make: on Arm, do that only while no vCPU using the table
+/// runs.
 pub struct NestedPageTable<H: AxVCpuHal, F: PagingFormat> {
     root: HostPhysAddr,
     _marker: PhantomData<fn() -> (H, F)>,
