@@ -600,6 +600,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         Ok(())
     }
 
+    #[inline(always)]
     fn run(&mut self) -> VCpuResult<AxVCpuExitReason> {
         if let Some((csr, value)) = self.deferred_write.take() {
             return Ok(AxVCpuExitReason::SysRegWrite {

@@ -307,50 +307,70 @@ pub fn main() -> bool {
     summary.ok() && again.ok() && selftests && leaked == 0
 }
 
-/// Hypercall round trips: a guest loops on `ecall` (2 guest instructions per iteration);
-/// the hypervisor runs `AxVCpu::run` for each. Prints instructions per round trip (run
-/// QEMU with `-icount shift=0` so `instret` counts instructions exactly).
+/// Round trips measured by [`bench`].
+const BENCH_WARMUP: u64 = 100;
+const BENCH_N: u64 = 10_000;
+
+/// Counts `instret` over [`BENCH_N`] round trips of `run` (after a warm-up).
+fn count(mut run: impl FnMut() -> VCpuResult<AxVCpuExitReason>) -> VCpuResult<u64> {
+    let mut step = |n: u64| -> VCpuResult {
+        for _ in 0..n {
+            match run()? {
+                AxVCpuExitReason::Hypercall {
+                    nr: guests::HC_BENCH,
+                    ..
+                } => {}
+                _ => return Err(VCpuError::unsupported("bench: unexpected exit")),
+            }
+        }
+        Ok(())
+    };
+    step(BENCH_WARMUP)?;
+    let i0 = hal::instret();
+    step(BENCH_N)?;
+    Ok(hal::instret() - i0)
+}
+
+/// Hypercall round trips: a guest loops on `ecall` (2 guest instructions per iteration).
+/// Counted twice: through `AxVCpu::run` (what a hypervisor pays) and through the backend's
+/// `AxArchVCpu::run` alone (world switch and exit decoding). Run QEMU with
+/// `-icount shift=0` so `instret` counts instructions exactly.
 fn bench(p: &RiscvPlatform) -> bool {
-    const WARMUP: u64 = 100;
-    const N: u64 = 10_000;
-    let run = || -> VCpuResult<(u64, u64)> {
+    use axvcpu::AxArchVCpu;
+    let through_core = || -> VCpuResult<u64> {
         let vm = RiscvTestVm::new(guests::bench_code(), p.setup(false))?;
         let mut v: AxVCpu<VCpu> = vm.new_vcpu(0, vm.entry())?;
         v.bind()?;
-        let mut step = |n: u64| -> VCpuResult {
-            for _ in 0..n {
-                match v.run()? {
-                    AxVCpuExitReason::Hypercall {
-                        nr: guests::HC_BENCH,
-                        ..
-                    } => {}
-                    _ => return Err(VCpuError::unsupported("bench: unexpected exit")),
-                }
-            }
-            Ok(())
-        };
-        step(WARMUP)?;
-        let (i0, t0) = (hal::instret(), hal::now_ns());
-        step(N)?;
-        let (i1, t1) = (hal::instret(), hal::now_ns());
-        Ok((i1 - i0, t1 - t0))
+        count(|| v.run())
     };
-    match run() {
-        Ok((insns, ns)) => {
-            let per = insns as f64 / N as f64;
-            println!("bench: {N} hypercall round trips through AxVCpu::run");
-            println!("bench: instructions per round trip: {per:.1} (of which guest: 2)");
+    let backend_only = || -> VCpuResult<u64> {
+        let vm = RiscvTestVm::new(guests::bench_code(), p.setup(false))?;
+        let mut v = VCpu::new(vm.vm_id(), 0, ())?;
+        v.set_entry(vm.entry())?;
+        v.set_ept_root(vm.ept_root())?;
+        v.setup(p.setup(false))?;
+        v.bind()?;
+        let n = count(|| v.run());
+        v.unbind()?;
+        n
+    };
+    match (through_core(), backend_only()) {
+        (Ok(core), Ok(arch)) => {
+            let per = |n: u64| n as f64 / BENCH_N as f64 - 2.0;
             println!(
-                "bench: hypervisor instructions per round trip: {:.1}",
-                per - 2.0
+                "bench: {BENCH_N} hypercall round trips, guest loop `ecall; j` (2 instructions)"
             );
             println!(
-                "bench: guest-clock ns per round trip: {:.1}",
-                ns as f64 / N as f64
+                "bench: hypervisor instructions per round trip: {:.1}",
+                per(core)
+            );
+            println!(
+                "bench: of which backend (AxArchVCpu::run alone): {:.1}",
+                per(arch)
             );
             true
         }
-        Err(e) => {
+        (Err(e), _) | (_, Err(e)) => {
             println!("bench: FAILED: {e}");
             false
         }
