@@ -16,10 +16,21 @@ pub fn rust_targets() -> Result<(), String> {
 }
 
 pub fn nightly_miri() -> Result<(), String> {
-    cmd::run("rustup", &["toolchain", "install", "nightly", "--profile", "minimal"], &[])?;
     cmd::run(
         "rustup",
-        &["component", "add", "miri", "rust-src", "--toolchain", "nightly"],
+        &["toolchain", "install", "nightly", "--profile", "minimal"],
+        &[],
+    )?;
+    cmd::run(
+        "rustup",
+        &[
+            "component",
+            "add",
+            "miri",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ],
         &[],
     )?;
     cmd::run("cargo", &["+nightly", "miri", "setup"], &[])

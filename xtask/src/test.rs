@@ -49,7 +49,14 @@ pub fn all() -> Result<(), String> {
     step("rustfmt", cmd::cargo(&["fmt", "--all", "--check"]));
     step(
         "clippy",
-        cmd::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cmd::cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     );
     step(
         "docs",
@@ -63,18 +70,39 @@ pub fn all() -> Result<(), String> {
         step(
             &format!("no_std build for {target}"),
             cmd::cargo(&[
-                "build", "-p", "axvcpu", "-p", "axvcpu-npt", "-p", "axvcpu-conformance",
-                "--target", target,
+                "build",
+                "-p",
+                "axvcpu",
+                "-p",
+                "axvcpu-npt",
+                "-p",
+                "axvcpu-conformance",
+                "--target",
+                target,
             ]),
         );
     }
     let mut tests = |args: &[&str], env: &[(&str, &str)]| {
         cmd::run_capture("cargo", args, env).map(|out| counts.add_cargo_output(&out))
     };
-    step("tests (workspace, /dev/kvm included)", tests(&["test", "--workspace"], &[]));
+    step(
+        "tests (workspace, /dev/kvm included)",
+        tests(&["test", "--workspace"], &[]),
+    );
     step(
         "miri (core and nested page tables)",
-        tests(&["+nightly", "miri", "test", "-p", "axvcpu", "-p", "axvcpu-npt"], &[]),
+        tests(
+            &[
+                "+nightly",
+                "miri",
+                "test",
+                "-p",
+                "axvcpu",
+                "-p",
+                "axvcpu-npt",
+            ],
+            &[],
+        ),
     );
     step("RISC-V testbed in QEMU", riscv::test());
 
@@ -84,7 +112,11 @@ pub fn all() -> Result<(), String> {
     }
     println!(
         "test result: {}. {} passed; {} failed; {} ignored; {} of {} steps failed",
-        if failed_steps == 0 && counts.failed == 0 { "ok" } else { "FAILED" },
+        if failed_steps == 0 && counts.failed == 0 {
+            "ok"
+        } else {
+            "FAILED"
+        },
         counts.passed,
         counts.failed,
         counts.ignored,
