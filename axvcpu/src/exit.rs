@@ -111,8 +111,11 @@ bitflags! {
 
 /// Why the guest stopped running. Returned by [`AxVCpu::run`](crate::AxVCpu::run).
 ///
-/// Unless a variant says otherwise, the guest's program counter has already been moved past
-/// the instruction that caused the exit, so the next `run()` continues after it.
+/// Unless a variant says otherwise, the next `run()` continues after the instruction that
+/// caused the exit. For reads (`MmioRead`, `IoRead`, `SysRegRead`) the bare-metal backends
+/// move the program counter when [`complete_read`](crate::AxVCpu::complete_read) is called;
+/// hosted KVM moves it inside the next `run()`, when its emulator finishes the instruction,
+/// so `pc()` between the exit and that `run()` still names the reading instruction there.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AxVCpuExitReason {

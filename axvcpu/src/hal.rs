@@ -36,7 +36,9 @@ pub trait AxVCpuHal: 'static {
     fn virt_to_phys(vaddr: HostVirtAddr) -> HostPhysAddr;
 
     /// The id of the physical CPU (or, hosted, the thread) the caller runs on, in
-    /// `0..`[`MAX_CPUS`](crate::MAX_CPUS). Used to track the current vCPU of each CPU.
+    /// `0..`[`MAX_CPUS`](crate::MAX_CPUS). Used to track the current vCPU of each CPU, and by
+    /// backends that kick with an inter-processor interrupt to address it: on RISC-V it must
+    /// be the hart id.
     fn current_cpu_id() -> usize;
 
     /// The number of the host interrupt being handled (default 0).
