@@ -286,6 +286,34 @@ pub enum AxVCpuExitReason {
     Kicked,
 }
 
+impl AxVCpuExitReason {
+    /// The variant's name (`"MmioRead"`, `"Halt"`, ...), for logs and exit statistics.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Hypercall { .. } => "Hypercall",
+            Self::MmioRead { .. } => "MmioRead",
+            Self::MmioWrite { .. } => "MmioWrite",
+            Self::SysRegRead { .. } => "SysRegRead",
+            Self::SysRegWrite { .. } => "SysRegWrite",
+            Self::IoRead { .. } => "IoRead",
+            Self::IoWrite { .. } => "IoWrite",
+            Self::ExternalInterrupt { .. } => "ExternalInterrupt",
+            Self::NestedPageFault { .. } => "NestedPageFault",
+            Self::Halt => "Halt",
+            Self::CpuUp { .. } => "CpuUp",
+            Self::CpuDown { .. } => "CpuDown",
+            Self::SystemDown => "SystemDown",
+            Self::Nothing => "Nothing",
+            Self::FailEntry { .. } => "FailEntry",
+            Self::SendIPI { .. } => "SendIPI",
+            Self::Idle => "Idle",
+            Self::PreemptionTimer => "PreemptionTimer",
+            Self::InterruptEnd { .. } => "InterruptEnd",
+            Self::Kicked => "Kicked",
+        }
+    }
+}
+
 /// Hosted x86 (KVM) hypercall port: a 4-byte `out` here is a [`AxVCpuExitReason::Hypercall`].
 pub const X86_HYPERCALL_PORT: u16 = 0x00f6;
 /// x86 port whose write is reported as [`AxVCpuExitReason::SystemDown`] (the ACPI PM1a
@@ -312,6 +340,17 @@ mod tests {
         }
         assert!(AccessWidth::try_from(3).is_err());
         assert_eq!(AccessWidth::from_size(0), None);
+    }
+
+    #[test]
+    fn every_exit_has_its_variant_name() {
+        assert_eq!(AxVCpuExitReason::Halt.name(), "Halt");
+        let read = AxVCpuExitReason::IoRead {
+            port: Port(1),
+            width: AccessWidth::Byte,
+        };
+        assert_eq!(read.name(), "IoRead");
+        assert_eq!(AxVCpuExitReason::Kicked.name(), "Kicked");
     }
 
     #[test]

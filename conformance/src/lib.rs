@@ -19,4 +19,5 @@ mod scenarios;
 
 pub use platform::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 pub use report::{Outcome, Summary};
+pub use scenarios::garbage::{random_program, SEED as GARBAGE_SEED};
 pub use scenarios::{run_all, run_selected, SCENARIOS};

@@ -21,10 +21,11 @@ const RUN_BUDGET_NS: u64 = 20_000_000;
 /// The seed of program 0; program `i` uses `SEED + i`.
 pub const SEED: u64 = 0x0005_eed0_fa11_c0de;
 
-/// xorshift64*: enough randomness for instruction soup, reproducible from the seed.
-fn random_program(seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..PROGRAM_BYTES)
+/// `len` random bytes from `seed` (xorshift64*: enough randomness for instruction soup,
+/// reproducible from the seed). Backends' own random-guest tests use it too.
+pub fn random_program(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
         .map(|_| {
             x ^= x >> 12;
             x ^= x << 25;
@@ -90,7 +91,7 @@ fn run_program<P: Platform>(
     clock: fn() -> u64,
 ) -> Check {
     let vm = p
-        .create_raw_vm(&random_program(seed))
+        .create_raw_vm(&random_program(seed, PROGRAM_BYTES))
         .map_err(|e| format!("create_raw_vm: {e}"))?;
     let layout = vm.layout();
     let mut v = vm

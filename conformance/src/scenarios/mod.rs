@@ -2,7 +2,7 @@
 
 mod cpus;
 mod devices;
-mod garbage;
+pub(crate) mod garbage;
 mod irq;
 mod lifecycle;
 mod memory;
