@@ -1,0 +1,2 @@
+//! The AArch64 backend: not written yet (see README.md).
+#![no_std]

@@ -1,0 +1,2 @@
+//! The AArch64 test hypervisor: not written yet.
+#![no_std]
