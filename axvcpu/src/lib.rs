@@ -32,7 +32,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A real backend runs real guests the same way: see the `axvcpu-kvm` crate.
+//! A real backend runs real guests the same way: see the `axvcpu-kvm` crate. To write one,
+//! read [`backend_guide`].
 //!
 //! # Interrupts and kicks
 //! Interrupts injected while a vCPU is not running wait in a queue the core keeps (so any
@@ -57,6 +58,9 @@ mod handle;
 mod percpu;
 mod state;
 mod vcpu;
+
+#[doc = include_str!("../docs/writing-a-backend.md")]
+pub mod backend_guide {}
 
 pub use arch_vcpu::{AxArchVCpu, VCpuKick};
 pub use current::{current_vcpu, vcpu_on_cpu, VCpuId, MAX_CPUS};
