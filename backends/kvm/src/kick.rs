@@ -15,18 +15,20 @@
 //!   `EINTR`; after each `KVM_RUN` it clears `immediate_exit`. So a kick that lands while
 //!   `KVM_RUN` returns for another reason is reported by the next `run()`: never lost, at
 //!   worst one extra `Kicked`, which the core absorbs.
-//! - A kicker writes `immediate_exit` under a mutex the vCPU takes to forget the address
-//!   before its `kvm_run` page is unmapped, and signals a thread only while that thread is
-//!   published as inside `run()`; the thread, when it unpublishes itself, waits for kickers
-//!   caught between reading and signalling, so no signal goes to a thread that may have
-//!   exited. The vCPU's own path takes no lock.
+//! - A kicker writes `immediate_exit` atomically through a raw pointer (the crate never
+//!   holds a reference to `kvm_run`, see the `run` module), under a mutex the vCPU takes to
+//!   forget the address before its `kvm_run` page is unmapped. It signals a thread only while
+//!   that thread is published as inside `run()`; the thread, when it unpublishes itself,
+//!   waits for kickers caught between reading and signalling. So no signal goes to a thread
+//!   that may have exited, even if its `pthread_t` has since been reused. The vCPU's own
+//!   path takes no lock.
 //!
 //! A signal that reaches the vCPU thread outside `KVM_RUN` (it cannot, by the above, except
 //! in the instants around it) would only make a blocking system call of that thread return
 //! `EINTR`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axvcpu::VCpuKick;
 use vmm_sys_util::signal::{register_signal_handler, SIGRTMIN};
@@ -38,13 +40,24 @@ pub fn kick_signal() -> libc::c_int {
 
 extern "C" fn ignore_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
-static INSTALL: Once = Once::new();
+/// The outcome of installing the handler: 0, or the `errno` it failed with.
+static INSTALLED: OnceLock<i32> = OnceLock::new();
 
-/// Installs the no-op handler of [`kick_signal`] (once per process).
+/// Installs the no-op handler of [`kick_signal`] (once per process; it replaces any other
+/// handler of that signal). A failure is remembered and reported to every later caller:
+/// without the handler a kick's signal would terminate the process.
 pub(crate) fn install_kick_handler() -> Result<(), vmm_sys_util::errno::Error> {
-    let mut result = Ok(());
-    INSTALL.call_once(|| result = register_signal_handler(kick_signal(), ignore_kick));
-    result
+    let errno =
+        *INSTALLED.get_or_init(
+            || match register_signal_handler(kick_signal(), ignore_kick) {
+                Ok(()) => 0,
+                Err(e) => e.errno(),
+            },
+        );
+    match errno {
+        0 => Ok(()),
+        e => Err(vmm_sys_util::errno::Error::new(e)),
+    }
 }
 
 /// What a [`Kicker`] and its vCPU share.
@@ -71,15 +84,16 @@ impl KickTarget {
     }
 
     /// Called by `thread` before `KVM_RUN`. Returns `true` (and consumes the kick) if a kick
-    /// is pending: then `run()` reports `Kicked` without entering the guest.
+    /// is pending: then `run()` reports `Kicked` without entering the guest, and clears the
+    /// kick's `immediate_exit` at `flag` so the next `KVM_RUN` does not bounce off it too.
     ///
     /// `in_run` is published before `pending` is read, and a kicker sets `pending` before
     /// it reads `in_run` (all sequentially consistent): so either this sees the kick, or the
     /// kicker sees the thread and signals it.
-    pub(crate) fn enter(&self, thread: libc::pthread_t) -> bool {
+    pub(crate) fn enter(&self, thread: libc::pthread_t, flag: usize) -> bool {
         self.in_run.store(thread, Ordering::SeqCst);
         if self.pending.swap(false, Ordering::SeqCst) {
-            self.leave_run();
+            self.leave(flag);
             return true;
         }
         false
@@ -95,13 +109,14 @@ impl KickTarget {
         }
     }
 
-    /// Called after `KVM_RUN` returned; `interrupted` if it returned `EINTR` (the kick, if
-    /// any, is then consumed). Clears `immediate_exit`.
-    pub(crate) fn leave(&self, run_page: usize) {
+    /// Called after `KVM_RUN` returned (or instead of it): unpublishes the thread and clears
+    /// `immediate_exit` at `flag`, the owning vCPU's own, live `kvm_run` page. A kick that
+    /// lands after this is still `pending`, so the next `run()` reports it.
+    pub(crate) fn leave(&self, flag: usize) {
         self.leave_run();
-        if let Some(flag) = flag_at(run_page) {
-            flag.store(0, Ordering::SeqCst);
-        }
+        // SAFETY: `flag` is `immediate_exit` in the caller's own `kvm_run` mapping, alive
+        // while the caller holds its vCPU.
+        unsafe { store_flag(flag, 0) };
     }
 
     /// Consumes a pending kick (after `KVM_RUN` returned `EINTR`).
@@ -116,8 +131,10 @@ impl KickTarget {
                 .immediate_exit
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if let Some(flag) = flag_at(*addr) {
-                flag.store(1, Ordering::SeqCst);
+            if *addr != 0 {
+                // SAFETY: a non-zero address is `immediate_exit` of a live `kvm_run`
+                // mapping: the vCPU sets it to 0 under this lock before the mapping goes.
+                unsafe { store_flag(*addr, 1) };
             }
         }
         self.signalling.fetch_add(1, Ordering::SeqCst);
@@ -136,17 +153,28 @@ impl KickTarget {
     }
 }
 
-/// The `immediate_exit` byte at `addr` (none for 0).
-fn flag_at<'a>(addr: usize) -> Option<&'a AtomicU8> {
-    if addr == 0 {
-        return None;
-    }
-    // SAFETY: a non-zero `addr` is `kvm_run.immediate_exit` of a vCPU whose `kvm_run`
-    // mapping is alive for `'a`: kickers hold the lock of `immediate_exit`, which the vCPU
-    // takes to set it to 0 before the mapping goes; the vCPU itself passes its own page. before the
-    // mapping goes away. The kernel and the vCPU thread access the byte too; all accesses
-    // from this process go through this atomic view.
-    Some(unsafe { AtomicU8::from_ptr(std::ptr::with_exposed_provenance_mut(addr)) })
+/// Stores `value` into the `immediate_exit` byte at `addr`.
+///
+/// # Safety
+/// `addr` must be `kvm_run.immediate_exit` of a `kvm_run` mapping that stays mapped for the
+/// duration of the call.
+///
+/// Why an atomic through a raw pointer is sound while the vCPU thread is in KVM or in this
+/// crate: every access this process makes to the byte is one of these atomic stores (the
+/// crate forms no reference to `kvm_run`, see `run`; kvm-ioctls' decoding reference never
+/// touches this byte), so there is no data race and no reference whose bytes it changes;
+/// the kernel reads the byte only at the start of `KVM_RUN`.
+unsafe fn store_flag(addr: usize, value: u8) {
+    // SAFETY: the caller guarantees the byte is mapped; a `u8` is always aligned; all
+    // accesses to it from this process are atomic (see above).
+    let flag = unsafe { AtomicU8::from_ptr(std::ptr::with_exposed_provenance_mut(addr)) };
+    flag.store(value, Ordering::SeqCst);
+}
+
+/// The calling thread.
+pub(crate) fn pthread_self() -> libc::pthread_t {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() }
 }
 
 /// Kicks a [`KvmVCpu`](crate::KvmVCpu) out of `run()` from any thread: sets

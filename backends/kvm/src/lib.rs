@@ -60,7 +60,7 @@
 //! | other `out` / `in` (1, 2, 4 bytes) | `KVM_EXIT_IO` | `IoWrite` / `IoRead`; string I/O is reported one element per exit |
 //! | load / store to unmapped guest-physical memory | `KVM_EXIT_MMIO` | `MmioRead { reg: None, .. }` / `MmioWrite` (KVM's emulator writes the destination register) |
 //! | store to a read-only mapping | `KVM_EXIT_MMIO` in a read-only slot | `NestedPageFault { addr, WRITE }`; the write is held and stored into host memory by the next `run()` once the table maps it writable, or faults again |
-//! | ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }`; fixed/NMI IPIs → `SendIPI` |
+//! | 4-byte ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }` (physical destination, no shorthand; later SIPIs are absorbed); fixed and lowest-priority IPIs → `SendIPI { vector }`, NMIs → `SendIPI { vector: 2 }`; other delivery modes are absorbed |
 //! | `rdmsr` / `wrmsr` of an MSR in [`KvmVmConfig::trapped_msrs`] | `KVM_EXIT_X86_RDMSR/WRMSR` | `SysRegRead { reg: 0 }` / `SysRegWrite` |
 //! | `hlt` | `KVM_EXIT_HLT` | `Halt` |
 //! | — (kicked) | `EINTR` | `Kicked` |
@@ -68,16 +68,18 @@
 //! | an instruction KVM cannot emulate | `KVM_EXIT_INTERNAL_ERROR` | `Err` (`Unsupported`, value = KVM's suberror) |
 //! | anything else | other | `Err` (`Unsupported`, value = KVM's exit reason) |
 //!
-//! After a read exit (`IoRead`, `MmioRead`, `SysRegRead`) [`pc`](axvcpu::AxVCpu::pc) still
-//! points at the reading instruction: KVM finishes it, with the value given to
-//! `complete_read`, at the next `run()`. After every other exit it points past the
-//! instruction.
+//! After a read exit (`IoRead`, `MmioRead`, `SysRegRead`) and after `SysRegWrite`,
+//! [`pc`](axvcpu::AxVCpu::pc) still points at the instruction: KVM finishes it (a read with
+//! the value given to `complete_read`) at the next `run()`, so do not move `pc` before
+//! that. After every other exit it points past the instruction; after a `NestedPageFault`
+//! the store itself is held and done by the next `run()` (see the table).
 //!
 //! Registers travel through the shared `kvm_run` page (`KVM_CAP_SYNC_REGS`), so each exit
 //! costs one ioctl; [`KvmVCpu::ioctl_count`] counts them. Kicks: see [`Kicker`].
 
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod access;
 pub mod boot;
 mod exits;
 pub mod guests;
@@ -86,6 +88,7 @@ mod kick;
 mod memory;
 mod percpu;
 pub mod regs;
+mod run;
 pub mod testing;
 mod vcpu;
 mod vm;

@@ -36,9 +36,16 @@ impl HostFrames {
         self.frames * 4096
     }
 
-    /// Always `false`: there is at least one frame.
+    /// `false`: there is at least one frame (until they are given up to a memory slot
+    /// that could not be removed, see [`KvmTestVm`](crate::testing::KvmTestVm)).
     pub fn is_empty(&self) -> bool {
         self.frames == 0
+    }
+
+    /// Gives the frames up without freeing them: for memory a KVM memory slot may still
+    /// map, which must never return to the allocator.
+    pub(crate) fn leak(&mut self) {
+        self.frames = 0;
     }
 
     fn check(&self, offset: usize, len: usize) -> VCpuResult<*mut u8> {
@@ -71,6 +78,8 @@ impl HostFrames {
 
 impl Drop for HostFrames {
     fn drop(&mut self) {
-        HostedHal::dealloc_contiguous_frames(self.paddr, self.frames);
+        if self.frames != 0 {
+            HostedHal::dealloc_contiguous_frames(self.paddr, self.frames);
+        }
     }
 }

@@ -50,8 +50,9 @@ const RWX: MapFlags = MapFlags::READ
 /// A test VM: RAM and a read-only page in [`HostedHal`] frames, a nested page table mapping
 /// them, a [`KvmVm`] mirroring it, and a program at [`ENTRY`].
 ///
-/// Dropping it first removes the VM's memory slots, so vCPUs that outlive it see MMIO where
-/// RAM was instead of freed memory.
+/// Dropping it first removes the VM's memory slots (see [`KvmVm::unmap_all`]), so vCPUs
+/// that outlive it see MMIO where RAM was instead of freed memory. Should KVM refuse to
+/// remove a slot, the RAM is leaked rather than freed under it.
 #[derive(Debug)]
 pub struct KvmTestVm {
     vm: Arc<KvmVm>,
@@ -163,7 +164,9 @@ impl KvmTestVm {
 impl Drop for KvmTestVm {
     fn drop(&mut self) {
         if let Err(e) = self.vm.unmap_all() {
-            log::error!("KvmTestVm: removing memory slots: {e}");
+            log::error!("KvmTestVm: removing memory slots: {e}; leaking guest RAM");
+            self.ram.leak();
+            self.ro.leak();
         }
     }
 }

@@ -8,11 +8,12 @@ use axvcpu::{
     AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult,
 };
 use kvm_bindings::{kvm_regs, kvm_run, CpuId};
-use kvm_ioctls::{SyncReg, VcpuFd};
+use kvm_ioctls::VcpuFd;
 
+use crate::access::{PendingRead, PendingWrite, Transfer};
 use crate::boot::{long_mode_sregs, LongModeBoot};
-use crate::exits::{PendingRead, PendingWrite, Transfer};
-use crate::kick::{KickTarget, Kicker};
+use crate::kick::{pthread_self, KickTarget, Kicker};
+use crate::run::{SYNC_EVENTS, SYNC_REGS};
 use crate::vm::{kvm_error, KvmVm};
 use crate::{regs, HostedHal};
 
@@ -56,8 +57,13 @@ pub(crate) struct ApicIcr {
 ///   [`nested_page_table_changed`](AxArchVCpu::nested_page_table_changed) turn its merged
 ///   mappings into KVM memory slots (`userspace_addr = H::phys_to_virt(hpa)`; mappings
 ///   without `WRITE` become read-only slots). The table and the memory it maps must outlive
-///   the VM's slots (see [`KvmVm::unmap_all`]). KVM cannot express execute-only or
-///   no-execute permissions: mapped memory is always readable and executable.
+///   the VM's slots (see [`KvmVm::unmap_all`]), and must not change while `setup` or
+///   `nested_page_table_changed` reads it. KVM cannot express execute-only or no-execute
+///   permissions: mapped memory is always readable and executable. KVM cannot change a
+///   slot's permissions in place either: a changed mapping's old slot is removed before the
+///   new one is added, so another vCPU of the VM running at that instant may see an
+///   `MmioRead`/`MmioWrite` exit for RAM (a hypervisor changes mappings with those vCPUs
+///   kicked out, as it would have to for a TLB shootdown anyway).
 /// - **Registers** travel through the shared `kvm_run` page (`KVM_CAP_SYNC_REGS`): every exit
 ///   costs one ioctl, `KVM_RUN`; [`ioctl_count`](Self::ioctl_count) counts them all.
 /// - **Interrupts** are injected through the synced `kvm_vcpu_events` when the guest can take
@@ -112,11 +118,6 @@ impl<H: AxVCpuHal> Drop for KvmVCpu<H> {
     }
 }
 
-fn pthread_self() -> libc::pthread_t {
-    // SAFETY: pthread_self has no preconditions.
-    unsafe { libc::pthread_self() }
-}
-
 impl<H: AxVCpuHal> KvmVCpu<H> {
     /// The number of ioctls this vCPU made (creation, setup, every `KVM_RUN`, and memory-slot
     /// updates it triggered).
@@ -139,11 +140,6 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
         self.vcpu_id
     }
 
-    /// The `kvm_run` page.
-    pub(crate) fn kvm_run(&mut self) -> &mut kvm_run {
-        self.fd.get_kvm_run()
-    }
-
     fn check_thread(&self) -> VCpuResult {
         match self.thread {
             Some(t) if t == pthread_self() => Ok(()),
@@ -152,61 +148,6 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
             )),
             None => Err(VCpuError::bad_state("run: the vCPU is not bound")),
         }
-    }
-
-    /// Pushes changed registers into the `kvm_run` page; KVM loads them at the next entry.
-    pub(crate) fn flush_regs(&mut self) {
-        if self.regs_dirty {
-            self.fd.sync_regs_mut().regs = self.regs;
-            self.fd.set_sync_dirty_reg(SyncReg::Register);
-            self.regs_dirty = false;
-        }
-    }
-
-    /// Runs `KVM_RUN` once and records what the guest left in the `kvm_run` page.
-    pub(crate) fn kvm_run_once(&mut self) -> crate::exits::RawExit {
-        self.prepare_injection();
-        self.flush_regs();
-        if self.kick.enter(pthread_self()) {
-            return crate::exits::RawExit::Interrupted;
-        }
-        self.ioctls += 1;
-        self.runs += 1;
-        let raw = crate::exits::RawExit::from_run(self.fd.run(), self.run_base);
-        self.kick
-            .leave(self.run_base + core::mem::offset_of!(kvm_run, immediate_exit));
-        if matches!(raw, crate::exits::RawExit::Interrupted) {
-            self.kick.consume();
-        }
-        let synced = self.fd.sync_regs_mut();
-        self.regs = synced.regs;
-        self.irq_in_flight = synced.events.interrupt.injected != 0;
-        self.irq_ready = self.kvm_run().ready_for_interrupt_injection != 0;
-        raw
-    }
-
-    /// Injects the oldest held interrupt if the guest can take it now, and asks KVM for an
-    /// interrupt-window exit while any remains.
-    fn prepare_injection(&mut self) {
-        if self.irqs.is_empty() {
-            self.kvm_run().request_interrupt_window = 0;
-            return;
-        }
-        let can_take =
-            self.irq_ready && !self.irq_in_flight && self.regs.rflags & regs::RFLAGS_IF != 0;
-        if can_take {
-            if let Some(vector) = self.irqs.pop_front() {
-                let events = &mut self.fd.sync_regs_mut().events;
-                events.interrupt.injected = 1;
-                events.interrupt.nr = vector;
-                events.interrupt.soft = 0;
-                self.fd.set_sync_dirty_reg(SyncReg::VcpuEvents);
-                self.irq_in_flight = true;
-                self.irq_ready = false;
-            }
-        }
-        let more = u8::from(!self.irqs.is_empty());
-        self.kvm_run().request_interrupt_window = more;
     }
 
     fn cpuid_for_vcpu(&self) -> CpuId {
@@ -234,6 +175,8 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
     fn new(_vm_id: usize, vcpu_id: usize, config: KvmCreateConfig) -> VCpuResult<Self> {
         let vm = config.vm;
         let mut fd = vm.create_vcpu(vcpu_id as u64)?;
+        // The only reference to `kvm_run` this crate forms, before any kicker exists; from
+        // here on the page is accessed through raw pointers (see the `run` module).
         let run = fd.get_kvm_run() as *mut kvm_run;
         let run_base = run.expose_provenance();
         let kick = Arc::new(KickTarget::default());
@@ -285,8 +228,12 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
                 "setup: entry or nested page table root missing",
             ));
         };
-        // SAFETY: `set_ept_root`'s contract: `root` is a live X86Npt table of `H` frames
-        // whose memory outlives the slots.
+        // SAFETY: `root` came through `set_ept_root`, whose documented contract (above) is
+        // that it is a live X86Npt table of `H` frames, not changed concurrently, whose
+        // mapped memory outlives the slots (or `KvmVm::unmap_all` runs first). The trait
+        // makes `set_ept_root` a safe fn, so this is a precondition we cannot check: a
+        // hypervisor that frees guest RAM while its VM can run breaks it, as it would on
+        // bare metal with a stale EPT.
         self.ioctls += unsafe { self.vm.attach::<H>(root) }?;
         let cpuid = self.cpuid_for_vcpu();
         self.fd
@@ -301,8 +248,7 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
             .set_sregs(&sregs)
             .map_err(|e| kvm_error("KVM_SET_SREGS", e))?;
         self.ioctls += 3;
-        self.fd.set_sync_valid_reg(SyncReg::Register);
-        self.fd.set_sync_valid_reg(SyncReg::VcpuEvents);
+        self.set_sync_valid(SYNC_REGS | SYNC_EVENTS);
         self.regs = kvm_regs {
             rip: entry,
             rsp: config.stack_top,
@@ -402,7 +348,8 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
     }
 
     fn nested_page_table_changed(&mut self) -> VCpuResult {
-        // SAFETY: as in `setup`.
+        // SAFETY: as in `setup`; the VM reads the table only while it is attached (never
+        // after `unmap_all`).
         self.ioctls += unsafe { self.vm.resync::<H>() }?;
         Ok(())
     }

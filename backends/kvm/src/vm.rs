@@ -63,6 +63,9 @@ struct SlotTable {
     next_id: u32,
     /// The nested page table the slots come from.
     root: Option<HostPhysAddr>,
+    /// Set by `unmap_all`: the table (and the memory it maps) may be gone, so it is never
+    /// read or mirrored again.
+    detached: bool,
 }
 
 /// Where a guest-physical address lands.
@@ -211,6 +214,11 @@ impl KvmVm {
     /// memory it maps must stay allocated while the slots map it.
     pub(crate) unsafe fn attach<H: AxVCpuHal>(&self, root: HostPhysAddr) -> VCpuResult<u64> {
         let mut table = self.table();
+        if table.detached {
+            return Err(VCpuError::bad_state(
+                "the KvmVm's memory was unmapped for good (unmap_all)",
+            ));
+        }
         match table.root {
             Some(r) if r != root => {
                 return Err(VCpuError::invalid_input(
@@ -238,7 +246,7 @@ impl KvmVm {
     /// # Safety
     /// As for [`attach`](Self::attach), for `table.root`.
     unsafe fn sync_locked<H: AxVCpuHal>(&self, table: &mut SlotTable) -> VCpuResult<u64> {
-        let Some(root) = table.root else {
+        let Some(root) = table.root.filter(|_| !table.detached) else {
             return Ok(0);
         };
         // SAFETY: our caller promises `root` is a live table of this format.
@@ -281,8 +289,12 @@ impl KvmVm {
             slot.id = match table.free_ids.pop() {
                 Some(id) => id,
                 None => {
-                    table.next_id += 1;
-                    table.next_id - 1
+                    let id = table.next_id;
+                    table.next_id = id.checked_add(1).ok_or(
+                        VCpuError::new(AxErrorKind::NoMemory, "out of KVM memory slot ids")
+                            .with_value(slot.gpa),
+                    )?;
+                    id
                 }
             };
             // SAFETY: the memory comes from the nested page table, whose mapped host memory
@@ -300,11 +312,14 @@ impl KvmVm {
         Ok(ioctls)
     }
 
-    /// Removes every memory slot, so no vCPU of this VM can reach host memory any more
-    /// (guest accesses become MMIO exits). Call it before freeing the memory the nested
-    /// page table maps if vCPUs may still run.
+    /// Removes every memory slot and detaches the VM from its nested page table for good,
+    /// so no vCPU of this VM can reach host memory any more: guest accesses become MMIO
+    /// exits, [`nested_page_table_changed`](axvcpu::AxArchVCpu::nested_page_table_changed)
+    /// maps nothing again, and `setup` of a further vCPU fails. Call it before freeing the
+    /// nested page table or the memory it maps while vCPUs of this VM may still exist.
     pub fn unmap_all(&self) -> VCpuResult {
         let mut table = self.table();
+        table.detached = true;
         while let Some(slot) = table.slots.pop() {
             // SAFETY: deleting a slot (size 0) never makes KVM touch host memory again.
             let r = unsafe { self.fd.set_user_memory_region(slot.region(0)) };

@@ -400,6 +400,102 @@ fn kick_stops_a_spinning_guest_quickly_and_it_resumes() {
 }
 
 #[test]
+fn a_kick_answered_before_entry_leaves_no_echo_for_the_next_run() {
+    let (_vm, mut v) = start(contract(GuestProgram::Halt));
+    v.handle().kick();
+    assert_eq!(run(&mut v), E::Kicked);
+    // The kick also armed kvm_run.immediate_exit; had it stayed armed, this run would
+    // bounce off it once (a second KVM_RUN) before reaching the guest's hlt.
+    let before = v.arch().ioctl_count();
+    assert_eq!(run(&mut v), E::Halt);
+    assert_eq!(v.arch().ioctl_count() - before, 1);
+}
+
+/// `n` bytes of guest code at guest-physical `gpa`.
+fn code(vm: &KvmTestVm, gpa: usize, n: usize) -> Vec<u8> {
+    let word = vm.read_u64(GuestPhysAddr::from(gpa)).expect("guest RAM");
+    word.to_le_bytes()[..n].to_vec()
+}
+
+#[test]
+fn pc_points_at_reads_and_wrmsr_and_past_everything_else() {
+    // After IoRead, MmioRead, SysRegRead and SysRegWrite, pc is at the instruction (KVM
+    // finishes it at the next run()); after other exits, just past it, NestedPageFault
+    // included (its store is held and done by the next run()).
+    let (vm, mut v) = start(contract(GuestProgram::IoOut));
+    assert!(matches!(run(&mut v), E::IoWrite { .. }));
+    // `out 0xe0, al` ends at pc.
+    assert_eq!(code(&vm, v.pc().expect("pc") - 2, 2), [0xe6, 0xe0]);
+
+    drop(v);
+    let (vm, mut v) = start(contract(GuestProgram::IoIn));
+    assert!(matches!(run(&mut v), E::IoRead { .. }));
+    // `in al, 0xe0` starts at pc.
+    assert_eq!(code(&vm, v.pc().expect("pc"), 2), [0xe4, 0xe0]);
+    v.complete_read(0).expect("complete");
+    assert!(matches!(run(&mut v), E::Hypercall { .. }));
+    // `out 0xf6, eax` ends at pc.
+    assert_eq!(code(&vm, v.pc().expect("pc") - 2, 2), [0xe7, 0xf6]);
+
+    drop(v);
+    let (vm, mut v) = start(contract(GuestProgram::MmioWrite));
+    assert!(matches!(run(&mut v), E::MmioWrite { .. }));
+    // `mov byte ptr [rbx], 0xa5` ends at pc.
+    assert_eq!(code(&vm, v.pc().expect("pc") - 3, 3), [0xc6, 0x03, 0xa5]);
+
+    drop(v);
+    let (vm, mut v) = start(contract(GuestProgram::MmioRead));
+    assert!(matches!(run(&mut v), E::MmioRead { .. }));
+    // `movzx ecx, byte ptr [rbx]` starts at pc.
+    assert_eq!(code(&vm, v.pc().expect("pc"), 3), [0x0f, 0xb6, 0x0b]);
+
+    drop(v);
+    let (vm, mut v) = start(contract(GuestProgram::SysReg));
+    assert!(matches!(run(&mut v), E::SysRegRead { .. }));
+    assert_eq!(
+        code(&vm, v.pc().expect("pc"), 2),
+        [0x0f, 0x32],
+        "rdmsr at pc"
+    );
+    v.complete_read(0).expect("complete");
+    report(&mut v);
+    assert!(matches!(run(&mut v), E::SysRegWrite { .. }));
+    assert_eq!(
+        code(&vm, v.pc().expect("pc"), 2),
+        [0x0f, 0x30],
+        "wrmsr at pc"
+    );
+    let at_wrmsr = v.pc().expect("pc");
+    done(&mut v);
+    assert!(v.pc().expect("pc") > at_wrmsr);
+
+    drop(v);
+    let (vm, mut v) = start(contract(GuestProgram::NestedPageFault));
+    assert!(matches!(run(&mut v), E::NestedPageFault { .. }));
+    // `mov qword ptr [rbx], rax` ends at pc.
+    assert_eq!(code(&vm, v.pc().expect("pc") - 3, 3), [0x48, 0x89, 0x03]);
+}
+
+#[test]
+fn a_vm_whose_memory_was_unmapped_never_maps_it_again() {
+    let (vm, mut v) = start(contract(GuestProgram::NestedPageFault));
+    assert!(matches!(run(&mut v), E::NestedPageFault { .. }));
+    let kvm_vm = vm.kvm_vm().clone();
+    assert_eq!(kvm_vm.slot_count(), 2);
+    kvm_vm.unmap_all().expect("unmap");
+    assert_eq!(kvm_vm.slot_count(), 0);
+    // The table changes and the vCPU is told: the VM must not read the table again (it may
+    // be freed by now) nor map its memory.
+    vm.make_writable(GuestPhysAddr::from(RO_PAGE as usize))
+        .expect("writable");
+    v.nested_page_table_changed().expect("changed");
+    assert_eq!(kvm_vm.slot_count(), 0);
+    // Nor may a new vCPU attach it again.
+    assert!(vm.new_vcpu(1, vm.entry()).is_err());
+    assert_eq!(kvm_vm.slot_count(), 0);
+}
+
+#[test]
 fn misuse_is_refused() {
     let (vm, mut v) = start(contract(GuestProgram::Done));
     assert!(v.get_gpr(16).is_err());
