@@ -8,6 +8,8 @@ pub mod num {
     pub const SSTATUS: u16 = 0x100;
     pub const SIE: u16 = 0x104;
     pub const STVEC: u16 = 0x105;
+    pub const SCOUNTEREN: u16 = 0x106;
+    pub const SENVCFG: u16 = 0x10a;
     pub const SSCRATCH: u16 = 0x140;
     pub const SEPC: u16 = 0x141;
     pub const SCAUSE: u16 = 0x142;
@@ -89,6 +91,17 @@ pub fn read<const N: u16>() -> u64 {
 pub fn write<const N: u16>(v: u64) {
     // SAFETY: callers write only hypervisor-owned CSRs with values they computed.
     unsafe { core::arch::asm!("csrw {csr}, {0}", in(reg) v, csr = const N, options(nostack)) };
+}
+
+/// Writes CSR `N`, returning the old value.
+#[inline(always)]
+pub fn swap<const N: u16>(v: u64) -> u64 {
+    let old: u64;
+    // SAFETY: as for `write`.
+    unsafe {
+        core::arch::asm!("csrrw {0}, {csr}, {1}", out(reg) old, in(reg) v, csr = const N, options(nostack))
+    };
+    old
 }
 
 /// Sets bits of CSR `N`, returning the old value.

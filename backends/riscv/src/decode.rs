@@ -138,6 +138,42 @@ pub fn decode_mem(insn: u32) -> Option<MemInsn> {
     }
 }
 
+/// The address operands of a load or store [`decode_mem`] accepts: the base register and
+/// the immediate offset, so `x[base] + offset` is the address the instruction accesses.
+/// The backend compares it with the faulting address to spot an access that faulted part
+/// way through (one that spans a page boundary).
+pub fn mem_operands(insn: u32) -> Option<(usize, i64)> {
+    decode_mem(insn)?;
+    let bit = |n: u32| ((insn >> n) & 1) as i64;
+    let bits = |hi: u32, lo: u32| ((insn >> lo) & ((1 << (hi - lo + 1)) - 1)) as i64;
+    if insn_len(insn as u16) == 4 {
+        let rs1 = bits(19, 15) as usize;
+        let imm = if insn & 0x7f == 0b010_0011 {
+            ((insn as i32 >> 25) << 5) as i64 | bits(11, 7) // S-type
+        } else {
+            (insn as i32 >> 20) as i64 // I-type
+        };
+        return Some((rs1, imm));
+    }
+    let rs1_prime = bits(9, 7) as usize + 8;
+    let sp = 2;
+    // Immediate layouts from the C extension's CL/CS/CI/CSS formats (and Zcb's CLB/CSB/CLH/CSH).
+    Some(match (insn & 3, bits(15, 13)) {
+        (0, 0b010) | (0, 0b110) => (
+            rs1_prime,
+            (bits(12, 10) << 3) | (bit(6) << 2) | (bit(5) << 6),
+        ), // c.lw, c.sw
+        (0, 0b011) | (0, 0b111) => (rs1_prime, (bits(12, 10) << 3) | (bits(6, 5) << 6)), // c.ld, c.sd
+        (0, 0b100) if bits(11, 10) & 1 == 0 => (rs1_prime, (bit(5) << 1) | bit(6)), // c.lbu, c.sb
+        (0, 0b100) => (rs1_prime, bit(5) << 1), // c.lhu, c.lh, c.sh
+        (2, 0b010) => (sp, (bit(12) << 5) | (bits(6, 4) << 2) | (bits(3, 2) << 6)), // c.lwsp
+        (2, 0b011) => (sp, (bit(12) << 5) | (bits(6, 5) << 3) | (bits(4, 2) << 6)), // c.ldsp
+        (2, 0b110) => (sp, (bits(12, 9) << 2) | (bits(8, 7) << 6)), // c.swsp
+        (2, 0b111) => (sp, (bits(12, 10) << 3) | (bits(9, 7) << 6)), // c.sdsp
+        _ => return None,
+    })
+}
+
 /// What `htinst` says about a guest-page fault (privileged spec, "Trap value registers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Htinst {
@@ -167,6 +203,13 @@ pub fn classify_htinst(htinst: u64) -> Htinst {
         }
         v => Htinst::Unknown(v),
     }
+}
+
+/// The "address offset" field (bits 19:15, where `rs1` would be) of a transformed load or
+/// store: how far past the start of the access the faulting address lies. Non-zero only
+/// for a misaligned access that faulted part way through.
+pub const fn transformed_addr_offset(tinst: u32) -> u64 {
+    ((tinst >> 15) & 0x1f) as u64
 }
 
 /// Decodes a transformed instruction from `htinst` (see [`classify_htinst`]).
@@ -528,6 +571,40 @@ mod tests {
     }
 
     #[test]
+    fn address_operands_of_loads_and_stores() {
+        // Cross-checked against `llvm-mc -triple=riscv64 -mattr=+c -show-encoding`.
+        let cases: [(u32, usize, i64); 11] = [
+            (0x5ff4, 15, 124),       // c.lw a3, 124(a5)
+            (0xc1e0, 11, 68),        // c.sw s0, 68(a1)
+            (0x7cf8, 9, 248),        // c.ld a4, 248(s1)
+            (0xe55c, 10, 136),       // c.sd a5, 136(a0)
+            (0x537e, 2, 252),        // c.lwsp t1, 252(sp)
+            (0x797e, 2, 504),        // c.ldsp s2, 504(sp)
+            (0xc39e, 2, 196),        // c.swsp t2, 196(sp)
+            (0xff4e, 2, 440),        // c.sdsp s3, 440(sp)
+            (0x8004_a283, 9, -2048), // lw t0, -2048(s1)
+            (0xff1f_bfa3, 31, -1),   // sd a7, -1(t6)
+            (0x7e01_0fa3, 2, 2047),  // sb zero, 2047(sp)
+        ];
+        for (insn, base, offset) in cases {
+            assert_eq!(mem_operands(insn), Some((base, offset)), "insn {insn:#x}");
+        }
+        // Zcb (not in that llvm-mc): CLB/CSB put uimm[0] in bit 6 and uimm[1] in bit 5;
+        // CLH/CSH put uimm[1] in bit 5 (bit 6 tells c.lh from c.lhu).
+        // rs1' = 5 (a3), rd'/rs2' = 3 (a1).
+        let zcb =
+            |f6: u32, b6: u32, b5: u32| (f6 << 10) | (5 << 7) | (b6 << 6) | (b5 << 5) | (3 << 2);
+        assert_eq!(mem_operands(zcb(0b100_000, 1, 1)), Some((13, 3))); // c.lbu a1, 3(a3)
+        assert_eq!(mem_operands(zcb(0b100_010, 1, 0)), Some((13, 1))); // c.sb a1, 1(a3)
+        assert_eq!(mem_operands(zcb(0b100_001, 0, 1)), Some((13, 2))); // c.lhu a1, 2(a3)
+        assert_eq!(mem_operands(zcb(0b100_001, 1, 1)), Some((13, 2))); // c.lh a1, 2(a3)
+        assert_eq!(mem_operands(zcb(0b100_011, 0, 1)), Some((13, 2))); // c.sh a1, 2(a3)
+                                                                       // Not a load or store: no operands.
+        assert_eq!(mem_operands(WFI), None);
+        assert_eq!(mem_operands(0), None);
+    }
+
+    #[test]
     fn transformed_instructions() {
         // lw a1, 0(x0) transformed from a 32-bit lw
         let lw = i_type(0, 0, 2, 11, 0b000_0011);
@@ -555,6 +632,15 @@ mod tests {
             Htinst::PageTableWalk { write: true }
         );
         assert_eq!(classify_htinst(0), Htinst::None);
+        // A misaligned load that faulted 4 bytes in: the offset sits where rs1 would be.
+        assert_eq!(transformed_addr_offset(lw | (4 << 15)), 4);
+        assert_eq!(transformed_addr_offset(lw), 0);
+        // Custom or reserved values are not guessed at.
+        assert_eq!(
+            classify_htinst(0x1234_5678_0000_0003),
+            Htinst::Unknown(0x1234_5678_0000_0003)
+        );
+        assert_eq!(classify_htinst(0x0000_4000), Htinst::Unknown(0x4000));
     }
 
     #[test]

@@ -43,6 +43,15 @@ impl<H: AxVCpuHal> AxArchPerCpu for RiscvPerCpu<H> {
     }
 
     fn hardware_enable(&mut self) -> VCpuResult {
+        // The CSRs written below are this hart's: enabling for another one would leave
+        // that hart without delegation while claiming it has it.
+        let here = H::current_cpu_id();
+        if here != self.cpu_id {
+            return Err(VCpuError::bad_state(
+                "hardware_enable: called on another hart than the state's cpu_id (value: current_cpu_id, which must be the hart id)",
+            )
+            .with_value(here as u64));
+        }
         if let Err(scause) = crate::switch::probe_h() {
             return Err(
                 VCpuError::unsupported("no H extension: reading hstatus traps (scause)")
@@ -65,7 +74,6 @@ impl<H: AxVCpuHal> AxArchPerCpu for RiscvPerCpu<H> {
         csr::hfence_gvma_all();
         self.saved_sie = csr::set::<{ num::SIE }>(irq::SSIP) & irq::SSIP;
         self.enabled = true;
-        let _ = self.cpu_id;
         Ok(())
     }
 

@@ -62,9 +62,10 @@ pub enum SbiCall {
     },
     /// HSM `hart_stop`.
     HartStop,
-    /// SRST `system_reset` or legacy shutdown.
+    /// SRST `system_reset` with a defined or vendor reset type and reason, or legacy
+    /// shutdown.
     SystemReset {
-        /// Reset type (0 shutdown, 1 cold reboot, 2 warm reboot).
+        /// Reset type (0 shutdown, 1 cold reboot, 2 warm reboot, `0xF000_0000..`: vendor).
         reset_type: u64,
         /// Reason.
         reason: u64,
@@ -80,7 +81,8 @@ pub enum SbiCall {
         /// Whether it came through the legacy extension (its return convention differs).
         legacy: bool,
     },
-    /// IPI `send_ipi` (or the legacy one).
+    /// IPI `send_ipi` (the legacy `sbi_send_ipi`, which passes a pointer into guest memory,
+    /// is not offered: it is `Unsupported`).
     SendIpi {
         /// The hart mask.
         mask: u64,
@@ -93,6 +95,14 @@ pub enum SbiCall {
         fid: u64,
         /// `a0`.
         arg: u64,
+    },
+    /// A supported function called with a parameter the specification reserves (an SRST
+    /// reset type or reason): answered with `SBI_ERR_INVALID_PARAM`.
+    InvalidParam {
+        /// `a7`.
+        eid: u64,
+        /// `a6`.
+        fid: u64,
     },
     /// Anything else: answered with `SBI_ERR_NOT_SUPPORTED`.
     Unsupported {
@@ -117,10 +127,24 @@ pub fn classify(a: &[u64; 8]) -> SbiCall {
             opaque: a[2],
         },
         (eid::HSM, 1) => SbiCall::HartStop,
-        (eid::SRST, 0) => SbiCall::SystemReset {
-            reset_type: a[0],
-            reason: a[1],
-        },
+        (eid::SRST, 0) => {
+            // Both parameters are `uint32_t` in the specification: the upper half is ignored.
+            let (reset_type, reason) = (a[0] as u32, a[1] as u32);
+            let vendor = 0xf000_0000..=u32::MAX;
+            if (reset_type <= 2 || vendor.contains(&reset_type))
+                && (reason <= 1 || vendor.contains(&reason))
+            {
+                SbiCall::SystemReset {
+                    reset_type: reset_type as u64,
+                    reason: reason as u64,
+                }
+            } else {
+                SbiCall::InvalidParam {
+                    eid: eid::SRST,
+                    fid,
+                }
+            }
+        }
         (eid::LEGACY_SHUTDOWN, _) => SbiCall::SystemReset {
             reset_type: 0,
             reason: 0,
@@ -206,6 +230,36 @@ mod tests {
                 reason: 0
             }
         );
+        assert_eq!(
+            classify(&regs(eid::SRST, 0, 1, 1, 0)),
+            SbiCall::SystemReset {
+                reset_type: 1,
+                reason: 1
+            }
+        );
+        // Reserved reset types and reasons are refused, not taken as a power-off.
+        for (reset_type, reason) in [(3, 0), (0xefff_ffff, 0), (0, 2), (0, 0xefff_ffff)] {
+            assert_eq!(
+                classify(&regs(eid::SRST, 0, reset_type, reason, 0)),
+                SbiCall::InvalidParam {
+                    eid: eid::SRST,
+                    fid: 0
+                },
+                "reset_type {reset_type:#x} reason {reason:#x}"
+            );
+        }
+        assert_eq!(
+            classify(&regs(eid::SRST, 0, 0xf000_0000, 0xffff_ffff, 0)),
+            SbiCall::SystemReset {
+                reset_type: 0xf000_0000,
+                reason: 0xffff_ffff
+            }
+        );
+        // The upper halves of the uint32_t parameters are ignored.
+        assert!(matches!(
+            classify(&regs(eid::SRST, 0, 1 << 32, 0, 0)),
+            SbiCall::SystemReset { reset_type: 0, .. }
+        ));
         assert_eq!(
             classify(&regs(1, 0, b'x' as u64, 0, 0)),
             SbiCall::PutChar(b'x')

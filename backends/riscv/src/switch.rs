@@ -13,30 +13,7 @@
 
 use core::mem::offset_of;
 
-/// Everything the assembly reads or writes. `#[repr(C)]`: offsets are passed to the asm.
-#[repr(C)]
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Regs {
-    /// Guest `x0..x31` (`x0` stays 0).
-    pub guest_gpr: [u64; 32],
-    /// The HS-level `sstatus` the guest runs with (`SPP` = its privilege).
-    pub guest_sstatus: u64,
-    /// The guest's `hstatus` (`SPV` = 1, `VTW`, `VTVM`, ...).
-    pub guest_hstatus: u64,
-    /// The guest's program counter.
-    pub guest_sepc: u64,
-    /// Host registers: only `ra, sp, gp, tp, s0..s11` are used (indexed by number).
-    pub host_gpr: [u64; 32],
-    pub host_sstatus: u64,
-    pub host_hstatus: u64,
-    pub host_stvec: u64,
-    pub host_sscratch: u64,
-    /// Trap CSRs saved by the exit path.
-    pub trap_scause: u64,
-    pub trap_stval: u64,
-    pub trap_htval: u64,
-    pub trap_htinst: u64,
-}
+use crate::regs::Regs;
 
 macro_rules! switch_asm {
     ($($tt:tt)*) => {
@@ -206,35 +183,44 @@ axvcpu_riscv_guest_exit:
     ld s11, {H}+27*8(a0)
     ret
 
-    // u64 axvcpu_riscv_hlvx_hu(u64 gva, u64 guest_hstatus, u64 *scause_out)
-    // Reads a halfword of guest instruction memory as the guest would fetch it; a fault is
-    // caught here (scause stored, 0 when none) instead of reaching the host's trap handler.
+    // u64 axvcpu_riscv_hlvx_hu(u64 gva, u64 guest_hstatus, u64 out[2])
+    // Reads a halfword of guest instruction memory as the guest would fetch it. A fault is
+    // caught by the local handler (out[0] = 1, out[1] = its scause) instead of reaching the
+    // host's trap handler. Interrupts are off throughout (the whole sstatus is restored at
+    // the end): a host interrupt taken here would land on the local handler and be mistaken
+    // for a fault of the read.
     .balign 4
     .global axvcpu_riscv_hlvx_hu
 axvcpu_riscv_hlvx_hu:
+    csrrci t3, sstatus, 2
     csrrw a1, 0x600, a1
     csrr t2, stvec
     la t0, 1f
     csrw stvec, t0
     li t1, 0
+    li t4, 0
     .word 0x64354573        // hlvx.hu a0, (a0)
     j 2f
     .balign 4
-1:  csrr t1, scause
+1:  li t1, 1
+    csrr t4, scause
     li a0, 0
     la t0, 2f
     csrw sepc, t0
     sret
 2:  csrw stvec, t2
     csrw 0x600, a1
+    csrw sstatus, t3
     sd t1, 0(a2)
+    sd t4, 8(a2)
     ret
 
-    // u64 axvcpu_riscv_probe_h(void): reads hstatus with traps caught; returns the scause
-    // of the trap, or 0 when the H extension is there.
+    // u64 axvcpu_riscv_probe_h(void): reads hstatus with traps caught (and interrupts off,
+    // as above); returns 1 + the scause of the trap, or 0 when the H extension is there.
     .balign 4
     .global axvcpu_riscv_probe_h
 axvcpu_riscv_probe_h:
+    csrrci t3, sstatus, 2
     csrr t2, stvec
     la t0, 1f
     csrw stvec, t0
@@ -243,10 +229,12 @@ axvcpu_riscv_probe_h:
     j 2f
     .balign 4
 1:  csrr a0, scause
+    addi a0, a0, 1
     la t0, 2f
     csrw sepc, t0
     sret
 2:  csrw stvec, t2
+    csrw sstatus, t3
     ret
 "#
 );
@@ -255,29 +243,32 @@ extern "C" {
     /// Runs the guest until it traps to HS-mode. `regs` must stay valid and unaliased for
     /// the whole call.
     pub(crate) fn axvcpu_riscv_run_guest(regs: *mut Regs);
-    fn axvcpu_riscv_hlvx_hu(gva: u64, guest_hstatus: u64, scause_out: *mut u64) -> u64;
+    fn axvcpu_riscv_hlvx_hu(gva: u64, guest_hstatus: u64, out: *mut [u64; 2]) -> u64;
     fn axvcpu_riscv_probe_h() -> u64;
 }
 
 /// Reads the guest instruction halfword at guest-virtual `gva` with the guest's
-/// translation (`vsatp` loaded, `hstatus.SPVP` from `guest_hstatus`). `Err(scause)` if the
-/// read faulted.
+/// translation (`vsatp` and `hgatp` live, `hstatus.SPVP` from `guest_hstatus`).
+/// `Err(scause)` if the read faulted.
 pub(crate) fn read_guest_u16(gva: u64, guest_hstatus: u64) -> Result<u16, u64> {
-    let mut scause = 0u64;
-    // SAFETY: the routine catches its own faults and restores stvec and hstatus.
-    let v = unsafe { axvcpu_riscv_hlvx_hu(gva, guest_hstatus, &mut scause) };
-    if scause == 0 {
-        Ok(v as u16)
-    } else {
-        Err(scause)
+    let mut out = [0u64; 2];
+    // SAFETY: HLVX is the hardware's only way to read guest memory through the guest's
+    // translation, and a fault in it would otherwise reach the host's trap handler. The
+    // routine catches its own fault with interrupts off and restores stvec, hstatus and
+    // sstatus; `out` is a valid local.
+    let v = unsafe { axvcpu_riscv_hlvx_hu(gva, guest_hstatus, &mut out) };
+    match out {
+        [0, _] => Ok(v as u16),
+        [_, scause] => Err(scause),
     }
 }
 
 /// `Err(scause)` if reading `hstatus` traps (no H extension, or not in HS-mode).
 pub(crate) fn probe_h() -> Result<(), u64> {
-    // SAFETY: catches its own trap and restores stvec.
+    // SAFETY: reading a CSR that may not exist traps; the routine catches that trap with
+    // interrupts off and restores stvec and sstatus.
     match unsafe { axvcpu_riscv_probe_h() } {
         0 => Ok(()),
-        c => Err(c),
+        c => Err(c.wrapping_sub(1)),
     }
 }

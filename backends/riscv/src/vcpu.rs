@@ -1,31 +1,28 @@
-//! [`RiscvVCpu`]: one VS-mode virtual hart.
+//! [`RiscvVCpu`]: one VS-mode virtual hart. This file holds its state and the
+//! [`AxArchVCpu`] implementation; `trap.rs` decodes its exits, `irq.rs` handles injection,
+//! kicks, the guest timer and host interrupts.
 
 use alloc::sync::Arc;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 use axvcpu::{
-    AccessFlags, AccessWidth, AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr,
-    SysRegAddr, VCpuError, VCpuKick, VCpuResult,
+    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError,
+    VCpuResult,
 };
 
-use crate::csr::{self, hstatus, irq, num, sstatus};
-use crate::decode::{self, CsrInsn, CsrSrc, Htinst, MemInsn};
-use crate::gstage::{self, pte, GStageMode, Walk};
+use crate::csr::{self, hstatus, num, sstatus};
+use crate::decode::{CsrInsn, MemInsn};
+use crate::gstage::{self, GStageMode, Walk};
 use crate::hw;
-use crate::sbi::{self, SbiCall};
-use crate::switch::{self, Regs};
+use crate::regs::{HostShared, Regs, VsCsrs};
+use crate::switch;
 
-/// `scause` interrupt bit.
-const INTERRUPT: u64 = 1 << 63;
-/// Exception codes the backend handles.
-mod exc {
-    pub const VS_ECALL: u64 = 10;
-    pub const INSN_GUEST_PAGE_FAULT: u64 = 20;
-    pub const LOAD_GUEST_PAGE_FAULT: u64 = 21;
-    pub const VIRTUAL_INSTRUCTION: u64 = 22;
-    pub const STORE_GUEST_PAGE_FAULT: u64 = 23;
-}
+mod irq;
+mod trap;
+
+pub use irq::RiscvKicker;
+use irq::{vector_bit, KickState, NO_HART};
 
 /// Per-vCPU options for [`RiscvVCpu::setup`](AxArchVCpu::setup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,80 +52,26 @@ impl Default for RiscvSetupConfig {
     }
 }
 
-/// The kick of one vCPU: a flag and the hart it is bound to.
-#[derive(Debug)]
-struct KickState {
-    flag: AtomicBool,
-    hart: AtomicUsize,
-}
-
-const NO_HART: usize = usize::MAX;
-
-/// Kicks a [`RiscvVCpu`]: sets its flag and sends a supervisor software interrupt (SBI IPI)
-/// to the hart it is bound to. The run loop checks the flag with interrupts disabled just
-/// before `sret`; an IPI that arrives after that check makes the guest trap at once.
-#[derive(Debug, Clone)]
-pub struct RiscvKicker(Arc<KickState>);
-
-impl VCpuKick for RiscvKicker {
-    fn kick(&self) {
-        self.0.flag.store(true, Ordering::SeqCst);
-        let hart = self.0.hart.load(Ordering::SeqCst);
-        if hart != NO_HART {
-            hw::send_ipi(hart);
-        }
-    }
-}
-
-/// The VS-level CSRs of a vCPU, live in the hart while it is bound.
-#[derive(Debug, Default, Clone, Copy)]
-struct VsCsrs {
-    vsstatus: u64,
-    vsie: u64,
-    vstvec: u64,
-    vsscratch: u64,
-    vsepc: u64,
-    vscause: u64,
-    vstval: u64,
-    vsatp: u64,
-    vstimecmp: u64,
-}
-
-impl VsCsrs {
-    fn load(&self) {
-        csr::write::<{ num::VSSTATUS }>(self.vsstatus);
-        csr::write::<{ num::VSIE }>(self.vsie);
-        csr::write::<{ num::VSTVEC }>(self.vstvec);
-        csr::write::<{ num::VSSCRATCH }>(self.vsscratch);
-        csr::write::<{ num::VSEPC }>(self.vsepc);
-        csr::write::<{ num::VSCAUSE }>(self.vscause);
-        csr::write::<{ num::VSTVAL }>(self.vstval);
-        csr::write::<{ num::VSATP }>(self.vsatp);
-        if hw::has_sstc() {
-            csr::write::<{ num::VSTIMECMP }>(self.vstimecmp);
-        }
-    }
-
-    fn save(&mut self) {
-        self.vsstatus = csr::read::<{ num::VSSTATUS }>();
-        self.vsie = csr::read::<{ num::VSIE }>();
-        self.vstvec = csr::read::<{ num::VSTVEC }>();
-        self.vsscratch = csr::read::<{ num::VSSCRATCH }>();
-        self.vsepc = csr::read::<{ num::VSEPC }>();
-        self.vscause = csr::read::<{ num::VSCAUSE }>();
-        self.vstval = csr::read::<{ num::VSTVAL }>();
-        self.vsatp = csr::read::<{ num::VSATP }>();
-        if hw::has_sstc() {
-            self.vstimecmp = csr::read::<{ num::VSTIMECMP }>();
-        }
-    }
-}
-
 /// A read exit waiting for `complete_read`.
 #[derive(Debug, Clone, Copy)]
 enum PendingRead {
     Mmio(MemInsn),
+    /// The CSR instruction and the value of its source operand when it trapped.
     Csr(CsrInsn, u64),
+}
+
+/// The trap CSRs of the guest's last exit, as the world switch saved them: what to look at
+/// when `run` returned an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrapInfo {
+    /// `scause` (bit 63: an interrupt).
+    pub scause: u64,
+    /// `stval`.
+    pub stval: u64,
+    /// `htval` (a guest-physical address shifted right by 2, for guest-page faults).
+    pub htval: u64,
+    /// `htinst`.
+    pub htinst: u64,
 }
 
 /// A RISC-V H-extension vCPU: the guest runs in VS-mode, translated by the G-stage table
@@ -145,15 +88,19 @@ enum PendingRead {
 ///   acknowledges it.
 ///
 /// The guest's timer: with Sstc, SBI `set_timer` writes `vstimecmp` and the hardware raises
-/// the guest's timer interrupt; without it, the backend arms the host timer through SBI and
-/// turns its expiry into `VSTIP`.
+/// the guest's timer interrupt; without it, the backend arms the host timer through SBI
+/// while the vCPU is bound and turns its expiry into `VSTIP`. Either way the deadline
+/// survives `unbind`/`bind`.
 ///
-/// Floating point is not virtualised: the guest runs with `sstatus.FS` = Off, so its FP
-/// instructions raise illegal-instruction exceptions (delegated to the guest).
+/// Floating point and vector are not virtualised: the guest runs with `sstatus.FS` and
+/// `sstatus.VS` Off, so its FP and vector instructions raise illegal-instruction exceptions
+/// (delegated to the guest), and the host's FP and vector registers are never touched.
 #[derive(Debug)]
 pub struct RiscvVCpu<H: AxVCpuHal> {
     regs: Regs,
     vs: VsCsrs,
+    /// The host's `scounteren`/`senvcfg` while this vCPU is bound.
+    host_shared: HostShared,
     vm_id: usize,
     vcpu_id: usize,
     ept_root: u64,
@@ -166,8 +113,10 @@ pub struct RiscvVCpu<H: AxVCpuHal> {
     /// The write half of a `csrrw`/`csrrs`/`csrrc` whose read half was answered.
     deferred_write: Option<(u16, u64)>,
     flush_gstage: bool,
+    /// The GPA of the last guest-page fault retried as a stale translation.
+    stale_retry: Option<u64>,
     bound: bool,
-    /// The host timer is armed for the guest (no Sstc).
+    /// The host timer is armed with the guest's deadline (no Sstc).
     guest_timer_armed: bool,
     _hal: PhantomData<fn() -> H>,
 }
@@ -185,316 +134,32 @@ pub(crate) const HEDELEG: u64 = (1 << 0)
     | (1 << 13)
     | (1 << 15);
 
-fn vector_bit(vector: usize) -> VCpuResult<u64> {
-    match vector {
-        1 => Ok(irq::VSSIP),
-        5 => Ok(irq::VSTIP),
-        9 => Ok(irq::VSEIP),
-        _ => Err(VCpuError::invalid_input(
-            "RISC-V injects interrupt codes 1 (software), 5 (timer) or 9 (external)",
-        )
-        .with_value(vector as u64)),
-    }
-}
-
 impl<H: AxVCpuHal> RiscvVCpu<H> {
-    /// Clears an injected external interrupt (`hvip.VSEIP`): the guest claimed it from the
-    /// hypervisor's interrupt-controller model.
-    pub fn clear_external_interrupt(&mut self) {
-        self.pending_irqs &= !irq::VSEIP;
-    }
-
-    /// The interrupts injected and not yet acknowledged, as guest interrupt codes bits
-    /// (`1 << 1` software, `1 << 5` timer, `1 << 9` external).
-    pub fn pending_interrupts(&self) -> u64 {
-        self.pending_irqs >> 1
-    }
-
-    fn gpr(&self, r: usize) -> u64 {
-        if r == 0 {
-            0
-        } else {
-            self.regs.guest_gpr[r & 31]
-        }
-    }
-
-    fn set_reg(&mut self, r: usize, v: u64) {
-        if r != 0 {
-            self.regs.guest_gpr[r & 31] = v;
+    /// The trap CSRs of the last exit (after a `run` error, they say what the guest did).
+    pub fn last_trap(&self) -> TrapInfo {
+        TrapInfo {
+            scause: self.regs.trap_scause,
+            stval: self.regs.trap_stval,
+            htval: self.regs.trap_htval,
+            htinst: self.regs.trap_htinst,
         }
     }
 
     fn walk(&self, gpa: u64) -> Walk {
         gstage::walk(self.config.gstage, self.ept_root, gpa, |pa| {
             let va = H::phys_to_virt(HostPhysAddr::from(pa as usize)).as_usize();
-            // SAFETY: the hypervisor built the table in HAL frames reachable through
-            // phys_to_virt; entries are 8-byte aligned.
+            // SAFETY: the walk reads only entries of the table the hypervisor handed to
+            // `set_ept_root`, built in HAL frames reachable through phys_to_virt (the
+            // contract of `set_ept_root`); entries are 8-byte aligned. Volatile: the
+            // hypervisor may change the table between exits.
             unsafe { (va as *const u64).read_volatile() }
         })
     }
 
-    /// Reads the guest instruction at its `sepc` (16 or 32 bits) with HLVX.
-    fn fetch_insn(&self) -> VCpuResult<u32> {
-        let pc = self.regs.guest_sepc;
-        let hs = self.regs.guest_hstatus;
-        let lo = switch::read_guest_u16(pc, hs).map_err(|c| {
-            VCpuError::unsupported("cannot read the guest instruction that trapped").with_value(c)
-        })?;
-        if decode::insn_len(lo) == 2 {
-            return Ok(lo as u32);
-        }
-        let hi = switch::read_guest_u16(pc.wrapping_add(2), hs).map_err(|c| {
-            VCpuError::unsupported("cannot read the guest instruction that trapped").with_value(c)
-        })?;
-        Ok(lo as u32 | (hi as u32) << 16)
-    }
-
-    fn advance(&mut self, len: usize) {
-        self.regs.guest_sepc = self.regs.guest_sepc.wrapping_add(len as u64);
-    }
-
-    /// Handles the trap the world switch saved.
-    fn handle_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
-        let scause = self.regs.trap_scause;
-        if scause & INTERRUPT != 0 {
-            return Ok(self.handle_host_interrupt(scause & !INTERRUPT));
-        }
-        let gpa = (self.regs.trap_htval << 2) | (self.regs.trap_stval & 3);
-        match scause {
-            exc::VS_ECALL => Ok(self.handle_ecall()),
-            exc::INSN_GUEST_PAGE_FAULT => Ok(AxVCpuExitReason::NestedPageFault {
-                addr: GuestPhysAddr::from(gpa as usize),
-                access_flags: AccessFlags::EXECUTE,
-            }),
-            exc::LOAD_GUEST_PAGE_FAULT | exc::STORE_GUEST_PAGE_FAULT => {
-                self.handle_guest_page_fault(gpa, scause == exc::STORE_GUEST_PAGE_FAULT)
-            }
-            exc::VIRTUAL_INSTRUCTION => self.handle_virtual_instruction(),
-            _ => Err(VCpuError::unsupported("unexpected guest trap (scause)").with_value(scause)),
-        }
-    }
-
-    fn handle_host_interrupt(&mut self, code: u64) -> AxVCpuExitReason {
-        match code {
-            1 => {
-                // Supervisor software interrupt: a kick (or a stale one; the core absorbs
-                // a Kicked it did not ask for).
-                csr::clear::<{ num::SIP }>(irq::SSIP);
-                self.kick.flag.store(false, Ordering::SeqCst);
-                AxVCpuExitReason::Kicked
-            }
-            5 if self.guest_timer_armed => {
-                hw::set_host_timer(u64::MAX);
-                csr::clear::<{ num::SIE }>(irq::STIP);
-                self.guest_timer_armed = false;
-                self.pending_irqs |= irq::VSTIP;
-                AxVCpuExitReason::Nothing
-            }
-            code => {
-                H::irq_handler();
-                AxVCpuExitReason::ExternalInterrupt { vector: code }
-            }
-        }
-    }
-
-    fn handle_ecall(&mut self) -> AxVCpuExitReason {
-        self.advance(4);
-        let mut a = [0u64; 8];
-        a.copy_from_slice(&self.regs.guest_gpr[10..18]);
-        let ok = |s: &mut Self| s.regs.guest_gpr[10] = sbi::err::SUCCESS as u64;
-        match sbi::classify(&a) {
-            SbiCall::Hypercall { nr, args } => {
-                ok(self);
-                AxVCpuExitReason::Hypercall { nr, args }
-            }
-            SbiCall::HartStart {
-                hartid,
-                start_addr,
-                opaque,
-            } => {
-                ok(self);
-                AxVCpuExitReason::CpuUp {
-                    target_cpu: hartid,
-                    entry_point: GuestPhysAddr::from(start_addr as usize),
-                    arg: opaque,
-                }
-            }
-            SbiCall::HartStop => {
-                ok(self);
-                AxVCpuExitReason::CpuDown { state: 0 }
-            }
-            SbiCall::SystemReset { .. } => {
-                ok(self);
-                AxVCpuExitReason::SystemDown
-            }
-            SbiCall::PutChar(c) => {
-                hw::sbi_call(sbi::eid::LEGACY_PUTCHAR, 0, c as u64, 0, 0);
-                ok(self);
-                AxVCpuExitReason::Nothing
-            }
-            SbiCall::GetChar => {
-                let (r, _) = hw::sbi_call(sbi::eid::LEGACY_GETCHAR, 0, 0, 0, 0);
-                self.regs.guest_gpr[10] = r as u64;
-                AxVCpuExitReason::Nothing
-            }
-            SbiCall::SetTimer { stime, .. } => {
-                self.pending_irqs &= !irq::VSTIP;
-                if hw::has_sstc() {
-                    csr::write::<{ num::VSTIMECMP }>(stime);
-                } else {
-                    hw::set_host_timer(stime);
-                    csr::set::<{ num::SIE }>(irq::STIP);
-                    self.guest_timer_armed = true;
-                }
-                ok(self);
-                AxVCpuExitReason::Nothing
-            }
-            SbiCall::SendIpi { mask, base } => {
-                ok(self);
-                let me = self.vcpu_id as u64;
-                let to_self = base != u64::MAX
-                    && me >= base
-                    && me - base < 64
-                    && (mask >> (me - base)) & 1 != 0;
-                AxVCpuExitReason::SendIPI {
-                    target_cpu: mask,
-                    target_cpu_aux: base,
-                    send_to_all: base == u64::MAX,
-                    send_to_self: to_self,
-                    vector: 1,
-                }
-            }
-            SbiCall::Base { fid, arg } => {
-                let (e, v) = sbi::base(fid, arg);
-                self.regs.guest_gpr[10] = e as u64;
-                self.regs.guest_gpr[11] = v;
-                AxVCpuExitReason::Nothing
-            }
-            SbiCall::Unsupported { .. } => {
-                self.regs.guest_gpr[10] = sbi::err::NOT_SUPPORTED as u64;
-                AxVCpuExitReason::Nothing
-            }
-        }
-    }
-
-    fn handle_guest_page_fault(&mut self, gpa: u64, store: bool) -> VCpuResult<AxVCpuExitReason> {
-        let access = if store {
-            AccessFlags::WRITE
-        } else {
-            AccessFlags::READ
-        };
-        let addr = GuestPhysAddr::from(gpa as usize);
-        let insn = match decode::classify_htinst(self.regs.trap_htinst) {
-            Htinst::PageTableWalk { write } => {
-                // The guest's own page-table walk touched memory the G-stage does not
-                // allow: not an instruction the backend can emulate.
-                let access_flags = if write {
-                    AccessFlags::WRITE
-                } else {
-                    AccessFlags::READ
-                };
-                return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
-            }
-            Htinst::Transformed(t) if self.config.use_htinst => decode::decode_transformed(t),
-            Htinst::Transformed(_) => None,
-            Htinst::None => None,
-            Htinst::Unknown(v) => {
-                return Err(
-                    VCpuError::unsupported("unrecognised htinst at a guest page fault")
-                        .with_value(v),
-                )
-            }
-        };
-        if let Walk::Mapped { flags, .. } = self.walk(gpa) {
-            let needed = if store { pte::W } else { pte::R };
-            if flags & needed != 0 && flags & pte::U != 0 {
-                // Allowed by the table: a stale translation. Flush and retry.
-                self.flush_gstage = true;
-                return Ok(AxVCpuExitReason::Nothing);
-            }
-            return Ok(AxVCpuExitReason::NestedPageFault {
-                addr,
-                access_flags: access,
-            });
-        }
-        let m = match insn {
-            Some(m) => m,
-            None => {
-                let raw = self.fetch_insn()?;
-                decode::decode_mem(raw).ok_or(
-                    VCpuError::unsupported(
-                        "guest accessed unmapped memory with an instruction the backend does not emulate",
-                    )
-                    .with_value(raw as u64),
-                )?
-            }
-        };
-        if m.is_load == store {
-            return Err(VCpuError::unsupported(
-                "guest page fault kind does not match the faulting instruction",
-            )
-            .with_value(self.regs.trap_scause));
-        }
-        if m.is_load {
-            self.pending_read = Some(PendingRead::Mmio(m));
-            Ok(AxVCpuExitReason::MmioRead {
-                addr,
-                width: m.width,
-                reg: Some(m.reg),
-                reg_width: AccessWidth::Qword,
-                signed_ext: m.signed,
-            })
-        } else {
-            let data = self.gpr(m.reg) & m.width.mask();
-            self.advance(m.len);
-            Ok(AxVCpuExitReason::MmioWrite {
-                addr,
-                width: m.width,
-                data,
-            })
-        }
-    }
-
-    fn handle_virtual_instruction(&mut self) -> VCpuResult<AxVCpuExitReason> {
-        let insn = match self.regs.trap_stval {
-            0 => self.fetch_insn()?,
-            v => v as u32,
-        };
-        if insn == decode::WFI {
-            self.advance(4);
-            return Ok(AxVCpuExitReason::Halt);
-        }
-        if decode::is_sfence_vma(insn) {
-            csr::hfence_vvma_all();
-            self.advance(4);
-            return Ok(AxVCpuExitReason::Nothing);
-        }
-        let Some(c) = decode::decode_csr(insn) else {
-            return Err(VCpuError::unsupported(
-                "virtual-instruction exception on an instruction the backend does not emulate",
-            )
-            .with_value(insn as u64));
-        };
-        let operand = match c.src {
-            CsrSrc::Reg(r) => self.gpr(r),
-            CsrSrc::Imm(v) => v,
-        };
-        let addr = SysRegAddr(c.csr as usize);
-        if c.reads() {
-            self.pending_read = Some(PendingRead::Csr(c, operand));
-            Ok(AxVCpuExitReason::SysRegRead { addr, reg: c.rd })
-        } else {
-            self.advance(4);
-            Ok(AxVCpuExitReason::SysRegWrite {
-                addr,
-                value: operand,
-            })
-        }
-    }
-
     fn enter(&mut self) -> VCpuResult<AxVCpuExitReason> {
-        // Interrupts off from the kick check to the guest entry: an IPI arriving in between
-        // stays pending in sip and makes the guest trap at once.
+        // Interrupts off from the kick check to the guest entry (the world switch keeps
+        // them off until `sret`): an IPI arriving in between stays pending in sip and makes
+        // the guest trap at once.
         let sie = csr::clear::<{ num::SSTATUS }>(sstatus::SIE) & sstatus::SIE;
         if self.kick.flag.swap(false, Ordering::SeqCst) {
             csr::set::<{ num::SSTATUS }>(sie);
@@ -505,11 +170,12 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             self.flush_gstage = false;
         }
         csr::write::<{ num::HVIP }>(self.pending_irqs);
-        // SAFETY: `regs` is ours for the duration of the call; the asm restores every
-        // callee-saved register and the CSRs it changes.
+        // SAFETY: entering the guest needs `sret` and a trap vector; the asm saves and
+        // restores every callee-saved register and each CSR it changes, and `regs` is
+        // borrowed mutably for the whole call.
         unsafe { switch::axvcpu_riscv_run_guest(&mut self.regs) };
         // The guest may have acknowledged a software interrupt (sip.SSIP aliases VSSIP).
-        self.pending_irqs = csr::read::<{ num::HVIP }>() & irq::VS_ALL;
+        self.pending_irqs = csr::read::<{ num::HVIP }>() & crate::csr::irq::VS_ALL;
         csr::set::<{ num::SSTATUS }>(sie);
         self.handle_exit()
     }
@@ -524,20 +190,22 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     fn new(vm_id: usize, vcpu_id: usize, _config: ()) -> VCpuResult<Self> {
         Ok(Self {
             regs: Regs::default(),
-            vs: VsCsrs::default(),
+            vs: VsCsrs {
+                vstimecmp: u64::MAX,
+                ..VsCsrs::default()
+            },
+            host_shared: HostShared::default(),
             vm_id,
             vcpu_id,
             ept_root: 0,
             hgatp: 0,
             config: RiscvSetupConfig::default(),
             pending_irqs: 0,
-            kick: Arc::new(KickState {
-                flag: AtomicBool::new(false),
-                hart: AtomicUsize::new(NO_HART),
-            }),
+            kick: KickState::new(),
             pending_read: None,
             deferred_write: None,
             flush_gstage: true,
+            stale_retry: None,
             bound: false,
             guest_timer_armed: false,
             _hal: PhantomData,
@@ -578,7 +246,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         self.hgatp = (config.gstage.hgatp_mode() << hw::HGATP_MODE_SHIFT)
             | (vmid << hw::HGATP_VMID_SHIFT)
             | (self.ept_root >> 12);
-        // Guest enters VS-mode (SPP = S) with FP off and HS interrupts as the hart has them.
+        // The guest enters VS-mode (SPP = S) with FP and vector off and SIE clear.
         self.regs.guest_sstatus = sstatus::SPP;
         let host_hstatus = csr::read::<{ num::HSTATUS }>();
         let keep = !(hstatus::GVA
@@ -594,8 +262,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
             | hstatus::SPVP
             | hstatus::VTW
             | if config.trap_satp { hstatus::VTVM } else { 0 };
-        self.regs.guest_gpr[10] = self.vcpu_id as u64; // a0 = hart id
-        self.vs.vstimecmp = u64::MAX;
+        // SBI hart_start: the hart starts with a0 = its hart id (a1 = set_boot_arg).
+        self.regs.set_gpr(10, self.vcpu_id as u64);
         self.flush_gstage = true;
         Ok(())
     }
@@ -619,8 +287,11 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     fn bind(&mut self) -> VCpuResult {
         csr::write::<{ num::HGATP }>(self.hgatp);
         csr::hfence_gvma_all();
-        self.vs.load();
+        self.host_shared = self.vs.load();
         csr::write::<{ num::HVIP }>(self.pending_irqs);
+        if !hw::has_sstc() {
+            self.arm_host_timer();
+        }
         self.kick.hart.store(H::current_cpu_id(), Ordering::SeqCst);
         self.flush_gstage = false;
         self.bound = true;
@@ -629,15 +300,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
 
     fn unbind(&mut self) -> VCpuResult {
         self.kick.hart.store(NO_HART, Ordering::SeqCst);
-        self.vs.save();
-        if hw::has_sstc() {
-            csr::write::<{ num::VSTIMECMP }>(u64::MAX);
-        }
-        if self.guest_timer_armed {
-            hw::set_host_timer(u64::MAX);
-            csr::clear::<{ num::SIE }>(irq::STIP);
-            self.guest_timer_armed = false;
-        }
+        self.vs.save(self.host_shared);
+        self.disarm_host_timer();
         csr::write::<{ num::HVIP }>(0);
         csr::write::<{ num::HGATP }>(0);
         self.bound = false;
@@ -650,7 +314,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
                 VCpuError::invalid_input("RISC-V has registers x0..x31").with_value(reg as u64)
             );
         }
-        self.set_reg(reg, val as u64);
+        self.regs.set_gpr(reg, val as u64);
         Ok(())
     }
 
@@ -660,7 +324,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
                 VCpuError::invalid_input("RISC-V has registers x0..x31").with_value(reg as u64)
             );
         }
-        Ok(self.gpr(reg) as usize)
+        Ok(self.regs.gpr(reg) as usize)
     }
 
     fn pc(&self) -> usize {
@@ -673,11 +337,11 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     }
 
     fn set_return_value(&mut self, val: usize) {
-        self.regs.guest_gpr[11] = val as u64;
+        self.regs.set_gpr(11, val as u64);
     }
 
     fn set_boot_arg(&mut self, arg: usize) -> VCpuResult {
-        self.regs.guest_gpr[11] = arg as u64;
+        self.regs.set_gpr(11, arg as u64);
         Ok(())
     }
 
@@ -689,16 +353,16 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
                 } else {
                     value & m.width.mask()
                 };
-                self.set_reg(m.reg, v);
-                self.advance(m.len);
+                self.regs.set_gpr(m.reg, v);
+                self.regs.guest_sepc = self.regs.guest_sepc.wrapping_add(m.len as u64);
                 Ok(())
             }
             Some(PendingRead::Csr(c, operand)) => {
-                self.set_reg(c.rd, value);
+                self.regs.set_gpr(c.rd, value);
                 if c.writes() {
                     self.deferred_write = Some((c.csr, c.new_value(value, operand)));
                 }
-                self.advance(4);
+                self.regs.guest_sepc = self.regs.guest_sepc.wrapping_add(4);
                 Ok(())
             }
             None => Err(VCpuError::bad_state(
