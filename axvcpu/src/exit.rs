@@ -112,10 +112,13 @@ bitflags! {
 /// Why the guest stopped running. Returned by [`AxVCpu::run`](crate::AxVCpu::run).
 ///
 /// Unless a variant says otherwise, the next `run()` continues after the instruction that
-/// caused the exit. For reads (`MmioRead`, `IoRead`, `SysRegRead`) the bare-metal backends
-/// move the program counter when [`complete_read`](crate::AxVCpu::complete_read) is called;
-/// hosted KVM moves it inside the next `run()`, when its emulator finishes the instruction,
-/// so `pc()` between the exit and that `run()` still names the reading instruction there.
+/// caused the exit. Where `pc()` points *between* the exit and that `run()` differs:
+/// - bare-metal backends move it past the instruction before `run()` returns, or, for reads
+///   (`MmioRead`, `IoRead`, `SysRegRead`), in
+///   [`complete_read`](crate::AxVCpu::complete_read);
+/// - hosted KVM leaves it at the instruction for reads and `SysRegWrite` (its emulator
+///   finishes them inside the next `run()`), and has moved it past a store that caused a
+///   `NestedPageFault` (the store is held and performed by the next `run()`).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AxVCpuExitReason {
@@ -206,13 +209,16 @@ pub enum AxVCpuExitReason {
     /// the host through [`AxVCpuHal::irq_handler`](crate::AxVCpuHal::irq_handler) where
     /// the platform routes interrupts that way.
     ExternalInterrupt {
-        /// The host interrupt number (RISC-V: the `scause` interrupt code; x86: the vector;
-        /// hosted KVM: the signal number).
+        /// The host interrupt number (RISC-V: the `scause` interrupt code; x86: the vector).
+        /// Hosted KVM never returns this exit: a signal that interrupts the guest is a kick.
         vector: u64,
     },
     /// The guest accessed guest-physical memory the nested page table maps, but without the
-    /// permission the access needed (a write to a read-only page, say). The instruction has
-    /// *not* completed: fix the mapping and `run()` again to retry it.
+    /// permission the access needed (a write to a read-only page, say). The access has *not*
+    /// taken effect: fix the mapping, call
+    /// [`nested_page_table_changed`](crate::AxVCpu::nested_page_table_changed) and `run()`
+    /// again, and it is performed (bare metal retries the instruction; hosted KVM performs
+    /// the held store). Run again without fixing it and the same exit comes back.
     NestedPageFault {
         /// The faulting guest-physical address.
         addr: GuestPhysAddr,
