@@ -14,19 +14,6 @@ use axvcpu_kvm::testing::{KvmTestVm, IRQ_VECTOR, MMIO_BASE};
 
 const SERIAL: u16 = 0x3f8;
 
-fn kind(exit: &E) -> &'static str {
-    match exit {
-        E::IoWrite { .. } => "IoWrite",
-        E::IoRead { .. } => "IoRead",
-        E::MmioRead { .. } => "MmioRead",
-        E::MmioWrite { .. } => "MmioWrite",
-        E::Hypercall { .. } => "Hypercall",
-        E::Halt => "Halt",
-        E::SystemDown => "SystemDown",
-        _ => "other",
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vm = KvmTestVm::new(0, guests::demo())?;
     let mut vcpu = vm.new_vcpu(0, vm.entry())?;
@@ -43,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let exit = vcpu.run()?;
         let took = t.elapsed();
         exits += 1;
-        let entry = table.entry(kind(&exit)).or_default();
+        let entry = table.entry(exit.name()).or_default();
         entry.0 += 1;
         entry.1 += took;
         match exit {

@@ -25,18 +25,6 @@ const VCPUS_PER_VM: usize = 256;
 
 type Arch = KvmVCpu<HostedHal>;
 
-fn random_program(seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..PROGRAM_BYTES)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
-}
-
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -45,26 +33,6 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 type Armed = Arc<Mutex<Option<(Instant, VCpuHandle<Arch>)>>>;
-
-fn kind(exit: &E) -> &'static str {
-    match exit {
-        E::Hypercall { .. } => "Hypercall",
-        E::MmioRead { .. } => "MmioRead",
-        E::MmioWrite { .. } => "MmioWrite",
-        E::IoRead { .. } => "IoRead",
-        E::IoWrite { .. } => "IoWrite",
-        E::SysRegRead { .. } => "SysRegRead",
-        E::SysRegWrite { .. } => "SysRegWrite",
-        E::NestedPageFault { .. } => "NestedPageFault",
-        E::Halt => "Halt",
-        E::CpuUp { .. } => "CpuUp",
-        E::SendIPI { .. } => "SendIPI",
-        E::SystemDown => "SystemDown",
-        E::FailEntry { .. } => "FailEntry",
-        E::Kicked => "Kicked",
-        _ => "other",
-    }
-}
 
 fn in_ram(addr: usize) -> bool {
     (RAM_BASE as usize..(RAM_BASE + RAM_SIZE) as usize).contains(&addr)
@@ -95,7 +63,7 @@ fn run_program(
                 ))
             }
         };
-        *exits.entry(kind(&exit)).or_default() += 1;
+        *exits.entry(exit.name()).or_default() += 1;
         match exit {
             E::MmioRead { addr, .. } | E::MmioWrite { addr, .. } if in_ram(addr.as_usize()) => {
                 return Err(format!("MMIO exit at {addr:?}, inside RAM"))
@@ -109,7 +77,7 @@ fn run_program(
                 .complete_read(0)
                 .map_err(|e| format!("complete_read: {e}"))?,
             E::NestedPageFault { .. } | E::SystemDown | E::FailEntry { .. } | E::Kicked => {
-                return Ok(kind(&exit).to_string())
+                return Ok(exit.name().to_string())
             }
             _ => {}
         }
@@ -149,7 +117,7 @@ fn random_programs_end_in_exits_or_errors() {
     for i in 0..count {
         let seed = first_seed.wrapping_add(i);
         let slot = (i as usize) % VCPUS_PER_VM;
-        let code = random_program(seed);
+        let code = axvcpu_conformance::random_program(seed, PROGRAM_BYTES);
         let reuse = slot != 0 && vm.is_some();
         if reuse {
             if let Some(vm) = &vm {
