@@ -6,7 +6,9 @@
 //! at run time, so a scenario added there is required here at once) has a `PASS` line, or an
 //! `N/A` line for the scenarios RISC-V cannot express (port I/O), with the closing line
 //! `N passed, 0 failed` and QEMU's exit status 0 (the testbed powers off through SBI SRST,
-//! with reason "system failure" when anything failed).
+//! with reason "system failure" when anything failed). The same holds for the second pass
+//! (Sv39x4, MMIO read with HLVX), whose lines carry the prefix [`SECOND_PASS`]; the
+//! self-tests must report and none may fail, and no frame may leak.
 //!
 //! `bench()` builds the image with the `bench` feature and boots it with `-icount shift=0`
 //! on one hart, so `instret` counts instructions exactly, and prints the figures.
@@ -22,12 +24,13 @@ const TARGET: &str = "riscv64gc-unknown-none-elf";
 /// Scenarios RISC-V cannot express; the testbed must report them `N/A`, not skip them.
 const NOT_APPLICABLE: [&str; 2] = ["io-out", "io-in"];
 const TIMEOUT: Duration = Duration::from_secs(120);
+/// The prefix of every line of the testbed's second pass of the suite.
+const SECOND_PASS: &str = "[sv39x4, hlvx] ";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // xtask lives one level below the workspace root.
+    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
@@ -178,36 +181,60 @@ fn scenario_ids() -> Result<Vec<String>, String> {
     Ok(ids)
 }
 
-/// Checks the testbed's report against `ids`.
-fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
-    let lines: Vec<&str> = output.lines().collect();
-    let mut problems = Vec::new();
+/// Checks one pass of the suite (its lines start with `prefix`) against `ids`: a `PASS`
+/// line per scenario (or `N/A` for the ones RISC-V cannot express) and the closing line.
+/// Returns how many passed.
+fn check_pass(lines: &[&str], ids: &[String], prefix: &str, problems: &mut Vec<String>) -> usize {
     let mut passed = 0;
     for id in ids {
-        let pass = lines.iter().any(|l| *l == format!("PASS {id}"));
-        let na = lines.iter().find(|l| l.starts_with(&format!("N/A {id}:")));
-        let fail = lines.iter().find(|l| l.starts_with(&format!("FAIL {id}:")));
+        let pass = lines.iter().any(|l| *l == format!("{prefix}PASS {id}"));
+        let na = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{prefix}N/A {id}:")));
+        let fail = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{prefix}FAIL {id}:")));
         match (pass, na, fail) {
             (true, None, None) => passed += 1,
             (false, Some(_), None) if NOT_APPLICABLE.contains(&id.as_str()) => {}
             (false, Some(l), None) => problems.push(format!("{id} must run on RISC-V: {l}")),
             (_, _, Some(l)) => problems.push(l.to_string()),
-            (false, None, None) => problems.push(format!("no line for scenario {id}")),
-            _ => problems.push(format!("several lines for scenario {id}")),
+            (false, None, None) => problems.push(format!("no line for scenario {id} ({prefix:?})")),
+            _ => problems.push(format!("several lines for scenario {id} ({prefix:?})")),
         }
     }
-    // The second pass and the self-tests print their own lines: none may fail.
-    for l in lines.iter().filter(|l| l.contains("FAIL")) {
-        if !ids.iter().any(|id| l.starts_with(&format!("FAIL {id}:"))) {
+    let closing = format!("{prefix}{passed} passed, 0 failed");
+    if !lines.iter().any(|l| l.starts_with(&closing)) {
+        problems.push(format!("no closing line `{closing}...`"));
+    }
+    passed
+}
+
+/// Checks the testbed's report against `ids`: both passes, the self-tests, no leak.
+fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
+    let lines: Vec<&str> = output.lines().collect();
+    let mut problems = Vec::new();
+    let passed = check_pass(&lines, ids, "", &mut problems);
+    let again = check_pass(&lines, ids, SECOND_PASS, &mut problems);
+    if again != passed {
+        problems.push(format!(
+            "the second pass passed {again} scenarios, the first {passed}"
+        ));
+    }
+    // Any other failure line (a self-test, a trap or panic in the hypervisor) fails the run.
+    for l in lines
+        .iter()
+        .filter(|l| l.contains("FAIL") || l.contains("FATAL"))
+    {
+        if !problems.iter().any(|p| p == l) {
             problems.push(l.to_string());
         }
     }
     if !lines.iter().any(|l| l.starts_with("SELFTEST ")) {
         problems.push("no SELFTEST lines".into());
     }
-    let closing = format!("{passed} passed, 0 failed");
-    if !lines.iter().any(|l| l.starts_with(&closing)) {
-        problems.push(format!("no closing line `{closing}...`"));
+    if !lines.contains(&"testbed-riscv: frames leaked: 0") {
+        problems.push("no `frames leaked: 0` line".into());
     }
     if problems.is_empty() {
         Ok(passed)
@@ -272,23 +299,60 @@ mod tests {
         assert!(ids.iter().any(|i| i == "garbage"), "{ids:?}");
     }
 
+    /// A report whose first pass is `first`, followed by a complete second pass and tail.
+    fn with_rest(first: &str) -> String {
+        format!(
+            "{first}[sv39x4, hlvx] PASS a\n[sv39x4, hlvx] N/A io-in: no port I/O\n\
+             [sv39x4, hlvx] PASS b\n[sv39x4, hlvx] 2 passed, 0 failed, 1 skipped\n\
+             SELFTEST timer: ok\ntestbed-riscv: frames leaked: 0\n"
+        )
+    }
+
     #[test]
     fn report_needs_every_id_and_the_closing_line() {
         let ids: Vec<String> = ["a", "io-in", "b"].iter().map(|s| s.to_string()).collect();
-        let good = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n\
-                    SELFTEST timer: ok\n";
-        assert_eq!(check_report(good, &ids), Ok(2));
+        let first = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n";
+        let good = with_rest(first);
+        assert_eq!(check_report(&good, &ids), Ok(2));
         let bad_selftest = format!("{good}SELFTEST sbi: FAIL no\n");
         assert!(check_report(&bad_selftest, &ids).is_err());
-        assert!(check_report("PASS a\nN/A io-in: x\n1 passed, 0 failed\n", &ids).is_err());
         assert!(check_report(
-            "PASS a\nN/A io-in: x\nFAIL b: no\n1 passed, 1 failed\n",
+            &with_rest("PASS a\nN/A io-in: x\n1 passed, 0 failed\n"),
             &ids
         )
         .is_err());
-        assert!(
-            check_report("PASS a\nN/A io-in: x\nN/A b: x\n1 passed, 0 failed\n", &ids).is_err()
-        );
+        assert!(check_report(
+            &with_rest("PASS a\nN/A io-in: x\nFAIL b: no\n1 passed, 1 failed\n"),
+            &ids
+        )
+        .is_err());
+        assert!(check_report(
+            &with_rest("PASS a\nN/A io-in: x\nN/A b: x\n1 passed, 0 failed\n"),
+            &ids
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn report_needs_the_second_pass_and_no_leak() {
+        let ids: Vec<String> = ["a", "io-in", "b"].iter().map(|s| s.to_string()).collect();
+        let first = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n";
+        let good = with_rest(first);
+        // A scenario missing from the second pass.
+        let missing = good.replace("[sv39x4, hlvx] PASS b\n", "");
+        assert!(check_report(&missing, &ids).is_err());
+        // A scenario failing in the second pass only.
+        let failing = good.replace("[sv39x4, hlvx] PASS b", "[sv39x4, hlvx] FAIL b: no");
+        assert!(check_report(&failing, &ids).is_err());
+        // No closing line for the second pass.
+        let unclosed = good.replace("[sv39x4, hlvx] 2 passed", "[sv39x4, hlvx] 2 passd");
+        assert!(check_report(&unclosed, &ids).is_err());
+        // A frame leaked.
+        let leaked = good.replace("frames leaked: 0", "frames leaked: 3");
+        assert!(check_report(&leaked, &ids).is_err());
+        // A fatal trap in the hypervisor.
+        let fatal = format!("{good}testbed: FATAL host trap on hart 0: scause 0xd\n");
+        assert!(check_report(&fatal, &ids).is_err());
     }
 
     /// Boots QEMU: `cargo test -p xtask -- --ignored`.

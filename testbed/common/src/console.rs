@@ -88,6 +88,39 @@ impl Drop for LineWriter<'_> {
     }
 }
 
+/// Writes `prefix` at the start of every line it passes on (a second pass of the suite
+/// marks its lines this way, so they are told apart from the first pass's).
+#[derive(Debug)]
+pub struct Prefixed<'a, W: fmt::Write> {
+    out: &'a mut W,
+    prefix: &'a str,
+    at_line_start: bool,
+}
+
+impl<'a, W: fmt::Write> Prefixed<'a, W> {
+    /// A writer prefixing each line written to `out` with `prefix`.
+    pub fn new(out: &'a mut W, prefix: &'a str) -> Self {
+        Self {
+            out,
+            prefix,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<W: fmt::Write> fmt::Write for Prefixed<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for piece in s.split_inclusive('\n') {
+            if self.at_line_start {
+                self.out.write_str(self.prefix)?;
+            }
+            self.out.write_str(piece)?;
+            self.at_line_start = piece.ends_with('\n');
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +141,17 @@ mod tests {
         assert!(OUT.lock().unwrap().is_empty());
         writeln!(w, "!").unwrap();
         assert_eq!(&OUT.lock().unwrap()[..], b"PASS 2!\r\n");
+    }
+
+    #[test]
+    fn prefixes_every_line_however_it_is_split() {
+        let mut out = std::string::String::new();
+        {
+            let mut p = Prefixed::new(&mut out, "[b] ");
+            write!(p, "PASS a\nPA").unwrap();
+            write!(p, "SS b\n\n").unwrap();
+            write!(p, "3 passed").unwrap();
+        }
+        assert_eq!(out, "[b] PASS a\n[b] PASS b\n[b] \n[b] 3 passed");
     }
 }

@@ -66,14 +66,17 @@ impl FrameAllocator {
         if count == 0 || !align.is_power_of_two() || count > self.count {
             return None;
         }
-        let align_mask = align * FRAME_SIZE - 1;
+        // An alignment wider than the address space cannot be met (and must not overflow).
+        let align_mask = align.checked_mul(FRAME_SIZE)? - 1;
         // Index of the first frame at or after `i` whose address is aligned.
         let aligned = |i: usize| {
-            let addr = (self.base + i * FRAME_SIZE + align_mask) & !align_mask;
-            (addr - self.base) / FRAME_SIZE
+            let addr = (self.base + i * FRAME_SIZE).checked_add(align_mask)? & !align_mask;
+            Some((addr - self.base) / FRAME_SIZE)
         };
         for start_at in [self.hint, 0] {
-            let mut i = aligned(start_at);
+            let Some(mut i) = aligned(start_at) else {
+                continue;
+            };
             while i + count <= self.count {
                 match (i..i + count).find(|&j| self.is_used(j)) {
                     None => {
@@ -84,7 +87,10 @@ impl FrameAllocator {
                         self.hint = i + count;
                         return Some(self.base + i * FRAME_SIZE);
                     }
-                    Some(busy) => i = aligned(busy + 1),
+                    Some(busy) => match aligned(busy + 1) {
+                        Some(next) => i = next,
+                        None => break,
+                    },
                 }
             }
         }
@@ -98,10 +104,13 @@ impl FrameAllocator {
             return false;
         }
         let first = (paddr - self.base) / FRAME_SIZE;
-        if first + count > self.count || (first..first + count).any(|i| !self.is_used(i)) {
+        let Some(end) = first.checked_add(count).filter(|&e| e <= self.count) else {
+            return false;
+        };
+        if (first..end).any(|i| !self.is_used(i)) {
             return false;
         }
-        for i in first..first + count {
+        for i in first..end {
             self.set(i, false);
         }
         self.in_use -= count;
@@ -150,5 +159,20 @@ mod tests {
         }
         assert!(a.alloc(16, 16).is_some());
         assert!(a.alloc(65, 1).is_none());
+    }
+
+    #[test]
+    fn absurd_sizes_and_alignments_are_refused_not_overflowed() {
+        let mut a = Box::new(FrameAllocator::empty());
+        a.init(0x8000_0000, 0x8000_0000 + 16 * FRAME_SIZE);
+        assert_eq!(a.alloc(1, 1 << (usize::BITS - 1)), None);
+        assert_eq!(a.alloc(1, 1 << 40), None);
+        assert_eq!(a.alloc(usize::MAX, 1), None);
+        assert_eq!(a.alloc(1, 3), None, "alignment must be a power of two");
+        let f = a.alloc(1, 1).unwrap();
+        assert!(!a.free(f, usize::MAX));
+        assert!(!a.free(usize::MAX & !(FRAME_SIZE - 1), 1));
+        assert!(a.free(f, 1));
+        assert_eq!(a.in_use(), 0);
     }
 }

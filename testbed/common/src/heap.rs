@@ -1,6 +1,6 @@
 //! A small heap for `alloc` on bare metal: power-of-two size classes from 16 bytes to
-//! 64 KiB, each with a free list, carved from one region; bigger blocks come from the region
-//! directly and are kept in the largest classes' lists when freed.
+//! 64 KiB, each with a free list, carved from one region. A bigger request, or one the
+//! region cannot satisfy any more, gets a null pointer (`alloc` reports out of memory).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::null_mut;
@@ -79,7 +79,7 @@ unsafe impl GlobalAlloc for Heap {
         }
         // Blocks are aligned to their size (a power of two), which covers `align`.
         let start = i.next.next_multiple_of(size);
-        if start + size > i.end {
+        if start.checked_add(size).is_none_or(|end| end > i.end) {
             return null_mut();
         }
         i.next = start + size;

@@ -52,7 +52,7 @@ impl<H: AxVCpuHal> GuestRam<H> {
             frames,
             _hal: PhantomData,
         };
-        // SAFETY: the frames are ours.
+        // SAFETY: the frames were just allocated for this RAM and are `ram_size` bytes long.
         unsafe { core::ptr::write_bytes(ram.host_ptr(0), 0, layout.ram_size) };
         Ok(ram)
     }
@@ -87,7 +87,7 @@ impl<H: AxVCpuHal> GuestRam<H> {
     /// Copies `bytes` into guest RAM at `gpa`.
     pub fn load(&self, gpa: GuestPhysAddr, bytes: &[u8]) -> VCpuResult {
         let off = self.offset_of(gpa, bytes.len())?;
-        // SAFETY: in bounds (checked), RAM is ours.
+        // SAFETY: in bounds of this RAM (checked); `bytes` is not guest RAM, so no overlap.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.host_ptr(off), bytes.len()) };
         Ok(())
     }
@@ -95,8 +95,58 @@ impl<H: AxVCpuHal> GuestRam<H> {
     /// Reads 8 bytes of guest RAM at `gpa`.
     pub fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
         let off = self.offset_of(gpa, 8)?;
-        // SAFETY: in bounds; unaligned read allowed.
+        // SAFETY: in bounds of this RAM (checked); unaligned read allowed.
         Ok(unsafe { (self.host_ptr(off) as *const u64).read_unaligned() })
+    }
+}
+
+/// One extra 4 KiB page of a test VM (the read-only page of `nested-page-fault`): a zeroed
+/// host frame from the HAL, freed when dropped.
+pub struct GuestPage<H: AxVCpuHal> {
+    hpa: HostPhysAddr,
+    _hal: PhantomData<fn() -> H>,
+}
+
+impl<H: AxVCpuHal> core::fmt::Debug for GuestPage<H> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GuestPage").field("hpa", &self.hpa).finish()
+    }
+}
+
+impl<H: AxVCpuHal> GuestPage<H> {
+    /// Allocates the page (the HAL hands out zeroed frames).
+    pub fn new() -> VCpuResult<Self> {
+        let hpa = H::alloc_frame().ok_or(VCpuError::new(
+            AxErrorKind::NoMemory,
+            "no frame for a guest page",
+        ))?;
+        Ok(Self {
+            hpa,
+            _hal: PhantomData,
+        })
+    }
+
+    /// The host-physical address of the page.
+    pub fn hpa(&self) -> HostPhysAddr {
+        self.hpa
+    }
+
+    /// Reads 8 bytes at `offset` into the page.
+    pub fn read_u64(&self, offset: usize) -> VCpuResult<u64> {
+        if offset.checked_add(8).is_none_or(|end| end > FRAME_SIZE) {
+            return Err(
+                VCpuError::invalid_input("read outside the guest page").with_value(offset as u64)
+            );
+        }
+        let p = (H::phys_to_virt(self.hpa).as_usize() + offset) as *const u64;
+        // SAFETY: in bounds (checked) of a frame this page owns; unaligned read allowed.
+        Ok(unsafe { p.read_unaligned() })
+    }
+}
+
+impl<H: AxVCpuHal> Drop for GuestPage<H> {
+    fn drop(&mut self) {
+        H::dealloc_frame(self.hpa);
     }
 }
 

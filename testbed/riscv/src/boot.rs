@@ -101,7 +101,10 @@ fn enable_virtualization(hart: usize) {
     if let Err(e) = percpu.hardware_enable() {
         fail(format_args!("hart {hart}: hardware_enable: {e}"));
     }
-    *PERCPU[hart].lock() = Some(percpu);
+    match PERCPU.get(hart) {
+        Some(slot) => *slot.lock() = Some(percpu),
+        None => fail(format_args!("hart {hart}: beyond MAX_HARTS")),
+    }
 }
 
 fn fail(why: core::fmt::Arguments) -> ! {
@@ -127,7 +130,9 @@ extern "C" fn testbed_rust_start(hart: usize, _arg: usize, boot: usize) -> ! {
         }
     }
     enable_virtualization(hart);
-    ONLINE[hart].store(true, Ordering::Release);
+    if let Some(online) = ONLINE.get(hart) {
+        online.store(true, Ordering::Release);
+    }
     if hart == 0 {
         if !online(1) && cfg!(not(feature = "bench")) {
             // Give hart 1 a moment to come up.

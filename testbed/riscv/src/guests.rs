@@ -5,6 +5,7 @@
 
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::contract::*;
+use axvcpu_testbed::guest_code;
 
 /// Guest RAM (GPA) of every test VM.
 pub const RAM_BASE: usize = 0x8000_0000;
@@ -16,6 +17,10 @@ pub const RO_PAGE: usize = 0x8010_0000;
 pub const MMIO_BASE: usize = 0x1000_0000;
 /// Hypercall number of the benchmark guest's calls.
 pub const HC_BENCH: u64 = 0x4245;
+/// The `scounteren` the shared-csrs self-test guest writes.
+pub const GUEST_SCOUNTEREN: u64 = 0x5;
+/// Where the span self-test guest loads 8 bytes: 4 in RAM, 4 in the unmapped page above.
+pub const SPAN_ADDR: usize = RAM_BASE + RAM_SIZE - 4;
 
 core::arch::global_asm!(
     r#"
@@ -298,8 +303,9 @@ guest_ext_irq:
     .global guest_ext_irq_end
 guest_ext_irq_end:
 
-    // sbi: probe the base extension for HSM and for an unknown extension, call an unknown
-    // extension; report (a0, a1) of each.
+    // sbi: probe the base extension for HSM and for an unknown extension (report a1 of
+    // each), call an unknown extension, then SRST with a reserved reset type (report a0 of
+    // each).
     .balign 4
     .global guest_sbi
 guest_sbi:
@@ -320,9 +326,71 @@ guest_sbi:
     ecall
     mv s2, a0
     REPORT s2
+    li a0, 3
+    li a1, 0
+    li a6, 0
+    li a7, 0x53525354
+    ecall
+    mv s2, a0
+    REPORT s2
     DONE_LOOP
     .global guest_sbi_end
 guest_sbi_end:
+    // timer-rebind: arm the SBI timer 1 ms ahead (the hypervisor unbinds and rebinds the
+    // vCPU right after this call), wait with wfi; the handler reports scause's code, disarms
+    // the timer, then DONE.
+    .balign 4
+    .global guest_timer_rebind
+guest_timer_rebind:
+    la t0, 2f
+    csrw stvec, t0
+    li t0, 0x20
+    csrs sie, t0
+    csrsi sstatus, 2
+    rdtime a0
+    li t0, 10000
+    add a0, a0, t0
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+1:  wfi
+    j 1b
+    .balign 4
+2:  csrr a0, scause
+    slli a0, a0, 1
+    srli a0, a0, 1
+    HC {report}
+    li a0, -1
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+    DONE_LOOP
+    .global guest_timer_rebind_end
+guest_timer_rebind_end:
+
+    // shared-csrs: write scounteren (a CSR VS-mode shares with the host), READY, then
+    // report what it reads back, DONE.
+    .balign 4
+    .global guest_shared_csrs
+guest_shared_csrs:
+    li t0, {guest_scounteren}
+    csrw scounteren, t0
+    HC {ready}
+    csrr s2, scounteren
+    REPORT s2
+    DONE_LOOP
+    .global guest_shared_csrs_end
+guest_shared_csrs_end:
+
+    // span: an 8-byte load whose last 4 bytes lie in the unmapped page above RAM.
+    .balign 4
+    .global guest_span
+guest_span:
+    li t0, {span_addr}
+    ld t1, 0(t0)
+    DONE_LOOP
+    .global guest_span_end
+guest_span_end:
     .option pop
 "#,
     ext = const axvcpu::RISCV_HYPERCALL_EXT,
@@ -350,43 +418,30 @@ guest_sbi_end:
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const SMP_ITERATIONS,
     hc_bench = const HC_BENCH,
+    guest_scounteren = const GUEST_SCOUNTEREN,
+    span_addr = const SPAN_ADDR,
 );
-
-macro_rules! program {
-    ($start:ident, $end:ident) => {{
-        extern "C" {
-            static $start: u8;
-            static $end: u8;
-        }
-        // SAFETY: both labels delimit one program in .rodata.
-        unsafe {
-            let s = core::ptr::addr_of!($start);
-            let e = core::ptr::addr_of!($end);
-            core::slice::from_raw_parts(s, e as usize - s as usize)
-        }
-    }};
-}
 
 /// The code of `program`, or `None` where RISC-V cannot express it.
 pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
     use GuestProgram::*;
     Some(match program {
-        Done => program!(guest_done, guest_done_end),
+        Done => guest_code!(guest_done, guest_done_end),
         IoOut | IoIn => return None,
-        MmioWrite => program!(guest_mmio_write, guest_mmio_write_end),
-        MmioRead => program!(guest_mmio_read, guest_mmio_read_end),
-        Hypercall => program!(guest_hypercall, guest_hypercall_end),
-        Halt => program!(guest_halt, guest_halt_end),
-        SystemDown => program!(guest_system_down, guest_system_down_end),
-        NestedPageFault => program!(guest_npf, guest_npf_end),
-        CpuUp => program!(guest_cpu_up, guest_cpu_up_end),
-        CpuDown => program!(guest_cpu_down, guest_cpu_down_end),
-        Irq => program!(guest_irq, guest_irq_end),
-        Spin => program!(guest_spin, guest_spin_end),
-        SysReg => program!(guest_sysreg, guest_sysreg_end),
-        Isolation => program!(guest_isolation, guest_isolation_end),
-        Smp => program!(guest_smp, guest_smp_end),
-        Regs => program!(guest_regs, guest_regs_end),
+        MmioWrite => guest_code!(guest_mmio_write, guest_mmio_write_end),
+        MmioRead => guest_code!(guest_mmio_read, guest_mmio_read_end),
+        Hypercall => guest_code!(guest_hypercall, guest_hypercall_end),
+        Halt => guest_code!(guest_halt, guest_halt_end),
+        SystemDown => guest_code!(guest_system_down, guest_system_down_end),
+        NestedPageFault => guest_code!(guest_npf, guest_npf_end),
+        CpuUp => guest_code!(guest_cpu_up, guest_cpu_up_end),
+        CpuDown => guest_code!(guest_cpu_down, guest_cpu_down_end),
+        Irq => guest_code!(guest_irq, guest_irq_end),
+        Spin => guest_code!(guest_spin, guest_spin_end),
+        SysReg => guest_code!(guest_sysreg, guest_sysreg_end),
+        Isolation => guest_code!(guest_isolation, guest_isolation_end),
+        Smp => guest_code!(guest_smp, guest_smp_end),
+        Regs => guest_code!(guest_regs, guest_regs_end),
     })
 }
 
@@ -397,20 +452,29 @@ pub enum SelfTest {
     Timer,
     /// An injected external interrupt (code 9), acknowledged by the hypervisor.
     ExtIrq,
-    /// Base-extension probes and an unknown SBI call.
+    /// Base-extension probes, an unknown SBI call, SRST with a reserved reset type.
     Sbi,
+    /// The SBI timer armed, then the vCPU unbound and bound again before it fires.
+    TimerRebind,
+    /// The guest writes `scounteren`, which it shares with the host.
+    SharedCsrs,
+    /// A load spanning RAM and the unmapped page above it.
+    Span,
 }
 
 /// The code of a self-test guest.
 pub fn selftest_code(t: SelfTest) -> &'static [u8] {
     match t {
-        SelfTest::Timer => program!(guest_timer, guest_timer_end),
-        SelfTest::ExtIrq => program!(guest_ext_irq, guest_ext_irq_end),
-        SelfTest::Sbi => program!(guest_sbi, guest_sbi_end),
+        SelfTest::Timer => guest_code!(guest_timer, guest_timer_end),
+        SelfTest::ExtIrq => guest_code!(guest_ext_irq, guest_ext_irq_end),
+        SelfTest::Sbi => guest_code!(guest_sbi, guest_sbi_end),
+        SelfTest::TimerRebind => guest_code!(guest_timer_rebind, guest_timer_rebind_end),
+        SelfTest::SharedCsrs => guest_code!(guest_shared_csrs, guest_shared_csrs_end),
+        SelfTest::Span => guest_code!(guest_span, guest_span_end),
     }
 }
 
 /// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`ecall; j`).
 pub fn bench_code() -> &'static [u8] {
-    program!(guest_bench, guest_bench_end)
+    guest_code!(guest_bench, guest_bench_end)
 }

@@ -53,7 +53,8 @@ pub fn frames_in_use() -> usize {
 pub struct Hal;
 
 fn zero(pa: usize, frames: usize) {
-    // SAFETY: freshly allocated frames, identity-mapped.
+    // SAFETY: the allocator just handed out these frames (so `frames` of them exist there)
+    // and the testbed runs identity-mapped.
     unsafe { core::ptr::write_bytes(pa as *mut u8, 0, frames * FRAME_SIZE) };
 }
 
@@ -69,9 +70,8 @@ impl AxVCpuHal for Hal {
     }
 
     fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
-        let pa = FRAMES
-            .lock()
-            .alloc(count, align_frames.max(1).next_power_of_two())?;
+        let align = align_frames.max(1).checked_next_power_of_two()?;
+        let pa = FRAMES.lock().alloc(count, align)?;
         zero(pa, count);
         Some(HostPhysAddr::from(pa))
     }

@@ -1,7 +1,6 @@
 //! The conformance `Platform` of the RISC-V testbed, and the run modes.
 
 use alloc::boxed::Box;
-use core::fmt::Write;
 
 use axvcpu::{
     AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult,
@@ -10,7 +9,8 @@ use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 use axvcpu_npt::{MapFlags, NestedPageTable, RiscvSv39x4, RiscvSv48x4};
 use axvcpu_riscv::{GStageMode, RiscvSetupConfig, RiscvVCpu};
-use axvcpu_testbed::vm::{next_vm_id, GuestRam};
+use axvcpu_testbed::console::Prefixed;
+use axvcpu_testbed::vm::{next_vm_id, GuestPage, GuestRam};
 
 use crate::boot::{online, MAILBOX};
 use crate::guests::{self, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
@@ -62,7 +62,7 @@ impl Npt {
 pub struct RiscvTestVm {
     vm_id: usize,
     ram: GuestRam<Hal>,
-    ro_frame: HostPhysAddr,
+    ro_page: GuestPage<Hal>,
     npt: spin::Mutex<Npt>,
     root: HostPhysAddr,
     setup: RiscvSetupConfig,
@@ -74,27 +74,20 @@ impl RiscvTestVm {
         let layout = layout();
         let ram = GuestRam::<Hal>::new(layout)?;
         ram.load(layout.ram_base, code)?;
-        let ro_frame = <Hal as axvcpu::AxVCpuHal>::alloc_frame()
-            .ok_or(VCpuError::unsupported("out of frames"))?;
+        let ro_page = GuestPage::<Hal>::new()?;
         let mut npt = Npt::new(setup.gstage)?;
         let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
         npt.map(RAM_BASE, ram.hpa(), RAM_SIZE, rwx)?;
-        npt.map(RO_PAGE, ro_frame, 0x1000, MapFlags::READ)?;
+        npt.map(RO_PAGE, ro_page.hpa(), 0x1000, MapFlags::READ)?;
         let root = npt.root();
         Ok(Self {
             vm_id: next_vm_id(),
             ram,
-            ro_frame,
+            ro_page,
             npt: spin::Mutex::new(npt),
             root,
             setup,
         })
-    }
-}
-
-impl Drop for RiscvTestVm {
-    fn drop(&mut self) {
-        <Hal as axvcpu::AxVCpuHal>::dealloc_frame(self.ro_frame);
     }
 }
 
@@ -127,18 +120,10 @@ impl TestVm for RiscvTestVm {
         self.vm_id
     }
     fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
-        let page = gpa.as_usize() & !0xfff;
-        if page == RO_PAGE {
-            let off = gpa.as_usize() - RO_PAGE;
-            if off + 8 > 0x1000 {
-                return Err(VCpuError::invalid_input("read crosses the read-only page"));
-            }
-            // SAFETY: our frame, identity-mapped.
-            return Ok(unsafe {
-                ((self.ro_frame.as_usize() + off) as *const u64).read_unaligned()
-            });
+        match gpa.as_usize().checked_sub(RO_PAGE) {
+            Some(off) if off < 0x1000 => self.ro_page.read_u64(off),
+            _ => self.ram.read_u64(gpa),
         }
-        self.ram.read_u64(gpa)
     }
     fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult {
         self.npt.lock().protect(
@@ -234,26 +219,6 @@ fn pick_gstage() -> GStageMode {
     }
 }
 
-/// Prefixes every line written through it.
-struct Prefixed<'a, W: Write> {
-    out: &'a mut W,
-    prefix: &'a str,
-    at_line_start: bool,
-}
-
-impl<W: Write> Write for Prefixed<'_, W> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for piece in s.split_inclusive('\n') {
-            if self.at_line_start {
-                self.out.write_str(self.prefix)?;
-            }
-            self.out.write_str(piece)?;
-            self.at_line_start = piece.ends_with('\n');
-        }
-        Ok(())
-    }
-}
-
 /// Runs the mode the image was built for; `true` if it passed.
 ///
 /// The suite runs twice: first as reported to `cargo xtask test` (the widest G-stage mode
@@ -294,11 +259,7 @@ pub fn main() -> bool {
     };
     let again = {
         let mut w = hal::CONSOLE.writer();
-        let mut w = Prefixed {
-            out: &mut w,
-            prefix: "[sv39x4, hlvx] ",
-            at_line_start: true,
-        };
+        let mut w = Prefixed::new(&mut w, "[sv39x4, hlvx] ");
         axvcpu_conformance::run_all(&mut second, &mut w)
     };
     let selftests = crate::selftest::run_all(gstage);

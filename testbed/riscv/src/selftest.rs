@@ -1,24 +1,21 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch, the
-//! guest timer, external-interrupt injection and its acknowledgement, SBI answers.
+//! guest timer (also across unbind/bind), external-interrupt injection and its
+//! acknowledgement, SBI answers, CSRs the guest shares with the host, MMIO spanning pages.
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
 
 use alloc::format;
 use alloc::string::String;
 
-use axvcpu::{AxPerCpu, AxVCpu, AxVCpuExitReason};
+use axvcpu::{AxPerCpu, AxVCpu, AxVCpuExitReason, VCpuState};
 use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
 use axvcpu_riscv::{GStageMode, RiscvPerCpu, RiscvSetupConfig};
+use axvcpu_testbed::selftest::{Check, SelfTest as Test};
 
 use crate::boot::PERCPU;
-use crate::guests::{selftest_code, SelfTest};
+use crate::guests::{self, selftest_code, SelfTest};
 use crate::hal::{self, Hal};
 use crate::platform::{RiscvTestVm, VCpu};
-use crate::println;
-
-type Check = Result<(), String>;
-/// A named self-test.
-type Test = (&'static str, fn(GStageMode) -> Check);
 
 fn vcpu(t: SelfTest, gstage: GStageMode) -> Result<(RiscvTestVm, AxVCpu<VCpu>), String> {
     let setup = RiscvSetupConfig {
@@ -34,7 +31,7 @@ fn vcpu(t: SelfTest, gstage: GStageMode) -> Result<(RiscvTestVm, AxVCpu<VCpu>), 
 }
 
 fn percpu(_: GStageMode) -> Check {
-    let mut slot = PERCPU[hal::hart_id()].lock();
+    let mut slot = PERCPU.get(hal::hart_id()).ok_or("no such hart")?.lock();
     let p = slot.as_mut().ok_or("no per-CPU state")?;
     p.hardware_disable().map_err(|e| format!("disable: {e}"))?;
     if p.is_enabled() || p.hardware_disable().is_ok() {
@@ -64,11 +61,38 @@ fn percpu(_: GStageMode) -> Check {
             "max_guest_page_table_levels {levels}, expected {want}"
         ));
     }
+    // hardware_enable writes the calling hart's CSRs: a state for another hart is refused.
+    let other = hal::hart_id() ^ 1;
+    let mut wrong = AxPerCpu::<RiscvPerCpu<Hal>>::new(other).map_err(|e| format!("{e}"))?;
+    if wrong.hardware_enable().is_ok() || wrong.is_enabled() {
+        return Err(format!(
+            "hardware_enable for hart {other} accepted on this hart"
+        ));
+    }
     Ok(())
 }
 
 fn timer(gstage: GStageMode) -> Check {
     let (_vm, mut v) = vcpu(SelfTest::Timer, gstage)?;
+    expect_timer_interrupt(&mut v)
+}
+
+/// The guest's deadline outlives an unbind/bind (without Sstc the backend keeps it and
+/// re-arms the host timer at bind).
+fn timer_rebind(gstage: GStageMode) -> Check {
+    let (_vm, mut v) = vcpu(SelfTest::TimerRebind, gstage)?;
+    // The first exit is the guest's SBI set_timer, answered by the backend.
+    match v.run().map_err(|e| format!("run: {e}"))? {
+        AxVCpuExitReason::Nothing => {}
+        other => return Err(format!("expected set_timer (Nothing), got {other:?}")),
+    }
+    v.unbind().map_err(|e| format!("unbind: {e}"))?;
+    v.bind().map_err(|e| format!("rebind: {e}"))?;
+    expect_timer_interrupt(&mut v)
+}
+
+/// Runs until the guest reports its timer interrupt (code 5) and finishes, within 2 s.
+fn expect_timer_interrupt(v: &mut AxVCpu<VCpu>) -> Check {
     let t0 = hal::now_ns();
     let mut seen = None;
     while hal::now_ns() - t0 < 2_000_000_000 {
@@ -129,10 +153,12 @@ fn next(v: &mut AxVCpu<VCpu>) -> Result<AxVCpuExitReason, String> {
 fn sbi(gstage: GStageMode) -> Check {
     let (_vm, mut v) = vcpu(SelfTest::Sbi, gstage)?;
     let not_supported = (-2i64) as u64;
+    let invalid_param = (-3i64) as u64;
     for (what, want) in [
         ("probe HSM", 1),
         ("probe unknown", 0),
         ("unknown call", not_supported),
+        ("SRST with reserved reset type 3", invalid_param),
     ] {
         match next(&mut v)? {
             AxVCpuExitReason::Hypercall {
@@ -152,23 +178,81 @@ fn sbi(gstage: GStageMode) -> Check {
     }
 }
 
-/// Runs every self-test; `true` if all passed.
+fn read_scounteren() -> u64 {
+    let v: u64;
+    // SAFETY: reading a CSR has no side effects.
+    unsafe { core::arch::asm!("csrr {}, scounteren", out(reg) v, options(nomem, nostack)) };
+    v
+}
+
+fn write_scounteren(v: u64) {
+    // SAFETY: the testbed runs no U-mode code, which is all scounteren governs.
+    unsafe { core::arch::asm!("csrw scounteren, {}", in(reg) v, options(nomem, nostack)) };
+}
+
+/// `scounteren` has no VS copy: the guest's value must not reach the host, and must be
+/// the guest's again after an unbind/bind.
+fn shared_csrs(gstage: GStageMode) -> Check {
+    const HOST: u64 = 0x2;
+    let saved = read_scounteren();
+    write_scounteren(HOST);
+    let result = (|| {
+        let (_vm, mut v) = vcpu(SelfTest::SharedCsrs, gstage)?;
+        match next(&mut v)? {
+            AxVCpuExitReason::Hypercall { nr: HC_READY, .. } => {}
+            other => return Err(format!("expected HC_READY, got {other:?}")),
+        }
+        v.unbind().map_err(|e| format!("unbind: {e}"))?;
+        let host = read_scounteren();
+        if host != HOST {
+            return Err(format!(
+                "host scounteren {host:#x} after the guest ran, expected {HOST:#x}"
+            ));
+        }
+        v.bind().map_err(|e| format!("rebind: {e}"))?;
+        match next(&mut v)? {
+            AxVCpuExitReason::Hypercall {
+                nr: HC_REPORT,
+                args,
+            } if args[0] == guests::GUEST_SCOUNTEREN => Ok(()),
+            other => Err(format!(
+                "expected the guest to read back scounteren {:#x}, got {other:?}",
+                guests::GUEST_SCOUNTEREN
+            )),
+        }
+    })();
+    write_scounteren(saved);
+    result
+}
+
+/// An MMIO load that runs from RAM into the unmapped page above: the backend cannot
+/// emulate half an access, so `run` fails and names it; the host carries on.
+fn span(gstage: GStageMode) -> Check {
+    let (_vm, mut v) = vcpu(SelfTest::Span, gstage)?;
+    match v.run() {
+        Err(e) if e.reason().contains("spans a page boundary") => {
+            if v.state() != VCpuState::Invalid {
+                return Err(format!("vCPU {:?} after a failed run", v.state()));
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "expected a page-spanning MMIO error, got {other:?}"
+        )),
+    }
+}
+
+/// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test; 4] = [
+    let tests: [Test<GStageMode>; 7] = [
         ("percpu", percpu),
         ("timer", timer),
+        ("timer-rebind", timer_rebind),
         ("ext-irq", ext_irq),
         ("sbi", sbi),
+        ("shared-csrs", shared_csrs),
+        ("span", span),
     ];
-    let mut ok = true;
-    for (name, test) in tests {
-        match test(gstage) {
-            Ok(()) => println!("SELFTEST {name}: ok"),
-            Err(why) => {
-                ok = false;
-                println!("SELFTEST {name}: FAIL {why}");
-            }
-        }
-    }
-    ok
+    let mut out = hal::CONSOLE.writer();
+    axvcpu_testbed::selftest::run_all(&tests, gstage, &mut out)
 }

@@ -1,0 +1,64 @@
+//! A testbed's own checks beyond the conformance contract, each reported on one line
+//! `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`, the form `cargo xtask` looks for.
+
+use alloc::string::String;
+use core::fmt::Write;
+
+/// What one self-test returns: `Err(why)` on failure.
+pub type Check = Result<(), String>;
+
+/// A named self-test taking a context `C` (a testbed's run options).
+pub type SelfTest<C> = (&'static str, fn(C) -> Check);
+
+/// Runs every test in order with `ctx`, one report line each on `out`; `true` if all
+/// passed. A failing test does not stop the rest.
+pub fn run_all<C: Copy, W: Write>(tests: &[SelfTest<C>], ctx: C, out: &mut W) -> bool {
+    let mut ok = true;
+    for (name, test) in tests {
+        let line = match test(ctx) {
+            Ok(()) => writeln!(out, "SELFTEST {name}: ok"),
+            Err(why) => {
+                ok = false;
+                writeln!(out, "SELFTEST {name}: FAIL {why}")
+            }
+        };
+        // A console that cannot write cannot report a failure either.
+        let _ = line;
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn reports_each_test_and_fails_if_any_fails() {
+        let tests: [SelfTest<u32>; 3] = [
+            ("even", |n| {
+                if n % 2 == 0 {
+                    Ok(())
+                } else {
+                    Err("odd".to_string())
+                }
+            }),
+            ("small", |n| {
+                if n < 10 {
+                    Ok(())
+                } else {
+                    Err(alloc::format!("{n} >= 10"))
+                }
+            }),
+            ("any", |_| Ok(())),
+        ];
+        let mut out = String::new();
+        assert!(!run_all(&tests, 12, &mut out));
+        assert_eq!(
+            out,
+            "SELFTEST even: ok\nSELFTEST small: FAIL 12 >= 10\nSELFTEST any: ok\n"
+        );
+        let mut out = String::new();
+        assert!(run_all(&tests, 4, &mut out));
+    }
+}
