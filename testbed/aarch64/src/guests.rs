@@ -1,0 +1,315 @@
+//! The contract's guest programs for AArch64, in assembly (no binary blobs). Each lives
+//! between `guest_<name>` and `guest_<name>_end`; the testbed copies it to the VM's entry
+//! (the start of guest RAM). The code is position-independent (PC-relative addresses only);
+//! the addresses it touches come from the layout below. Guests run at EL1 with their MMU
+//! off, so guest-virtual = guest-physical.
+
+use axvcpu_conformance::contract::GuestProgram;
+use axvcpu_conformance::contract::*;
+
+/// Guest RAM (GPA) of every test VM.
+pub const RAM_BASE: usize = 0x4000_0000;
+/// Guest RAM size.
+pub const RAM_SIZE: usize = 0x1_0000;
+/// The read-only page (nested-page-fault): away from the pages around RAM.
+pub const RO_PAGE: usize = 0x4010_0000;
+/// Unmapped guest-physical space the MMIO programs use.
+pub const MMIO_BASE: usize = 0x1000_0000;
+/// Hypercall number of the benchmark guest's calls.
+pub const HC_BENCH: u64 = 0x4245;
+/// The INTID `irq-inject`/`irq-queued` inject (an SPI number; the guest learns it from its
+/// acknowledge, `hvc #1`).
+pub const IRQ_VECTOR: usize = 48;
+
+core::arch::global_asm!(
+    r#"
+    .macro LI reg, val
+        movz \reg, #((\val) & 0xffff)
+        movk \reg, #(((\val) >> 16) & 0xffff), lsl #16
+        movk \reg, #(((\val) >> 32) & 0xffff), lsl #32
+        movk \reg, #(((\val) >> 48) & 0xffff), lsl #48
+    .endm
+    .macro HC nr
+        LI x0, \nr
+        hvc #0
+    .endm
+    .macro DONE_LOOP
+    99: HC {done}
+        b 99b
+    .endm
+    .macro REPORT reg
+        mov x1, \reg
+        HC {report}
+    .endm
+
+    .section .rodata.guests, "a"
+    .balign 4
+
+    .global guest_done
+guest_done:
+    DONE_LOOP
+    .global guest_done_end
+guest_done_end:
+
+    .balign 4
+    .global guest_mmio_write
+guest_mmio_write:
+    LI x9, {mmio}
+    LI x10, {w0}
+    strb w10, [x9, #0]
+    LI x11, {w1}
+    strh w11, [x9, #8]
+    LI x12, {w2}
+    str w12, [x9, #16]
+    LI x13, {w3}
+    str x13, [x9, #24]
+    DONE_LOOP
+    .global guest_mmio_write_end
+guest_mmio_write_end:
+
+    .balign 4
+    .global guest_mmio_read
+guest_mmio_read:
+    LI x9, {mmio}
+    ldrb w10, [x9, #0x00]
+    REPORT x10
+    ldrh w11, [x9, #0x08]
+    REPORT x11
+    ldr w12, [x9, #0x10]
+    REPORT x12
+    ldr x13, [x9, #0x18]
+    REPORT x13
+    ldrsb x14, [x9, #0x20]
+    REPORT x14
+    ldrsh x15, [x9, #0x28]
+    REPORT x15
+    ldrsw x16, [x9, #0x30]
+    REPORT x16
+    DONE_LOOP
+    .global guest_mmio_read_end
+guest_mmio_read_end:
+
+    .balign 4
+    .global guest_hypercall
+guest_hypercall:
+    LI x1, {a0}
+    LI x2, {a1}
+    LI x3, {a2}
+    LI x4, {a3}
+    LI x5, {a4}
+    LI x6, {a5}
+    HC {hc_nr}
+    mov x7, x0
+    REPORT x7
+    DONE_LOOP
+    .global guest_hypercall_end
+guest_hypercall_end:
+
+    .balign 4
+    .global guest_halt
+guest_halt:
+    wfi
+    DONE_LOOP
+    .global guest_halt_end
+guest_halt_end:
+
+    // PSCI SYSTEM_OFF over smc (trapped by HCR_EL2.TSC).
+    .balign 4
+    .global guest_system_down
+guest_system_down:
+    LI x0, 0x84000008
+    smc #0
+    DONE_LOOP
+    .global guest_system_down_end
+guest_system_down_end:
+
+    .balign 4
+    .global guest_npf
+guest_npf:
+    LI x9, {npf_addr}
+    LI x10, {npf_data}
+    str x10, [x9]
+    DONE_LOOP
+    .global guest_npf_end
+guest_npf_end:
+
+    // PSCI CPU_ON (64-bit) over smc; the secondary reports x0 (context_id).
+    .balign 4
+    .global guest_cpu_up
+guest_cpu_up:
+    LI x0, 0xc4000003
+    LI x1, {cpu_up_target}
+    adr x2, 1f
+    LI x3, {cpu_up_arg}
+    smc #0
+    DONE_LOOP
+1:  mov x9, x0
+    REPORT x9
+    DONE_LOOP
+    .global guest_cpu_up_end
+guest_cpu_up_end:
+
+    // PSCI CPU_OFF over hvc.
+    .balign 4
+    .global guest_cpu_down
+guest_cpu_down:
+    LI x0, 0x84000002
+    hvc #0
+    DONE_LOOP
+    .global guest_cpu_down_end
+guest_cpu_down_end:
+
+    // VBAR_EL1 -> the table below; unmask IRQs; READY; wait. The IRQ handler (current EL,
+    // SPx, offset 0x280) acknowledges with hvc #1 (x0 = INTID), reports it, sets x20.
+    .balign 0x800
+    .global guest_irq
+guest_irq:
+    mov x20, #0
+    adr x9, 2f
+    msr vbar_el1, x9
+    isb
+    msr daifclr, #2
+    HC {ready}
+1:  cbnz x20, 3f
+    wfi
+    b 1b
+3:  DONE_LOOP
+    .balign 0x800
+2:  .skip 0x280
+    hvc #1
+    mov x1, x0
+    HC {report}
+    mov x20, #1
+    eret
+    .global guest_irq_end
+guest_irq_end:
+
+    .balign 4
+    .global guest_spin
+guest_spin:
+    b guest_spin
+    .global guest_spin_end
+guest_spin_end:
+
+    // mrs of ID_AA64MMFR0_EL1 (TID3), msr of CONTEXTIDR_EL1 (TVM).
+    .balign 4
+    .global guest_sysreg
+guest_sysreg:
+    mrs x9, id_aa64mmfr0_el1
+    REPORT x9
+    LI x10, {sysreg_write}
+    msr contextidr_el1, x10
+    DONE_LOOP
+    .global guest_sysreg_end
+guest_sysreg_end:
+
+    .balign 4
+    .global guest_isolation
+guest_isolation:
+    LI x9, {below}
+    ldr x10, [x9]
+    str x10, [x9]
+    LI x9, {above}
+    ldr x10, [x9]
+    str x10, [x9]
+    DONE_LOOP
+    .global guest_isolation_end
+guest_isolation_end:
+
+    .balign 4
+    .global guest_smp
+guest_smp:
+    mov x19, x0
+    LI x20, {smp_iterations}
+1:  REPORT x19
+    subs x20, x20, #1
+    b.ne 1b
+    DONE_LOOP
+    .global guest_smp_end
+guest_smp_end:
+
+    .balign 4
+    .global guest_regs
+guest_regs:
+    wfi
+    DONE_LOOP
+    .global guest_regs_end
+guest_regs_end:
+
+    .balign 4
+    .global guest_bench
+guest_bench:
+    LI x0, {hc_bench}
+1:  hvc #0
+    b 1b
+    .global guest_bench_end
+guest_bench_end:
+"#,
+    done = const HC_DONE,
+    report = const HC_REPORT,
+    ready = const HC_READY,
+    mmio = const MMIO_BASE,
+    w0 = const MMIO_WRITE_DATA[0],
+    w1 = const MMIO_WRITE_DATA[1],
+    w2 = const MMIO_WRITE_DATA[2],
+    w3 = const MMIO_WRITE_DATA[3],
+    a0 = const HYPERCALL_ARGS[0],
+    a1 = const HYPERCALL_ARGS[1],
+    a2 = const HYPERCALL_ARGS[2],
+    a3 = const HYPERCALL_ARGS[3],
+    a4 = const HYPERCALL_ARGS[4],
+    a5 = const HYPERCALL_ARGS[5],
+    hc_nr = const HYPERCALL_NR,
+    npf_addr = const RO_PAGE + NPF_OFFSET,
+    npf_data = const NPF_DATA,
+    cpu_up_target = const CPU_UP_TARGET,
+    cpu_up_arg = const CPU_UP_ARG,
+    sysreg_write = const SYSREG_WRITE_VALUE,
+    below = const RAM_BASE - 0x1000,
+    above = const RAM_BASE + RAM_SIZE,
+    smp_iterations = const SMP_ITERATIONS,
+    hc_bench = const HC_BENCH,
+);
+
+macro_rules! program {
+    ($start:ident, $end:ident) => {{
+        extern "C" {
+            static $start: u8;
+            static $end: u8;
+        }
+        // SAFETY: both labels delimit one program in .rodata.
+        unsafe {
+            let s = core::ptr::addr_of!($start);
+            let e = core::ptr::addr_of!($end);
+            core::slice::from_raw_parts(s, e as usize - s as usize)
+        }
+    }};
+}
+
+/// The code of `program`, or `None` where AArch64 cannot express it.
+pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
+    use GuestProgram::*;
+    Some(match program {
+        Done => program!(guest_done, guest_done_end),
+        IoOut | IoIn => return None,
+        MmioWrite => program!(guest_mmio_write, guest_mmio_write_end),
+        MmioRead => program!(guest_mmio_read, guest_mmio_read_end),
+        Hypercall => program!(guest_hypercall, guest_hypercall_end),
+        Halt => program!(guest_halt, guest_halt_end),
+        SystemDown => program!(guest_system_down, guest_system_down_end),
+        NestedPageFault => program!(guest_npf, guest_npf_end),
+        CpuUp => program!(guest_cpu_up, guest_cpu_up_end),
+        CpuDown => program!(guest_cpu_down, guest_cpu_down_end),
+        Irq => program!(guest_irq, guest_irq_end),
+        Spin => program!(guest_spin, guest_spin_end),
+        SysReg => program!(guest_sysreg, guest_sysreg_end),
+        Isolation => program!(guest_isolation, guest_isolation_end),
+        Smp => program!(guest_smp, guest_smp_end),
+        Regs => program!(guest_regs, guest_regs_end),
+    })
+}
+
+/// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`hvc #0; b`).
+pub fn bench_code() -> &'static [u8] {
+    program!(guest_bench, guest_bench_end)
+}

@@ -1,0 +1,200 @@
+//! The testbed's host services: PL011 console, heap, frame allocator as the `AxVCpuHal`,
+//! clock, PSCI and semihosting.
+
+use axvcpu::{AxVCpuHal, HostPhysAddr, HostVirtAddr};
+use axvcpu_testbed::console::Console;
+use axvcpu_testbed::frames::{FrameAllocator, FRAME_SIZE};
+use axvcpu_testbed::heap::Heap;
+
+/// QEMU virt's PL011 UART.
+const UART: usize = 0x0900_0000;
+/// QEMU virt's GICv2 distributor.
+pub const GICD: usize = 0x0800_0000;
+/// QEMU virt's GICv2 CPU interface.
+pub const GICC: usize = 0x0801_0000;
+/// End of QEMU virt RAM with `-m 128M`.
+pub const RAM_END: usize = 0x4800_0000;
+/// Heap size.
+const HEAP_SIZE: usize = 16 << 20;
+
+fn uart_putc(b: u8) {
+    let dr = UART as *mut u32;
+    let fr = (UART + 0x18) as *const u32;
+    // SAFETY: the PL011's registers, identity-mapped as device memory.
+    unsafe {
+        while fr.read_volatile() & (1 << 5) != 0 {}
+        dr.write_volatile(b as u32);
+    }
+}
+
+/// The console.
+pub static CONSOLE: Console = Console::new(uart_putc);
+
+#[global_allocator]
+static HEAP: Heap = Heap::new();
+
+static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator::empty());
+
+/// Sets up heap and frames above the image. Boot CPU only, once.
+pub fn init_memory() {
+    extern "C" {
+        static __image_end: u8;
+    }
+    let end = core::ptr::addr_of!(__image_end) as usize;
+    let heap_start = end.next_multiple_of(FRAME_SIZE);
+    // SAFETY: RAM above the image is unused until now.
+    unsafe { HEAP.init(heap_start, heap_start + HEAP_SIZE) };
+    FRAMES.lock().init(heap_start + HEAP_SIZE, RAM_END);
+}
+
+/// Frames in use (leak checks).
+pub fn frames_in_use() -> usize {
+    FRAMES.lock().in_use()
+}
+
+/// The testbed's `AxVCpuHal`: identity-mapped frames, `MPIDR_EL1.Aff0` as CPU id (also
+/// the GIC CPU interface number on QEMU virt).
+#[derive(Debug)]
+pub struct Hal;
+
+fn zero(pa: usize, frames: usize) {
+    // SAFETY: freshly allocated frames, identity-mapped.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, frames * FRAME_SIZE) };
+}
+
+impl AxVCpuHal for Hal {
+    fn alloc_frame() -> Option<HostPhysAddr> {
+        let pa = FRAMES.lock().alloc(1, 1)?;
+        zero(pa, 1);
+        Some(HostPhysAddr::from(pa))
+    }
+
+    fn dealloc_frame(paddr: HostPhysAddr) {
+        FRAMES.lock().free(paddr.as_usize(), 1);
+    }
+
+    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
+        let pa = FRAMES
+            .lock()
+            .alloc(count, align_frames.max(1).next_power_of_two())?;
+        zero(pa, count);
+        Some(HostPhysAddr::from(pa))
+    }
+
+    fn dealloc_contiguous_frames(paddr: HostPhysAddr, count: usize) {
+        FRAMES.lock().free(paddr.as_usize(), count);
+    }
+
+    fn phys_to_virt(paddr: HostPhysAddr) -> HostVirtAddr {
+        HostVirtAddr::from(paddr.as_usize())
+    }
+
+    fn virt_to_phys(vaddr: HostVirtAddr) -> HostPhysAddr {
+        HostPhysAddr::from(vaddr.as_usize())
+    }
+
+    fn current_cpu_id() -> usize {
+        cpu_id()
+    }
+}
+
+/// This CPU's id (`MPIDR_EL1.Aff0`).
+pub fn cpu_id() -> usize {
+    let mpidr: u64;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    (mpidr & 0xff) as usize
+}
+
+/// The current exception level.
+pub fn current_el() -> u64 {
+    let el: u64;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("mrs {}, CurrentEL", out(reg) el, options(nomem, nostack)) };
+    (el >> 2) & 3
+}
+
+/// The physical counter in nanoseconds.
+pub fn now_ns() -> u64 {
+    let (cnt, freq): (u64, u64);
+    // SAFETY: reads counters.
+    unsafe {
+        core::arch::asm!("isb", "mrs {}, cntpct_el0", "mrs {}, cntfrq_el0",
+            out(reg) cnt, out(reg) freq, options(nomem, nostack))
+    };
+    (cnt as u128 * 1_000_000_000 / freq.max(1) as u128) as u64
+}
+
+/// An SMC call (PSCI), `x0` returned.
+pub fn smc(x0: u64, x1: u64, x2: u64, x3: u64) -> u64 {
+    let r: u64;
+    // SAFETY: a firmware call; QEMU's PSCI clobbers nothing else.
+    unsafe {
+        core::arch::asm!("smc #0", inlateout("x0") x0 => r, inlateout("x1") x1 => _,
+            inlateout("x2") x2 => _, inlateout("x3") x3 => _, options(nostack))
+    };
+    r
+}
+
+/// Ends QEMU with `status` through semihosting `SYS_EXIT` (`ADP_Stopped_ApplicationExit`,
+/// which QEMU turns into its own exit status). The first CPU to shut down decides; any
+/// other just parks. PSCI `SYSTEM_OFF` follows in case semihosting is off.
+pub fn shutdown(ok: bool) -> ! {
+    static SHUTTING_DOWN: core::sync::atomic::AtomicBool =
+        core::sync::atomic::AtomicBool::new(false);
+    if SHUTTING_DOWN.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        park();
+    }
+    let block: [u64; 2] = [0x2_0026, if ok { 0 } else { 1 }];
+    // SAFETY: the semihosting call reads the two-word block; QEMU exits.
+    unsafe {
+        core::arch::asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(),
+            options(nostack))
+    };
+    smc(0x8400_0008, 0, 0, 0);
+    park()
+}
+
+fn park() -> ! {
+    loop {
+        // SAFETY: waiting forever.
+        unsafe { core::arch::asm!("wfe") };
+    }
+}
+
+/// Reads the PMU cycle counter (enabled by [`enable_cycle_counter`]).
+pub fn cycles() -> u64 {
+    let c: u64;
+    // SAFETY: reads a counter.
+    unsafe { core::arch::asm!("isb", "mrs {}, pmccntr_el0", out(reg) c, options(nomem, nostack)) };
+    c
+}
+
+/// Starts the PMU cycle counter, counting at EL2 too (`PMCCFILTR_EL0.NSH`).
+pub fn enable_cycle_counter() {
+    // SAFETY: PMU setup at EL2.
+    unsafe {
+        core::arch::asm!(
+            "msr pmccfiltr_el0, {f}",
+            "mrs {t}, pmcr_el0",
+            "orr {t}, {t}, #1",
+            "msr pmcr_el0, {t}",
+            "msr pmcntenset_el0, {c}",
+            "isb",
+            f = in(reg) 1u64 << 27,
+            c = in(reg) 1u64 << 31,
+            t = out(reg) _,
+            options(nostack)
+        )
+    };
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write;
+        let mut w = $crate::hal::CONSOLE.writer();
+        let _ = writeln!(w, $($arg)*);
+    }};
+}

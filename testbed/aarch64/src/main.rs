@@ -1,0 +1,30 @@
+//! The AArch64 test hypervisor.
+//!
+//! Built for `aarch64-unknown-none`, it is a bare-metal image QEMU enters at EL2
+//! (`qemu-system-aarch64 -machine virt,virtualization=on,gic-version=2 -cpu max -smp 2
+//! -m 128M -semihosting -nographic -kernel <elf>`). It turns the EL2 MMU on (identity map:
+//! device memory below 1 GiB, normal memory for RAM), starts CPU 1 with PSCI `CPU_ON` over
+//! `smc`, enables virtualization on both CPUs, then runs the conformance suite through
+//! `AxVCpu<Aarch64VCpu<_>>` exactly as a hypervisor would, printing one line per scenario on
+//! the PL011. It ends QEMU through semihosting `SYS_EXIT` (status 0 when everything passed,
+//! 1 otherwise), since PSCI `SYSTEM_OFF` carries no status. With the `bench` feature it
+//! measures hypercall round trips instead.
+//!
+//! On the build host this crate is an empty program, so the workspace builds anywhere.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod guests;
+#[cfg(target_os = "none")]
+mod hal;
+#[cfg(target_os = "none")]
+mod platform;
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
