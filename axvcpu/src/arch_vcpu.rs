@@ -45,7 +45,14 @@ pub trait AxArchVCpu: Sized {
 
     /// Sets the host-physical address of the root of the guest's nested page table (EPT,
     /// NPT, `hgatp` root, `VTTBR_EL2` base), built in frames of [`Self::Hal`].
-    fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult;
+    ///
+    /// # Safety
+    /// `ept_root` must be the root of a nested page table in this backend's format, built in
+    /// frames of [`Self::Hal`] (as `axvcpu-npt` builds them). The table, and every host frame
+    /// it maps, must stay allocated, and not be handed to anything the guest must not reach,
+    /// for as long as this vCPU exists: the hardware (or the hosted backend) walks the table
+    /// and lets the guest read and write the frames it maps.
+    unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult;
 
     /// Finishes initialisation once entry and nested page table are known.
     fn setup(&mut self, config: Self::SetupConfig) -> VCpuResult;

@@ -13,10 +13,10 @@
 //! # use toy::{ToyArch, ToyHal};
 //! # fn main() -> VCpuResult {
 //! // A backend (here a toy one whose "guest" writes "hi" to port 0x3f8, then halts).
-//! let mut vcpu = AxVCpu::<ToyArch>::builder(0, 0, ())?
-//!     .entry(GuestPhysAddr::from(0x1000))
-//!     .ept_root(HostPhysAddr::from(0x8000))
-//!     .setup(())?;
+//! let builder = AxVCpu::<ToyArch>::builder(0, 0, ())?.entry(GuestPhysAddr::from(0x1000));
+//! // SAFETY: the toy backend never walks a nested page table; a real root must be a live
+//! // table that, with the memory it maps, outlives the vCPU.
+//! let mut vcpu = unsafe { builder.ept_root(HostPhysAddr::from(0x8000)) }.setup(())?;
 //! vcpu.bind()?;
 //! let mut out = Vec::new();
 //! loop {

@@ -146,14 +146,19 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     }
 
     /// Sets the root of the nested page table. Once, before `setup`.
-    pub fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
+    ///
+    /// # Safety
+    /// As [`AxArchVCpu::set_ept_root`]: a live table in the backend's format, which with the
+    /// memory it maps outlives this vCPU.
+    pub unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
         self.expect_created("set_ept_root: only allowed before setup (state Created)")?;
         if self.ept_root.is_some() {
             return Err(VCpuError::bad_state(
                 "set_ept_root: the nested page table root is already set",
             ));
         }
-        self.arch.set_ept_root(ept_root)?;
+        // SAFETY: the caller upholds `set_ept_root`'s contract, which is the backend's.
+        unsafe { self.arch.set_ept_root(ept_root) }?;
         self.ept_root = Some(ept_root);
         Ok(())
     }
@@ -389,7 +394,9 @@ pub struct Set<T>(T);
 /// # use axvcpu::*;
 /// # fn f<A: AxArchVCpu>(b: VCpuBuilder<A, Unset, Unset>, c: A::SetupConfig) -> VCpuResult {
 /// let entry = GuestPhysAddr::from(0x1000usize);
-/// let vcpu = b.ept_root(HostPhysAddr::from(0x8000usize)).entry(entry).setup(c)?;
+/// // SAFETY: a doc example that never runs the vCPU; a real root must outlive it.
+/// let b = unsafe { b.ept_root(HostPhysAddr::from(0x8000usize)) };
+/// let vcpu = b.entry(entry).setup(c)?;
 /// # Ok(()) }
 /// ```
 ///
@@ -429,7 +436,11 @@ impl<A: AxArchVCpu, R> VCpuBuilder<A, Unset, R> {
 
 impl<A: AxArchVCpu, E> VCpuBuilder<A, E, Unset> {
     /// Sets the root of the nested page table.
-    pub fn ept_root(self, root: HostPhysAddr) -> VCpuBuilder<A, E, Set<HostPhysAddr>> {
+    ///
+    /// # Safety
+    /// As [`AxArchVCpu::set_ept_root`]: a live table in the backend's format, which with the
+    /// memory it maps outlives the vCPU.
+    pub unsafe fn ept_root(self, root: HostPhysAddr) -> VCpuBuilder<A, E, Set<HostPhysAddr>> {
         VCpuBuilder {
             vcpu: self.vcpu,
             entry: self.entry,
@@ -443,7 +454,8 @@ impl<A: AxArchVCpu> VCpuBuilder<A, Set<GuestPhysAddr>, Set<HostPhysAddr>> {
     pub fn setup(self, config: A::SetupConfig) -> VCpuResult<AxVCpu<A>> {
         let mut vcpu = self.vcpu;
         vcpu.set_entry(self.entry.0)?;
-        vcpu.set_ept_root(self.ept_root.0)?;
+        // SAFETY: `ept_root` (an unsafe fn) took this root under the same contract.
+        unsafe { vcpu.set_ept_root(self.ept_root.0) }?;
         vcpu.setup(config)?;
         Ok(vcpu)
     }

@@ -44,7 +44,7 @@ impl AxArchVCpu for ToyArch {
     fn set_entry(&mut self, _: GuestPhysAddr) -> VCpuResult {
         Ok(())
     }
-    fn set_ept_root(&mut self, _: HostPhysAddr) -> VCpuResult {
+    unsafe fn set_ept_root(&mut self, _: HostPhysAddr) -> VCpuResult {
         Ok(())
     }
     fn setup(&mut self, _: ()) -> VCpuResult {

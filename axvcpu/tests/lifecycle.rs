@@ -3,6 +3,9 @@
 
 mod common;
 
+// The test backend records nested page table roots and never walks them, so every
+// `unsafe { set_ept_root(..) }` below is sound whatever the root.
+
 use axvcpu::*;
 use common::*;
 
@@ -69,14 +72,14 @@ fn configuration_needs_entry_and_root_exactly_once_before_setup() {
     v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
     refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), c);
     refused!(v, v.setup(()), c);
-    v.set_ept_root(HostPhysAddr::from(ROOT)).unwrap();
-    refused!(v, v.set_ept_root(HostPhysAddr::from(ROOT)), c);
+    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }.unwrap();
+    refused!(v, unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }, c);
     v.setup(()).unwrap();
     let f = VCpuState::Free;
     assert_eq!(v.state(), f);
     refused!(v, v.setup(()), f);
     refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), f);
-    refused!(v, v.set_ept_root(HostPhysAddr::from(ROOT)), f);
+    refused!(v, unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }, f);
     assert_eq!(v.arch().count(&Call::Setup), 1);
 }
 
@@ -333,7 +336,7 @@ fn a_backend_error_in_run_makes_the_vcpu_invalid_and_frees_nothing_twice() {
 fn a_backend_error_in_setup_makes_the_vcpu_invalid() {
     let mut v = AxVCpu::<TestArch>::new(0, 0, true).unwrap();
     v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
-    v.set_ept_root(HostPhysAddr::from(ROOT)).unwrap();
+    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }.unwrap();
     assert!(v.setup(()).is_err());
     assert_eq!(v.state(), VCpuState::Invalid);
     refused!(v, v.bind(), VCpuState::Invalid);

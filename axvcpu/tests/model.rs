@@ -122,7 +122,8 @@ impl Model {
 fn apply(v: &mut AxVCpu<TestArch>, op: Op) -> VCpuResult {
     match op {
         Op::SetEntry => v.set_entry(GuestPhysAddr::from(ENTRY)),
-        Op::SetEptRoot => v.set_ept_root(HostPhysAddr::from(ROOT)),
+        // SAFETY: the test backend records the root and never walks it.
+        Op::SetEptRoot => unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) },
         Op::Setup => v.setup(()),
         Op::Bind => v.bind(),
         Op::Unbind => v.unbind(),

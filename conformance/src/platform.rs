@@ -65,7 +65,13 @@ pub trait Join {
 
 /// A test VM: guest memory, a nested page table, and what is needed to make vCPUs for it.
 /// Shared between CPUs in the `smp` and `cpu-up` scenarios, hence `Send + Sync`.
-pub trait TestVm: Send + Sync + 'static {
+///
+/// # Safety
+/// [`ept_root`](Self::ept_root) must return the root of a live nested page table in the
+/// backend's format, and the table and the memory it maps must outlive every vCPU made from
+/// this VM (the scenarios drop their vCPUs before the VM); that is the contract of
+/// [`AxArchVCpu::set_ept_root`], which the scenarios call with it.
+pub unsafe trait TestVm: Send + Sync + 'static {
     /// The backend.
     type Arch: AxArchVCpu;
 
@@ -90,9 +96,10 @@ pub trait TestVm: Send + Sync + 'static {
     /// A vCPU of this VM starting at `entry`, set up (state `Free`), through
     /// [`AxVCpu::builder`].
     fn new_vcpu(&self, vcpu_id: usize, entry: GuestPhysAddr) -> VCpuResult<AxVCpu<Self::Arch>> {
-        AxVCpu::builder(self.vm_id(), vcpu_id, self.create_config(vcpu_id))?
+        let builder = AxVCpu::builder(self.vm_id(), vcpu_id, self.create_config(vcpu_id))?;
+        // SAFETY: the root outlives the vCPU by this (unsafe) trait's contract.
+        unsafe { builder.ept_root(self.ept_root()) }
             .entry(entry)
-            .ept_root(self.ept_root())
             .setup(self.setup_config(vcpu_id))
     }
 

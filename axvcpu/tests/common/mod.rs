@@ -116,7 +116,7 @@ impl AxArchVCpu for TestArch {
         self.pc = entry.as_usize();
         Ok(())
     }
-    fn set_ept_root(&mut self, root: HostPhysAddr) -> VCpuResult {
+    unsafe fn set_ept_root(&mut self, root: HostPhysAddr) -> VCpuResult {
         self.calls.push(Call::SetEptRoot(root.as_usize()));
         Ok(())
     }
@@ -253,10 +253,10 @@ pub const ROOT: usize = 0x4_0000;
 
 /// A set-up vCPU (state Free).
 pub fn free_vcpu(vm: usize, id: usize) -> AxVCpu<TestArch> {
-    AxVCpu::<TestArch>::builder(vm, id, false)
-        .unwrap()
+    let builder = AxVCpu::<TestArch>::builder(vm, id, false).unwrap();
+    // SAFETY: the test backend only records the root; it never walks it.
+    unsafe { builder.ept_root(HostPhysAddr::from(ROOT)) }
         .entry(GuestPhysAddr::from(ENTRY))
-        .ept_root(HostPhysAddr::from(ROOT))
         .setup(())
         .unwrap()
 }

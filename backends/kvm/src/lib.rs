@@ -28,9 +28,10 @@
 //! npt.map(GuestPhysAddr::from(0x10000), ram.paddr(), ram.len(), rwx)?;
 //! let vm = KvmVm::new(KvmVmConfig::default())?;
 //!
-//! let mut vcpu = AxVCpu::<KvmVCpu>::builder(0, 0, KvmCreateConfig { vm: vm.clone() })?
+//! let builder = AxVCpu::<KvmVCpu>::builder(0, 0, KvmCreateConfig { vm: vm.clone() })?;
+//! // SAFETY: `npt` and `ram` are dropped after `vcpu` (declared before it).
+//! let mut vcpu = unsafe { builder.ept_root(npt.root_paddr()) }
 //!     .entry(GuestPhysAddr::from(0x18000))
-//!     .ept_root(npt.root_paddr())
 //!     .setup(KvmSetupConfig { boot, stack_top: 0x20000 })?;
 //! vcpu.bind()?;
 //! let mut seen = Vec::new();

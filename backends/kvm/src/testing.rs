@@ -171,7 +171,9 @@ impl Drop for KvmTestVm {
     }
 }
 
-impl TestVm for KvmTestVm {
+// SAFETY: `ept_root` is this VM's live X86Npt table; `Drop` unmaps every KVM slot before it
+// frees the table and the RAM, so no vCPU made from the VM can reach them afterwards.
+unsafe impl TestVm for KvmTestVm {
     type Arch = KvmVCpu<HostedHal>;
 
     fn layout(&self) -> Layout {

@@ -214,7 +214,7 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
     /// Takes the root of an [`X86Npt`](axvcpu_npt::X86Npt) nested page table built in
     /// frames of `H`. It must stay alive, and the memory it maps allocated, while the VM's
     /// memory slots exist.
-    fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
+    unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
         self.ept_root = Some(ept_root);
         Ok(())
     }
@@ -228,12 +228,9 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
                 "setup: entry or nested page table root missing",
             ));
         };
-        // SAFETY: `root` came through `set_ept_root`, whose documented contract (above) is
-        // that it is a live X86Npt table of `H` frames, not changed concurrently, whose
-        // mapped memory outlives the slots (or `KvmVm::unmap_all` runs first). The trait
-        // makes `set_ept_root` a safe fn, so this is a precondition we cannot check: a
-        // hypervisor that frees guest RAM while its VM can run breaks it, as it would on
-        // bare metal with a stale EPT.
+        // SAFETY: `root` came through the unsafe `set_ept_root`, whose caller promised a
+        // live X86Npt table of `H` frames, not changed concurrently, whose mapped memory
+        // outlives the slots (or `KvmVm::unmap_all` runs first).
         self.ioctls += unsafe { self.vm.attach::<H>(root) }?;
         let cpuid = self.cpuid_for_vcpu();
         self.fd

@@ -528,7 +528,8 @@ fn misuse_is_refused() {
     )
     .expect("new");
     w.set_entry(other.entry()).expect("entry");
-    w.set_ept_root(other.ept_root()).expect("root");
+    // SAFETY: `other` outlives `w` (declared before it), and `w` never runs.
+    unsafe { w.set_ept_root(other.ept_root()) }.expect("root");
     assert!(w.setup(vm.setup_config(5)).is_err());
 
     // The backend itself refuses out-of-order calls too.

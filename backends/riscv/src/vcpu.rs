@@ -217,7 +217,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         Ok(())
     }
 
-    fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
+    unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
         let root = ept_root.as_usize() as u64;
         if root & 0x3fff != 0 {
             return Err(VCpuError::invalid_input(

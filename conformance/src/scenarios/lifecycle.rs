@@ -56,9 +56,15 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
         |v| v.setup(vm.setup_config(0)),
         "setup without root",
     )?;
-    v.set_ept_root(root)
-        .map_err(|e| format!("set_ept_root: {e}"))?;
-    refused(&mut v, s, |v| v.set_ept_root(root), "a second set_ept_root")?;
+    // SAFETY (both calls): `TestVm`'s contract makes `root` outlive the vCPUs of `vm`, and
+    // `v` is dropped before `vm`.
+    unsafe { v.set_ept_root(root) }.map_err(|e| format!("set_ept_root: {e}"))?;
+    refused(
+        &mut v,
+        s,
+        |v| unsafe { v.set_ept_root(root) },
+        "a second set_ept_root",
+    )?;
     v.setup(vm.setup_config(0))
         .map_err(|e| format!("setup: {e}"))?;
 

@@ -100,7 +100,9 @@ fn layout() -> Layout {
     }
 }
 
-impl TestVm for RiscvTestVm {
+// SAFETY: `ept_root` is this VM's live G-stage table; the scenarios drop every vCPU before
+// the VM, whose fields free the table and guest RAM when it is dropped.
+unsafe impl TestVm for RiscvTestVm {
     type Arch = VCpu;
 
     fn layout(&self) -> Layout {
@@ -308,7 +310,8 @@ fn bench(p: &RiscvPlatform) -> bool {
         let vm = RiscvTestVm::new(guests::bench_code(), p.setup(false))?;
         let mut v = VCpu::new(vm.vm_id(), 0, ())?;
         v.set_entry(vm.entry())?;
-        v.set_ept_root(vm.ept_root())?;
+        // SAFETY: `vm` outlives `v` (declared before it).
+        unsafe { v.set_ept_root(vm.ept_root()) }?;
         v.setup(p.setup(false))?;
         v.bind()?;
         let n = count(|| v.run());
