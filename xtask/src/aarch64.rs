@@ -1,13 +1,14 @@
 //! The AArch64 testbed: build the test hypervisor image, boot it in QEMU at EL2, check its
 //! report.
 //!
-//! `test()` builds `testbed-aarch64` for `aarch64-unknown-none`, boots it with
-//! `qemu-system-aarch64 -machine virt,virtualization=on,gic-version=2 -cpu max -smp 2
-//! -m 128M -semihosting`, streams the UART, and passes only if every scenario id of the
-//! conformance crate (read from its source at run time, so a scenario added there is
+//! `test()` builds `testbed-aarch64` for `aarch64-unknown-none`, boots it twice with
+//! `qemu-system-aarch64 -machine virt,virtualization=on,gic-version=2 -cpu max|cortex-a72
+//! -smp 2 -m 128M -semihosting`, streams the UART, and passes only if every scenario id of
+//! the conformance crate (read from its source at run time, so a scenario added there is
 //! required here at once) has a `PASS` line, or an `N/A` line for the scenarios AArch64
-//! cannot express (port I/O), the closing line says `N passed, 0 failed`, no line reports
-//! a failure or a fatal host exception, no frame leaked, and QEMU exits with status 0 (the
+//! cannot express (port I/O), the closing line says `N passed, 0 failed`, there are
+//! `SELFTEST` lines and no line reports a failure or a fatal host exception, no frame
+//! leaked, and QEMU exits with status 0 (the
 //! testbed ends QEMU through semihosting `SYS_EXIT` with status 1 when anything failed;
 //! PSCI `SYSTEM_OFF` carries no status).
 //!
@@ -29,14 +30,15 @@ const QEMU: &str = "qemu-system-aarch64";
 const NOT_APPLICABLE: [&str; 2] = ["io-out", "io-in"];
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// The machine: EL2 available (`virtualization=on`), a GICv2 (the backend's kick SGI).
-const MACHINE: [&str; 6] = [
+const MACHINE: [&str; 4] = [
     "-machine",
     "virt,virtualization=on,gic-version=2",
-    "-cpu",
-    "max",
     "-m",
     "128M",
 ];
+/// The CPU models the testbed boots on: `max` (48-bit PA, every feature QEMU has) and
+/// `cortex-a72` (44-bit PA, Armv8.0).
+const CPUS: [&str; 2] = ["max", "cortex-a72"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,9 +200,7 @@ fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
             .iter()
             .filter(|l| l.starts_with(&format!("N/A {id}:")))
             .count();
-        let fail = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("FAIL {id}:")));
+        let fail = lines.iter().find(|l| l.starts_with(&format!("FAIL {id}:")));
         match (pass, na, fail) {
             (1, 0, None) => passed += 1,
             (0, 1, None) if NOT_APPLICABLE.contains(&id.as_str()) => {}
@@ -219,6 +219,9 @@ fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
             problems.push(l.to_string());
         }
     }
+    if !lines.iter().any(|l| l.starts_with("SELFTEST ")) {
+        problems.push("no SELFTEST lines".into());
+    }
     let closing = format!("{passed} passed, 0 failed");
     if !lines.iter().any(|l| l.starts_with(&closing)) {
         problems.push(format!("no closing line `{closing}...`"));
@@ -233,20 +236,25 @@ fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
     }
 }
 
-/// Builds the testbed, boots it in QEMU (2 CPUs) and checks every scenario's line.
+/// Builds the testbed, boots it in QEMU (2 CPUs, each model of [`CPUS`]) and checks every
+/// scenario's line and the self-tests.
 pub fn test() -> Result<(), String> {
     ensure_tools()?;
     let ids = scenario_ids()?;
     let elf = build(&[], CRATE)?;
-    let (output, exited_ok) = boot(&elf, &["-smp", "2"])?;
-    let passed = check_report(&output, &ids)?;
-    if !exited_ok {
-        return Err("the AArch64 testbed ended QEMU with a failure status".into());
+    for cpu in CPUS {
+        let (output, exited_ok) = boot(&elf, &["-cpu", cpu, "-smp", "2"])?;
+        let passed = check_report(&output, &ids).map_err(|e| format!("-cpu {cpu}: {e}"))?;
+        if !exited_ok {
+            return Err(format!(
+                "-cpu {cpu}: the AArch64 testbed ended QEMU with a failure status"
+            ));
+        }
+        eprintln!(
+            "xtask: AArch64 testbed (-cpu {cpu}): {passed} of {} scenarios passed, the rest not applicable",
+            ids.len()
+        );
     }
-    eprintln!(
-        "xtask: AArch64 testbed: {passed} of {} scenarios passed, the rest not applicable",
-        ids.len()
-    );
     Ok(())
 }
 
@@ -255,7 +263,7 @@ pub fn test() -> Result<(), String> {
 pub fn bench() -> Result<(), String> {
     ensure_tools()?;
     let elf = build(&["bench"], "testbed-aarch64-bench")?;
-    let (output, exited_ok) = boot(&elf, &["-smp", "1", "-icount", "shift=0"])?;
+    let (output, exited_ok) = boot(&elf, &["-cpu", CPUS[0], "-smp", "1", "-icount", "shift=0"])?;
     let figures: Vec<&str> = output
         .lines()
         .filter_map(|l| l.strip_prefix("bench: "))
@@ -284,12 +292,16 @@ mod tests {
     fn report_needs_every_id_the_closing_line_and_no_leak() {
         let ids: Vec<String> = ["a", "io-in", "b"].iter().map(|s| s.to_string()).collect();
         let good = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n\
-                    testbed-aarch64: frames leaked: 0\n";
+                    SELFTEST psci: ok\ntestbed-aarch64: frames leaked: 0\n";
         assert_eq!(check_report(good, &ids), Ok(2));
         let fatal = format!("{good}testbed: FATAL host exception\n");
         assert!(check_report(&fatal, &ids).is_err());
         let leak = good.replace("leaked: 0", "leaked: 3");
         assert!(check_report(&leak, &ids).is_err());
+        let selftest = good.replace("psci: ok", "psci: FAIL no");
+        assert!(check_report(&selftest, &ids).is_err());
+        let no_selftest = good.replace("SELFTEST psci: ok\n", "");
+        assert!(check_report(&no_selftest, &ids).is_err());
         assert!(check_report("PASS a\nN/A io-in: x\n1 passed, 0 failed\n", &ids).is_err());
         assert!(check_report(
             "PASS a\nN/A io-in: x\nFAIL b: no\n1 passed, 1 failed\n",

@@ -22,8 +22,10 @@ pub(crate) fn enabled_on(cpu: usize) -> bool {
 /// `CPTR_EL2` with E2H = 0: the RES1 bits (13:12 and 9:0, which also keep SVE and SME
 /// trapped), `TFP` = 0 so FP/SIMD works at EL2 and for the guest, no `TTA`/`TCPAC` traps.
 const CPTR_EL2_VALUE: u64 = 0x33ff;
-/// `CNTHCTL_EL2`: EL1 and EL0 read the physical counter and use the physical timer.
-const CNTHCTL_EL2_VALUE: u64 = 0b11;
+/// `CNTHCTL_EL2`: EL1 and EL0 read the physical counter (`EL1PCTEN`); the physical timer
+/// (`EL1PCEN` = 0) is the host's, so the guest's `CNTP_*` accesses become
+/// `SysRegRead`/`SysRegWrite` exits. The guest owns the virtual timer (`CNTV_*`).
+const CNTHCTL_EL2_VALUE: u64 = 0b01;
 /// `MDCR_EL2` trap bits: `TPMCR` (5), `TPM` (6), `TDA` (9), `TDOSA` (10), `TDRA` (11): the
 /// guest's PMU and debug register accesses become `SysRegRead`/`SysRegWrite` exits
 /// (the backend does not switch that state). `HPMN` (4:0) is kept.

@@ -2,7 +2,7 @@
 //! `VBAR_EL2` vector table.
 //!
 //! `axvcpu_aarch64_run_guest(regs)` saves the host's callee-saved state (`x19..x30`, `sp`,
-//! `d8..d15`, `TPIDR_EL2`, `VBAR_EL2`) into `regs`, points `VBAR_EL2` at
+//! `d8..d15`, `FPCR`, `FPSR`, `TPIDR_EL2`, `VBAR_EL2`) into `regs`, points `VBAR_EL2` at
 //! `axvcpu_aarch64_vectors` and `TPIDR_EL2` at `regs`, loads the guest's FP/SIMD registers
 //! (`q0..q31`, `FPCR`, `FPSR`), `ELR_EL2`, `SPSR_EL2` and `x0..x30`, and `eret`s to EL1.
 //!
@@ -51,6 +51,8 @@ pub(crate) struct Regs {
     pub host_sp: u64,
     pub host_tpidr: u64,
     pub host_vbar: u64,
+    pub host_fpcr: u64,
+    pub host_fpsr: u64,
     /// Guest `q0..q31`.
     pub fp_q: [u128; 32],
     pub fpcr: u64,
@@ -74,6 +76,8 @@ macro_rules! switch_asm {
             HSP = const offset_of!(Regs, host_sp),
             HTPIDR = const offset_of!(Regs, host_tpidr),
             HVBAR = const offset_of!(Regs, host_vbar),
+            HFPCR = const offset_of!(Regs, host_fpcr),
+            HFPSR = const offset_of!(Regs, host_fpsr),
             FPQ = const offset_of!(Regs, fp_q),
             FPCR = const offset_of!(Regs, fpcr),
             FPSR = const offset_of!(Regs, fpsr),
@@ -112,6 +116,10 @@ axvcpu_aarch64_run_guest:
     adr x1, axvcpu_aarch64_vectors
     msr vbar_el2, x1
 
+    mrs x1, fpcr
+    str x1, [x0, #{HFPCR}]
+    mrs x1, fpsr
+    str x1, [x0, #{HFPSR}]
     add x1, x0, #{FPQ}
     ldp q0, q1, [x1], #32
     ldp q2, q3, [x1], #32
@@ -245,6 +253,10 @@ axvcpu_aarch64_exit:
     str x1, [x0, #{FPCR}]
     mrs x1, fpsr
     str x1, [x0, #{FPSR}]
+    ldr x1, [x0, #{HFPCR}]
+    msr fpcr, x1
+    ldr x1, [x0, #{HFPSR}]
+    msr fpsr, x1
 
     ldr x1, [x0, #{HVBAR}]
     msr vbar_el2, x1

@@ -36,6 +36,9 @@ core::arch::global_asm!(
     .section .text.entry, "ax"
     .global _start
 _start:
+    mrs x1, CurrentEL
+    cmp x1, #8
+    b.ne 8f
     mrs x19, mpidr_el1
     and x19, x19, #0xff
     cbnz x19, 9f
@@ -84,6 +87,23 @@ testbed_secondary_start:
     bl testbed_rust_start
 9:  wfe
     b 9b
+
+    // Not entered at EL2 (QEMU without virtualization=on): say so on the PL011 and end
+    // QEMU with status 1 through semihosting, without touching EL2 registers or Rust.
+8:  adr x2, 7f
+    ldr x3, ={uart}
+6:  ldrb w4, [x2], #1
+    cbz w4, 5f
+    str w4, [x3]
+    b 6b
+5:  adr x1, 4f
+    mov x0, #0x18
+    hlt #0xf000
+    b 9b
+    .balign 8
+4:  .quad 0x20026, 1
+7:  .asciz "testbed: FATAL not entered at EL2 (QEMU needs -machine virt,virtualization=on)\r\n"
+    .balign 4
     .ltorg
 
     .macro TB_VEC n
@@ -109,6 +129,7 @@ testbed_page_table:
     .fill 510, 8, 0
 "#,
     max_cpus = const MAX_CPUS,
+    uart = const crate::hal::UART,
     stack_shift = const STACK_SIZE.trailing_zeros(),
     mair = const MAIR_EL2,
     tcr = const TCR_EL2,

@@ -236,6 +236,68 @@ guest_regs:
     .global guest_regs_end
 guest_regs_end:
 
+    // Testbed self-tests (beyond the contract).
+    // psci: PSCI answers the backend gives itself, each reported.
+    .balign 4
+    .global guest_psci
+guest_psci:
+    LI x0, 0x84000000
+    hvc #0
+    REPORT x0
+    LI x0, 0x8400000a
+    LI x1, 0xc4000003
+    smc #0
+    REPORT x0
+    LI x0, 0x8400000a
+    LI x1, 0xc4000001
+    smc #0
+    REPORT x0
+    LI x0, 0x82000000
+    smc #0
+    REPORT x0
+    hvc #5
+    REPORT x0
+    hvc #1
+    REPORT x0
+    DONE_LOOP
+    .global guest_psci_end
+guest_psci_end:
+
+    // isv0: a load pair from unmapped memory (no valid syndrome).
+    .balign 4
+    .global guest_isv0
+guest_isv0:
+    LI x9, {mmio}
+    ldp x1, x2, [x9]
+    DONE_LOOP
+    .global guest_isv0_end
+guest_isv0_end:
+
+    // fp: d8 and d31 <- x19; READY; report both back.
+    .balign 4
+    .global guest_fp
+guest_fp:
+    fmov d8, x19
+    fmov d31, x19
+    HC {ready}
+    fmov x10, d8
+    REPORT x10
+    fmov x11, d31
+    REPORT x11
+    DONE_LOOP
+    .global guest_fp_end
+guest_fp_end:
+
+    // cntp: the physical timer is the host's (CNTHCTL_EL2.EL1PCEN = 0): a read traps.
+    .balign 4
+    .global guest_cntp
+guest_cntp:
+    mrs x9, cntp_ctl_el0
+    REPORT x9
+    DONE_LOOP
+    .global guest_cntp_end
+guest_cntp_end:
+
     .balign 4
     .global guest_bench
 guest_bench:
@@ -271,20 +333,7 @@ guest_bench_end:
     hc_bench = const HC_BENCH,
 );
 
-macro_rules! program {
-    ($start:ident, $end:ident) => {{
-        extern "C" {
-            static $start: u8;
-            static $end: u8;
-        }
-        // SAFETY: both labels delimit one program in .rodata.
-        unsafe {
-            let s = core::ptr::addr_of!($start);
-            let e = core::ptr::addr_of!($end);
-            core::slice::from_raw_parts(s, e as usize - s as usize)
-        }
-    }};
-}
+use axvcpu_testbed::guest_code as program;
 
 /// The code of `program`, or `None` where AArch64 cannot express it.
 pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
@@ -307,6 +356,29 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         Smp => program!(guest_smp, guest_smp_end),
         Regs => program!(guest_regs, guest_regs_end),
     })
+}
+
+/// The testbed's own self-test guests (beyond the contract).
+#[derive(Debug, Clone, Copy)]
+pub enum SelfTest {
+    /// PSCI answers and unknown calls.
+    Psci,
+    /// A load pair from unmapped memory.
+    Isv0,
+    /// FP registers set from `x19`, reported after a hypercall.
+    Fp,
+    /// A read of `CNTP_CTL_EL0`.
+    Cntp,
+}
+
+/// The code of a self-test guest.
+pub fn selftest_code(t: SelfTest) -> &'static [u8] {
+    match t {
+        SelfTest::Psci => program!(guest_psci, guest_psci_end),
+        SelfTest::Isv0 => program!(guest_isv0, guest_isv0_end),
+        SelfTest::Fp => program!(guest_fp, guest_fp_end),
+        SelfTest::Cntp => program!(guest_cntp, guest_cntp_end),
+    }
 }
 
 /// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`hvc #0; b`).

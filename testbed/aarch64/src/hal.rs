@@ -7,7 +7,7 @@ use axvcpu_testbed::frames::{FrameAllocator, FRAME_SIZE};
 use axvcpu_testbed::heap::Heap;
 
 /// QEMU virt's PL011 UART.
-const UART: usize = 0x0900_0000;
+pub const UART: usize = 0x0900_0000;
 /// QEMU virt's GICv2 distributor.
 pub const GICD: usize = 0x0800_0000;
 /// QEMU virt's GICv2 CPU interface.
@@ -159,6 +159,16 @@ fn park() -> ! {
     loop {
         // SAFETY: waiting forever.
         unsafe { core::arch::asm!("wfe") };
+    }
+}
+
+/// Enables SGI `sgi` in the distributor (this CPU's bank) and sends it to this CPU. EL2
+/// interrupts stay masked, so it waits in the GIC until a guest runs.
+pub fn send_self_sgi(sgi: u32) {
+    // SAFETY: the GICv2 distributor, identity-mapped as device memory.
+    unsafe {
+        ((GICD + 0x100) as *mut u32).write_volatile(1 << sgi);
+        ((GICD + 0xf00) as *mut u32).write_volatile((0b10 << 24) | sgi);
     }
 }
 

@@ -25,6 +25,8 @@ mod guests;
 mod hal;
 #[cfg(target_os = "none")]
 mod platform;
+#[cfg(target_os = "none")]
+mod selftest;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

@@ -217,9 +217,10 @@ pub fn main() -> bool {
     };
     let ms = (hal::now_ns() - t0) / 1_000_000;
     println!("testbed-aarch64: suite took {ms} ms (guest clock)");
+    let selftests = crate::selftest::run_all();
     let leaked = hal::frames_in_use() as isize - frames_before as isize;
     println!("testbed-aarch64: frames leaked: {leaked}");
-    summary.ok() && leaked == 0
+    summary.ok() && selftests && leaked == 0
 }
 
 /// Round trips measured by [`bench`].

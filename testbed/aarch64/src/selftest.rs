@@ -1,0 +1,195 @@
+//! The testbed's own checks of the AArch64 backend, beyond the conformance contract.
+
+use alloc::format;
+
+use axvcpu::{AxPerCpu, AxVCpu, AxVCpuExitReason, VCpuState};
+use axvcpu_aarch64::decode::sysreg;
+use axvcpu_aarch64::{gic, Aarch64PerCpu, Aarch64SetupConfig};
+use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
+use axvcpu_conformance::TestVm;
+use axvcpu_testbed::selftest::{self, Check, SelfTest};
+
+use crate::boot::PERCPU;
+use crate::guests::{selftest_code, SelfTest as Guest};
+use crate::hal::{self, Hal};
+use crate::platform::{Aarch64TestVm, VCpu};
+
+fn vm(guest: Guest) -> Result<Aarch64TestVm, alloc::string::String> {
+    Aarch64TestVm::new(selftest_code(guest), Aarch64SetupConfig::default())
+        .map_err(|e| format!("VM: {e}"))
+}
+
+fn bound(vm: &Aarch64TestVm, id: usize) -> Result<AxVCpu<VCpu>, alloc::string::String> {
+    let mut v = vm
+        .new_vcpu(id, vm.entry())
+        .map_err(|e| format!("new vCPU: {e}"))?;
+    v.bind().map_err(|e| format!("bind: {e}"))?;
+    Ok(v)
+}
+
+fn step(v: &mut AxVCpu<VCpu>) -> Result<AxVCpuExitReason, alloc::string::String> {
+    v.run().map_err(|e| format!("run: {e}"))
+}
+
+fn expect_hc(v: &mut AxVCpu<VCpu>, nr: u64, arg: Option<u64>, what: &str) -> Check {
+    match step(v)? {
+        AxVCpuExitReason::Hypercall { nr: n, args }
+            if n == nr && arg.is_none_or(|a| a == args[0]) =>
+        {
+            Ok(())
+        }
+        other => Err(format!("{what}: got {other:?}")),
+    }
+}
+
+/// PSCI_VERSION 1.0; FEATURES(CPU_ON) 0; FEATURES(CPU_SUSPEND) and an unknown SMC -1;
+/// `hvc #5` -1; the acknowledge with nothing pending 1023.
+fn psci(_: ()) -> Check {
+    let vm = vm(Guest::Psci)?;
+    let mut v = bound(&vm, 0)?;
+    let expected: [(u64, &str); 6] = [
+        (0x1_0000, "PSCI_VERSION"),
+        (0, "PSCI_FEATURES(CPU_ON)"),
+        (u64::MAX, "PSCI_FEATURES(CPU_SUSPEND)"),
+        (u64::MAX, "an unknown SMC"),
+        (u64::MAX, "hvc #5"),
+        (gic::SPURIOUS as u64, "hvc #1 with nothing pending"),
+    ];
+    for (value, what) in expected {
+        expect_hc(&mut v, HC_REPORT, Some(value), what)?;
+    }
+    expect_hc(&mut v, HC_DONE, None, "done")
+}
+
+/// A load pair from unmapped memory has no syndrome: `run` fails, the vCPU is invalid.
+fn isv0(_: ()) -> Check {
+    let vm = vm(Guest::Isv0)?;
+    let mut v = bound(&vm, 0)?;
+    match v.run() {
+        Err(e) if v.state() == VCpuState::Invalid => {
+            if format!("{e}").contains("ISV") {
+                Ok(())
+            } else {
+                Err(format!("unexpected error {e}"))
+            }
+        }
+        other => Err(format!(
+            "expected Err, got {other:?} in state {:?}",
+            v.state()
+        )),
+    }
+}
+
+/// FP/SIMD registers belong to their vCPU: another vCPU on the same CPU in between does not
+/// change them.
+fn fp(_: ()) -> Check {
+    const A: u64 = 0x0123_4567_89ab_cdef;
+    const B: u64 = 0x7edc_ba98_7654_3210;
+    let vm_a = vm(Guest::Fp)?;
+    let vm_b = vm(Guest::Fp)?;
+    let mut a = bound(&vm_a, 0)?;
+    a.set_gpr(19, A as usize).map_err(|e| format!("{e}"))?;
+    expect_hc(&mut a, HC_READY, None, "A ready")?;
+    a.unbind().map_err(|e| format!("unbind A: {e}"))?;
+    let mut b = bound(&vm_b, 0)?;
+    b.set_gpr(19, B as usize).map_err(|e| format!("{e}"))?;
+    expect_hc(&mut b, HC_READY, None, "B ready")?;
+    expect_hc(&mut b, HC_REPORT, Some(B), "B d8")?;
+    expect_hc(&mut b, HC_REPORT, Some(B), "B d31")?;
+    b.unbind().map_err(|e| format!("unbind B: {e}"))?;
+    a.bind().map_err(|e| format!("rebind A: {e}"))?;
+    expect_hc(&mut a, HC_REPORT, Some(A), "A d8")?;
+    expect_hc(&mut a, HC_REPORT, Some(A), "A d31")?;
+    expect_hc(&mut a, HC_DONE, None, "A done")?;
+    a.unbind().map_err(|e| format!("unbind A: {e}"))
+}
+
+/// The guest's physical-timer access traps (`CNTHCTL_EL2.EL1PCEN` = 0).
+fn cntp(_: ()) -> Check {
+    let vm = vm(Guest::Cntp)?;
+    let mut v = bound(&vm, 0)?;
+    let cntp_ctl = sysreg(3, 3, 14, 2, 1);
+    match step(&mut v)? {
+        AxVCpuExitReason::SysRegRead { addr, reg: 9 } if addr == cntp_ctl => {}
+        other => {
+            return Err(format!(
+                "expected SysRegRead of CNTP_CTL_EL0 into x9, got {other:?}"
+            ))
+        }
+    }
+    v.complete_read(5)
+        .map_err(|e| format!("complete_read: {e}"))?;
+    expect_hc(&mut v, HC_REPORT, Some(5), "the emulated value")?;
+    expect_hc(&mut v, HC_DONE, None, "done")
+}
+
+/// A host interrupt other than the kick, pending when the guest runs, is an
+/// `ExternalInterrupt` with its INTID, acknowledged and ended by the backend.
+fn external_irq(_: ()) -> Check {
+    const SGI: u32 = 13;
+    let vm = Aarch64TestVm::new(
+        crate::guests::code(axvcpu_conformance::contract::GuestProgram::Spin)
+            .ok_or("no spin program")?,
+        Aarch64SetupConfig::default(),
+    )
+    .map_err(|e| format!("VM: {e}"))?;
+    let mut v = bound(&vm, 0)?;
+    hal::send_self_sgi(SGI);
+    match step(&mut v)? {
+        AxVCpuExitReason::ExternalInterrupt { vector } if vector == SGI as u64 => {}
+        other => {
+            return Err(format!(
+                "expected ExternalInterrupt {{ vector: {SGI} }}, got {other:?}"
+            ))
+        }
+    }
+    // Ended: the next run spins until kicked.
+    v.handle().kick();
+    match step(&mut v)? {
+        AxVCpuExitReason::Kicked => Ok(()),
+        other => Err(format!("expected Kicked, got {other:?}")),
+    }
+}
+
+/// `hardware_disable` on this CPU makes `bind` refuse; enabling again makes it work.
+fn percpu(_: ()) -> Check {
+    let cpu = hal::cpu_id();
+    let vm = vm(Guest::Psci)?;
+    let mut slot = PERCPU[cpu].lock();
+    let p: &mut AxPerCpu<Aarch64PerCpu<Hal>> = slot.as_mut().ok_or("no per-CPU state")?;
+    p.hardware_disable().map_err(|e| format!("disable: {e}"))?;
+    let refused = {
+        let mut v = vm
+            .new_vcpu(0, vm.entry())
+            .map_err(|e| format!("new: {e}"))?;
+        v.bind().is_err()
+    };
+    if p.hardware_disable().is_ok() {
+        return Err("a second disable was accepted".into());
+    }
+    p.hardware_enable()
+        .map_err(|e| format!("enable again: {e}"))?;
+    if !refused {
+        return Err("bind was accepted with virtualization disabled".into());
+    }
+    if !p.is_enabled() {
+        return Err("not enabled after hardware_enable".into());
+    }
+    drop(slot);
+    let mut v = bound(&vm, 0)?;
+    expect_hc(&mut v, HC_REPORT, Some(0x1_0000), "after re-enable")
+}
+
+/// Runs every self-test, one `SELFTEST` line each; `true` if all passed.
+pub fn run_all() -> bool {
+    let tests: [SelfTest<()>; 6] = [
+        ("psci", psci),
+        ("isv0-error", isv0),
+        ("fp-state", fp),
+        ("cntp-trap", cntp),
+        ("external-irq", external_irq),
+        ("percpu", percpu),
+    ];
+    let mut w = hal::CONSOLE.writer();
+    selftest::run_all(&tests, (), &mut w)
+}
