@@ -19,7 +19,7 @@ use crate::println;
 pub type VCpu = Aarch64VCpu<Hal>;
 
 /// Random programs the `garbage` scenario runs.
-const GARBAGE_PROGRAMS: usize = 1000;
+const GARBAGE_PROGRAMS: usize = 2000;
 
 /// A test VM: RAM, a read-only page, a stage-2 table.
 pub struct Aarch64TestVm {
