@@ -21,7 +21,7 @@ pub(crate) fn enabled_on(cpu: usize) -> bool {
 
 /// `CPTR_EL2` with E2H = 0: the RES1 bits (13:12 and 9:0, which also keep SVE and SME
 /// trapped), `TFP` = 0 so FP/SIMD works at EL2 and for the guest, no `TTA`/`TCPAC` traps.
-const CPTR_EL2_VALUE: u64 = 0x33ff;
+pub(crate) const CPTR_EL2_VALUE: u64 = 0x33ff;
 /// `CNTHCTL_EL2`: EL1 and EL0 read the physical counter (`EL1PCTEN`); the physical timer
 /// (`EL1PCEN` = 0) is the host's, so the guest's `CNTP_*` accesses become
 /// `SysRegRead`/`SysRegWrite` exits. The guest owns the virtual timer (`CNTV_*`).

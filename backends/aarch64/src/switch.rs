@@ -2,9 +2,15 @@
 //! `VBAR_EL2` vector table.
 //!
 //! `axvcpu_aarch64_run_guest(regs)` saves the host's callee-saved state (`x19..x30`, `sp`,
-//! `d8..d15`, `FPCR`, `FPSR`, `TPIDR_EL2`, `VBAR_EL2`) into `regs`, points `VBAR_EL2` at
-//! `axvcpu_aarch64_vectors` and `TPIDR_EL2` at `regs`, loads the guest's FP/SIMD registers
-//! (`q0..q31`, `FPCR`, `FPSR`), `ELR_EL2`, `SPSR_EL2` and `x0..x30`, and `eret`s to EL1.
+//! `d8..d15`, `TPIDR_EL2`, `VBAR_EL2`) into `regs`, points `VBAR_EL2` at
+//! `axvcpu_aarch64_vectors` and `TPIDR_EL2` at `regs`, loads `ELR_EL2`, `SPSR_EL2` and
+//! `x0..x30`, and `eret`s to EL1.
+//!
+//! FP/SIMD is switched lazily: a guest that has not used it runs with `CPTR_EL2.TFP` set,
+//! so its registers stay the host's and are never exposed (any access traps, EC 0x07). The
+//! backend then sets `Regs::fp_eager` and re-enters; from then on every entry also saves the
+//! host's `FPCR`/`FPSR` and loads the guest's `q0..q31`, `FPCR`, `FPSR`, and every exit saves
+//! them and restores the host's (`d8..d15` are restored on every exit).
 //!
 //! Any exception the guest takes to EL2 (synchronous, IRQ, FIQ, SError from a lower EL)
 //! enters the table, which pushes the guest's `x0`/`x1` on the EL2 stack (below the host's
@@ -57,6 +63,10 @@ pub(crate) struct Regs {
     pub fp_q: [u128; 32],
     pub fpcr: u64,
     pub fpsr: u64,
+    /// Non-zero once the guest has used FP/SIMD: its registers are then moved on every
+    /// entry and exit; until then the guest runs with `CPTR_EL2.TFP` set and its first
+    /// FP/SIMD instruction traps (EC 0x07), which sets this.
+    pub fp_eager: u64,
     /// Saved by the exit path.
     pub exit_kind: u64,
     pub esr: u64,
@@ -81,6 +91,9 @@ macro_rules! switch_asm {
             FPQ = const offset_of!(Regs, fp_q),
             FPCR = const offset_of!(Regs, fpcr),
             FPSR = const offset_of!(Regs, fpsr),
+            FPEAGER = const offset_of!(Regs, fp_eager),
+            CPTR_GUEST_TRAP_FP = const crate::percpu::CPTR_EL2_VALUE | (1 << 10),
+            CPTR_HOST = const crate::percpu::CPTR_EL2_VALUE,
             KIND = const offset_of!(Regs, exit_kind),
             ESR = const offset_of!(Regs, esr),
             FAR = const offset_of!(Regs, far),
@@ -116,6 +129,8 @@ axvcpu_aarch64_run_guest:
     adr x1, axvcpu_aarch64_vectors
     msr vbar_el2, x1
 
+    ldr x1, [x0, #{FPEAGER}]
+    cbz x1, 1f
     mrs x1, fpcr
     str x1, [x0, #{HFPCR}]
     mrs x1, fpsr
@@ -141,6 +156,10 @@ axvcpu_aarch64_run_guest:
     msr fpcr, x1
     ldr x1, [x0, #{FPSR}]
     msr fpsr, x1
+    ldr x1, ={CPTR_HOST}
+    b 2f
+1:  ldr x1, ={CPTR_GUEST_TRAP_FP}
+2:  msr cptr_el2, x1
 
     ldr x1, [x0, #{ELR}]
     msr elr_el2, x1
@@ -232,6 +251,11 @@ axvcpu_aarch64_exit:
     mrs x1, hpfar_el2
     str x1, [x0, #{HPFAR}]
 
+    ldr x1, ={CPTR_HOST}
+    msr cptr_el2, x1
+    isb
+    ldr x1, [x0, #{FPEAGER}]
+    cbz x1, 1f
     add x1, x0, #{FPQ}
     stp q0, q1, [x1], #32
     stp q2, q3, [x1], #32
@@ -258,7 +282,7 @@ axvcpu_aarch64_exit:
     ldr x1, [x0, #{HFPSR}]
     msr fpsr, x1
 
-    ldr x1, [x0, #{HVBAR}]
+1:  ldr x1, [x0, #{HVBAR}]
     msr vbar_el2, x1
     ldr x1, [x0, #{HTPIDR}]
     msr tpidr_el2, x1
@@ -276,6 +300,7 @@ axvcpu_aarch64_exit:
     ldp x27, x28, [x0, #{HX} + 64]
     ldp x29, x30, [x0, #{HX} + 80]
     ret
+    .ltorg
 "#
 );
 

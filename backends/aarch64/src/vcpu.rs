@@ -235,6 +235,12 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
                 Ok(self.handle_psci())
             }
             ec::SYSREG => Ok(Some(self.handle_sysreg(SysRegAccess::decode(iss)))),
+            // The guest's first FP/SIMD access (CPTR_EL2.TFP): switch its FP state from now
+            // on and re-run the instruction.
+            ec::FP if self.regs.fp_eager == 0 => {
+                self.regs.fp_eager = 1;
+                Ok(None)
+            }
             ec::DABT_LOWER => self.handle_data_abort(esr),
             ec::IABT_LOWER => self.handle_insn_abort(esr),
             _ => Err(VCpuError::unsupported(
