@@ -69,11 +69,22 @@ fn ensure_tools() -> Result<(), String> {
     }
     crate::setup::qemu()?;
     if crate::cmd::exists(QEMU) {
+        return Ok(());
+    }
+    // `setup::qemu` stops when the RISC-V emulator is there; the Arm one comes from the
+    // same place (Debian bookworm-backports, see the shared platform notes).
+    let script = r#"set -e
+if [ ! -f /etc/apt/sources.list.d/backports.sources ]; then
+  awk 'BEGIN{RS=""} NR==1{print; exit}' /etc/apt/sources.list.d/debian.sources \
+    | sed 's/^Suites:.*/Suites: bookworm-backports/' > /etc/apt/sources.list.d/backports.sources
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports qemu-system-arm >/dev/null"#;
+    crate::cmd::run("sh", &["-c", script], &[])?;
+    if crate::cmd::exists(QEMU) {
         Ok(())
     } else {
-        Err(format!(
-            "{QEMU} is missing (install qemu-system-arm from bookworm-backports)"
-        ))
+        Err(format!("QEMU installed but {QEMU} is still missing"))
     }
 }
 
