@@ -7,6 +7,7 @@
 //! trapped `WFI`/`WFE` (EC 0x01); D24.2.61 `HPFAR_EL2`.
 
 use axvcpu::{AccessWidth, SysRegAddr};
+use axvcpu_npt::MapFlags;
 
 /// Exception classes (`ESR_EL2.EC`, bits 31:26) the backend handles.
 pub mod ec {
@@ -155,6 +156,75 @@ impl DataAbort {
         } else {
             v & 0xffff_ffff
         }
+    }
+}
+
+/// What the backend does with a stage-2 data or instruction abort, given the syndrome and
+/// what the stage-2 table says about the faulting IPA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortAction {
+    /// The table allows the access: a stale TLB entry. Flush and retry (once).
+    Retry,
+    /// Report a `NestedPageFault` (mapped without the permission, or the guest's own
+    /// stage-1 walk faulted in stage 2).
+    NestedPageFault,
+    /// Unmapped, and the syndrome describes the access: an `MmioRead`/`MmioWrite`.
+    Mmio,
+    /// A cache maintenance instruction on unmapped space: nothing to do, skip it.
+    SkipCacheMaintenance,
+    /// Unmapped, but `ISV` = 0: the backend cannot emulate the access (`Err`).
+    NoSyndrome,
+    /// A fault kind the backend does not handle (address size, external abort, ...): `Err`.
+    Unhandled,
+}
+
+/// Classifies a data abort `d` on an IPA the table maps with `table` (`None`: unmapped).
+pub fn classify_data_abort(d: &DataAbort, table: Option<MapFlags>) -> AbortAction {
+    let needed = if d.write {
+        MapFlags::WRITE
+    } else {
+        MapFlags::READ
+    };
+    let allowed = table.map(|f| f.contains(needed));
+    let stage2 = matches!(
+        d.kind,
+        FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag
+    );
+    match d.kind {
+        _ if !stage2 => AbortAction::Unhandled,
+        _ if allowed == Some(true) => AbortAction::Retry,
+        _ if d.s1ptw => AbortAction::NestedPageFault,
+        FaultKind::Translation if allowed.is_none() => {
+            if d.cache_maintenance {
+                AbortAction::SkipCacheMaintenance
+            } else if d.isv {
+                AbortAction::Mmio
+            } else {
+                AbortAction::NoSyndrome
+            }
+        }
+        _ => AbortAction::NestedPageFault,
+    }
+}
+
+/// Classifies an instruction abort with fault status `ifsc` (ISS bits 5:0) and S1PTW
+/// (`s1ptw`, ISS bit 7) on an IPA the table maps with `table`: the fetch needs execute
+/// permission, a stage-1 walk needs read permission.
+pub fn classify_insn_abort(ifsc: u64, s1ptw: bool, table: Option<MapFlags>) -> AbortAction {
+    let needed = if s1ptw {
+        MapFlags::READ
+    } else {
+        MapFlags::EXECUTE
+    };
+    match FaultKind::from_fsc(ifsc) {
+        FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag => {
+            if table.is_some_and(|f| f.contains(needed)) {
+                AbortAction::Retry
+            } else {
+                AbortAction::NestedPageFault
+            }
+        }
+        _ => AbortAction::Unhandled,
     }
 }
 
@@ -333,6 +403,55 @@ mod tests {
         assert_eq!(load(1, true, false).load_result(V), 0xffff_9788);
         assert_eq!(load(0, true, false).reg_width(), AccessWidth::Dword);
         assert_eq!(load(0, true, true).reg_width(), AccessWidth::Qword);
+    }
+
+    #[test]
+    fn data_abort_actions() {
+        use AbortAction::*;
+        let rw = Some(MapFlags::READ | MapFlags::WRITE);
+        let ro = Some(MapFlags::READ);
+        let x = Some(MapFlags::EXECUTE);
+        // (isv, wnr, dfsc, s1ptw, cm, table) -> action
+        let cases = [
+            (true, false, 0x05, false, false, None, Mmio),
+            (true, true, 0x07, false, false, None, Mmio),
+            (false, true, 0x06, false, false, None, NoSyndrome),
+            (false, true, 0x06, false, true, None, SkipCacheMaintenance),
+            (true, true, 0x0f, false, false, ro, NestedPageFault),
+            (true, true, 0x06, false, false, ro, NestedPageFault),
+            (true, false, 0x06, false, false, x, NestedPageFault),
+            (true, false, 0x0e, false, false, rw, Retry),
+            (true, true, 0x06, false, false, rw, Retry),
+            (false, false, 0x06, true, false, None, NestedPageFault),
+            (false, true, 0x0d, true, false, ro, NestedPageFault),
+            (false, false, 0x06, true, false, ro, Retry),
+            (true, false, 0x09, false, false, None, NestedPageFault),
+            (true, false, 0x01, false, false, None, Unhandled),
+            (true, false, 0x10, false, false, None, Unhandled),
+            (true, false, 0x21, false, false, rw, Unhandled),
+            (false, false, 0x10, true, false, None, Unhandled),
+        ];
+        for (i, (isv, wnr, dfsc, s1ptw, cm, table, want)) in cases.into_iter().enumerate() {
+            let iss =
+                dabt(isv, 3, false, 1, true, wnr, dfsc) | (s1ptw as u64) << 7 | (cm as u64) << 8;
+            let d = DataAbort::decode(iss);
+            assert_eq!(d.cache_maintenance, cm);
+            assert_eq!(classify_data_abort(&d, table), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn instruction_abort_actions() {
+        use AbortAction::*;
+        let rw = Some(MapFlags::READ | MapFlags::WRITE);
+        let rx = Some(MapFlags::READ | MapFlags::EXECUTE);
+        assert_eq!(classify_insn_abort(0x06, false, None), NestedPageFault);
+        assert_eq!(classify_insn_abort(0x0f, false, rw), NestedPageFault);
+        assert_eq!(classify_insn_abort(0x0f, false, rx), Retry);
+        assert_eq!(classify_insn_abort(0x06, true, rw), Retry);
+        assert_eq!(classify_insn_abort(0x06, true, None), NestedPageFault);
+        assert_eq!(classify_insn_abort(0x10, false, None), Unhandled);
+        assert_eq!(classify_insn_abort(0x02, false, None), Unhandled);
     }
 
     #[test]

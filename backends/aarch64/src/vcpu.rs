@@ -11,7 +11,7 @@ use axvcpu::{
 };
 use axvcpu_npt::{Aarch64Stage2, MapFlags, NestedPageTable, NptView};
 
-use crate::decode::{self, ec, DataAbort, Esr, FaultKind, SysRegAccess, Wfx};
+use crate::decode::{self, ec, AbortAction, DataAbort, Esr, SysRegAccess, Wfx};
 use crate::percpu;
 use crate::psci::{self, PsciCall};
 use crate::switch::{self, kind, Regs};
@@ -322,76 +322,49 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
             AccessFlags::READ
         };
         let npf = AxVCpuExitReason::NestedPageFault { addr, access_flags };
-        let needed = if d.write {
-            MapFlags::WRITE
-        } else {
-            MapFlags::READ
-        };
-        let allowed = self.table_flags(ipa).map(|f| f.contains(needed));
-        match d.kind {
-            FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag
-                if allowed == Some(true) =>
-            {
-                Ok(self.stale_or(ipa, npf))
+        let action = decode::classify_data_abort(&d, self.table_flags(ipa));
+        if action != AbortAction::Retry {
+            self.stale_retry = None;
+        }
+        match action {
+            AbortAction::Retry => Ok(self.stale_or(ipa, npf)),
+            AbortAction::NestedPageFault => Ok(Some(npf)),
+            AbortAction::SkipCacheMaintenance => {
+                self.advance(esr.insn_len());
+                Ok(None)
             }
-            // The guest's own stage-1 walk touched memory stage 2 does not give it.
-            _ if d.s1ptw => Ok(Some(npf)),
-            FaultKind::Permission | FaultKind::AccessFlag => {
-                self.stale_retry = None;
-                Ok(Some(npf))
-            }
-            FaultKind::Translation if allowed.is_some() => {
-                // Mapped, but not with this permission (a translation fault on a mapped
-                // page can only be a stale TLB entry, handled above): report it.
-                self.stale_retry = None;
-                Ok(Some(npf))
-            }
-            FaultKind::Translation => {
-                self.stale_retry = None;
-                self.mmio(esr, d, addr)
-            }
-            FaultKind::AddressSize | FaultKind::Other(_) => Err(VCpuError::unsupported(
+            AbortAction::Mmio => Ok(Some(self.mmio(esr, d, addr))),
+            AbortAction::NoSyndrome => Err(VCpuError::unsupported(
+                "guest accessed unmapped memory with an instruction the syndrome does not \
+                 describe (ISV = 0: load/store pair, writeback, SIMD, exclusive, ...; ESR_EL2)",
+            )
+            .with_value(esr.0)),
+            AbortAction::Unhandled => Err(VCpuError::unsupported(
                 "guest data abort the backend does not handle (ESR_EL2)",
             )
             .with_value(esr.0)),
         }
     }
 
-    fn mmio(
-        &mut self,
-        esr: Esr,
-        d: DataAbort,
-        addr: GuestPhysAddr,
-    ) -> VCpuResult<Option<AxVCpuExitReason>> {
-        if d.cache_maintenance {
-            // Cache maintenance by address on unmapped space: nothing to maintain.
-            self.advance(esr.insn_len());
-            return Ok(None);
-        }
-        if !d.isv {
-            return Err(VCpuError::unsupported(
-                "guest accessed unmapped memory with an instruction the syndrome does not \
-                 describe (ISV = 0: load/store pair, writeback, SIMD, exclusive, ...; ESR_EL2)",
-            )
-            .with_value(esr.0));
-        }
+    /// An access the syndrome describes to unmapped memory.
+    fn mmio(&mut self, esr: Esr, d: DataAbort, addr: GuestPhysAddr) -> AxVCpuExitReason {
         if d.write {
             let data = self.gpr(d.reg) & d.width.mask();
             self.advance(esr.insn_len());
-            Ok(Some(AxVCpuExitReason::MmioWrite {
+            AxVCpuExitReason::MmioWrite {
                 addr,
                 width: d.width,
                 data,
-            }))
+            }
         } else {
             self.pending_read = Some(PendingRead::Mmio(d, esr.insn_len()));
-            Ok(Some(AxVCpuExitReason::MmioRead {
+            AxVCpuExitReason::MmioRead {
                 addr,
                 width: d.width,
                 reg: Some(d.reg),
                 reg_width: d.reg_width(),
                 signed_ext: d.sign_extend,
-            }))
+            }
         }
     }
 
@@ -400,21 +373,20 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
         let ipa = decode::fault_ipa(self.regs.hpfar, self.regs.far);
         let addr = GuestPhysAddr::from(ipa as usize);
         // S1PTW (bit 7): the guest's stage-1 walk for the fetch read unmapped memory.
-        let (needed, access_flags) = if iss & (1 << 7) != 0 {
-            (MapFlags::READ, AccessFlags::READ)
+        let s1ptw = iss & (1 << 7) != 0;
+        let access_flags = if s1ptw {
+            AccessFlags::READ
         } else {
-            (MapFlags::EXECUTE, AccessFlags::EXECUTE)
+            AccessFlags::EXECUTE
         };
         let npf = AxVCpuExitReason::NestedPageFault { addr, access_flags };
-        match FaultKind::from_fsc(iss) {
-            FaultKind::Translation | FaultKind::Permission | FaultKind::AccessFlag => {
-                if self.table_flags(ipa).is_some_and(|f| f.contains(needed)) {
-                    Ok(self.stale_or(ipa, npf))
-                } else {
-                    self.stale_retry = None;
-                    Ok(Some(npf))
-                }
-            }
+        let action = decode::classify_insn_abort(iss, s1ptw, self.table_flags(ipa));
+        if action != AbortAction::Retry {
+            self.stale_retry = None;
+        }
+        match action {
+            AbortAction::Retry => Ok(self.stale_or(ipa, npf)),
+            AbortAction::NestedPageFault => Ok(Some(npf)),
             _ => Err(VCpuError::unsupported(
                 "guest instruction abort the backend does not handle (ESR_EL2)",
             )
