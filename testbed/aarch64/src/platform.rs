@@ -8,7 +8,7 @@ use axvcpu_aarch64::{Aarch64SetupConfig, Aarch64VCpu};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 use axvcpu_npt::{Aarch64Stage2, MapFlags, NestedPageTable};
-use axvcpu_testbed::vm::{next_vm_id, GuestRam};
+use axvcpu_testbed::vm::{next_vm_id, GuestPage, GuestRam};
 
 use crate::boot::{online, MAILBOX};
 use crate::guests::{self, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
@@ -24,9 +24,9 @@ const GARBAGE_PROGRAMS: usize = 2000;
 /// A test VM: RAM, a read-only page, a stage-2 table.
 pub struct Aarch64TestVm {
     vm_id: usize,
-    ram: GuestRam<Hal>,
-    ro_frame: HostPhysAddr,
     npt: spin::Mutex<NestedPageTable<Hal, Aarch64Stage2>>,
+    ram: GuestRam<Hal>,
+    ro_page: GuestPage<Hal>,
     root: HostPhysAddr,
     setup: Aarch64SetupConfig,
 }
@@ -37,39 +37,25 @@ impl Aarch64TestVm {
         let layout = layout();
         let ram = GuestRam::<Hal>::new(layout)?;
         ram.load(layout.ram_base, code)?;
-        let ro_frame = <Hal as axvcpu::AxVCpuHal>::alloc_frame()
-            .ok_or(VCpuError::unsupported("out of frames"))?;
+        let ro_page = GuestPage::<Hal>::new()?;
         let mut npt = NestedPageTable::<Hal, Aarch64Stage2>::new()?;
         let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
-        let mapped = npt
-            .map(GuestPhysAddr::from(RAM_BASE), ram.hpa(), RAM_SIZE, rwx)
-            .and_then(|()| {
-                npt.map(
-                    GuestPhysAddr::from(RO_PAGE),
-                    ro_frame,
-                    0x1000,
-                    MapFlags::READ,
-                )
-            });
-        if let Err(e) = mapped {
-            <Hal as axvcpu::AxVCpuHal>::dealloc_frame(ro_frame);
-            return Err(e);
-        }
+        npt.map(GuestPhysAddr::from(RAM_BASE), ram.hpa(), RAM_SIZE, rwx)?;
+        npt.map(
+            GuestPhysAddr::from(RO_PAGE),
+            ro_page.hpa(),
+            0x1000,
+            MapFlags::READ,
+        )?;
         let root = npt.root_paddr();
         Ok(Self {
             vm_id: next_vm_id(),
-            ram,
-            ro_frame,
             npt: spin::Mutex::new(npt),
+            ram,
+            ro_page,
             root,
             setup,
         })
-    }
-}
-
-impl Drop for Aarch64TestVm {
-    fn drop(&mut self) {
-        <Hal as axvcpu::AxVCpuHal>::dealloc_frame(self.ro_frame);
     }
 }
 
@@ -83,7 +69,7 @@ fn layout() -> Layout {
 }
 
 // SAFETY: `ept_root` is this VM's live stage-2 table; the scenarios drop every vCPU before
-// the VM, whose fields free the table and guest RAM.
+// the VM, whose fields free the table first, then guest RAM and the read-only page.
 unsafe impl TestVm for Aarch64TestVm {
     type Arch = VCpu;
 
@@ -104,16 +90,8 @@ unsafe impl TestVm for Aarch64TestVm {
         self.vm_id
     }
     fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
-        let page = gpa.as_usize() & !0xfff;
-        if page == RO_PAGE {
-            let off = gpa.as_usize() - RO_PAGE;
-            if off + 8 > 0x1000 {
-                return Err(VCpuError::invalid_input("read crosses the read-only page"));
-            }
-            // SAFETY: our frame, identity-mapped.
-            return Ok(unsafe {
-                ((self.ro_frame.as_usize() + off) as *const u64).read_unaligned()
-            });
+        if gpa.as_usize() & !0xfff == RO_PAGE {
+            return self.ro_page.read_u64(gpa.as_usize() - RO_PAGE);
         }
         self.ram.read_u64(gpa)
     }
