@@ -16,6 +16,7 @@ pub const SPURIOUS: u32 = 1023;
 
 static GICD: AtomicUsize = AtomicUsize::new(0);
 static GICC: AtomicUsize = AtomicUsize::new(0);
+static GICH: AtomicUsize = AtomicUsize::new(0);
 
 const GICD_CTLR: usize = 0x000;
 const GICD_ISENABLER: usize = 0x100;
@@ -35,6 +36,75 @@ const GICC_EOIR: usize = 0x010;
 pub unsafe fn set_gic_v2(gicd: usize, gicc: usize) {
     GICD.store(gicd, Ordering::SeqCst);
     GICC.store(gicc, Ordering::SeqCst);
+}
+
+/// Tells the backend where the GICv2 virtual interface control registers (`GICH`, the
+/// banked per-CPU view) are, which enables
+/// [`Aarch64SetupConfig::vgic`](crate::Aarch64SetupConfig::vgic).
+///
+/// # Safety
+/// `gich` must be the host virtual address of the GICv2 `GICH` frame of the GIC named with
+/// [`set_gic_v2`], mapped as device memory on every CPU for as long as vCPUs run; the
+/// backend owns list register 0, `GICH_HCR`, `GICH_VMCR` and `GICH_APR` while a vGIC vCPU is
+/// bound.
+pub unsafe fn set_gic_v2_hyp(gich: usize) {
+    GICH.store(gich, Ordering::SeqCst);
+}
+
+/// Whether the virtual interface control registers were named.
+pub fn hyp_configured() -> bool {
+    GICH.load(Ordering::Acquire) != 0
+}
+
+const GICH_HCR: usize = 0x000;
+const GICH_VMCR: usize = 0x008;
+const GICH_APR: usize = 0x0f0;
+const GICH_LR0: usize = 0x100;
+
+/// `GICH_LR` state bits (29:28): pending.
+pub(crate) const LR_PENDING: u32 = 1 << 28;
+/// `GICH_LR` state bits (29:28): pending, active or both.
+pub(crate) const LR_STATE: u32 = 0b11 << 28;
+
+/// The virtual CPU interface state of one vCPU, live in `GICH` while it is bound.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VgicState {
+    /// List register 0: the one interrupt in flight (`VirtualID` = INTID, state).
+    pub lr0: u32,
+    /// `GICH_VMCR`: the guest's `GICV_CTLR`, `GICV_PMR`, `GICV_BPR`.
+    pub vmcr: u32,
+    /// `GICH_APR`: active priorities.
+    pub apr: u32,
+}
+
+impl VgicState {
+    /// Loads the state into `GICH` and enables the virtual CPU interface.
+    pub fn load(&self) {
+        write(&GICH, GICH_VMCR, self.vmcr);
+        write(&GICH, GICH_APR, self.apr);
+        write(&GICH, GICH_LR0, self.lr0);
+        write(&GICH, GICH_HCR, 1);
+    }
+
+    /// Saves the state from `GICH` and disables the virtual CPU interface.
+    pub fn save(&mut self) {
+        self.vmcr = read(&GICH, GICH_VMCR);
+        self.apr = read(&GICH, GICH_APR);
+        self.lr0 = read(&GICH, GICH_LR0);
+        write(&GICH, GICH_LR0, 0);
+        write(&GICH, GICH_HCR, 0);
+    }
+
+    /// Writes list register 0 (before an entry).
+    pub fn put_lr0(&self) {
+        write(&GICH, GICH_LR0, self.lr0);
+    }
+
+    /// Reads list register 0 back (after an exit): the guest may have acknowledged
+    /// (pending → active) or ended (→ invalid) the interrupt.
+    pub fn get_lr0(&mut self) {
+        self.lr0 = read(&GICH, GICH_LR0);
+    }
 }
 
 /// Whether a GIC was named.

@@ -30,6 +30,11 @@ pub struct Aarch64SetupConfig {
     /// [`SysRegWrite`](AxVCpuExitReason::SysRegWrite) exits; the backend does not write the
     /// register, the hypervisor emulates it.
     pub trap_vm_regs: bool,
+    /// Injects through the GICv2 virtual CPU interface (list register 0) instead of
+    /// `HCR_EL2.VI`: the guest acknowledges and ends interrupts at its GIC CPU interface
+    /// (`GICV_IAR`/`GICV_EOIR`, which the hypervisor maps into the guest at the address it
+    /// advertises as `GICC`). Needs [`set_gic_v2_hyp`](gic::set_gic_v2_hyp).
+    pub vgic: bool,
 }
 
 /// The kick of one vCPU: a flag and the CPU it is bound to.
@@ -79,11 +84,18 @@ pub const HVC_IRQ_ACK: u16 = 1;
 /// stage-2 table given to `set_ept_root` (`NestedPageTable<H, Aarch64Stage2>`).
 ///
 /// **Interrupt injection.** `inject_interrupt(intid)` takes a GIC INTID (0..1020) and
-/// holds it pending; while any is pending the guest runs with `HCR_EL2.VI` set, so it takes
-/// a virtual IRQ at EL1 as soon as `PSTATE.I` allows. There is no virtual GIC: the guest
-/// *acknowledges* with `hvc #1` (see [`HVC_IRQ_ACK`]), which returns the lowest pending INTID
-/// in `x0` (1023 when none) and removes it; `VI` drops when none is left. So each injected
-/// interrupt is delivered exactly once, held across runs while the guest masks IRQs.
+/// holds it pending, delivered one of two ways ([`Aarch64SetupConfig::vgic`]):
+/// - `HCR_EL2.VI` (default): while any is pending the guest runs with `VI` set, so it takes
+///   a virtual IRQ at EL1 as soon as `PSTATE.I` allows. There is no virtual GIC: the guest
+///   *acknowledges* with `hvc #1` (see [`HVC_IRQ_ACK`]), which returns the lowest pending
+///   INTID in `x0` (1023 when none) and removes it; `VI` drops when none is left.
+/// - GICv2 virtual interface: the lowest pending INTID goes into list register 0 (state
+///   pending); the guest acknowledges by reading `GICV_IAR` (→ active) and ends it by
+///   writing `GICV_EOIR` (→ invalid), after which the next pending one is loaded. The list
+///   register, `GICH_VMCR` and `GICH_APR` are swapped at `bind`/`unbind`.
+///
+/// Either way each injected interrupt is delivered exactly once, held across runs while
+/// the guest masks IRQs.
 ///
 /// **Kicks** are SGI [`KICK_SGI`](gic::KICK_SGI) through the GICv2 named with
 /// [`set_gic_v2`](gic::set_gic_v2); the HAL's `current_cpu_id` must be the CPU's GIC
@@ -108,6 +120,7 @@ pub struct Aarch64VCpu<H: AxVCpuHal> {
     vttbr: u64,
     hcr: u64,
     pending_irqs: [u64; VIRQ_WORDS],
+    vgic: Option<gic::VgicState>,
     kick: Arc<KickState>,
     pending_read: Option<PendingRead>,
     /// The IPA of the last fault the table allowed (retried once after a TLB flush).
@@ -400,11 +413,26 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
             sysregs::flush_guest_tlb();
             self.flush_tlb = false;
         }
-        let vi = if self.pending_any() { hcr::VI } else { 0 };
+        let vi = match self.vgic {
+            Some(mut v) => {
+                // One interrupt in flight in list register 0; the next when it is ended.
+                if v.lr0 & gic::LR_STATE == 0 && self.pending_any() {
+                    v.lr0 = gic::LR_PENDING | self.take_irq() as u32;
+                }
+                v.put_lr0();
+                self.vgic = Some(v);
+                0
+            }
+            None if self.pending_any() => hcr::VI,
+            None => 0,
+        };
         HCR_EL2.set(self.hcr | vi);
         // SAFETY: `regs` is ours for the call; EL2 interrupts are masked (by `run`); the asm
         // restores every callee-saved register and the EL2 registers it changes.
         unsafe { switch::axvcpu_aarch64_run_guest(&mut self.regs) };
+        if let Some(v) = self.vgic.as_mut() {
+            v.get_lr0();
+        }
         self.handle_exit()
     }
 }
@@ -425,6 +453,7 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
             vttbr: 0,
             hcr: 0,
             pending_irqs: [0; VIRQ_WORDS],
+            vgic: None,
             kick: Arc::new(KickState {
                 flag: AtomicBool::new(false),
                 cpu: AtomicUsize::new(NO_CPU),
@@ -459,6 +488,12 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         self.hcr = hcr::GUEST
             | if config.trap_id_regs { hcr::TID3 } else { 0 }
             | if config.trap_vm_regs { hcr::TVM } else { 0 };
+        if config.vgic && !gic::hyp_configured() {
+            return Err(VCpuError::unsupported(
+                "setup: vgic needs the GICv2 virtual interface (gic::set_gic_v2_hyp)",
+            ));
+        }
+        self.vgic = config.vgic.then(gic::VgicState::default);
         self.regs.spsr = SPSR_EL1H_MASKED;
         self.el1 = El1Regs::reset();
         self.flush_tlb = true;
@@ -500,6 +535,9 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         VMPIDR_EL2.set((1 << 31) | (self.vcpu_id as u64 & 0xff_ffff));
         sysregs::set_vpidr_from_midr();
         self.el1.load();
+        if let Some(v) = &self.vgic {
+            v.load();
+        }
         // The VMID may have been used by an earlier VM: forget its translations.
         sysregs::flush_guest_tlb();
         self.flush_tlb = false;
@@ -511,6 +549,9 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
     fn unbind(&mut self) -> VCpuResult {
         self.kick.cpu.store(NO_CPU, Ordering::SeqCst);
         self.el1.save();
+        if let Some(v) = self.vgic.as_mut() {
+            v.save();
+        }
         HCR_EL2.set(hcr::HOST);
         VTTBR_EL2.set(0);
         self.bound = false;
@@ -583,7 +624,7 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
     }
 
     fn has_pending_interrupt(&self) -> bool {
-        self.pending_any()
+        self.pending_any() || self.vgic.is_some_and(|v| v.lr0 & gic::LR_PENDING != 0)
     }
 
     fn check_interrupt_vector(vector: usize) -> VCpuResult {

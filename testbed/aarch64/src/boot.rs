@@ -190,6 +190,9 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
         // SAFETY: QEMU virt's GICv2 distributor and CPU interface, identity-mapped as
         // device memory on every CPU; the testbed uses no SGI itself.
         unsafe { axvcpu_aarch64::gic::set_gic_v2(hal::GICD, hal::GICC) };
+        // SAFETY: the same GIC's virtual interface control frame; the testbed leaves it to
+        // the backend.
+        unsafe { axvcpu_aarch64::gic::set_gic_v2_hyp(hal::GICH) };
         MEMORY_READY.store(true, Ordering::Release);
         println!("testbed-aarch64: boot CPU {cpu} at EL{}", hal::current_el());
         if cfg!(not(feature = "bench")) && !start_cpu(1) {

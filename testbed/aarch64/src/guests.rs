@@ -15,6 +15,8 @@ pub const RAM_SIZE: usize = 0x1_0000;
 pub const RO_PAGE: usize = 0x4010_0000;
 /// Unmapped guest-physical space the MMIO programs use.
 pub const MMIO_BASE: usize = 0x1000_0000;
+/// Where vGIC guests find their GIC CPU interface (the host's `GICV`, mapped there).
+pub const GICC_IPA: usize = 0x0801_0000;
 /// Hypercall number of the benchmark guest's calls.
 pub const HC_BENCH: u64 = 0x4245;
 /// The INTID `irq-inject`/`irq-queued` inject (an SPI number; the guest learns it from its
@@ -184,6 +186,38 @@ guest_irq:
     .global guest_irq_end
 guest_irq_end:
 
+    // The same with the GICv2 virtual CPU interface: enable it (PMR, CTLR), and in the
+    // handler acknowledge with GICC_IAR, report the INTID, end it with GICC_EOIR.
+    .balign 0x800
+    .global guest_irq_gic
+guest_irq_gic:
+    mov x20, #0
+    LI x9, {gicc}
+    mov w10, #0xff
+    str w10, [x9, #4]
+    mov w10, #1
+    str w10, [x9, #0]
+    adr x9, 2f
+    msr vbar_el1, x9
+    isb
+    msr daifclr, #2
+    HC {ready}
+1:  cbnz x20, 3f
+    wfi
+    b 1b
+3:  DONE_LOOP
+    .balign 0x800
+2:  .skip 0x280
+    LI x9, {gicc}
+    ldr w10, [x9, #0xc]
+    and x11, x10, #0x3ff
+    REPORT x11
+    str w10, [x9, #0x10]
+    mov x20, #1
+    eret
+    .global guest_irq_gic_end
+guest_irq_gic_end:
+
     .balign 4
     .global guest_spin
 guest_spin:
@@ -331,6 +365,7 @@ guest_bench_end:
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const SMP_ITERATIONS,
     hc_bench = const HC_BENCH,
+    gicc = const GICC_IPA,
 );
 
 use axvcpu_testbed::guest_code as program;
@@ -356,6 +391,11 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         Smp => program!(guest_smp, guest_smp_end),
         Regs => program!(guest_regs, guest_regs_end),
     })
+}
+
+/// The `Irq` program for vGIC VMs: acknowledges through the GIC CPU interface.
+pub fn irq_gic_code() -> &'static [u8] {
+    program!(guest_irq_gic, guest_irq_gic_end)
 }
 
 /// The testbed's own self-test guests (beyond the contract).

@@ -12,6 +12,10 @@ pub const UART: usize = 0x0900_0000;
 pub const GICD: usize = 0x0800_0000;
 /// QEMU virt's GICv2 CPU interface.
 pub const GICC: usize = 0x0801_0000;
+/// QEMU virt's GICv2 virtual interface control (`GICH`, banked per CPU).
+pub const GICH: usize = 0x0803_0000;
+/// QEMU virt's GICv2 virtual CPU interface (`GICV`), 8 KiB, mapped into vGIC guests.
+pub const GICV: usize = 0x0804_0000;
 /// End of QEMU virt RAM with `-m 128M`.
 pub const RAM_END: usize = 0x4800_0000;
 /// Heap size.

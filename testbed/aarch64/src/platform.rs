@@ -11,7 +11,7 @@ use axvcpu_npt::{Aarch64Stage2, MapFlags, NestedPageTable};
 use axvcpu_testbed::vm::{next_vm_id, GuestPage, GuestRam};
 
 use crate::boot::{online, MAILBOX};
-use crate::guests::{self, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
+use crate::guests::{self, GICC_IPA, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
 use crate::hal::{self, Hal};
 use crate::println;
 
@@ -47,6 +47,15 @@ impl Aarch64TestVm {
             0x1000,
             MapFlags::READ,
         )?;
+        if setup.vgic {
+            // The virtual CPU interface, where the guest expects its GIC CPU interface.
+            npt.map(
+                GuestPhysAddr::from(GICC_IPA),
+                HostPhysAddr::from(hal::GICV),
+                0x2000,
+                MapFlags::READ | MapFlags::WRITE,
+            )?;
+        }
         let root = npt.root_paddr();
         Ok(Self {
             vm_id: next_vm_id(),
@@ -107,6 +116,18 @@ unsafe impl TestVm for Aarch64TestVm {
 /// The AArch64 testbed platform.
 pub struct Aarch64Platform {
     cpus: usize,
+    /// Inject through the GICv2 virtual interface instead of `HCR_EL2.VI`.
+    vgic: bool,
+}
+
+impl Aarch64Platform {
+    fn setup(&self, trap: bool) -> Aarch64SetupConfig {
+        Aarch64SetupConfig {
+            trap_id_regs: trap,
+            trap_vm_regs: trap,
+            vgic: self.vgic,
+        }
+    }
 }
 
 impl Platform for Aarch64Platform {
@@ -133,20 +154,17 @@ impl Platform for Aarch64Platform {
     }
 
     fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<Aarch64TestVm> {
-        let code =
-            guests::code(program).ok_or(VCpuError::unsupported("no such program on AArch64"))?;
-        let trap = program == GuestProgram::SysReg;
-        Aarch64TestVm::new(
-            code,
-            Aarch64SetupConfig {
-                trap_id_regs: trap,
-                trap_vm_regs: trap,
-            },
-        )
+        let code = match program {
+            GuestProgram::Irq if self.vgic => guests::irq_gic_code(),
+            _ => {
+                guests::code(program).ok_or(VCpuError::unsupported("no such program on AArch64"))?
+            }
+        };
+        Aarch64TestVm::new(code, self.setup(program == GuestProgram::SysReg))
     }
 
     fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<Aarch64TestVm> {
-        Aarch64TestVm::new(code, Aarch64SetupConfig::default())
+        Aarch64TestVm::new(code, self.setup(false))
     }
 
     fn cpu_count(&self) -> usize {
@@ -175,11 +193,19 @@ impl Platform for Aarch64Platform {
     }
 }
 
+/// The prefix of the second pass's lines.
+pub const SECOND_PASS: &str = "[vgic] ";
+
 /// Runs the mode the image was built for; `true` if it passed.
+///
+/// The suite runs twice: first as reported to `cargo xtask test` (interrupts injected with
+/// `HCR_EL2.VI`, acknowledged with `hvc #1`), then with injection through the GICv2 virtual
+/// CPU interface (the guest acknowledges at `GICV_IAR`), its lines prefixed `[vgic] `. Then
+/// the testbed's own self-tests.
 pub fn main() -> bool {
     let cpus = if online(1) { 2 } else { 1 };
     println!("testbed-aarch64: {cpus} CPUs, stage 2: 39-bit IPA, 4 KiB granule, GICv2");
-    let mut platform = Aarch64Platform { cpus };
+    let mut platform = Aarch64Platform { cpus, vgic: false };
     if cfg!(feature = "bench") {
         return bench();
     }
@@ -195,10 +221,16 @@ pub fn main() -> bool {
     };
     let ms = (hal::now_ns() - t0) / 1_000_000;
     println!("testbed-aarch64: suite took {ms} ms (guest clock)");
+    let mut second = Aarch64Platform { cpus, vgic: true };
+    let again = {
+        let mut w = hal::CONSOLE.writer();
+        let mut w = axvcpu_testbed::console::Prefixed::new(&mut w, SECOND_PASS);
+        axvcpu_conformance::run_all(&mut second, &mut w)
+    };
     let selftests = crate::selftest::run_all();
     let leaked = hal::frames_in_use() as isize - frames_before as isize;
     println!("testbed-aarch64: frames leaked: {leaked}");
-    summary.ok() && selftests && leaked == 0
+    summary.ok() && again.ok() && selftests && leaked == 0
 }
 
 /// Round trips measured by [`bench`].
