@@ -5,13 +5,14 @@
 //! - `Aarch64VCpu` (aarch64 only) implements [`axvcpu::AxArchVCpu`]: world switch in
 //!   assembly, stage 2 from `set_ept_root` (`VTTBR_EL2` with VMID = `vm_id` mod 256),
 //!   PSCI for the guest, MMIO from the data-abort syndrome, trapped system registers,
-//!   `wfi`/`wfe`, virtual IRQ injection through `HCR_EL2.VI`, kicks through a GICv2 SGI.
+//!   `wfi`/`wfe`, virtual IRQ injection through `HCR_EL2.VI` (acknowledged with `hvc #1`)
+//!   or through the GICv2 virtual CPU interface, kicks through a GICv2 SGI.
 //! - `Aarch64PerCpu` (aarch64 only) implements [`axvcpu::AxArchPerCpu`]: `VTCR_EL2`,
 //!   `CPTR_EL2`, timers, debug traps, GIC interface per CPU.
 //!
 //! Guests run with `HCR_EL2` = `VM | SWIO | FMO | IMO | AMO | FB | BSU=IS | TWI | TWE |
 //! TSC | RW` (+ `TID3`, `TVM` per `Aarch64SetupConfig` options, + `VI`
-//! while an interrupt is pending). Exits, by guest action (`ESR_EL2.EC`):
+//! while an interrupt is pending, unless `vgic`). Exits, by guest action (`ESR_EL2.EC`):
 //!
 //! | guest does | exit |
 //! |---|---|
