@@ -151,6 +151,42 @@ fn external_irq(_: ()) -> Check {
     }
 }
 
+/// vGIC: two interrupts injected before the first run arrive one after the other (list
+/// register 0 reloaded after the guest's EOI), lowest INTID first, each once.
+fn vgic_two(_: ()) -> Check {
+    let vm = Aarch64TestVm::new(
+        crate::guests::irq_gic_code(),
+        Aarch64SetupConfig {
+            vgic: true,
+            ..Aarch64SetupConfig::default()
+        },
+    )
+    .map_err(|e| format!("VM: {e}"))?;
+    let mut v = bound(&vm, 0)?;
+    v.inject_interrupt(50).map_err(|e| format!("inject: {e}"))?;
+    v.inject_interrupt(48).map_err(|e| format!("inject: {e}"))?;
+    let mut reports = alloc::vec::Vec::new();
+    for _ in 0..16 {
+        match step(&mut v)? {
+            AxVCpuExitReason::Hypercall {
+                nr: HC_REPORT,
+                args,
+            } => reports.push(args[0]),
+            AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } if reports.len() >= 2 => break,
+            AxVCpuExitReason::Hypercall {
+                nr: HC_DONE | HC_READY,
+                ..
+            }
+            | AxVCpuExitReason::Halt => {}
+            other => return Err(format!("unexpected exit {other:?}")),
+        }
+    }
+    if reports != [48, 50] {
+        return Err(format!("reports {reports:?}, expected [48, 50]"));
+    }
+    Ok(())
+}
+
 /// `hardware_disable` on this CPU makes `bind` refuse; enabling again makes it work.
 fn percpu(_: ()) -> Check {
     let cpu = hal::cpu_id();
@@ -182,12 +218,13 @@ fn percpu(_: ()) -> Check {
 
 /// Runs every self-test, one `SELFTEST` line each; `true` if all passed.
 pub fn run_all() -> bool {
-    let tests: [SelfTest<()>; 6] = [
+    let tests: [SelfTest<()>; 7] = [
         ("psci", psci),
         ("isv0-error", isv0),
         ("fp-state", fp),
         ("cntp-trap", cntp),
         ("external-irq", external_irq),
+        ("vgic-two-irqs", vgic_two),
         ("percpu", percpu),
     ];
     let mut w = hal::CONSOLE.writer();
