@@ -1,10 +1,11 @@
 //! The project's task runner (`cargo xtask`, see README.md):
 //!
-//! - `cargo xtask run [kvm|riscv]`: runs the main job: a demo guest on our vCPUs (default:
-//!   the hosted KVM backend).
+//! - `cargo xtask run [kvm|riscv|aarch64]`: runs the main job: a demo guest on our vCPUs
+//!   (default: the hosted KVM backend); `riscv`/`aarch64` boot a test hypervisor in QEMU.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench`: prints the benchmark figures.
 
+mod aarch64;
 mod cmd;
 mod riscv;
 mod setup;
@@ -19,7 +20,8 @@ fn main() -> ExitCode {
         Some("test") => test::all(),
         Some("bench") => bench(),
         _ => Err(
-            "usage: cargo xtask run [kvm|riscv] | cargo xtask test | cargo xtask bench".to_string(),
+            "usage: cargo xtask run [kvm|riscv|aarch64] | cargo xtask test | cargo xtask bench"
+                .to_string(),
         ),
     };
     match result {
@@ -42,7 +44,14 @@ fn run(which: &str) -> Result<(), String> {
             setup::qemu()?;
             riscv::test()
         }
-        other => Err(format!("unknown job `{other}`: expected kvm or riscv")),
+        "aarch64" => {
+            setup::rust_targets()?;
+            setup::qemu()?;
+            aarch64::test()
+        }
+        other => Err(format!(
+            "unknown job `{other}`: expected kvm, riscv or aarch64"
+        )),
     }
 }
 
@@ -51,5 +60,6 @@ fn bench() -> Result<(), String> {
     cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
     setup::rust_targets()?;
     setup::qemu()?;
-    riscv::bench()
+    riscv::bench()?;
+    aarch64::bench()
 }

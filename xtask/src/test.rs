@@ -3,7 +3,7 @@
 //! Steps run in order and all run even when one fails, so one red step does not hide
 //! another; the last line counts the tests that ran, so a run that ran none shows it.
 
-use crate::{cmd, riscv, setup};
+use crate::{aarch64, cmd, riscv, setup};
 
 /// Test counts read from cargo's `test result:` lines.
 #[derive(Default)]
@@ -105,6 +105,7 @@ pub fn all() -> Result<(), String> {
         ),
     );
     step("RISC-V testbed in QEMU", riscv::test());
+    step("AArch64 testbed in QEMU", aarch64::test());
 
     let failed_steps = failures.len();
     for f in &failures {
