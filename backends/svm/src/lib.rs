@@ -1,0 +1,2 @@
+//! Not written yet (see the README).
+#![no_std]
