@@ -43,7 +43,12 @@ pub fn rust_components() -> Result<(), String> {
 /// QEMU 10 from Debian bookworm-backports (see shared notes: bookworm's own 7.2 conflicts
 /// with the machine's qemu-utils, which already comes from backports).
 pub fn qemu() -> Result<(), String> {
-    if cmd::exists("qemu-system-riscv64") {
+    const SYSTEMS: [&str; 3] = [
+        "qemu-system-riscv64",
+        "qemu-system-aarch64",
+        "qemu-system-x86_64",
+    ];
+    if SYSTEMS.iter().all(|s| cmd::exists(s)) {
         return Ok(());
     }
     let script = r#"set -e
@@ -53,10 +58,9 @@ apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
   qemu-system-misc qemu-system-arm qemu-system-x86 >/dev/null"#;
     cmd::run("sh", &["-c", script], &[])?;
-    if cmd::exists("qemu-system-riscv64") {
-        Ok(())
-    } else {
-        Err("QEMU installed but qemu-system-riscv64 is still missing".into())
+    match SYSTEMS.iter().find(|s| !cmd::exists(s)) {
+        None => Ok(()),
+        Some(missing) => Err(format!("QEMU installed but {missing} is still missing")),
     }
 }
 
