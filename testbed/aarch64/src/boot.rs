@@ -1,15 +1,11 @@
-//! Boot: stacks, BSS, the EL2 MMU (identity map), exception vectors, per-CPU
-//! virtualization enable, the second CPU, and the hand-over to the scenario runner (CPU 0)
-//! and the job mailbox (CPU 1).
+//! Boot: stacks, BSS, the EL2 MMU (identity map), exception vectors, starting the second
+//! CPU through PSCI, and the hand-over to `axvcpu-testbed`'s boot flow (virtualization
+//! enable on every CPU, then the scenario runner on CPU 0 and the job mailbox on CPU 1).
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use axvcpu_testbed::boot::{fail, Cpus};
 
-use axvcpu::AxPerCpu;
-use axvcpu_aarch64::Aarch64PerCpu;
-use axvcpu_testbed::mailbox::Mailbox;
-
-use crate::hal::{self, Hal};
-use crate::println;
+use crate::arch::Aarch64;
+use crate::hal;
 
 /// CPUs the testbed uses (CPU id = `MPIDR_EL1.Aff0`).
 pub const MAX_CPUS: usize = 2;
@@ -136,21 +132,11 @@ testbed_page_table:
     sctlr = const SCTLR_EL2,
 );
 
-/// CPU `i` has enabled virtualization and is serving (1) or running (0).
-static ONLINE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-/// Memory and console are ready.
-static MEMORY_READY: AtomicBool = AtomicBool::new(false);
-
-/// Jobs for other CPUs.
-pub static MAILBOX: Mailbox<MAX_CPUS> = Mailbox::new();
-
-/// Whether CPU `i` is up.
-pub fn online(i: usize) -> bool {
-    ONLINE.get(i).is_some_and(|o| o.load(Ordering::Acquire))
-}
+/// The CPUs' state; [`testbed_rust_start`] enters the shared boot flow through it.
+pub static CPUS: Cpus<Aarch64, MAX_CPUS> = Cpus::new();
 
 /// PSCI `CPU_ON` (64-bit) over `smc`: QEMU's firmware answers it at EL2.
-fn start_cpu(cpu: usize) -> bool {
+pub fn start_cpu(cpu: usize) -> bool {
     extern "C" {
         fn testbed_secondary_start();
     }
@@ -163,61 +149,9 @@ fn start_cpu(cpu: usize) -> bool {
     ret == 0
 }
 
-/// The virtualization state of each CPU, enabled at boot for the whole run.
-pub static PERCPU: [spin::Mutex<Option<AxPerCpu<Aarch64PerCpu<Hal>>>>; MAX_CPUS] =
-    [const { spin::Mutex::new(None) }; MAX_CPUS];
-
-fn enable_virtualization(cpu: usize) {
-    let mut percpu = match AxPerCpu::<Aarch64PerCpu<Hal>>::new(cpu) {
-        Ok(p) => p,
-        Err(e) => fail(format_args!("CPU {cpu}: per-CPU state: {e}")),
-    };
-    if let Err(e) = percpu.hardware_enable() {
-        fail(format_args!("CPU {cpu}: hardware_enable: {e}"));
-    }
-    *PERCPU[cpu].lock() = Some(percpu);
-}
-
-fn fail(why: core::fmt::Arguments) -> ! {
-    println!("testbed: FATAL {why}");
-    hal::shutdown(false)
-}
-
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
-    if boot != 0 {
-        hal::init_memory();
-        // SAFETY: QEMU virt's GICv2 distributor and CPU interface, identity-mapped as
-        // device memory on every CPU; the testbed uses no SGI itself.
-        unsafe { axvcpu_aarch64::gic::set_gic_v2(hal::GICD, hal::GICC) };
-        // SAFETY: the same GIC's virtual interface control frame; the testbed leaves it to
-        // the backend.
-        unsafe { axvcpu_aarch64::gic::set_gic_v2_hyp(hal::GICH) };
-        MEMORY_READY.store(true, Ordering::Release);
-        println!("testbed-aarch64: boot CPU {cpu} at EL{}", hal::current_el());
-        if cfg!(not(feature = "bench")) && !start_cpu(1) {
-            println!("testbed-aarch64: CPU 1 did not start; running on one CPU");
-        }
-    } else {
-        while !MEMORY_READY.load(Ordering::Acquire) {
-            core::hint::spin_loop();
-        }
-    }
-    enable_virtualization(cpu);
-    ONLINE[cpu].store(true, Ordering::Release);
-    if cpu == 0 {
-        if !online(1) && cfg!(not(feature = "bench")) {
-            // Give CPU 1 a moment to come up.
-            let t0 = hal::now_ns();
-            while !online(1) && hal::now_ns() - t0 < 500_000_000 {
-                core::hint::spin_loop();
-            }
-        }
-        let ok = crate::platform::main();
-        hal::shutdown(ok)
-    } else {
-        MAILBOX.serve(cpu)
-    }
+    CPUS.start(cpu, boot != 0)
 }
 
 #[unsafe(no_mangle)]
@@ -228,7 +162,7 @@ extern "C" fn testbed_trap_rust(vector: usize) -> ! {
         core::arch::asm!("mrs {}, esr_el2", "mrs {}, elr_el2", "mrs {}, far_el2",
             out(reg) esr, out(reg) elr, out(reg) far)
     };
-    fail(format_args!(
+    fail::<Aarch64>(format_args!(
         "host exception on CPU {} (vector {vector}): ESR_EL2 {esr:#x} ELR_EL2 {elr:#x} FAR_EL2 {far:#x}",
         hal::cpu_id()
     ))
@@ -236,5 +170,5 @@ extern "C" fn testbed_trap_rust(vector: usize) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    fail(format_args!("panic on CPU {}: {info}", hal::cpu_id()))
+    fail::<Aarch64>(format_args!("panic on CPU {}: {info}", hal::cpu_id()))
 }

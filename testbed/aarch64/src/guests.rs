@@ -17,8 +17,6 @@ pub const RO_PAGE: usize = 0x4010_0000;
 pub const MMIO_BASE: usize = 0x1000_0000;
 /// Where vGIC guests find their GIC CPU interface (the host's `GICV`, mapped there).
 pub const GICC_IPA: usize = 0x0801_0000;
-/// Hypercall number of the benchmark guest's calls.
-pub const HC_BENCH: u64 = 0x4245;
 /// The INTID `irq-inject`/`irq-queued` inject (an SPI number; the guest learns it from its
 /// acknowledge, `hvc #1`).
 pub const IRQ_VECTOR: usize = 48;
@@ -364,7 +362,7 @@ guest_bench_end:
     below = const RAM_BASE - 0x1000,
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const SMP_ITERATIONS,
-    hc_bench = const HC_BENCH,
+    hc_bench = const axvcpu_testbed::HC_BENCH,
     gicc = const GICC_IPA,
 );
 
@@ -421,7 +419,7 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
     }
 }
 
-/// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`hvc #0; b`).
+/// The benchmark guest: hypercall [`HC_BENCH`](axvcpu_testbed::HC_BENCH) in a two-instruction loop (`hvc #0; b`).
 pub fn bench_code() -> &'static [u8] {
     program!(guest_bench, guest_bench_end)
 }

@@ -1,10 +1,8 @@
-//! The testbed's host services: PL011 console, heap, frame allocator as the `AxVCpuHal`,
-//! clock, PSCI and semihosting.
+//! The testbed's AArch64 host services: PL011 console, GIC addresses, CPU id, clock,
+//! PSCI and semihosting, the PMU cycle counter. (Heap, frames and the `AxVCpuHal` are
+//! `axvcpu-testbed`'s.)
 
-use axvcpu::{AxVCpuHal, HostPhysAddr, HostVirtAddr};
 use axvcpu_testbed::console::Console;
-use axvcpu_testbed::frames::{FrameAllocator, FRAME_SIZE};
-use axvcpu_testbed::heap::Heap;
 
 /// QEMU virt's PL011 UART.
 pub const UART: usize = 0x0900_0000;
@@ -18,8 +16,6 @@ pub const GICH: usize = 0x0803_0000;
 pub const GICV: usize = 0x0804_0000;
 /// End of QEMU virt RAM with `-m 128M`.
 pub const RAM_END: usize = 0x4800_0000;
-/// Heap size.
-const HEAP_SIZE: usize = 16 << 20;
 
 fn uart_putc(b: u8) {
     let dr = UART as *mut u32;
@@ -34,72 +30,12 @@ fn uart_putc(b: u8) {
 /// The console.
 pub static CONSOLE: Console = Console::new(uart_putc);
 
-#[global_allocator]
-static HEAP: Heap = Heap::new();
-
-static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator::empty());
-
-/// Sets up heap and frames above the image. Boot CPU only, once.
-pub fn init_memory() {
+/// The end of the image (from the linker script): the heap and frames start after it.
+pub fn image_end() -> usize {
     extern "C" {
         static __image_end: u8;
     }
-    let end = core::ptr::addr_of!(__image_end) as usize;
-    let heap_start = end.next_multiple_of(FRAME_SIZE);
-    // SAFETY: RAM above the image is unused until now.
-    unsafe { HEAP.init(heap_start, heap_start + HEAP_SIZE) };
-    FRAMES.lock().init(heap_start + HEAP_SIZE, RAM_END);
-}
-
-/// Frames in use (leak checks).
-pub fn frames_in_use() -> usize {
-    FRAMES.lock().in_use()
-}
-
-/// The testbed's `AxVCpuHal`: identity-mapped frames, `MPIDR_EL1.Aff0` as CPU id (also
-/// the GIC CPU interface number on QEMU virt).
-#[derive(Debug)]
-pub struct Hal;
-
-fn zero(pa: usize, frames: usize) {
-    // SAFETY: freshly allocated frames, identity-mapped.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, frames * FRAME_SIZE) };
-}
-
-impl AxVCpuHal for Hal {
-    fn alloc_frame() -> Option<HostPhysAddr> {
-        let pa = FRAMES.lock().alloc(1, 1)?;
-        zero(pa, 1);
-        Some(HostPhysAddr::from(pa))
-    }
-
-    fn dealloc_frame(paddr: HostPhysAddr) {
-        FRAMES.lock().free(paddr.as_usize(), 1);
-    }
-
-    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
-        let pa = FRAMES
-            .lock()
-            .alloc(count, align_frames.max(1).next_power_of_two())?;
-        zero(pa, count);
-        Some(HostPhysAddr::from(pa))
-    }
-
-    fn dealloc_contiguous_frames(paddr: HostPhysAddr, count: usize) {
-        FRAMES.lock().free(paddr.as_usize(), count);
-    }
-
-    fn phys_to_virt(paddr: HostPhysAddr) -> HostVirtAddr {
-        HostVirtAddr::from(paddr.as_usize())
-    }
-
-    fn virt_to_phys(vaddr: HostVirtAddr) -> HostPhysAddr {
-        HostPhysAddr::from(vaddr.as_usize())
-    }
-
-    fn current_cpu_id() -> usize {
-        cpu_id()
-    }
+    core::ptr::addr_of!(__image_end) as usize
 }
 
 /// This CPU's id (`MPIDR_EL1.Aff0`).

@@ -9,17 +9,16 @@ use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
 use axvcpu_testbed::selftest::{self, Check, SelfTest};
 
-use crate::boot::PERCPU;
+use crate::arch::{Hal, VCpu, Vm};
+use crate::boot::CPUS;
 use crate::guests::{selftest_code, SelfTest as Guest};
-use crate::hal::{self, Hal};
-use crate::platform::{Aarch64TestVm, VCpu};
+use crate::hal;
 
-fn vm(guest: Guest) -> Result<Aarch64TestVm, alloc::string::String> {
-    Aarch64TestVm::new(selftest_code(guest), Aarch64SetupConfig::default())
-        .map_err(|e| format!("VM: {e}"))
+fn vm(guest: Guest) -> Result<Vm, alloc::string::String> {
+    Vm::new(selftest_code(guest), Aarch64SetupConfig::default()).map_err(|e| format!("VM: {e}"))
 }
 
-fn bound(vm: &Aarch64TestVm, id: usize) -> Result<AxVCpu<VCpu>, alloc::string::String> {
+fn bound(vm: &Vm, id: usize) -> Result<AxVCpu<VCpu>, alloc::string::String> {
     let mut v = vm
         .new_vcpu(id, vm.entry())
         .map_err(|e| format!("new vCPU: {e}"))?;
@@ -127,7 +126,7 @@ fn cntp(_: ()) -> Check {
 /// `ExternalInterrupt` with its INTID, acknowledged and ended by the backend.
 fn external_irq(_: ()) -> Check {
     const SGI: u32 = 13;
-    let vm = Aarch64TestVm::new(
+    let vm = Vm::new(
         crate::guests::code(axvcpu_conformance::contract::GuestProgram::Spin)
             .ok_or("no spin program")?,
         Aarch64SetupConfig::default(),
@@ -154,7 +153,7 @@ fn external_irq(_: ()) -> Check {
 /// vGIC: two interrupts injected before the first run arrive one after the other (list
 /// register 0 reloaded after the guest's EOI), lowest INTID first, each once.
 fn vgic_two(_: ()) -> Check {
-    let vm = Aarch64TestVm::new(
+    let vm = Vm::new(
         crate::guests::irq_gic_code(),
         Aarch64SetupConfig {
             vgic: true,
@@ -191,7 +190,7 @@ fn vgic_two(_: ()) -> Check {
 fn percpu(_: ()) -> Check {
     let cpu = hal::cpu_id();
     let vm = vm(Guest::Psci)?;
-    let mut slot = PERCPU[cpu].lock();
+    let mut slot = CPUS.percpu(cpu).ok_or("no such CPU")?.lock();
     let p: &mut AxPerCpu<Aarch64PerCpu<Hal>> = slot.as_mut().ok_or("no per-CPU state")?;
     p.hardware_disable().map_err(|e| format!("disable: {e}"))?;
     let refused = {

@@ -1,13 +1,17 @@
-//! A test VM's RAM: contiguous host frames from the HAL, zeroed, loaded with a program,
-//! freed when dropped.
+//! A test VM: its RAM (contiguous host frames from the HAL, zeroed, loaded with a
+//! program, freed when dropped), an extra page, and [`TestbedVm`], the conformance
+//! suite's `TestVm` built from them and a nested page table.
 
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use axvcpu::{AxErrorKind, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
-use axvcpu_conformance::Layout;
+use axvcpu_conformance::{Layout, TestVm};
+use axvcpu_npt::MapFlags;
 
+use crate::arch::{NestedTable, TestbedArch};
 use crate::frames::FRAME_SIZE;
+use crate::hal::FrameHal;
 
 static NEXT_VM_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -153,5 +157,88 @@ impl<H: AxVCpuHal> Drop for GuestPage<H> {
 impl<H: AxVCpuHal> Drop for GuestRam<H> {
     fn drop(&mut self) {
         H::dealloc_contiguous_frames(self.hpa, self.frames);
+    }
+}
+
+/// A test VM of testbed `A`: its RAM, a read-only page and a nested page table mapping
+/// both (and whatever [`TestbedArch::map_devices`] adds), with the setup config its vCPUs
+/// get.
+pub struct TestbedVm<A: TestbedArch> {
+    vm_id: usize,
+    // Declared first so it drops first: the table goes before the memory it maps.
+    npt: spin::Mutex<A::Npt>,
+    ram: GuestRam<FrameHal<A>>,
+    ro_page: GuestPage<FrameHal<A>>,
+    root: HostPhysAddr,
+    setup: A::Setup,
+}
+
+impl<A: TestbedArch> core::fmt::Debug for TestbedVm<A> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TestbedVm")
+            .field("vm_id", &self.vm_id)
+            .field("ram", &self.ram)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+impl<A: TestbedArch> TestbedVm<A> {
+    /// A VM running `code` from the start of RAM, its vCPUs set up with `setup`.
+    pub fn new(code: &[u8], setup: A::Setup) -> VCpuResult<Self> {
+        let layout = A::layout();
+        let ram = GuestRam::<FrameHal<A>>::new(layout)?;
+        ram.load(layout.ram_base, code)?;
+        let ro_page = GuestPage::<FrameHal<A>>::new()?;
+        let mut npt = A::new_npt(&setup)?;
+        let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
+        npt.map(layout.ram_base, ram.hpa(), layout.ram_size, rwx)?;
+        npt.map(layout.ro_page, ro_page.hpa(), FRAME_SIZE, MapFlags::READ)?;
+        A::map_devices(&mut npt, &setup)?;
+        let root = npt.root();
+        Ok(Self {
+            vm_id: next_vm_id(),
+            npt: spin::Mutex::new(npt),
+            ram,
+            ro_page,
+            root,
+            setup,
+        })
+    }
+}
+
+// SAFETY: `ept_root` is this VM's live nested page table; the scenarios drop every vCPU
+// before the VM, whose fields free the table first, then guest RAM and the read-only page.
+unsafe impl<A: TestbedArch> TestVm for TestbedVm<A> {
+    type Arch = A::VCpu;
+
+    fn layout(&self) -> Layout {
+        self.ram.layout()
+    }
+    fn entry(&self) -> GuestPhysAddr {
+        self.ram.layout().ram_base
+    }
+    fn ept_root(&self) -> HostPhysAddr {
+        self.root
+    }
+    fn create_config(&self, _vcpu_id: usize) {}
+    fn setup_config(&self, _vcpu_id: usize) -> A::Setup {
+        self.setup
+    }
+    fn vm_id(&self) -> usize {
+        self.vm_id
+    }
+    fn read_u64(&self, gpa: GuestPhysAddr) -> VCpuResult<u64> {
+        let ro_page = self.ram.layout().ro_page.as_usize();
+        match gpa.as_usize().checked_sub(ro_page) {
+            Some(off) if off < FRAME_SIZE => self.ro_page.read_u64(off),
+            _ => self.ram.read_u64(gpa),
+        }
+    }
+    fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult {
+        let page = GuestPhysAddr::from(gpa.as_usize() & !(FRAME_SIZE - 1));
+        self.npt
+            .lock()
+            .protect(page, FRAME_SIZE, MapFlags::READ | MapFlags::WRITE)
     }
 }

@@ -1,14 +1,11 @@
-//! Boot: stacks, BSS, trap handler, per-hart H-extension enable, the second hart, and the
-//! hand-over to the scenario runner (hart 0) and the job mailbox (hart 1).
+//! Boot: stacks, BSS, the trap handler, starting the second hart through SBI HSM, and the
+//! hand-over to `axvcpu-testbed`'s boot flow (H-extension enable on every hart, then the
+//! scenario runner on hart 0 and the job mailbox on hart 1).
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use axvcpu_testbed::boot::{fail, Cpus};
 
-use axvcpu::AxPerCpu;
-use axvcpu_riscv::RiscvPerCpu;
-use axvcpu_testbed::mailbox::Mailbox;
-
-use crate::hal::{self, Hal};
-use crate::println;
+use crate::arch::Riscv;
+use crate::hal;
 
 /// Harts the testbed uses (CPU id = hart id).
 pub const MAX_HARTS: usize = 2;
@@ -61,20 +58,11 @@ testbed_trap:
     stack_shift = const STACK_SIZE.trailing_zeros(),
 );
 
-/// Hart `i` has enabled virtualization and is serving (1) or running (0).
-static ONLINE: [AtomicBool; MAX_HARTS] = [const { AtomicBool::new(false) }; MAX_HARTS];
-/// Memory and console are ready.
-static MEMORY_READY: AtomicBool = AtomicBool::new(false);
+/// The harts' state; [`testbed_rust_start`] enters the shared boot flow through it.
+pub static CPUS: Cpus<Riscv, MAX_HARTS> = Cpus::new();
 
-/// Jobs for other harts.
-pub static MAILBOX: Mailbox<MAX_HARTS> = Mailbox::new();
-
-/// Whether hart `i` is up.
-pub fn online(i: usize) -> bool {
-    ONLINE.get(i).is_some_and(|o| o.load(Ordering::Acquire))
-}
-
-fn start_hart(hart: usize) -> bool {
+/// SBI HSM `hart_start` at the secondary entry; `true` if the hart will start.
+pub fn start_hart(hart: usize) -> bool {
     extern "C" {
         fn testbed_secondary_start();
     }
@@ -89,63 +77,9 @@ fn start_hart(hart: usize) -> bool {
     err == 0
 }
 
-/// The virtualization state of each hart, enabled at boot for the whole run.
-pub static PERCPU: [spin::Mutex<Option<AxPerCpu<RiscvPerCpu<Hal>>>>; MAX_HARTS] =
-    [const { spin::Mutex::new(None) }; MAX_HARTS];
-
-fn enable_virtualization(hart: usize) {
-    let mut percpu = match AxPerCpu::<RiscvPerCpu<Hal>>::new(hart) {
-        Ok(p) => p,
-        Err(e) => fail(format_args!("hart {hart}: per-CPU state: {e}")),
-    };
-    if let Err(e) = percpu.hardware_enable() {
-        fail(format_args!("hart {hart}: hardware_enable: {e}"));
-    }
-    match PERCPU.get(hart) {
-        Some(slot) => *slot.lock() = Some(percpu),
-        None => fail(format_args!("hart {hart}: beyond MAX_HARTS")),
-    }
-}
-
-fn fail(why: core::fmt::Arguments) -> ! {
-    println!("testbed: FATAL {why}");
-    hal::shutdown(false)
-}
-
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(hart: usize, _arg: usize, boot: usize) -> ! {
-    if boot != 0 {
-        hal::init_memory();
-        MEMORY_READY.store(true, Ordering::Release);
-        println!("testbed-riscv: boot hart {hart}");
-        // Hart 0 runs the scenarios and hart 1 serves jobs, whichever booted.
-        let other = if hart == 0 { 1 } else { 0 };
-        let want_second = cfg!(not(feature = "bench")) || hart != 0;
-        if want_second && !start_hart(other) {
-            println!("testbed-riscv: hart {other} did not start; running on one CPU");
-        }
-    } else {
-        while !MEMORY_READY.load(Ordering::Acquire) {
-            core::hint::spin_loop();
-        }
-    }
-    enable_virtualization(hart);
-    if let Some(online) = ONLINE.get(hart) {
-        online.store(true, Ordering::Release);
-    }
-    if hart == 0 {
-        if !online(1) && cfg!(not(feature = "bench")) {
-            // Give hart 1 a moment to come up.
-            let t0 = hal::now_ns();
-            while !online(1) && hal::now_ns() - t0 < 500_000_000 {
-                core::hint::spin_loop();
-            }
-        }
-        let ok = crate::platform::main();
-        hal::shutdown(ok)
-    } else {
-        MAILBOX.serve(hart)
-    }
+    CPUS.start(hart, boot != 0)
 }
 
 #[unsafe(no_mangle)]
@@ -156,7 +90,7 @@ extern "C" fn testbed_trap_rust() -> ! {
         core::arch::asm!("csrr {}, scause", "csrr {}, sepc", "csrr {}, stval",
             out(reg) scause, out(reg) sepc, out(reg) stval)
     };
-    fail(format_args!(
+    fail::<Riscv>(format_args!(
         "host trap on hart {}: scause {scause:#x} sepc {sepc:#x} stval {stval:#x}",
         hal::hart_id()
     ))
@@ -164,5 +98,5 @@ extern "C" fn testbed_trap_rust() -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    fail(format_args!("panic on hart {}: {info}", hal::hart_id()))
+    fail::<Riscv>(format_args!("panic on hart {}: {info}", hal::hart_id()))
 }

@@ -15,8 +15,6 @@ pub const RAM_SIZE: usize = 0x1_0000;
 pub const RO_PAGE: usize = 0x8010_0000;
 /// Unmapped guest-physical space the MMIO programs use.
 pub const MMIO_BASE: usize = 0x1000_0000;
-/// Hypercall number of the benchmark guest's calls.
-pub const HC_BENCH: u64 = 0x4245;
 /// The `scounteren` the shared-csrs self-test guest writes.
 pub const GUEST_SCOUNTEREN: u64 = 0x5;
 /// Where the span self-test guest loads 8 bytes: 4 in RAM, 4 in the unmapped page above.
@@ -417,7 +415,7 @@ guest_span_end:
     below = const RAM_BASE - 0x1000,
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const SMP_ITERATIONS,
-    hc_bench = const HC_BENCH,
+    hc_bench = const axvcpu_testbed::HC_BENCH,
     guest_scounteren = const GUEST_SCOUNTEREN,
     span_addr = const SPAN_ADDR,
 );
@@ -474,7 +472,7 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
     }
 }
 
-/// The benchmark guest: hypercall [`HC_BENCH`] in a two-instruction loop (`ecall; j`).
+/// The benchmark guest: hypercall [`HC_BENCH`](axvcpu_testbed::HC_BENCH) in a two-instruction loop (`ecall; j`).
 pub fn bench_code() -> &'static [u8] {
     guest_code!(guest_bench, guest_bench_end)
 }

@@ -1,17 +1,12 @@
-//! The testbed's host services: UART console, heap, frame allocator as the `AxVCpuHal`,
-//! clock, SBI calls.
+//! The testbed's RISC-V host services: UART console, hart id, clock, SBI calls, power-off.
+//! (Heap, frames and the `AxVCpuHal` are `axvcpu-testbed`'s.)
 
-use axvcpu::{AxVCpuHal, HostPhysAddr, HostVirtAddr};
 use axvcpu_testbed::console::Console;
-use axvcpu_testbed::frames::{FrameAllocator, FRAME_SIZE};
-use axvcpu_testbed::heap::Heap;
 
 /// QEMU virt's 16550 UART.
 const UART: usize = 0x1000_0000;
 /// End of QEMU virt RAM with `-m 128M`.
 pub const RAM_END: usize = 0x8800_0000;
-/// Heap size.
-const HEAP_SIZE: usize = 16 << 20;
 
 fn uart_putc(b: u8) {
     let thr = UART as *mut u8;
@@ -26,71 +21,12 @@ fn uart_putc(b: u8) {
 /// The console.
 pub static CONSOLE: Console = Console::new(uart_putc);
 
-#[global_allocator]
-static HEAP: Heap = Heap::new();
-
-static FRAMES: spin::Mutex<FrameAllocator> = spin::Mutex::new(FrameAllocator::empty());
-
-/// Sets up heap and frames above the image. Boot hart only, once.
-pub fn init_memory() {
+/// The end of the image (from the linker script): the heap and frames start after it.
+pub fn image_end() -> usize {
     extern "C" {
         static __image_end: u8;
     }
-    let end = core::ptr::addr_of!(__image_end) as usize;
-    let heap_start = end.next_multiple_of(FRAME_SIZE);
-    // SAFETY: RAM above the image is unused until now.
-    unsafe { HEAP.init(heap_start, heap_start + HEAP_SIZE) };
-    FRAMES.lock().init(heap_start + HEAP_SIZE, RAM_END);
-}
-
-/// Frames in use (leak checks).
-pub fn frames_in_use() -> usize {
-    FRAMES.lock().in_use()
-}
-
-/// The testbed's `AxVCpuHal`: identity-mapped frames, hart id as CPU id (from `tp`).
-#[derive(Debug)]
-pub struct Hal;
-
-fn zero(pa: usize, frames: usize) {
-    // SAFETY: the allocator just handed out these frames (so `frames` of them exist there)
-    // and the testbed runs identity-mapped.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, frames * FRAME_SIZE) };
-}
-
-impl AxVCpuHal for Hal {
-    fn alloc_frame() -> Option<HostPhysAddr> {
-        let pa = FRAMES.lock().alloc(1, 1)?;
-        zero(pa, 1);
-        Some(HostPhysAddr::from(pa))
-    }
-
-    fn dealloc_frame(paddr: HostPhysAddr) {
-        FRAMES.lock().free(paddr.as_usize(), 1);
-    }
-
-    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
-        let align = align_frames.max(1).checked_next_power_of_two()?;
-        let pa = FRAMES.lock().alloc(count, align)?;
-        zero(pa, count);
-        Some(HostPhysAddr::from(pa))
-    }
-
-    fn dealloc_contiguous_frames(paddr: HostPhysAddr, count: usize) {
-        FRAMES.lock().free(paddr.as_usize(), count);
-    }
-
-    fn phys_to_virt(paddr: HostPhysAddr) -> HostVirtAddr {
-        HostVirtAddr::from(paddr.as_usize())
-    }
-
-    fn virt_to_phys(vaddr: HostVirtAddr) -> HostPhysAddr {
-        HostPhysAddr::from(vaddr.as_usize())
-    }
-
-    fn current_cpu_id() -> usize {
-        hart_id()
-    }
+    core::ptr::addr_of!(__image_end) as usize
 }
 
 /// This hart's id (kept in `tp` from boot).

@@ -16,13 +16,13 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod guests;
 #[cfg(target_os = "none")]
 mod hal;
-#[cfg(target_os = "none")]
-mod platform;
 #[cfg(target_os = "none")]
 mod selftest;
 

@@ -12,17 +12,17 @@ use axvcpu_conformance::TestVm;
 use axvcpu_riscv::{GStageMode, RiscvPerCpu, RiscvSetupConfig};
 use axvcpu_testbed::selftest::{Check, SelfTest as Test};
 
-use crate::boot::PERCPU;
+use crate::arch::{Hal, VCpu, Vm};
+use crate::boot::CPUS;
 use crate::guests::{self, selftest_code, SelfTest};
-use crate::hal::{self, Hal};
-use crate::platform::{RiscvTestVm, VCpu};
+use crate::hal;
 
-fn vcpu(t: SelfTest, gstage: GStageMode) -> Result<(RiscvTestVm, AxVCpu<VCpu>), String> {
+fn vcpu(t: SelfTest, gstage: GStageMode) -> Result<(Vm, AxVCpu<VCpu>), String> {
     let setup = RiscvSetupConfig {
         gstage,
         ..RiscvSetupConfig::default()
     };
-    let vm = RiscvTestVm::new(selftest_code(t), setup).map_err(|e| format!("vm: {e}"))?;
+    let vm = Vm::new(selftest_code(t), setup).map_err(|e| format!("vm: {e}"))?;
     let mut v = vm
         .new_vcpu(0, vm.entry())
         .map_err(|e| format!("vcpu: {e}"))?;
@@ -31,7 +31,7 @@ fn vcpu(t: SelfTest, gstage: GStageMode) -> Result<(RiscvTestVm, AxVCpu<VCpu>), 
 }
 
 fn percpu(_: GStageMode) -> Check {
-    let mut slot = PERCPU.get(hal::hart_id()).ok_or("no such hart")?.lock();
+    let mut slot = CPUS.percpu(hal::hart_id()).ok_or("no such hart")?.lock();
     let p = slot.as_mut().ok_or("no per-CPU state")?;
     p.hardware_disable().map_err(|e| format!("disable: {e}"))?;
     if p.is_enabled() || p.hardware_disable().is_ok() {
