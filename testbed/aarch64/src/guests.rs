@@ -5,7 +5,6 @@
 //! off, so guest-virtual = guest-physical.
 
 use axvcpu_conformance::contract::GuestProgram;
-use axvcpu_conformance::contract::*;
 
 /// Guest RAM (GPA) of every test VM.
 pub const RAM_BASE: usize = 0x4000_0000;
@@ -21,7 +20,8 @@ pub const GICC_IPA: usize = 0x0801_0000;
 /// acknowledge, `hvc #1`).
 pub const IRQ_VECTOR: usize = 48;
 
-core::arch::global_asm!(
+axvcpu_testbed::guest_asm!(
+    ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
     r#"
     .macro LI reg, val
         movz \reg, #((\val) & 0xffff)
@@ -339,30 +339,6 @@ guest_bench:
     .global guest_bench_end
 guest_bench_end:
 "#,
-    done = const HC_DONE,
-    report = const HC_REPORT,
-    ready = const HC_READY,
-    mmio = const MMIO_BASE,
-    w0 = const MMIO_WRITE_DATA[0],
-    w1 = const MMIO_WRITE_DATA[1],
-    w2 = const MMIO_WRITE_DATA[2],
-    w3 = const MMIO_WRITE_DATA[3],
-    a0 = const HYPERCALL_ARGS[0],
-    a1 = const HYPERCALL_ARGS[1],
-    a2 = const HYPERCALL_ARGS[2],
-    a3 = const HYPERCALL_ARGS[3],
-    a4 = const HYPERCALL_ARGS[4],
-    a5 = const HYPERCALL_ARGS[5],
-    hc_nr = const HYPERCALL_NR,
-    npf_addr = const RO_PAGE + NPF_OFFSET,
-    npf_data = const NPF_DATA,
-    cpu_up_target = const CPU_UP_TARGET,
-    cpu_up_arg = const CPU_UP_ARG,
-    sysreg_write = const SYSREG_WRITE_VALUE,
-    below = const RAM_BASE - 0x1000,
-    above = const RAM_BASE + RAM_SIZE,
-    smp_iterations = const SMP_ITERATIONS,
-    hc_bench = const axvcpu_testbed::HC_BENCH,
     gicc = const GICC_IPA,
 );
 
@@ -370,25 +346,7 @@ use axvcpu_testbed::guest_code as program;
 
 /// The code of `program`, or `None` where AArch64 cannot express it.
 pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
-    use GuestProgram::*;
-    Some(match program {
-        Done => program!(guest_done, guest_done_end),
-        IoOut | IoIn => return None,
-        MmioWrite => program!(guest_mmio_write, guest_mmio_write_end),
-        MmioRead => program!(guest_mmio_read, guest_mmio_read_end),
-        Hypercall => program!(guest_hypercall, guest_hypercall_end),
-        Halt => program!(guest_halt, guest_halt_end),
-        SystemDown => program!(guest_system_down, guest_system_down_end),
-        NestedPageFault => program!(guest_npf, guest_npf_end),
-        CpuUp => program!(guest_cpu_up, guest_cpu_up_end),
-        CpuDown => program!(guest_cpu_down, guest_cpu_down_end),
-        Irq => program!(guest_irq, guest_irq_end),
-        Spin => program!(guest_spin, guest_spin_end),
-        SysReg => program!(guest_sysreg, guest_sysreg_end),
-        Isolation => program!(guest_isolation, guest_isolation_end),
-        Smp => program!(guest_smp, guest_smp_end),
-        Regs => program!(guest_regs, guest_regs_end),
-    })
+    axvcpu_testbed::contract_program!(program, without_port_io)
 }
 
 /// The `Irq` program for vGIC VMs: acknowledges through the GIC CPU interface.

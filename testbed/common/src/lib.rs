@@ -19,7 +19,9 @@
 //!   and the hypercall round-trip benchmark;
 //! - [`console::Console`]: a line-atomic `fmt::Write` over the platform's "put a byte";
 //! - [`selftest`]: the `SELFTEST <name>: ok | FAIL <why>` report of a testbed's own checks;
-//! - [`guest_code!`]: a guest program assembled into the image, as a byte slice.
+//! - [`guest_asm!`]: a testbed's guest programs assembled with the contract's values as
+//!   named operands; [`contract_program!`]: the contract program table over the labels
+//!   those programs follow; [`guest_code!`]: any guest program in the image, as a byte slice.
 //!
 //! The plain pieces (console, frames, heap, mailbox, self-test report) are unit-tested on
 //! the build host; the generic ones run in every testbed's QEMU boot.
@@ -35,7 +37,7 @@
 //! | `boot.rs` | the entry assembly (BSS, one stack per CPU, the CPU id, trap vector), a `static CPUS: Cpus<Arch, N>` the assembly's Rust entry hands over to with [`Cpus::start`](boot::Cpus::start), starting a CPU through firmware (SBI HSM, PSCI, INIT-SIPI), the trap and panic handlers (reading the trap registers, then [`boot::fail`]) |
 //! | `hal.rs` | the UART behind a [`console::Console`] and a `println!`, the CPU id register, the clock, firmware calls, power-off with a status (SBI SRST and the test finisher, semihosting, a QEMU port), the linker script's `__image_end` |
 //! | `arch.rs` | the unit struct implementing [`TestbedArch`]: backend types (`VCpu` over [`hal::FrameHal`], per-CPU state, setup config), the nested-page-table format (an enum over formats picked at run time works: implement [`NestedTable`] for it), the guest layout and `PlatformInfo`, which program runs in which setup and why one is `N/A`, the run modes (first pass, optional second pass with its prefix), the boot banner, the self-test and benchmark hooks |
-//! | `guests.rs` | the contract's guest programs ([`axvcpu_conformance::contract::GuestProgram`]) in `global_asm!`, each between `guest_<name>` and `guest_<name>_end` labels, handed out with [`guest_code!`]; the self-test guests; the benchmark guest looping on hypercall [`HC_BENCH`] |
+//! | `guests.rs` | the layout constants and the contract's guest programs ([`axvcpu_conformance::contract::GuestProgram`]) in [`guest_asm!`], each between `guest_<name>` and `guest_<name>_end` labels, handed out with [`contract_program!`]; the self-test guests ([`guest_code!`]); the benchmark guest `guest_bench` looping on hypercall [`HC_BENCH`] |
 //! | `selftest.rs` | the backend's own behaviour beyond the contract, through [`selftest::run_all`] |
 //!
 //! `xtask` then builds the image, boots it in QEMU and requires a `PASS` (or an expected
@@ -72,6 +74,103 @@ pub fn say<A: TestbedArch>(line: core::fmt::Arguments) {
     use core::fmt::Write;
     // A console that cannot write has no one to report that to.
     let _ = writeln!(A::console().writer(), "{line}");
+}
+
+#[doc(hidden)]
+pub use axvcpu_conformance as __conformance;
+
+/// Assembles a testbed's guest programs with `global_asm!`, supplying the operands every
+/// architecture's contract programs use, so their values are named in one place:
+/// `done`, `report`, `ready` (the contract's hypercalls), `mmio` (`mmio_base`), `w0`..`w3`
+/// (`MMIO_WRITE_DATA`), `a0`..`a5` (`HYPERCALL_ARGS`), `hc_nr`, `npf_addr` (`ro_page +
+/// NPF_OFFSET`), `npf_data`, `cpu_up_target`, `cpu_up_arg`, `sysreg_write`, `below` and
+/// `above` (the pages around RAM), `smp_iterations` and `hc_bench` ([`HC_BENCH`]). More
+/// operands (the architecture's own) follow the template.
+///
+/// ```ignore
+/// axvcpu_testbed::guest_asm!(
+///     ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
+///     r#"... guest_done: ... guest_done_end: ..."#,
+///     ext = const axvcpu::RISCV_HYPERCALL_EXT,
+/// );
+/// ```
+#[macro_export]
+macro_rules! guest_asm {
+    (
+        ram: ($ram_base:expr, $ram_size:expr), ro_page: $ro_page:expr, mmio: $mmio:expr,
+        $template:literal $(, $($operands:tt)*)?
+    ) => {
+        core::arch::global_asm!(
+            $template,
+            done = const $crate::__conformance::contract::HC_DONE,
+            report = const $crate::__conformance::contract::HC_REPORT,
+            ready = const $crate::__conformance::contract::HC_READY,
+            mmio = const $mmio,
+            w0 = const $crate::__conformance::contract::MMIO_WRITE_DATA[0],
+            w1 = const $crate::__conformance::contract::MMIO_WRITE_DATA[1],
+            w2 = const $crate::__conformance::contract::MMIO_WRITE_DATA[2],
+            w3 = const $crate::__conformance::contract::MMIO_WRITE_DATA[3],
+            a0 = const $crate::__conformance::contract::HYPERCALL_ARGS[0],
+            a1 = const $crate::__conformance::contract::HYPERCALL_ARGS[1],
+            a2 = const $crate::__conformance::contract::HYPERCALL_ARGS[2],
+            a3 = const $crate::__conformance::contract::HYPERCALL_ARGS[3],
+            a4 = const $crate::__conformance::contract::HYPERCALL_ARGS[4],
+            a5 = const $crate::__conformance::contract::HYPERCALL_ARGS[5],
+            hc_nr = const $crate::__conformance::contract::HYPERCALL_NR,
+            npf_addr = const $ro_page + $crate::__conformance::contract::NPF_OFFSET,
+            npf_data = const $crate::__conformance::contract::NPF_DATA,
+            cpu_up_target = const $crate::__conformance::contract::CPU_UP_TARGET,
+            cpu_up_arg = const $crate::__conformance::contract::CPU_UP_ARG,
+            sysreg_write = const $crate::__conformance::contract::SYSREG_WRITE_VALUE,
+            below = const $ram_base - 0x1000,
+            above = const $ram_base + $ram_size,
+            smp_iterations = const $crate::__conformance::contract::SMP_ITERATIONS,
+            hc_bench = const $crate::HC_BENCH,
+            $($($operands)*)?
+        );
+    };
+}
+
+/// The code of a contract program ([`GuestProgram`](axvcpu_conformance::contract::GuestProgram))
+/// from the labels [`guest_asm!`] programs follow (`guest_done`, `guest_mmio_write`,
+/// `guest_npf`, ... each with its `_end`), as `Option<&'static [u8]>`. With
+/// `without_port_io` the two port-I/O programs are `None` (architectures without port I/O
+/// define no labels for them); otherwise they are `guest_io_out` and `guest_io_in`.
+#[macro_export]
+macro_rules! contract_program {
+    ($program:expr, without_port_io) => {
+        $crate::contract_program!(@table $program, None, None)
+    };
+    ($program:expr) => {
+        $crate::contract_program!(
+            @table $program,
+            Some($crate::guest_code!(guest_io_out, guest_io_out_end)),
+            Some($crate::guest_code!(guest_io_in, guest_io_in_end))
+        )
+    };
+    (@table $program:expr, $io_out:expr, $io_in:expr) => {{
+        use $crate::__conformance::contract::GuestProgram as P;
+        use $crate::guest_code;
+        match $program {
+            P::Done => Some(guest_code!(guest_done, guest_done_end)),
+            P::IoOut => $io_out,
+            P::IoIn => $io_in,
+            P::MmioWrite => Some(guest_code!(guest_mmio_write, guest_mmio_write_end)),
+            P::MmioRead => Some(guest_code!(guest_mmio_read, guest_mmio_read_end)),
+            P::Hypercall => Some(guest_code!(guest_hypercall, guest_hypercall_end)),
+            P::Halt => Some(guest_code!(guest_halt, guest_halt_end)),
+            P::SystemDown => Some(guest_code!(guest_system_down, guest_system_down_end)),
+            P::NestedPageFault => Some(guest_code!(guest_npf, guest_npf_end)),
+            P::CpuUp => Some(guest_code!(guest_cpu_up, guest_cpu_up_end)),
+            P::CpuDown => Some(guest_code!(guest_cpu_down, guest_cpu_down_end)),
+            P::Irq => Some(guest_code!(guest_irq, guest_irq_end)),
+            P::Spin => Some(guest_code!(guest_spin, guest_spin_end)),
+            P::SysReg => Some(guest_code!(guest_sysreg, guest_sysreg_end)),
+            P::Isolation => Some(guest_code!(guest_isolation, guest_isolation_end)),
+            P::Smp => Some(guest_code!(guest_smp, guest_smp_end)),
+            P::Regs => Some(guest_code!(guest_regs, guest_regs_end)),
+        }
+    }};
 }
 
 /// The bytes between two labels of the image (`guest_code!(guest_done, guest_done_end)`):

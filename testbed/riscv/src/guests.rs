@@ -4,7 +4,6 @@
 //! come from the layout below.
 
 use axvcpu_conformance::contract::GuestProgram;
-use axvcpu_conformance::contract::*;
 use axvcpu_testbed::guest_code;
 
 /// Guest RAM (GPA) of every test VM.
@@ -20,7 +19,8 @@ pub const GUEST_SCOUNTEREN: u64 = 0x5;
 /// Where the span self-test guest loads 8 bytes: 4 in RAM, 4 in the unmapped page above.
 pub const SPAN_ADDR: usize = RAM_BASE + RAM_SIZE - 4;
 
-core::arch::global_asm!(
+axvcpu_testbed::guest_asm!(
+    ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
     r#"
     .macro HC nr
         li a7, {ext}
@@ -392,55 +392,13 @@ guest_span_end:
     .option pop
 "#,
     ext = const axvcpu::RISCV_HYPERCALL_EXT,
-    done = const HC_DONE,
-    report = const HC_REPORT,
-    ready = const HC_READY,
-    mmio = const MMIO_BASE,
-    w0 = const MMIO_WRITE_DATA[0],
-    w1 = const MMIO_WRITE_DATA[1],
-    w2 = const MMIO_WRITE_DATA[2],
-    w3 = const MMIO_WRITE_DATA[3],
-    a0 = const HYPERCALL_ARGS[0],
-    a1 = const HYPERCALL_ARGS[1],
-    a2 = const HYPERCALL_ARGS[2],
-    a3 = const HYPERCALL_ARGS[3],
-    a4 = const HYPERCALL_ARGS[4],
-    a5 = const HYPERCALL_ARGS[5],
-    hc_nr = const HYPERCALL_NR,
-    npf_addr = const RO_PAGE + NPF_OFFSET,
-    npf_data = const NPF_DATA,
-    cpu_up_target = const CPU_UP_TARGET,
-    cpu_up_arg = const CPU_UP_ARG,
-    sysreg_write = const SYSREG_WRITE_VALUE,
-    below = const RAM_BASE - 0x1000,
-    above = const RAM_BASE + RAM_SIZE,
-    smp_iterations = const SMP_ITERATIONS,
-    hc_bench = const axvcpu_testbed::HC_BENCH,
     guest_scounteren = const GUEST_SCOUNTEREN,
     span_addr = const SPAN_ADDR,
 );
 
 /// The code of `program`, or `None` where RISC-V cannot express it.
 pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
-    use GuestProgram::*;
-    Some(match program {
-        Done => guest_code!(guest_done, guest_done_end),
-        IoOut | IoIn => return None,
-        MmioWrite => guest_code!(guest_mmio_write, guest_mmio_write_end),
-        MmioRead => guest_code!(guest_mmio_read, guest_mmio_read_end),
-        Hypercall => guest_code!(guest_hypercall, guest_hypercall_end),
-        Halt => guest_code!(guest_halt, guest_halt_end),
-        SystemDown => guest_code!(guest_system_down, guest_system_down_end),
-        NestedPageFault => guest_code!(guest_npf, guest_npf_end),
-        CpuUp => guest_code!(guest_cpu_up, guest_cpu_up_end),
-        CpuDown => guest_code!(guest_cpu_down, guest_cpu_down_end),
-        Irq => guest_code!(guest_irq, guest_irq_end),
-        Spin => guest_code!(guest_spin, guest_spin_end),
-        SysReg => guest_code!(guest_sysreg, guest_sysreg_end),
-        Isolation => guest_code!(guest_isolation, guest_isolation_end),
-        Smp => guest_code!(guest_smp, guest_smp_end),
-        Regs => guest_code!(guest_regs, guest_regs_end),
-    })
+    axvcpu_testbed::contract_program!(program, without_port_io)
 }
 
 /// The testbed's own self-test guests (beyond the contract).
