@@ -1,0 +1,92 @@
+//! The few x86 instructions the backend needs: MSRs, CPUID, the local APIC's ICR.
+
+use core::arch::asm;
+use core::arch::x86_64::__cpuid;
+
+use axvcpu::{AxVCpuHal, HostPhysAddr};
+
+/// `IA32_EFER`.
+pub const MSR_EFER: u32 = 0xc000_0080;
+/// `VM_CR`.
+pub const MSR_VM_CR: u32 = 0xc001_0114;
+/// `VM_HSAVE_PA`.
+pub const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
+/// `IA32_APIC_BASE`.
+pub const MSR_APIC_BASE: u32 = 0x1b;
+/// `EFER.NXE`.
+pub const EFER_NXE: u64 = 1 << 11;
+/// `EFER.SVME`.
+pub const EFER_SVME: u64 = 1 << 12;
+/// `VM_CR.SVMDIS`.
+pub const VM_CR_SVMDIS: u64 = 1 << 4;
+
+/// Reads MSR `msr`.
+///
+/// # Safety
+/// `msr` must exist on this CPU (or the read #GPs).
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller guarantees the MSR exists.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Writes MSR `msr`.
+///
+/// # Safety
+/// `msr` must exist and `value` be valid for it; the write must not break the host.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller guarantees the write is valid and harmless to the host.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+            options(nostack))
+    };
+}
+
+/// CPUID leaf `leaf` (subleaf 0): `(eax, ebx, ecx, edx)`.
+pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    // SAFETY: CPUID exists on every x86-64 CPU and has no side effects (the intrinsic is
+    // safe on newer compilers, unsafe on the workspace's minimum one).
+    #[allow(unused_unsafe)]
+    let r = unsafe { __cpuid(leaf) };
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Whether the CPU has SVM (`CPUID 8000_0001h ECX[2]`) with nested paging
+/// (`CPUID 8000_000Ah EDX[0]`); the number of ASIDs when it does.
+pub fn svm_with_np() -> Option<u32> {
+    let (max_ext, ..) = cpuid(0x8000_0000);
+    if max_ext < 0x8000_000a {
+        return None;
+    }
+    let (_, _, ecx, _) = cpuid(0x8000_0001);
+    if ecx & (1 << 2) == 0 {
+        return None;
+    }
+    let (_, nasid, _, edx) = cpuid(0x8000_000a);
+    (edx & 1 != 0).then_some(nasid)
+}
+
+/// Sends a fixed IPI with `vector` to the CPU whose local APIC id is `apic_id`, through this
+/// CPU's local APIC (x2APIC MSRs when enabled, else the xAPIC page reached through the HAL).
+pub fn send_ipi<H: AxVCpuHal>(apic_id: u32, vector: u8) {
+    // Fixed delivery, physical destination, level assert.
+    let low = u32::from(vector) | (1 << 14);
+    // SAFETY: IA32_APIC_BASE exists on every CPU with SVM.
+    let base = unsafe { rdmsr(MSR_APIC_BASE) };
+    if base & (1 << 10) != 0 {
+        // SAFETY: x2APIC ICR; sending a fixed IPI has no other effect.
+        unsafe { wrmsr(0x830, (u64::from(apic_id) << 32) | u64::from(low)) };
+        return;
+    }
+    let page = H::phys_to_virt(HostPhysAddr::from((base & 0x000f_ffff_ffff_f000) as usize));
+    let icr_low = (page.as_usize() + 0x300) as *mut u32;
+    let icr_high = (page.as_usize() + 0x310) as *mut u32;
+    // SAFETY: the local APIC's register page as the HAL maps it; the host does not use
+    // the ICR from interrupt context, so these two writes are not interleaved with another
+    // sender on this CPU.
+    unsafe {
+        icr_high.write_volatile(apic_id << 24);
+        icr_low.write_volatile(low);
+    }
+}

@@ -1,0 +1,118 @@
+//! The world switch: `vmsave` the host's hidden state, `vmload` the guest's, load the
+//! guest's general-purpose registers, `vmrun`, and the way back. `rax` and `rsp` live in
+//! the VMCB; the other fourteen travel through [`Gprs`].
+
+use core::arch::global_asm;
+
+/// The guest's general-purpose registers, indexed as x86 encodes them (`0` = `rax`, `1` =
+/// `rcx`, ... `15` = `r15`). Slots 0 (`rax`) and 4 (`rsp`) are unused: those two live in
+/// the VMCB.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Gprs(pub [u64; 16]);
+
+global_asm!(
+    r#"
+    .text
+    .global axvcpu_svm_vmrun
+    // rdi = &mut Gprs, rsi = VMCB physical address, rdx = host state area physical address.
+    // Entered with GIF = 0; returns after #VMEXIT with GIF = 0.
+axvcpu_svm_vmrun:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdi
+    push rsi
+    push rdx
+    mov rax, rdx
+    vmsave rax
+    mov rax, rsi
+    vmload rax
+    mov rcx, [rdi + 8]
+    mov rdx, [rdi + 16]
+    mov rbx, [rdi + 24]
+    mov rbp, [rdi + 40]
+    mov rsi, [rdi + 48]
+    mov r8, [rdi + 64]
+    mov r9, [rdi + 72]
+    mov r10, [rdi + 80]
+    mov r11, [rdi + 88]
+    mov r12, [rdi + 96]
+    mov r13, [rdi + 104]
+    mov r14, [rdi + 112]
+    mov r15, [rdi + 120]
+    mov rdi, [rdi + 56]
+    vmrun rax
+    // #VMEXIT: rax (the VMCB address) and rsp are the host's again, the rest the guest's.
+    push rdi
+    mov rdi, [rsp + 24]
+    mov [rdi + 8], rcx
+    mov [rdi + 16], rdx
+    mov [rdi + 24], rbx
+    mov [rdi + 40], rbp
+    mov [rdi + 48], rsi
+    mov [rdi + 64], r8
+    mov [rdi + 72], r9
+    mov [rdi + 80], r10
+    mov [rdi + 88], r11
+    mov [rdi + 96], r12
+    mov [rdi + 104], r13
+    mov [rdi + 112], r14
+    mov [rdi + 120], r15
+    pop rcx
+    mov [rdi + 56], rcx
+    vmsave rax
+    pop rax
+    vmload rax
+    add rsp, 16
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+"#
+);
+
+extern "C" {
+    /// Runs the guest of the VMCB at `vmcb` until the next #VMEXIT.
+    pub fn axvcpu_svm_vmrun(gprs: *mut Gprs, vmcb: u64, host_area: u64);
+}
+
+/// `clgi`.
+///
+/// # Safety
+/// SVM must be enabled; the caller must `stgi` again.
+pub unsafe fn clgi() {
+    // SAFETY: the caller guarantees SVM is on.
+    unsafe { core::arch::asm!("clgi", options(nomem, nostack)) };
+}
+
+/// `stgi`.
+///
+/// # Safety
+/// SVM must be enabled; pending host interrupts are taken if `RFLAGS.IF` is set.
+pub unsafe fn stgi() {
+    // SAFETY: the caller guarantees SVM is on.
+    unsafe { core::arch::asm!("stgi", options(nomem, nostack)) };
+}
+
+/// Saves `RFLAGS` and disables interrupts.
+pub fn save_flags_cli() -> u64 {
+    let flags: u64;
+    // SAFETY: reads RFLAGS and clears IF, which the caller restores.
+    unsafe { core::arch::asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
+    flags
+}
+
+/// Restores `RFLAGS.IF` from `flags`.
+pub fn restore_flags(flags: u64) {
+    if flags & (1 << 9) != 0 {
+        // SAFETY: interrupts were enabled before `save_flags_cli`.
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    }
+}
