@@ -68,7 +68,10 @@ impl TestbedArch for Aarch64 {
         // SAFETY: the same GIC's virtual interface control frame; the testbed leaves it to
         // the backend.
         unsafe { axvcpu_aarch64::gic::set_gic_v2_hyp(hal::GICH) };
-        crate::println!("testbed-aarch64: boot CPU {cpu} at EL{}", hal::current_el());
+        axvcpu_testbed::say::<Self>(format_args!(
+            "testbed-aarch64: boot CPU {cpu} at EL{}",
+            hal::current_el()
+        ));
     }
     fn start_cpu(cpu: usize) -> bool {
         crate::boot::start_cpu(cpu)
@@ -148,9 +151,6 @@ impl TestbedArch for Aarch64 {
         crate::selftest::run_all()
     }
 
-    fn bench_code() -> &'static [u8] {
-        guests::bench_code()
-    }
     fn bench_prepare() {
         hal::enable_cycle_counter();
     }

@@ -376,8 +376,3 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
         SelfTest::Cntp => program!(guest_cntp, guest_cntp_end),
     }
 }
-
-/// The benchmark guest: hypercall [`HC_BENCH`](axvcpu_testbed::HC_BENCH) in a two-instruction loop (`hvc #0; b`).
-pub fn bench_code() -> &'static [u8] {
-    program!(guest_bench, guest_bench_end)
-}

@@ -138,13 +138,3 @@ pub fn enable_cycle_counter() {
         )
     };
 }
-
-/// Prints to the console.
-#[macro_export]
-macro_rules! println {
-    ($($arg:tt)*) => {{
-        use core::fmt::Write;
-        let mut w = $crate::hal::CONSOLE.writer();
-        let _ = writeln!(w, $($arg)*);
-    }};
-}

@@ -86,8 +86,11 @@ pub trait TestbedArch: Sized + Send + Sync + 'static {
     fn selftests(first: &Self::Setup) -> bool;
 
     /// The benchmark guest: hypercall [`HC_BENCH`](crate::HC_BENCH) in a two-instruction
-    /// loop.
-    fn bench_code() -> &'static [u8];
+    /// loop ([`BENCH_LOOP`](Self::BENCH_LOOP)). By default the code between the labels
+    /// `guest_bench` and `guest_bench_end` of the testbed's guest assembly.
+    fn bench_code() -> &'static [u8] {
+        crate::guest_code!(guest_bench, guest_bench_end)
+    }
     /// Prepares [`bench_counter`](Self::bench_counter). Nothing by default.
     fn bench_prepare() {}
     /// A counter of instructions the benchmark reads before and after its round trips.

@@ -106,7 +106,7 @@ impl TestbedArch for Riscv {
     }
 
     fn boot_init(hart: usize) {
-        crate::println!("testbed-riscv: boot hart {hart}");
+        axvcpu_testbed::say::<Self>(format_args!("testbed-riscv: boot hart {hart}"));
     }
     fn start_cpu(hart: usize) -> bool {
         crate::boot::start_hart(hart)
@@ -177,9 +177,6 @@ impl TestbedArch for Riscv {
         crate::selftest::run_all(first.gstage)
     }
 
-    fn bench_code() -> &'static [u8] {
-        guests::bench_code()
-    }
     /// `instret`: exact under `-icount shift=0`.
     fn bench_counter() -> u64 {
         hal::instret()

@@ -429,8 +429,3 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
         SelfTest::Span => guest_code!(guest_span, guest_span_end),
     }
 }
-
-/// The benchmark guest: hypercall [`HC_BENCH`](axvcpu_testbed::HC_BENCH) in a two-instruction loop (`ecall; j`).
-pub fn bench_code() -> &'static [u8] {
-    guest_code!(guest_bench, guest_bench_end)
-}

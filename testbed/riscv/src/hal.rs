@@ -91,13 +91,3 @@ fn park() -> ! {
         unsafe { core::arch::asm!("wfi") };
     }
 }
-
-/// Prints to the console.
-#[macro_export]
-macro_rules! println {
-    ($($arg:tt)*) => {{
-        use core::fmt::Write;
-        let mut w = $crate::hal::CONSOLE.writer();
-        let _ = writeln!(w, $($arg)*);
-    }};
-}
