@@ -10,6 +10,10 @@
 //! 1 otherwise), since PSCI `SYSTEM_OFF` carries no status. With the `bench` feature it
 //! measures hypercall round trips instead.
 //!
+//! This crate holds only what is AArch64-specific (`arch.rs`: the `TestbedArch` impl;
+//! entry assembly, UART, firmware calls, guest programs, self-tests); the boot flow after
+//! the entry, the HAL, the test VM, the platform and the runner are `axvcpu-testbed`'s.
+//!
 //! On the build host this crate is an empty program, so the workspace builds anywhere.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]

@@ -69,7 +69,7 @@ impl NestedTable for Npt {
 }
 
 /// The G-stage mode the testbed uses: Sv48x4 when hgatp has it, else Sv39x4.
-pub fn pick_gstage() -> GStageMode {
+fn pick_gstage() -> GStageMode {
     if axvcpu_riscv::supports(GStageMode::Sv48x4) {
         GStageMode::Sv48x4
     } else {

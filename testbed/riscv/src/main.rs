@@ -8,6 +8,10 @@
 //! scenario failed, which makes QEMU exit non-zero). With the `bench` feature it measures
 //! hypercall round trips instead.
 //!
+//! This crate holds only what is RISC-V-specific (`arch.rs`: the `TestbedArch` impl;
+//! entry assembly, UART, firmware calls, guest programs, self-tests); the boot flow after
+//! the entry, the HAL, the test VM, the platform and the runner are `axvcpu-testbed`'s.
+//!
 //! On the build host this crate is an empty program, so the workspace builds anywhere.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]

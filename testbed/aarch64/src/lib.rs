@@ -1,2 +1,0 @@
-//! The AArch64 test hypervisor: not written yet.
-#![no_std]
