@@ -57,9 +57,6 @@ impl TestbedArch for Aarch64 {
     fn shutdown(ok: bool) -> ! {
         hal::shutdown(ok)
     }
-    fn image_end() -> usize {
-        hal::image_end()
-    }
 
     fn boot_init(cpu: usize) {
         // SAFETY: QEMU virt's GICv2 distributor and CPU interface, identity-mapped as

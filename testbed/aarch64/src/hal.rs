@@ -30,14 +30,6 @@ fn uart_putc(b: u8) {
 /// The console.
 pub static CONSOLE: Console = Console::new(uart_putc);
 
-/// The end of the image (from the linker script): the heap and frames start after it.
-pub fn image_end() -> usize {
-    extern "C" {
-        static __image_end: u8;
-    }
-    core::ptr::addr_of!(__image_end) as usize
-}
-
 /// This CPU's id (`MPIDR_EL1.Aff0`).
 pub fn cpu_id() -> usize {
     let mpidr: u64;

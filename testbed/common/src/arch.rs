@@ -48,9 +48,14 @@ pub trait TestbedArch: Sized + Send + Sync + 'static {
     fn console() -> &'static Console;
     /// Ends the machine with a success or failure status QEMU reports.
     fn shutdown(ok: bool) -> !;
-    /// Unused RAM after the image (the linker script's `__image_end`), where the heap and
-    /// the frames go.
-    fn image_end() -> usize;
+    /// Where unused RAM starts after the image: the heap and the frames go there. By
+    /// default the symbol `__image_end`, which every testbed's linker script defines.
+    fn image_end() -> usize {
+        extern "C" {
+            static __image_end: u8;
+        }
+        core::ptr::addr_of!(__image_end) as usize
+    }
 
     /// Boot CPU only, after memory is set up and before any other CPU starts: the
     /// architecture's one-time setup (interrupt controller, ...) and its boot line.

@@ -35,9 +35,10 @@
 //! |---|---|
 //! | `main.rs` | `no_std`/`no_main` on the bare-metal target, an empty `main` on the host so the workspace builds anywhere |
 //! | `boot.rs` | the entry assembly (BSS, one stack per CPU, the CPU id, trap vector), a `static CPUS: Cpus<Arch, N>` the assembly's Rust entry hands over to with [`Cpus::start`](boot::Cpus::start), starting a CPU through firmware (SBI HSM, PSCI, INIT-SIPI), the trap and panic handlers (reading the trap registers, then [`boot::fail`]) |
-//! | `hal.rs` | the UART behind a [`console::Console`] and a `println!`, the CPU id register, the clock, firmware calls, power-off with a status (SBI SRST and the test finisher, semihosting, a QEMU port), the linker script's `__image_end` |
+//! | `hal.rs` | the UART behind a [`console::Console`], the CPU id register, the clock, firmware calls, power-off with a status (SBI SRST and the test finisher, semihosting, a QEMU port) |
 //! | `arch.rs` | the unit struct implementing [`TestbedArch`]: backend types (`VCpu` over [`hal::FrameHal`], per-CPU state, setup config), the nested-page-table format (an enum over formats picked at run time works: implement [`NestedTable`] for it), the guest layout and `PlatformInfo`, which program runs in which setup and why one is `N/A`, the run modes (first pass, optional second pass with its prefix), the boot banner, the self-test and benchmark hooks |
 //! | `guests.rs` | the layout constants and the contract's guest programs ([`axvcpu_conformance::contract::GuestProgram`]) in [`guest_asm!`], each between `guest_<name>` and `guest_<name>_end` labels, handed out with [`contract_program!`]; the self-test guests ([`guest_code!`]); the benchmark guest `guest_bench` looping on hypercall [`HC_BENCH`] |
+//! | `linker.ld`, `build.rs` | the image at the firmware's load address, entry first, and the symbol `__image_end` after everything (the default [`TestbedArch::image_end`]: heap and frames start there); `build.rs` passes the script for the bare-metal target only |
 //! | `selftest.rs` | the backend's own behaviour beyond the contract, through [`selftest::run_all`] |
 //!
 //! `xtask` then builds the image, boots it in QEMU and requires a `PASS` (or an expected

@@ -101,9 +101,6 @@ impl TestbedArch for Riscv {
     fn shutdown(ok: bool) -> ! {
         hal::shutdown(ok)
     }
-    fn image_end() -> usize {
-        hal::image_end()
-    }
 
     fn boot_init(hart: usize) {
         axvcpu_testbed::say::<Self>(format_args!("testbed-riscv: boot hart {hart}"));

@@ -21,14 +21,6 @@ fn uart_putc(b: u8) {
 /// The console.
 pub static CONSOLE: Console = Console::new(uart_putc);
 
-/// The end of the image (from the linker script): the heap and frames start after it.
-pub fn image_end() -> usize {
-    extern "C" {
-        static __image_end: u8;
-    }
-    core::ptr::addr_of!(__image_end) as usize
-}
-
 /// This hart's id (kept in `tp` from boot).
 pub fn hart_id() -> usize {
     let id: usize;
