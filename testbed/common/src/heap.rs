@@ -102,6 +102,8 @@ mod tests {
     use super::*;
     use std::vec;
 
+    // SAFETY (every unsafe block below): the heap manages `mem`, which outlives it and
+    // nothing else touches; each layout passed to `dealloc` is the one `alloc` was given.
     #[test]
     fn allocates_aligned_and_reuses_freed_blocks() {
         let mut mem = vec![0u64; 64 * 1024];
