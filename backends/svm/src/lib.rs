@@ -56,4 +56,4 @@ mod vcpu;
 #[cfg(target_arch = "x86_64")]
 pub use percpu::SvmPerCpu;
 #[cfg(target_arch = "x86_64")]
-pub use vcpu::{SvmKicker, SvmSetupConfig, SvmVCpu, APIC_BASE_GPA, KICK_VECTOR};
+pub use vcpu::{GuestBoot, SvmKicker, SvmSetupConfig, SvmVCpu, APIC_BASE_GPA, KICK_VECTOR};

@@ -1,6 +1,7 @@
 //! [`SvmVCpu`]: one guest CPU in 64-bit long mode under AMD SVM with nested paging.
 
 use alloc::sync::Arc;
+use alloc::vec;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
@@ -8,9 +9,11 @@ use axvcpu::{
     AccessFlags, AccessWidth, AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
     HostPhysAddr, Port, SysRegAddr, VCpuError, VCpuKick, VCpuResult, X86_SHUTDOWN_PORT,
 };
-use axvcpu_npt::{NestedPageTable, NptView, X86Npt};
+use axvcpu_npt::{MapFlags, NestedPageTable, NptView, X86Npt};
 
-use crate::boot::{LongModeBoot, CODE_SELECTOR, DATA_SELECTOR};
+use crate::boot::{
+    long_mode_tables_size, write_long_mode_tables, LongModeBoot, CODE_SELECTOR, DATA_SELECTOR,
+};
 use crate::decode::{self, MmioInsn, RegOperand, MAX_INSN_LEN};
 use crate::hw;
 use crate::switch::{self, Gprs};
@@ -28,20 +31,41 @@ const APIC_ICR_HIGH: u64 = 0x310;
 const RFLAGS_IF: u64 = 1 << 9;
 const NO_CPU: usize = usize::MAX;
 
+/// Where a vCPU's long-mode boot structures (GDT, page tables) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestBoot {
+    /// The hypervisor wrote them (see
+    /// [`write_long_mode_tables`](crate::boot::write_long_mode_tables)).
+    Tables(LongModeBoot),
+    /// `setup` writes them itself at this 4 KiB-aligned guest-physical address (they take
+    /// [`long_mode_tables_size`](crate::boot::long_mode_tables_size) bytes, 28 KiB below
+    /// 4 GiB), through the nested page table, which must map that range. Every vCPU's
+    /// `setup` writes the same bytes again.
+    WriteTablesAt(u64),
+}
+
+impl Default for GuestBoot {
+    fn default() -> Self {
+        Self::Tables(LongModeBoot::default())
+    }
+}
+
 /// [`SvmVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts.
 ///
 /// Every vCPU starts in 64-bit long mode at its entry (a secondary started through
 /// [`CpuUp`](AxVCpuExitReason::CpuUp) too, unlike hardware, which starts it in real mode):
 /// CS = [`CODE_SELECTOR`] (64-bit), the other segments [`DATA_SELECTOR`], paging through
-/// `boot.cr3`, `EFER` = LME | LMA | SVME, interrupts disabled (RFLAGS = 2), `rsp` =
-/// `stack_top`, every other GPR 0, and no IDT (limit 0): the guest installs its own.
+/// the boot tables' CR3, `EFER` = LME | LMA | SVME, interrupts disabled (RFLAGS = 2),
+/// `rsp` = `stack_top - vcpu_id * stack_stride`, every other GPR 0, and no IDT (limit 0):
+/// the guest installs its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SvmSetupConfig {
-    /// The GDT and page tables in guest RAM (see
-    /// [`write_long_mode_tables`](crate::boot::write_long_mode_tables)).
-    pub boot: LongModeBoot,
-    /// The initial `rsp`.
+    /// The GDT and page tables.
+    pub boot: GuestBoot,
+    /// The initial `rsp` of vCPU 0.
     pub stack_top: u64,
+    /// How far below the previous vCPU's each vCPU's stack starts.
+    pub stack_stride: u64,
 }
 
 #[derive(Debug)]
@@ -611,6 +635,33 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
         }
     }
 
+    /// Writes the long-mode boot tables into guest memory at `at`, through the NPT.
+    fn write_boot_tables(&self, at: u64) -> VCpuResult<LongModeBoot> {
+        let size = long_mode_tables_size(at.saturating_add(1 << 20));
+        let mut image = vec![0u8; size];
+        let boot = write_long_mode_tables(&mut image, at, at)?;
+        let npt = self
+            .npt()
+            .ok_or(VCpuError::invalid_input("the NPT root is not a table"))?;
+        for (i, page) in image.chunks(4096).enumerate() {
+            let gpa = at + (i as u64) * 4096;
+            let (hpa, flags, _) = npt.query(GuestPhysAddr::from(gpa as usize)).ok_or(
+                VCpuError::invalid_input("the boot tables' address is not mapped").with_value(gpa),
+            )?;
+            if !flags.contains(MapFlags::WRITE) {
+                return Err(
+                    VCpuError::invalid_input("the boot tables' page is read-only").with_value(gpa),
+                );
+            }
+            let dst = H::phys_to_virt(hpa).as_usize() as *mut u8;
+            // SAFETY: the NPT maps this guest page to `hpa`, a host frame that stays
+            // allocated for the vCPU's life (set_ept_root's contract); `at` is 4 KiB
+            // aligned, so the page fills the frame from its start.
+            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), dst, page.len()) };
+        }
+        Ok(boot)
+    }
+
     /// One entry into the guest and back. `None`: kicked before entry.
     fn enter(&mut self) -> bool {
         let flags = switch::save_flags_cli();
@@ -724,6 +775,13 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     }
 
     fn setup(&mut self, config: SvmSetupConfig) -> VCpuResult {
+        let boot = match config.boot {
+            GuestBoot::Tables(boot) => boot,
+            GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
+        };
+        let stack_top = config
+            .stack_top
+            .wrapping_sub(config.stack_stride.wrapping_mul(self.vcpu_id as u64));
         let v = self.vmcb();
         fill::<H>(self.frames.vmcb, 1, 0);
         // Control area.
@@ -769,24 +827,18 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
         }
         v.seg(save::TR, 0, 0x8b, 0x67, 0);
         v.seg(save::LDTR, 0, 0x82, 0, 0);
-        v.seg(
-            save::GDTR,
-            0,
-            0,
-            u32::from(config.boot.gdt_limit),
-            config.boot.gdt_base,
-        );
+        v.seg(save::GDTR, 0, 0, u32::from(boot.gdt_limit), boot.gdt_base);
         v.seg(save::IDTR, 0, 0, 0, 0);
         v.w8(save::CPL, 0);
         v.w64(save::EFER, 0x1500); // SVME, LMA, LME
         v.w64(save::CR4, (1 << 5) | (1 << 9) | (1 << 10)); // PAE, OSFXSR, OSXMMEXCPT
-        v.w64(save::CR3, config.boot.cr3);
+        v.w64(save::CR3, boot.cr3);
         v.w64(save::CR0, 0x8001_0033); // PG, WP, NE, ET, MP, PE
         v.w64(save::DR7, 0x400);
         v.w64(save::DR6, 0xffff_0ff0);
         v.w64(save::RFLAGS, 2);
         v.w64(save::RIP, self.entry.as_usize() as u64);
-        v.w64(save::RSP, config.stack_top);
+        v.w64(save::RSP, stack_top);
         v.w64(save::RAX, 0);
         v.w64(save::G_PAT, crate::vmcb::DEFAULT_PAT);
         let _ = ctrl::INTERCEPT_CR;

@@ -1,0 +1,125 @@
+//! What is x86-64 SVM about this testbed, as the [`TestbedArch`] the shared boot flow, HAL,
+//! test VM, platform and benchmark of `axvcpu-testbed` are generic over.
+
+use alloc::string::String;
+
+use axvcpu::{GuestPhysAddr, SysRegAddr, VCpuResult};
+use axvcpu_conformance::contract::GuestProgram;
+use axvcpu_conformance::{Isa, Layout, PlatformInfo};
+use axvcpu_npt::{NestedPageTable, X86Npt};
+use axvcpu_svm::{GuestBoot, SvmPerCpu, SvmSetupConfig, SvmVCpu};
+use axvcpu_testbed::console::Console;
+use axvcpu_testbed::hal::FrameHal;
+use axvcpu_testbed::TestbedArch;
+
+use crate::guests::{self, BOOT_TABLES, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
+use crate::guests::{STACK_SIZE, SYSREG_MSR};
+use crate::hal;
+
+/// The x86-64 SVM testbed (QEMU TCG, `-cpu max`).
+#[derive(Debug)]
+pub struct X86;
+
+/// The testbed's `AxVCpuHal`.
+pub type Hal = FrameHal<X86>;
+/// The backend as the testbed instantiates it.
+pub type VCpu = SvmVCpu<Hal>;
+
+/// Random programs the `garbage` scenario runs.
+const GARBAGE_PROGRAMS: usize = 2000;
+
+impl TestbedArch for X86 {
+    const NAME: &'static str = "testbed-x86";
+    const CPU_WORD: &'static str = "CPU";
+    const RAM_END: usize = hal::RAM_END;
+    const BENCH: bool = cfg!(feature = "bench");
+    const BENCH_LOOP: &'static str = "vmmcall; jmp";
+
+    type VCpu = VCpu;
+    type PerCpu = SvmPerCpu<Hal>;
+    type Setup = SvmSetupConfig;
+    type Npt = NestedPageTable<Hal, X86Npt>;
+
+    fn cpu_id() -> usize {
+        hal::cpu_id()
+    }
+    fn now_ns() -> u64 {
+        hal::now_ns()
+    }
+    fn console() -> &'static Console {
+        &hal::CONSOLE
+    }
+    fn shutdown(ok: bool) -> ! {
+        hal::shutdown(ok)
+    }
+
+    fn boot_init(cpu: usize) {
+        crate::boot::boot_init();
+        axvcpu_testbed::say::<Self>(format_args!(
+            "testbed-x86: boot CPU {cpu}, TSC {} ticks per ms",
+            hal::tsc_per_ms()
+        ));
+    }
+    fn start_cpu(cpu: usize) -> bool {
+        crate::boot::start_cpu(cpu)
+    }
+
+    fn layout() -> Layout {
+        Layout {
+            ram_base: GuestPhysAddr::from(RAM_BASE),
+            ram_size: RAM_SIZE,
+            ro_page: GuestPhysAddr::from(RO_PAGE),
+            mmio_base: GuestPhysAddr::from(MMIO_BASE),
+        }
+    }
+    fn info() -> PlatformInfo {
+        PlatformInfo {
+            isa: Isa::X86_64,
+            name: "x86_64-svm-qemu",
+            irq_vector: IRQ_VECTOR,
+            sysreg_read: Some(SysRegAddr(SYSREG_MSR)),
+            sysreg_write: Some(SysRegAddr(SYSREG_MSR)),
+            halt_insn_len: 1,
+            gpr_range: (0, 16),
+            smp_id_reg: 3,
+            garbage_programs: GARBAGE_PROGRAMS,
+        }
+    }
+    fn program(_: &SvmSetupConfig, program: GuestProgram) -> Result<&'static [u8], &'static str> {
+        guests::code(program).ok_or("x86 has no architectural CPU-off")
+    }
+    /// Every MSR is intercepted already.
+    fn with_sysreg_traps(setup: SvmSetupConfig, _on: bool) -> SvmSetupConfig {
+        setup
+    }
+    fn new_npt(_: &SvmSetupConfig) -> VCpuResult<Self::Npt> {
+        NestedPageTable::new()
+    }
+
+    fn first_pass() -> SvmSetupConfig {
+        SvmSetupConfig {
+            boot: GuestBoot::WriteTablesAt(BOOT_TABLES as u64),
+            stack_top: (RAM_BASE + RAM_SIZE) as u64,
+            stack_stride: STACK_SIZE as u64,
+        }
+    }
+    fn second_pass() -> Option<(&'static str, SvmSetupConfig)> {
+        None
+    }
+    fn describe(_: &SvmSetupConfig) -> String {
+        String::from("AMD SVM, 4-level NPT, long-mode guests")
+    }
+    fn selftests(_: &SvmSetupConfig) -> bool {
+        true
+    }
+
+    fn bench_code() -> &'static [u8] {
+        axvcpu_testbed::guest_code!(guest_bench, guest_bench_end)
+    }
+    /// The TSC: under `-icount shift=0` QEMU derives it from the instruction count (1 ns
+    /// of virtual time per instruction).
+    fn bench_counter() -> u64 {
+        // SAFETY: reads the TSC.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+}

@@ -1,0 +1,299 @@
+//! Boot: the PVH entry (32-bit protected mode) to long mode, BSS, one stack per CPU, the
+//! host IDT (exceptions are fatal, the kick vector sends EOI), the second CPU through
+//! INIT-SIPI and a real-mode trampoline, and the hand-over to the shared boot flow
+//! ([`Cpus::start`]: per-CPU SVM enable, then the suite on CPU 0, the mailbox on CPU 1).
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use axvcpu_svm::KICK_VECTOR;
+use axvcpu_testbed::boot::{fail, Cpus};
+
+use crate::arch::X86;
+use crate::hal;
+
+/// CPUs the testbed uses (CPU id = local APIC id).
+pub const MAX_CPUS: usize = 2;
+const STACK_SIZE: usize = 256 * 1024;
+/// Where the AP trampoline is copied (SIPI vector 0x08).
+const TRAMPOLINE: usize = 0x8000;
+
+#[repr(C, align(16))]
+struct Stacks([[u8; STACK_SIZE]; MAX_CPUS]);
+
+#[unsafe(link_section = ".bss.stack")]
+#[unsafe(no_mangle)]
+static mut TESTBED_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+
+core::arch::global_asm!(
+    r#"
+    .section .note.pvh, "a"
+    .balign 4
+    .long 4
+    .long 4
+    .long 18
+    .asciz "Xen"
+    .balign 4
+    .long pvh_start32
+
+    .section .text.boot, "ax"
+    .code32
+    .global pvh_start32
+pvh_start32:
+    cli
+    cld
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80010001, %eax
+    movl %eax, %cr0
+    lgdt boot_gdt_ptr
+    ljmp $0x08, $bsp_entry64
+
+    .code16
+    .global testbed_ap_trampoline
+testbed_ap_trampoline:
+    cli
+    cld
+    movw %cs, %ax
+    movw %ax, %ds
+    lgdtl (ap_gdt_ptr - testbed_ap_trampoline)
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl $0x80010001, %eax
+    movl %eax, %cr0
+    ljmpl $0x08, $ap_entry64
+    .balign 8
+ap_gdt_ptr:
+    .word 23
+    .long boot_gdt
+    .global testbed_ap_trampoline_end
+testbed_ap_trampoline_end:
+
+    .code64
+bsp_entry64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movq $__bss_start, %rdi
+    movq $__bss_end, %rcx
+    subq %rdi, %rcx
+    xorl %eax, %eax
+    rep stosb
+    movl $1, %esi
+    jmp 2f
+
+ap_entry64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    xorl %esi, %esi
+2:
+    movq $0xfee00020, %rax
+    movl (%rax), %edi
+    shrl $24, %edi
+    cmpl ${max_cpus}, %edi
+    jae 3f
+    movq $TESTBED_STACKS, %rsp
+    movq %rdi, %rax
+    incq %rax
+    shlq ${stack_shift}, %rax
+    addq %rax, %rsp
+    call testbed_rust_start
+3:
+    hlt
+    jmp 3b
+
+    // Host interrupt stubs, 16 bytes apart: push the vector, go to the common handler.
+    .balign 16
+    .global testbed_isr_stubs
+testbed_isr_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    pushq $vec
+    jmp testbed_isr_common
+    .set vec, vec + 1
+    .endr
+
+testbed_isr_common:
+    cmpq ${kick}, (%rsp)
+    je 4f
+    cmpq $0xff, (%rsp)
+    je 5f
+    movq (%rsp), %rdi
+    leaq 8(%rsp), %rsi
+    andq $-16, %rsp
+    call testbed_host_fault
+4:
+    pushq %rax
+    movq $0xfee000b0, %rax
+    movl $0, (%rax)
+    popq %rax
+5:
+    addq $8, %rsp
+    iretq
+
+    .section .data.boot, "aw"
+    .balign 8
+boot_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff
+    .quad 0x00cf92000000ffff
+boot_gdt_ptr:
+    .word 23
+    .quad boot_gdt
+
+    .balign 4096
+boot_pml4:
+    .quad boot_pdpt + 3
+    .fill 511, 8, 0
+boot_pdpt:
+    .quad boot_pd + 3
+    .quad boot_pd + 0x1003
+    .quad boot_pd + 0x2003
+    .quad boot_pd + 0x3003
+    .fill 508, 8, 0
+boot_pd:
+    .set pde, 0
+    .rept 2048
+    .quad (pde << 21) | 0x83
+    .set pde, pde + 1
+    .endr
+    .text
+"#,
+    max_cpus = const MAX_CPUS,
+    stack_shift = const STACK_SIZE.trailing_zeros(),
+    kick = const KICK_VECTOR,
+    options(att_syntax)
+);
+
+/// One IDT entry (64-bit interrupt gate).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate([u64; 2]);
+
+#[repr(C, align(4096))]
+struct Idt([Gate; 256]);
+
+static mut IDT: Idt = Idt([Gate([0; 2]); 256]);
+
+fn init_idt() {
+    extern "C" {
+        static testbed_isr_stubs: u8;
+    }
+    let base = core::ptr::addr_of!(testbed_isr_stubs) as u64;
+    for v in 0..256u64 {
+        let h = base + v * 16;
+        let low = (h & 0xffff) | (0x08 << 16) | (0x8e00 << 32) | ((h >> 16) & 0xffff) << 48;
+        let high = h >> 32;
+        // SAFETY: boot CPU only, before any other CPU loads the IDT.
+        unsafe { (*core::ptr::addr_of_mut!(IDT)).0[v as usize] = Gate([low, high]) };
+    }
+}
+
+fn load_idt() {
+    #[repr(C, packed)]
+    struct Ptr {
+        limit: u16,
+        base: u64,
+    }
+    let ptr = Ptr {
+        limit: (256 * 16 - 1) as u16,
+        base: core::ptr::addr_of!(IDT) as u64,
+    };
+    // SAFETY: the IDT is static, filled by `init_idt` before any CPU loads it.
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
+}
+
+/// The CPUs' state; [`testbed_rust_start`] enters the shared boot flow through it.
+pub static CPUS: Cpus<X86, MAX_CPUS> = Cpus::new();
+
+/// The boot CPU's one-time setup, before the other CPU starts: legacy PIC masked, TSC
+/// calibrated, host IDT filled and loaded, local APIC enabled.
+pub fn boot_init() {
+    hal::mask_pic();
+    hal::calibrate_tsc();
+    init_idt();
+    load_idt();
+    hal::enable_local_apic();
+}
+
+/// Starts CPU `apic_id`: copies the trampoline below 1 MiB, then INIT and SIPI (twice,
+/// 200 ms apart, while the CPU has not come up).
+pub fn start_cpu(apic_id: usize) -> bool {
+    let code = axvcpu_testbed::guest_code!(testbed_ap_trampoline, testbed_ap_trampoline_end);
+    // SAFETY: 0x8000 is free low RAM (the firmware is done with it), identity-mapped.
+    unsafe {
+        core::ptr::copy_nonoverlapping(code.as_ptr(), TRAMPOLINE as *mut u8, code.len());
+    }
+    let id = apic_id as u32;
+    hal::apic_icr(id, 0x4500);
+    hal::delay_ms(10);
+    for _ in 0..2 {
+        hal::apic_icr(id, 0x4600 | (TRAMPOLINE >> 12) as u32);
+        let t0 = hal::now_ns();
+        while hal::now_ns() - t0 < 200_000_000 {
+            if AP_ENTERED.load(Ordering::Acquire) {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    false
+}
+
+/// The second CPU reached Rust.
+static AP_ENTERED: AtomicBool = AtomicBool::new(false);
+
+#[unsafe(no_mangle)]
+extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
+    if boot == 0 {
+        AP_ENTERED.store(true, Ordering::Release);
+        // The boot CPU filled the IDT before it started this CPU.
+        load_idt();
+        hal::enable_local_apic();
+    }
+    CPUS.start(cpu, boot != 0)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn testbed_host_fault(vector: u64, frame: *const u64) -> ! {
+    // SAFETY: the interrupt frame the CPU pushed: five words at least.
+    let words = unsafe { core::slice::from_raw_parts(frame, 5) };
+    let cr2: u64;
+    // SAFETY: reads CR2.
+    unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
+    fail::<X86>(format_args!(
+        "host exception {vector} on CPU {}: frame {:#x} {:#x} {:#x} {:#x} cr2 {cr2:#x}",
+        hal::cpu_id(),
+        words[0],
+        words[1],
+        words[2],
+        words[3]
+    ))
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    fail::<X86>(format_args!("panic on CPU {}: {info}", hal::cpu_id()))
+}

@@ -1,0 +1,145 @@
+//! The testbed's host services: COM1 console, TSC clock (calibrated against the PIT),
+//! local APIC, legacy PIC, QEMU exit.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use axvcpu_testbed::console::Console;
+
+/// End of RAM with `-m 256M`.
+pub const RAM_END: usize = 0x1000_0000;
+/// The local APIC (xAPIC default base, identity-mapped).
+const APIC: usize = 0xfee0_0000;
+/// COM1.
+const COM1: u16 = 0x3f8;
+/// QEMU's `isa-debug-exit` port.
+const DEBUG_EXIT: u16 = 0xf4;
+/// What the testbed writes to [`DEBUG_EXIT`] when everything passed: QEMU exits with
+/// status `(0x10 << 1) | 1` = 33.
+pub const EXIT_SUCCESS: u32 = 0x10;
+/// ... and when anything failed: status 35.
+pub const EXIT_FAILURE: u32 = 0x11;
+
+/// `out` of a byte.
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: port I/O to legacy devices the testbed owns.
+    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack)) };
+}
+
+/// `in` of a byte.
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: port I/O to legacy devices the testbed owns.
+    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack)) };
+    v
+}
+
+fn uart_putc(b: u8) {
+    while inb(COM1 + 5) & 0x20 == 0 {
+        core::hint::spin_loop();
+    }
+    outb(COM1, b);
+}
+
+/// The console.
+pub static CONSOLE: Console = Console::new(uart_putc);
+
+fn apic_read(reg: usize) -> u32 {
+    // SAFETY: the local APIC's registers, identity-mapped.
+    unsafe { ((APIC + reg) as *const u32).read_volatile() }
+}
+
+fn apic_write(reg: usize, v: u32) {
+    // SAFETY: the local APIC's registers, identity-mapped.
+    unsafe { ((APIC + reg) as *mut u32).write_volatile(v) }
+}
+
+/// This CPU's local APIC id.
+pub fn cpu_id() -> usize {
+    (apic_read(0x20) >> 24) as usize
+}
+
+/// Software-enables this CPU's local APIC (spurious vector 0xff), accepts every priority,
+/// masks LINT0/LINT1.
+pub fn enable_local_apic() {
+    apic_write(0x80, 0);
+    apic_write(0xf0, 0x1ff);
+    apic_write(0x350, 1 << 16);
+    apic_write(0x360, 1 << 16);
+}
+
+/// Writes the ICR: `low` to APIC id `dest`, and waits until it is sent.
+pub fn apic_icr(dest: u32, low: u32) {
+    apic_write(0x310, dest << 24);
+    apic_write(0x300, low);
+    while apic_read(0x300) & (1 << 12) != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Masks every line of both legacy PICs (the firmware leaves the PIT's IRQ 0 on).
+pub fn mask_pic() {
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: reads the TSC.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+static TSC_PER_MS: AtomicU64 = AtomicU64::new(1_000_000);
+static TSC0: AtomicU64 = AtomicU64::new(0);
+
+/// Measures the TSC against 10 ms of PIT channel 2 (mode 0, gate on, speaker off).
+pub fn calibrate_tsc() {
+    const COUNT: u16 = 11932; // 10 ms at 1.193182 MHz
+    outb(0x61, (inb(0x61) & !0x02) | 0x01);
+    outb(0x43, 0xb0);
+    outb(0x42, COUNT as u8);
+    outb(0x42, (COUNT >> 8) as u8);
+    let t0 = rdtsc();
+    while inb(0x61) & 0x20 == 0 {
+        core::hint::spin_loop();
+    }
+    let per_ms = ((rdtsc() - t0) / 10).max(1);
+    TSC_PER_MS.store(per_ms, Ordering::Relaxed);
+    TSC0.store(rdtsc(), Ordering::Relaxed);
+}
+
+/// TSC ticks per millisecond.
+pub fn tsc_per_ms() -> u64 {
+    TSC_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds since calibration.
+pub fn now_ns() -> u64 {
+    let ticks = rdtsc().saturating_sub(TSC0.load(Ordering::Relaxed));
+    (ticks as u128 * 1_000_000 / tsc_per_ms() as u128) as u64
+}
+
+/// Spins for `ms` milliseconds.
+pub fn delay_ms(ms: u64) {
+    let t0 = now_ns();
+    while now_ns() - t0 < ms * 1_000_000 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Ends QEMU through `isa-debug-exit` with [`EXIT_SUCCESS`] or [`EXIT_FAILURE`]. The first
+/// CPU to shut down decides; any other just parks.
+pub fn shutdown(ok: bool) -> ! {
+    static SHUTTING_DOWN: core::sync::atomic::AtomicBool =
+        core::sync::atomic::AtomicBool::new(false);
+    if !SHUTTING_DOWN.swap(true, Ordering::AcqRel) {
+        let code = if ok { EXIT_SUCCESS } else { EXIT_FAILURE };
+        // SAFETY: QEMU's debug-exit device ends the emulation.
+        unsafe {
+            core::arch::asm!("out dx, eax", in("dx") DEBUG_EXIT, in("eax") code,
+                options(nomem, nostack))
+        };
+    }
+    loop {
+        // SAFETY: parks this CPU with interrupts off.
+        unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
+    }
+}

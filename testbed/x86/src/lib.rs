@@ -1,2 +1,0 @@
-//! Not written yet (see the README).
-#![no_std]

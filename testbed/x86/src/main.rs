@@ -1,0 +1,36 @@
+//! The x86-64 AMD SVM test hypervisor.
+//!
+//! Built for `x86_64-unknown-none`, it is a bare-metal image QEMU boots through PVH
+//! (`qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 256M -nodefaults -display none
+//! -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel <elf>`).
+//! It switches from the PVH 32-bit entry to long mode (identity map of the low 4 GiB),
+//! masks the legacy PIC, calibrates the TSC against the PIT, starts CPU 1 with INIT-SIPI,
+//! enables SVM on both CPUs, then runs the conformance suite through
+//! `AxVCpu<SvmVCpu<_>>` exactly as a hypervisor would, printing one line per scenario on
+//! COM1. It ends QEMU through `isa-debug-exit`, which exits with status `(code << 1) | 1`:
+//! code 0x10 (status 33) when everything passed, 0x11 (status 35) otherwise; any other
+//! status (QEMU quitting on its own, a reset after a host triple fault) is a failure too.
+//! With the `bench` feature it measures hypercall round trips instead.
+//!
+//! This crate holds only what is x86-specific (`arch.rs`: the `TestbedArch` impl; entry
+//! assembly, COM1, APIC/PIC/PIT, guest programs); the boot flow after the entry, the HAL,
+//! the test VM, the platform and the runner are `axvcpu-testbed`'s.
+//!
+//! On the build host this crate is an empty program, so the workspace builds anywhere.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod guests;
+#[cfg(target_os = "none")]
+mod hal;
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
