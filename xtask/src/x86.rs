@@ -312,8 +312,11 @@ mod tests {
         assert!(check_report(&good.replace("PASS b", "N/A b: x"), &ids).is_err());
         assert!(check_report(&good.replace("PASS a\n", ""), &ids).is_err());
         assert!(check_report(&good.replace("leaked: 0", "leaked: 3"), &ids).is_err());
-        assert!(check_report(&good.replace("2 passed, 0 failed", "2 passed, 1 failed"), &ids)
-            .is_err());
+        assert!(check_report(
+            &good.replace("2 passed, 0 failed", "2 passed, 1 failed"),
+            &ids
+        )
+        .is_err());
         let fatal = format!("{good}testbed: FATAL host exception 13\n");
         assert!(check_report(&fatal, &ids).is_err());
     }
