@@ -110,7 +110,7 @@ impl TestbedArch for X86 {
         String::from("AMD SVM, 4-level NPT, long-mode guests")
     }
     fn selftests(_: &SvmSetupConfig) -> bool {
-        true
+        crate::selftest::run_all()
     }
 
     fn bench_code() -> &'static [u8] {

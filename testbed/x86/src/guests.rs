@@ -260,6 +260,57 @@ PROGRAM bench
     jmp 2b
 END_PROGRAM bench
 
+
+# Self-test programs (not part of the contract).
+
+PROGRAM st_triple
+    lea rax, [rip + 3f]
+    lidt [rax]
+    ud2
+3:
+    .word 0
+    .quad 0
+END_PROGRAM st_triple
+
+PROGRAM st_string_io
+    lea rsi, [rip + 8f]
+    mov ecx, 3
+    mov dx, {port0}
+    rep outsb
+    DONE_LOOP
+8:
+    .byte 0x11, 0x22, 0x33
+END_PROGRAM st_string_io
+
+PROGRAM st_high_byte
+    mov rbx, {mmio}
+    mov eax, 0x1234
+    mov byte ptr [rbx], ah
+    mov rax, {in_before}
+    mov ah, byte ptr [rbx + 8]
+    REPORT rax
+    DONE_LOOP
+END_PROGRAM st_high_byte
+
+PROGRAM st_send_ipi
+    mov rbx, 0xfee00000
+    mov dword ptr [rbx + 0x310], 0x02000000
+    mov dword ptr [rbx + 0x300], 0x4055
+    DONE_LOOP
+END_PROGRAM st_send_ipi
+
+PROGRAM st_msr
+    mov ecx, 0xc0000080
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    REPORT rax
+    mov ecx, 0x1b
+    xor eax, eax
+    xor edx, edx
+    wrmsr
+    DONE_LOOP
+END_PROGRAM st_msr
 "#,
     port0 = const axvcpu_conformance::contract::IO_PORT,
     port1 = const axvcpu_conformance::contract::IO_PORT + 2,
@@ -295,4 +346,31 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         P::Smp => guest_code!(guest_smp, guest_smp_end),
         P::Regs => guest_code!(guest_regs, guest_regs_end),
     })
+}
+
+/// The self-tests' guest programs.
+#[derive(Debug, Clone, Copy)]
+pub enum SelfTest {
+    /// An empty IDT, then `ud2`: a triple fault.
+    TripleFault,
+    /// `rep outsb` of three bytes to `IO_PORT`.
+    StringIo,
+    /// `mov [mmio], ah` with `ax` = 0x1234; `rax` = `IO_IN_RAX_BEFORE`, `mov ah, [mmio +
+    /// 8]`, `HC_REPORT(rax)`; `HC_DONE`.
+    HighByte,
+    /// A fixed IPI, vector 0x55, to APIC id 2 through the ICR; `HC_DONE`.
+    SendIpi,
+    /// `rdmsr` of EFER, `HC_REPORT(edx:eax)`; `wrmsr` of 0 to IA32_APIC_BASE; `HC_DONE`.
+    Msr,
+}
+
+/// The code of a self-test program.
+pub fn selftest_code(which: SelfTest) -> &'static [u8] {
+    match which {
+        SelfTest::TripleFault => guest_code!(guest_st_triple, guest_st_triple_end),
+        SelfTest::StringIo => guest_code!(guest_st_string_io, guest_st_string_io_end),
+        SelfTest::HighByte => guest_code!(guest_st_high_byte, guest_st_high_byte_end),
+        SelfTest::SendIpi => guest_code!(guest_st_send_ipi, guest_st_send_ipi_end),
+        SelfTest::Msr => guest_code!(guest_st_msr, guest_st_msr_end),
+    }
 }

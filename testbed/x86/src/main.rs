@@ -31,6 +31,8 @@ mod boot;
 mod guests;
 #[cfg(target_os = "none")]
 mod hal;
+#[cfg(target_os = "none")]
+mod selftest;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

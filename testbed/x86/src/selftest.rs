@@ -1,0 +1,275 @@
+//! The testbed's own checks of the SVM backend, beyond the conformance contract.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use axvcpu::{AccessWidth, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState};
+use axvcpu_conformance::contract::{HC_DONE, HC_REPORT, IO_IN_RAX_BEFORE};
+use axvcpu_conformance::{Join, TestVm};
+use axvcpu_testbed::selftest::{self, Check, SelfTest};
+use axvcpu_testbed::vm::TestbedVm;
+use axvcpu_testbed::TestbedArch;
+
+use crate::arch::{VCpu, X86};
+use crate::boot::CPUS;
+use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE};
+use crate::hal;
+
+type Vm = TestbedVm<X86>;
+
+fn vm(code: &[u8]) -> Result<Vm, String> {
+    Vm::new(code, X86::first_pass()).map_err(|e| format!("VM: {e}"))
+}
+
+fn bound(vm: &Vm) -> Result<AxVCpu<VCpu>, String> {
+    let mut v = vm
+        .new_vcpu(0, vm.entry())
+        .map_err(|e| format!("new vCPU: {e}"))?;
+    v.bind().map_err(|e| format!("bind: {e}"))?;
+    Ok(v)
+}
+
+fn step(v: &mut AxVCpu<VCpu>) -> Result<AxVCpuExitReason, String> {
+    v.run().map_err(|e| format!("run: {e}"))
+}
+
+fn expect(v: &mut AxVCpu<VCpu>, want: AxVCpuExitReason) -> Check {
+    match step(v)? {
+        got if got == want => Ok(()),
+        got => Err(format!("expected {want:?}, got {got:?}")),
+    }
+}
+
+fn expect_done(v: &mut AxVCpu<VCpu>) -> Check {
+    match step(v)? {
+        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
+        other => Err(format!("expected HC_DONE, got {other:?}")),
+    }
+}
+
+/// A triple fault is `SystemDown` (shutdown intercept).
+fn triple_fault(_: ()) -> Check {
+    let vm = vm(selftest_code(Guest::TripleFault))?;
+    let mut v = bound(&vm)?;
+    expect(&mut v, AxVCpuExitReason::SystemDown)
+}
+
+/// `rep outsb` is refused with an error; the vCPU becomes invalid.
+fn string_io(_: ()) -> Check {
+    let vm = vm(selftest_code(Guest::StringIo))?;
+    let mut v = bound(&vm)?;
+    match v.run() {
+        Err(e) if v.state() == VCpuState::Invalid && format!("{e}").contains("string") => Ok(()),
+        other => Err(format!(
+            "expected a string-I/O error, got {other:?} in state {:?}",
+            v.state()
+        )),
+    }
+}
+
+/// MMIO through `ah`: the store carries bits 8..16 of `rax`, the load writes them.
+fn high_byte_mmio(_: ()) -> Check {
+    let vm = vm(selftest_code(Guest::HighByte))?;
+    let mut v = bound(&vm)?;
+    let base = GuestPhysAddr::from(MMIO_BASE);
+    expect(
+        &mut v,
+        AxVCpuExitReason::MmioWrite {
+            addr: base,
+            width: AccessWidth::Byte,
+            data: 0x12,
+        },
+    )?;
+    match step(&mut v)? {
+        AxVCpuExitReason::MmioRead {
+            width: AccessWidth::Byte,
+            reg: Some(0),
+            ..
+        } => {}
+        other => return Err(format!("expected a byte MmioRead, got {other:?}")),
+    }
+    v.complete_read(0xab)
+        .map_err(|e| format!("complete_read: {e}"))?;
+    let want = (IO_IN_RAX_BEFORE & !0xff00) | 0xab00;
+    match step(&mut v)? {
+        AxVCpuExitReason::Hypercall {
+            nr: HC_REPORT,
+            args,
+        } if args[0] == want => {}
+        other => return Err(format!("expected HC_REPORT({want:#x}), got {other:?}")),
+    }
+    expect_done(&mut v)
+}
+
+/// A fixed IPI written to the emulated ICR is `SendIPI`.
+fn send_ipi(_: ()) -> Check {
+    let vm = vm(selftest_code(Guest::SendIpi))?;
+    let mut v = bound(&vm)?;
+    expect(
+        &mut v,
+        AxVCpuExitReason::SendIPI {
+            target_cpu: 2,
+            target_cpu_aux: 0,
+            send_to_all: false,
+            send_to_self: false,
+            vector: 0x55,
+        },
+    )?;
+    expect_done(&mut v)
+}
+
+/// Every MSR traps: reading EFER and writing IA32_APIC_BASE reach the hypervisor, and the
+/// host's APIC stays where it was.
+fn msrs_trap(_: ()) -> Check {
+    let vm = vm(selftest_code(Guest::Msr))?;
+    let mut v = bound(&vm)?;
+    match step(&mut v)? {
+        AxVCpuExitReason::SysRegRead { addr, reg: 0 } if addr.0 == 0xc000_0080 => {}
+        other => return Err(format!("expected SysRegRead of EFER, got {other:?}")),
+    }
+    v.complete_read(0x1234_5678_0000_0d01)
+        .map_err(|e| format!("complete_read: {e}"))?;
+    match step(&mut v)? {
+        AxVCpuExitReason::Hypercall {
+            nr: HC_REPORT,
+            args,
+        } if args[0] == 0x1234_5678_0000_0d01 => {}
+        other => return Err(format!("expected HC_REPORT(edx:eax), got {other:?}")),
+    }
+    match step(&mut v)? {
+        AxVCpuExitReason::SysRegWrite { addr, value: 0 } if addr.0 == 0x1b => {}
+        other => return Err(format!("expected SysRegWrite of APIC_BASE, got {other:?}")),
+    }
+    expect_done(&mut v)?;
+    if hal::cpu_id() != 0 {
+        return Err("the host's APIC id changed".into());
+    }
+    Ok(())
+}
+
+/// SVM off and on again on CPU 0, then a guest still runs.
+fn percpu_cycle(_: ()) -> Check {
+    let slot = CPUS.percpu(0).ok_or("no per-CPU slot")?;
+    {
+        let mut guard = slot.lock();
+        let percpu = guard.as_mut().ok_or("SVM not enabled on CPU 0")?;
+        percpu
+            .hardware_disable()
+            .map_err(|e| format!("disable: {e}"))?;
+        if percpu.hardware_disable().is_ok() {
+            return Err("a second disable was accepted".into());
+        }
+        percpu
+            .hardware_enable()
+            .map_err(|e| format!("enable again: {e}"))?;
+    }
+    let vm = vm(selftest_code(Guest::SendIpi))?;
+    let mut v = bound(&vm)?;
+    match step(&mut v)? {
+        AxVCpuExitReason::SendIPI { .. } => Ok(()),
+        other => Err(format!("after re-enable: {other:?}")),
+    }
+}
+
+const GARBAGE: u64 = 1000;
+const BUDGET_NS: u64 = 20_000_000;
+
+struct Dog {
+    armed: spin::Mutex<Option<(u64, VCpuHandle<VCpu>)>>,
+    stop: AtomicBool,
+}
+
+/// 1,000 more random programs (other seeds than the suite's), with the exits tallied and
+/// printed: the host survives them all and they end in varied exits, not one kind.
+fn garbage_exits(_: ()) -> Check {
+    let dog = Arc::new(Dog {
+        armed: spin::Mutex::new(None),
+        stop: AtomicBool::new(false),
+    });
+    let d = dog.clone();
+    let watcher = CPUS
+        .post(
+            1,
+            Box::new(move || {
+                while !d.stop.load(Ordering::Acquire) {
+                    if let Some((deadline, h)) = &*d.armed.lock() {
+                        if hal::now_ns() > *deadline {
+                            h.kick();
+                        }
+                    }
+                    hal::delay_ms(1);
+                }
+            }),
+        )
+        .map_err(|_| "CPU 1 is not serving")?;
+    let mut tally: BTreeMap<&'static str, u32> = BTreeMap::new();
+    let mut result = Ok(());
+    'programs: for i in 0..GARBAGE {
+        let seed = axvcpu_conformance::GARBAGE_SEED ^ (0x5eed << 32) ^ i;
+        let vm = vm(&axvcpu_conformance::random_program(seed, 256))?;
+        let mut v = bound(&vm)?;
+        for _ in 0..32 {
+            *dog.armed.lock() = Some((hal::now_ns() + BUDGET_NS, v.handle()));
+            let r = v.run();
+            *dog.armed.lock() = None;
+            let exit = match r {
+                Ok(e) => e,
+                Err(_) if v.state() == VCpuState::Invalid => {
+                    *tally.entry("Err").or_default() += 1;
+                    continue 'programs;
+                }
+                Err(e) => {
+                    result = Err(format!("seed {seed:#x}: {e} in state {:?}", v.state()));
+                    break 'programs;
+                }
+            };
+            *tally.entry(exit.name()).or_default() += 1;
+            match exit {
+                AxVCpuExitReason::MmioRead { .. }
+                | AxVCpuExitReason::IoRead { .. }
+                | AxVCpuExitReason::SysRegRead { .. } => v
+                    .complete_read(0)
+                    .map_err(|e| format!("complete_read: {e}"))?,
+                AxVCpuExitReason::SystemDown
+                | AxVCpuExitReason::NestedPageFault { .. }
+                | AxVCpuExitReason::FailEntry { .. }
+                | AxVCpuExitReason::Kicked => continue 'programs,
+                _ => {}
+            }
+        }
+    }
+    dog.stop.store(true, Ordering::Release);
+    let joined = Box::new(watcher).join();
+    let mut line = String::new();
+    for (name, n) in &tally {
+        line.push_str(&format!(" {name} {n}"));
+    }
+    axvcpu_testbed::say::<X86>(format_args!("testbed-x86: garbage exits:{line}"));
+    result?;
+    if !joined {
+        return Err("the watchdog did not finish".into());
+    }
+    if tally.len() < 4 {
+        return Err(format!("only {} kinds of exit", tally.len()));
+    }
+    Ok(())
+}
+
+/// Runs the self-tests; `true` if all passed.
+pub fn run_all() -> bool {
+    let tests: [SelfTest<()>; 7] = [
+        ("triple-fault", triple_fault),
+        ("string-io", string_io),
+        ("high-byte-mmio", high_byte_mmio),
+        ("send-ipi", send_ipi),
+        ("msrs-trap", msrs_trap),
+        ("percpu-cycle", percpu_cycle),
+        ("garbage-exits", garbage_exits),
+    ];
+    let mut w = hal::CONSOLE.writer();
+    selftest::run_all(&tests, (), &mut w)
+}
