@@ -7,8 +7,9 @@
 //! (a PVH boot), streams COM1, and passes only if every scenario id of the conformance
 //! crate (read from its source at run time, so a scenario added there is required here at
 //! once) has a `PASS` line, or an `N/A` line for `cpu-down` (x86 has no architectural
-//! CPU-off), the closing line says `N passed, 0 failed`, no line reports a failure or a
-//! fatal host exception, no frame leaked, and QEMU exits with status 33. The testbed ends
+//! CPU-off), the closing line says `N passed, 0 failed`, there are `SELFTEST` lines and no
+//! line reports a failure or a fatal host exception, no frame leaked, and QEMU exits with
+//! status 33. The testbed ends
 //! QEMU through `isa-debug-exit`, which exits with `(code << 1) | 1`: code 0x10 (33) means
 //! everything passed, 0x11 (35) that something failed; anything else (0 when QEMU quits on
 //! its own, a reset after a host triple fault with `-no-reboot`) is a failure too.
@@ -239,6 +240,9 @@ fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
             problems.push(l.to_string());
         }
     }
+    if !lines.iter().any(|l| l.starts_with("SELFTEST ")) {
+        problems.push("no SELFTEST lines".into());
+    }
     if !lines.contains(&"testbed-x86: frames leaked: 0") {
         problems.push("no `frames leaked: 0` line".into());
     }
@@ -306,7 +310,7 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let good = "PASS a\nN/A cpu-down: no CPU-off\nPASS b\n2 passed, 0 failed, 1 skipped\n\
-                    testbed-x86: frames leaked: 0\n";
+                    SELFTEST send-ipi: ok\ntestbed-x86: frames leaked: 0\n";
         assert_eq!(check_report(good, &ids), Ok(2));
         assert!(check_report(&good.replace("PASS b", "FAIL b: no"), &ids).is_err());
         assert!(check_report(&good.replace("PASS b", "N/A b: x"), &ids).is_err());
@@ -317,6 +321,8 @@ mod tests {
             &ids
         )
         .is_err());
+        assert!(check_report(&good.replace("send-ipi: ok", "send-ipi: FAIL no"), &ids).is_err());
+        assert!(check_report(&good.replace("SELFTEST send-ipi: ok\n", ""), &ids).is_err());
         let fatal = format!("{good}testbed: FATAL host exception 13\n");
         assert!(check_report(&fatal, &ids).is_err());
     }
