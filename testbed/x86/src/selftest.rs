@@ -10,6 +10,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use axvcpu::{AccessWidth, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState};
 use axvcpu_conformance::contract::{HC_DONE, HC_REPORT, IO_IN_RAX_BEFORE};
 use axvcpu_conformance::{Join, TestVm};
+use axvcpu_svm::boot::LongModeBoot;
+use axvcpu_svm::{GuestBoot, SvmSetupConfig};
 use axvcpu_testbed::selftest::{self, Check, SelfTest};
 use axvcpu_testbed::vm::TestbedVm;
 use axvcpu_testbed::TestbedArch;
@@ -175,6 +177,34 @@ fn percpu_cycle(_: ()) -> Check {
     }
 }
 
+/// A guest state VMRUN refuses (a CR3 with bits above the physical-address width) is
+/// `FailEntry` with the VMEXIT_INVALID code, and the host goes on.
+fn fail_entry(_: ()) -> Check {
+    let code = selftest_code(Guest::SendIpi);
+    let vm = vm(code)?;
+    let setup = SvmSetupConfig {
+        boot: GuestBoot::Tables(LongModeBoot {
+            cr3: 1 << 62,
+            gdt_base: 0,
+            gdt_limit: 0x17,
+        }),
+        ..X86::first_pass()
+    };
+    let builder = AxVCpu::<VCpu>::builder(vm.vm_id(), 0, ()).map_err(|e| format!("new: {e}"))?;
+    // SAFETY: the VM's NPT outlives the vCPU, which is dropped first.
+    let mut v = unsafe { builder.ept_root(vm.ept_root()) }
+        .entry(vm.entry())
+        .setup(setup)
+        .map_err(|e| format!("setup: {e}"))?;
+    v.bind().map_err(|e| format!("bind: {e}"))?;
+    match step(&mut v)? {
+        AxVCpuExitReason::FailEntry {
+            hardware_entry_failure_reason,
+        } if hardware_entry_failure_reason as u32 == 0xffff_ffff => Ok(()),
+        other => Err(format!("expected FailEntry, got {other:?}")),
+    }
+}
+
 const GARBAGE: u64 = 1000;
 const BUDGET_NS: u64 = 20_000_000;
 
@@ -261,7 +291,8 @@ fn garbage_exits(_: ()) -> Check {
 
 /// Runs the self-tests; `true` if all passed.
 pub fn run_all() -> bool {
-    let tests: [SelfTest<()>; 7] = [
+    let tests: [SelfTest<()>; 8] = [
+        ("fail-entry", fail_entry),
         ("triple-fault", triple_fault),
         ("string-io", string_io),
         ("high-byte-mmio", high_byte_mmio),
