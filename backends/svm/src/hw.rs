@@ -90,3 +90,43 @@ pub fn send_ipi<H: AxVCpuHal>(apic_id: u32, vector: u8) {
         icr_low.write_volatile(low);
     }
 }
+
+/// The interrupt request register of this CPU's local APIC: one bit per vector, pending
+/// and not yet accepted (x2APIC MSRs when enabled, else the xAPIC page through the HAL).
+pub fn apic_irr<H: AxVCpuHal>() -> [u32; 8] {
+    let mut irr = [0u32; 8];
+    // SAFETY: IA32_APIC_BASE exists on every CPU with SVM.
+    let base = unsafe { rdmsr(MSR_APIC_BASE) };
+    if base & (1 << 11) == 0 {
+        // The local APIC is disabled: nothing is pending there.
+        return irr;
+    }
+    if base & (1 << 10) != 0 {
+        for (i, word) in irr.iter_mut().enumerate() {
+            // SAFETY: x2APIC IRR registers 0x820..0x828, readable in x2APIC mode.
+            *word = unsafe { rdmsr(0x820 + i as u32) } as u32;
+        }
+        return irr;
+    }
+    let page = H::phys_to_virt(HostPhysAddr::from((base & 0x000f_ffff_ffff_f000) as usize));
+    for (i, word) in irr.iter_mut().enumerate() {
+        let reg = (page.as_usize() + 0x200 + 0x10 * i) as *const u32;
+        // SAFETY: the local APIC's IRR registers as the HAL maps the APIC page; reading
+        // them has no side effect.
+        *word = unsafe { reg.read_volatile() };
+    }
+    irr
+}
+
+/// The highest vector set in `irr`.
+pub fn highest_vector(irr: &[u32; 8]) -> Option<u8> {
+    (0..8)
+        .rev()
+        .find(|&i| irr[i] != 0)
+        .map(|i| (i * 32 + 31 - irr[i].leading_zeros() as usize) as u8)
+}
+
+/// Whether `vector` is set in `irr`.
+pub fn has_vector(irr: &[u32; 8], vector: u8) -> bool {
+    irr[usize::from(vector / 32)] & (1 << (vector % 32)) != 0
+}

@@ -25,7 +25,8 @@
 //! | `hlt` | `Halt` |
 //! | triple fault (shutdown intercept) | `SystemDown` |
 //! | `rdmsr` / `wrmsr` (every MSR is intercepted) | `SysRegRead{addr: ecx, reg: 0}` (value to `edx:eax`) / `SysRegWrite{addr: ecx, value: edx:eax}` |
-//! | host interrupt or kick IPI while in the guest | `Kicked` if kicked, else handled by the host and the guest re-entered |
+//! | kick IPI while in the guest (or before entry) | `Kicked` |
+//! | another host interrupt (INTR intercept) / NMI | `ExternalInterrupt{vector}`: the highest vector pending in the local APIC's IRR at the exit / 2; the host's IDT has handled it when `run` returns |
 //! | VMRUN refused (`EXITCODE` low 32 bits = `0xffff_ffff`) | `FailEntry{hardware_entry_failure_reason: EXITCODE}` |
 //! | anything else (SVM instructions, INVD, WBINVD, MONITOR/MWAIT, XSETBV, task switch) | `Err` (value: the exit code) |
 //!

@@ -183,13 +183,17 @@ struct Frames {
 /// as is, so each vector is delivered exactly once.
 ///
 /// **Kicks and host interrupts.** `V_INTR_MASKING` = 1 and the host enters with
-/// `RFLAGS.IF` = 1 under GIF = 0, so any host interrupt makes the guest exit; right after
-/// #VMEXIT the backend sets GIF and lets the host take pending interrupts through its own
-/// IDT (the kick vector's handler only sends EOI), then disables them again. An INTR/NMI
-/// exit returns [`Kicked`](AxVCpuExitReason::Kicked) when the kick flag is set, otherwise
-/// the guest is re-entered (the host has already handled its interrupt):
-/// `ExternalInterrupt` is never returned. The HAL's `current_cpu_id` must be the local APIC
-/// id.
+/// `RFLAGS.IF` = 1 under GIF = 0, so any host interrupt makes the guest exit. At an INTR
+/// exit the backend reads the local APIC's IRR (before the host takes anything), then sets
+/// GIF and lets the host take pending interrupts through its own IDT (the kick vector's
+/// handler only sends EOI), then disables them again. An INTR or NMI exit returns
+/// [`Kicked`](AxVCpuExitReason::Kicked) when the kick flag is set; otherwise an INTR exit
+/// whose pending vector was [`KICK_VECTOR`] (the late IPI of a kick already consumed before
+/// an entry) re-enters the guest, one for another vector returns
+/// [`ExternalInterrupt`](AxVCpuExitReason::ExternalInterrupt) with the highest vector that
+/// was pending (already handled by the host's IDT when `run` returns), and an NMI exit
+/// returns `ExternalInterrupt { vector: 2 }`. The HAL's `current_cpu_id` must be the local
+/// APIC id.
 ///
 /// **State.** `vmrun` moves the VMCB's guest state (segments, control registers, `rip`,
 /// `rsp`, `rax`, `EFER`, ...); `vmload`/`vmsave` around it swap FS/GS/TR/LDTR bases,
@@ -212,6 +216,7 @@ pub struct SvmVCpu<H: AxVCpuHal> {
     icr_high: u32,
     init_sent: [u64; 4],
     flush_tlb: bool,
+    host_irq: Option<HostIrq>,
     _hal: PhantomData<fn() -> H>,
 }
 
@@ -268,6 +273,16 @@ fn fill<H: AxVCpuHal>(pa: HostPhysAddr, frames: usize, byte: u8) {
     let va = H::phys_to_virt(pa).as_usize() as *mut u8;
     // SAFETY: `frames` frames the vCPU just allocated, reached through the HAL's mapping.
     unsafe { core::ptr::write_bytes(va, byte, frames * 4096) };
+}
+
+/// The host interrupt pending at an INTR exit, read from the local APIC's IRR before the
+/// host takes it.
+#[derive(Debug, Clone, Copy)]
+enum HostIrq {
+    /// The kick vector (a kick, or a late IPI of a kick already consumed).
+    StaleKick,
+    /// Another vector.
+    Other(u8),
 }
 
 /// What handling one #VMEXIT gives.
@@ -439,10 +454,21 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
         }
         Ok(match code {
             exit::INTR | exit::NMI => {
+                let host_irq = self.host_irq.take();
                 if self.kick.flag.swap(false, Ordering::AcqRel) {
                     Exit(AxVCpuExitReason::Kicked)
+                } else if code == exit::NMI {
+                    Exit(AxVCpuExitReason::ExternalInterrupt { vector: 2 })
                 } else {
-                    Again
+                    match host_irq {
+                        // Another host interrupt, already handled by the host's IDT.
+                        Some(HostIrq::Other(vector)) => Exit(AxVCpuExitReason::ExternalInterrupt {
+                            vector: u64::from(vector),
+                        }),
+                        // A kick IPI whose kick an earlier entry already consumed, or
+                        // nothing pending any more: enter again.
+                        Some(HostIrq::StaleKick) | None => Again,
+                    }
                 }
             }
             exit::VINTR => Again,
@@ -696,6 +722,19 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
                 self.frames.vmcb.as_usize() as u64,
                 self.frames.host_area.as_usize() as u64,
             );
+        }
+        // Before the host takes its interrupts: which one made the guest exit.
+        self.host_irq = None;
+        if v.r64(ctrl::EXITCODE) == exit::INTR {
+            let irr = hw::apic_irr::<H>();
+            self.host_irq = if hw::has_vector(&irr, KICK_VECTOR) {
+                Some(HostIrq::StaleKick)
+            } else {
+                hw::highest_vector(&irr).map(HostIrq::Other)
+            };
+        }
+        // SAFETY: as above; with GIF set and IF = 1 the host's IDT takes what is pending.
+        unsafe {
             switch::stgi();
             core::arch::asm!("nop", "cli", options(nomem, nostack));
         }
@@ -754,6 +793,7 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
             icr_high: 0,
             init_sent: [0; 4],
             flush_tlb: true,
+            host_irq: None,
             _hal: PhantomData,
         })
     }

@@ -1,5 +1,5 @@
 //! Boot: the PVH entry (32-bit protected mode) to long mode, BSS, one stack per CPU, the
-//! host IDT (exceptions are fatal, the kick vector sends EOI), the second CPU through
+//! host IDT (exceptions are fatal, the kick and test vectors send EOI), the second CPU through
 //! INIT-SIPI and a real-mode trampoline, and the hand-over to the shared boot flow
 //! ([`Cpus::start`]: per-CPU SVM enable, then the suite on CPU 0, the mailbox on CPU 1).
 
@@ -14,6 +14,8 @@ use crate::hal;
 /// CPUs the testbed uses (CPU id = local APIC id).
 pub const MAX_CPUS: usize = 2;
 const STACK_SIZE: usize = 256 * 1024;
+/// A vector the self-tests send to this CPU; its handler only sends EOI, like the kick's.
+pub const TEST_VECTOR: u8 = 0xf3;
 /// Where the AP trampoline is copied (SIPI vector 0x08).
 const TRAMPOLINE: usize = 0x8000;
 
@@ -138,6 +140,8 @@ testbed_isr_stubs:
 testbed_isr_common:
     cmpq ${kick}, (%rsp)
     je 4f
+    cmpq ${test_vector}, (%rsp)
+    je 4f
     cmpq $0xff, (%rsp)
     je 5f
     movq (%rsp), %rdi
@@ -184,6 +188,7 @@ boot_pd:
     max_cpus = const MAX_CPUS,
     stack_shift = const STACK_SIZE.trailing_zeros(),
     kick = const KICK_VECTOR,
+    test_vector = const TEST_VECTOR,
     options(att_syntax)
 );
 

@@ -17,7 +17,7 @@ use axvcpu_testbed::vm::TestbedVm;
 use axvcpu_testbed::TestbedArch;
 
 use crate::arch::{VCpu, X86};
-use crate::boot::CPUS;
+use crate::boot::{CPUS, TEST_VECTOR};
 use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE};
 use crate::hal;
 
@@ -205,6 +205,25 @@ fn fail_entry(_: ()) -> Check {
     }
 }
 
+/// A host interrupt pending at entry makes the guest exit at once: `ExternalInterrupt`
+/// with its vector, handled by the host's IDT when `run` returns; the guest then goes on.
+fn external_interrupt(_: ()) -> Check {
+    let vm = vm(selftest_code(Guest::SendIpi))?;
+    let mut v = bound(&vm)?;
+    hal::apic_icr(hal::cpu_id() as u32, 0x4000 | u32::from(TEST_VECTOR));
+    expect(
+        &mut v,
+        AxVCpuExitReason::ExternalInterrupt {
+            vector: u64::from(TEST_VECTOR),
+        },
+    )?;
+    match step(&mut v)? {
+        AxVCpuExitReason::SendIPI { vector: 0x55, .. } => {}
+        other => return Err(format!("after the interrupt: {other:?}")),
+    }
+    expect_done(&mut v)
+}
+
 const GARBAGE: u64 = 1000;
 const BUDGET_NS: u64 = 20_000_000;
 
@@ -291,8 +310,9 @@ fn garbage_exits(_: ()) -> Check {
 
 /// Runs the self-tests; `true` if all passed.
 pub fn run_all() -> bool {
-    let tests: [SelfTest<()>; 8] = [
+    let tests: [SelfTest<()>; 9] = [
         ("fail-entry", fail_entry),
+        ("external-interrupt", external_interrupt),
         ("triple-fault", triple_fault),
         ("string-io", string_io),
         ("high-byte-mmio", high_byte_mmio),
