@@ -1,18 +1,18 @@
 //! The x86-64 SVM testbed: build the test hypervisor image, boot it in QEMU (TCG, AMD SVM
 //! with nested paging), check its report.
 //!
-//! `test()` builds `testbed-x86` for `x86_64-unknown-none`, boots it with
-//! `qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 256M -nodefaults -display none
-//! -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel <elf>`
-//! (a PVH boot), streams COM1, and passes only if every scenario id of the conformance
-//! crate (read from its source at run time, so a scenario added there is required here at
-//! once) has a `PASS` line, or an `N/A` line for `cpu-down` (x86 has no architectural
-//! CPU-off), the closing line says `N passed, 0 failed`, there are `SELFTEST` lines and no
-//! line reports a failure or a fatal host exception, no frame leaked, and QEMU exits with
-//! status 33. The testbed ends
-//! QEMU through `isa-debug-exit`, which exits with `(code << 1) | 1`: code 0x10 (33) means
-//! everything passed, 0x11 (35) that something failed; anything else (0 when QEMU quits on
-//! its own, a reset after a host triple fault with `-no-reboot`) is a failure too.
+//! `test()` builds `testbed-x86` for `x86_64-unknown-none` and boots it twice, with
+//! `qemu-system-x86_64 -accel tcg -cpu max|qemu64,+svm,+npt -smp 2 -m 256M -nodefaults
+//! -display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 -no-reboot
+//! -kernel <elf>` (a PVH boot), streaming COM1. Each boot passes only if every scenario id
+//! of the conformance crate (read from its source at run time, so a scenario added there
+//! is required here at once) has a `PASS` line, or an `N/A` line for `cpu-down` (x86 has
+//! no architectural CPU-off), the closing line says `N passed, 0 failed`, there are
+//! `SELFTEST` lines and no line reports a failure or a fatal host exception, no frame
+//! leaked, and QEMU exits with status 33. The testbed ends QEMU through `isa-debug-exit`,
+//! which exits with `(code << 1) | 1`: code 0x10 (33) means everything passed, 0x11 (35)
+//! that something failed; anything else (0 when QEMU quits on its own, a reset after a
+//! host triple fault with `-no-reboot`) is a failure too.
 //!
 //! `bench()` builds the image with the `bench` feature and boots it on one CPU with
 //! `-icount shift=0`, where QEMU derives the TSC from the instruction count (one tick per
@@ -33,12 +33,13 @@ const NOT_APPLICABLE: [&str; 1] = ["cpu-down"];
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// QEMU's exit status when the testbed wrote its success code (0x10) to `isa-debug-exit`.
 const EXIT_PASSED: i32 = (0x10 << 1) | 1;
+/// The CPU models the testbed boots on: `max` (every feature QEMU's TCG has, x2APIC
+/// included) and `qemu64` with SVM and nested paging added (the least an SVM host needs).
+const CPUS: [&str; 2] = ["max", "qemu64,+svm,+npt"];
 /// The machine: TCG (SVM with nested paging), PVH boot, COM1 on stdout, the exit device.
-const MACHINE: [&str; 13] = [
+const MACHINE: [&str; 11] = [
     "-accel",
     "tcg",
-    "-cpu",
-    "max",
     "-m",
     "256M",
     "-nodefaults",
@@ -253,23 +254,25 @@ fn check_report(output: &str, ids: &[String]) -> Result<usize, String> {
     }
 }
 
-/// Builds the testbed, boots it in QEMU on two CPUs and checks every scenario's line and
-/// the exit status.
+/// Builds the testbed, boots it in QEMU on two CPUs of each model of [`CPUS`] and checks
+/// every scenario's line, the self-tests and the exit status.
 pub fn test() -> Result<(), String> {
     ensure_tools()?;
     let ids = scenario_ids()?;
     let elf = build(&[], CRATE)?;
-    let (output, status) = boot(&elf, &["-smp", "2"])?;
-    let passed = check_report(&output, &ids)?;
-    if status != Some(EXIT_PASSED) {
-        return Err(format!(
-            "the x86 testbed ended QEMU with status {status:?}, not {EXIT_PASSED} (success)"
-        ));
+    for cpu in CPUS {
+        let (output, status) = boot(&elf, &["-cpu", cpu, "-smp", "2"])?;
+        let passed = check_report(&output, &ids).map_err(|e| format!("-cpu {cpu}: {e}"))?;
+        if status != Some(EXIT_PASSED) {
+            return Err(format!(
+                "-cpu {cpu}: the x86 testbed ended QEMU with status {status:?}, not {EXIT_PASSED} (success)"
+            ));
+        }
+        eprintln!(
+            "xtask: x86 SVM testbed (-cpu {cpu}): {passed} of {} scenarios passed, the rest not applicable",
+            ids.len()
+        );
     }
-    eprintln!(
-        "xtask: x86 SVM testbed: {passed} of {} scenarios passed, the rest not applicable",
-        ids.len()
-    );
     Ok(())
 }
 
@@ -278,7 +281,7 @@ pub fn test() -> Result<(), String> {
 pub fn bench() -> Result<(), String> {
     ensure_tools()?;
     let elf = build(&["bench"], "testbed-x86-bench")?;
-    let (output, status) = boot(&elf, &["-smp", "1", "-icount", "shift=0"])?;
+    let (output, status) = boot(&elf, &["-cpu", CPUS[0], "-smp", "1", "-icount", "shift=0"])?;
     let figures: Vec<&str> = output
         .lines()
         .filter_map(|l| l.strip_prefix("bench: "))
