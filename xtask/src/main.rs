@@ -1,7 +1,7 @@
 //! The project's task runner (`cargo xtask`, see README.md):
 //!
-//! - `cargo xtask run [kvm|riscv|aarch64]`: runs the main job: a demo guest on our vCPUs
-//!   (default: the hosted KVM backend); `riscv`/`aarch64` boot a test hypervisor in QEMU.
+//! - `cargo xtask run [kvm|riscv|aarch64|x86]`: runs the main job: a demo guest on our vCPUs
+//!   (default: the hosted KVM backend); the others boot a test hypervisor in QEMU.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench`: prints the benchmark figures.
 
@@ -10,8 +10,12 @@ mod cmd;
 mod riscv;
 mod setup;
 mod test;
+mod x86;
 
 use std::process::ExitCode;
+
+const USAGE: &str =
+    "usage: cargo xtask run [kvm|riscv|aarch64|x86] | cargo xtask test | cargo xtask bench";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,10 +23,7 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("bench") => bench(),
-        _ => Err(
-            "usage: cargo xtask run [kvm|riscv|aarch64] | cargo xtask test | cargo xtask bench"
-                .to_string(),
-        ),
+        _ => Err(USAGE.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,25 +35,19 @@ fn main() -> ExitCode {
 }
 
 fn run(which: &str) -> Result<(), String> {
-    match which {
+    let testbed: fn() -> Result<(), String> = match which {
         "kvm" => {
             setup::require_kvm()?;
-            cmd::cargo(&["run", "-p", "axvcpu-kvm", "--release", "--example", "demo"])
+            return cmd::cargo(&["run", "-p", "axvcpu-kvm", "--release", "--example", "demo"]);
         }
-        "riscv" => {
-            setup::rust_targets()?;
-            setup::qemu()?;
-            riscv::test()
-        }
-        "aarch64" => {
-            setup::rust_targets()?;
-            setup::qemu()?;
-            aarch64::test()
-        }
-        other => Err(format!(
-            "unknown job `{other}`: expected kvm, riscv or aarch64"
-        )),
-    }
+        "riscv" => riscv::test,
+        "aarch64" => aarch64::test,
+        "x86" => x86::test,
+        other => return Err(format!("unknown job `{other}`; {USAGE}")),
+    };
+    setup::rust_targets()?;
+    setup::qemu()?;
+    testbed()
 }
 
 fn bench() -> Result<(), String> {
@@ -61,5 +56,6 @@ fn bench() -> Result<(), String> {
     setup::rust_targets()?;
     setup::qemu()?;
     riscv::bench()?;
-    aarch64::bench()
+    aarch64::bench()?;
+    x86::bench()
 }
