@@ -132,8 +132,9 @@ pub enum AxVCpuExitReason {
     /// - **RISC-V**: `ecall` with SBI extension id `a7` = [`RISCV_HYPERCALL_EXT`]; `nr` is
     ///   the function id `a6`, `args` are `a0..a5`; the return value goes to `a1` and `a0`
     ///   is set to 0 (SBI_SUCCESS).
-    /// - **AArch64**: `hvc #0`; `nr` is `x0`, `args` are `x1..x6`; the return value goes
-    ///   to `x0`.
+    /// - **AArch64**: `hvc #0` with `x0` outside the PSCI function-id range (PSCI calls are
+    ///   `CpuUp`, `CpuDown`, `SystemDown` or answered inside); `nr` is `x0`, `args` are
+    ///   `x1..x6`; the return value goes to `x0`.
     Hypercall {
         /// The hypercall number.
         nr: u64,
@@ -209,12 +210,17 @@ pub enum AxVCpuExitReason {
     /// the host through [`AxVCpuHal::irq_handler`](crate::AxVCpuHal::irq_handler) where
     /// the platform routes interrupts that way.
     ExternalInterrupt {
-        /// The host interrupt number (RISC-V: the `scause` interrupt code; x86: the vector).
-        /// Hosted KVM never returns this exit: a signal that interrupts the guest is a kick.
+        /// The host interrupt number (RISC-V: the `scause` interrupt code; AArch64: the GIC
+        /// INTID; x86 SVM: the highest vector pending in the local APIC at the exit, 2 for
+        /// an NMI). Hosted KVM never returns this exit: a signal that interrupts the guest
+        /// is a kick.
         vector: u64,
     },
     /// The guest accessed guest-physical memory the nested page table maps, but without the
-    /// permission the access needed (a write to a read-only page, say). The access has *not*
+    /// permission the access needed (a write to a read-only page, say). Bare-metal backends
+    /// also report an instruction fetch from memory the table does not map, and the guest's
+    /// own page-table walk through such memory, this way (a data load or store there is
+    /// `MmioRead` / `MmioWrite`). The access has *not*
     /// taken effect: fix the mapping, call
     /// [`nested_page_table_changed`](crate::AxVCpu::nested_page_table_changed) and `run()`
     /// again, and it is performed (bare metal retries the instruction; hosted KVM performs
@@ -226,7 +232,10 @@ pub enum AxVCpuExitReason {
         access_flags: AccessFlags,
     },
     /// The guest halted until an interrupt (x86 `hlt`, RISC-V/AArch64 `wfi`). The vCPU is
-    /// [`Blocked`](crate::VCpuState::Blocked); the next `run()` resumes after the instruction.
+    /// [`Blocked`](crate::VCpuState::Blocked), or [`Ready`](crate::VCpuState::Ready) if an
+    /// injected interrupt is already waiting (queued in the core or held by the backend),
+    /// so a hypervisor that sleeps on `Blocked` never misses that wake-up. Either way the
+    /// next `run()` resumes after the instruction.
     Halt,
     /// The guest asked to start a secondary CPU.
     ///
@@ -248,14 +257,16 @@ pub enum AxVCpuExitReason {
         arg: u64,
     },
     /// The guest stopped its own CPU (SBI HSM `hart_stop`, PSCI `CPU_OFF`). Do not run this
-    /// vCPU again until it is started anew.
+    /// vCPU again until it is started anew. x86 has no architectural CPU-off: no x86 backend
+    /// returns it.
     CpuDown {
-        /// Architecture-specific power state (PSCI power_state; 0 elsewhere).
+        /// Architecture-specific power state. Always 0 today: neither `hart_stop` nor
+        /// `CPU_OFF` carries one.
         state: u64,
     },
-    /// The guest asked to power off or reset the whole machine (SBI SRST, PSCI
-    /// `SYSTEM_OFF`/`SYSTEM_RESET`, x86: a triple fault or a write to
-    /// [`X86_SHUTDOWN_PORT`]).
+    /// The guest asked to power off or reset the whole machine (SBI SRST or the legacy SBI
+    /// shutdown, PSCI `SYSTEM_OFF`/`SYSTEM_RESET`, x86: a triple fault or a write to
+    /// [`X86_SHUTDOWN_PORT`]; hosted KVM also a `KVM_EXIT_SYSTEM_EVENT`).
     SystemDown,
     /// Nothing for the hypervisor to do; the backend handled the exit itself. Just run again.
     Nothing,
@@ -266,8 +277,16 @@ pub enum AxVCpuExitReason {
         hardware_entry_failure_reason: u64,
     },
     /// The guest sent an inter-processor interrupt the backend does not deliver itself.
+    ///
+    /// - **x86_64**: a fixed, lowest-priority or NMI write of the local APIC ICR;
+    ///   `target_cpu` is the destination APIC id, the shorthand sets `send_to_all` /
+    ///   `send_to_self`, `vector` is the ICR vector (2 for an NMI).
+    /// - **RISC-V**: SBI IPI `send_ipi(hart_mask, hart_mask_base)`: `target_cpu` is the hart
+    ///   *mask*, `target_cpu_aux` its base (`send_to_all` when the base is `-1`), `vector`
+    ///   is 1 (supervisor software interrupt).
+    /// - **AArch64**: not returned by the AArch64 backend.
     SendIPI {
-        /// The target CPU, when one CPU is addressed.
+        /// The target CPU (x86: APIC id), or on RISC-V the hart mask.
         target_cpu: u64,
         /// Architecture-specific extra target information (RISC-V: the hart mask base).
         target_cpu_aux: u64,

@@ -1,7 +1,7 @@
 //! The part of a vCPU other CPUs and threads may touch while it runs: its state, its queue
 //! of pending interrupts, and its kick.
 //!
-//! Protocol (all orderings Acquire/Release):
+//! Protocol:
 //! - `inject_interrupt` pushes the vector, wakes a `Blocked` vCPU to `Ready`, and kicks it if
 //!   it is `Running`, so the interrupt reaches the guest without waiting for another exit.
 //! - `kick` sets `exit_requested`, then kicks the backend. `run()` checks the flag before
@@ -9,11 +9,22 @@
 //!   that finds the flag clear was an injection kick and `run()` re-enters the guest after
 //!   handing over the queue. So a kick is never lost, and only kicks asked for reach the
 //!   hypervisor as `Kicked`.
+//!
+//! Ordering. Injection and `run()` each write one location and then read the other's: the
+//! injector writes the queue, then reads the state; `run()` writes the state (`Running`
+//! before entry, `Blocked` after a halt), then reads the queue. Acquire/release alone lets
+//! both reads miss both writes (store buffering: x86 and RISC-V do it), which would leave a
+//! vCPU `Blocked` with an interrupt queued, or entering the guest with one queued and never
+//! kicked. So both sides put a sequentially consistent fence between their write and their
+//! read (`Shared::inject` and `Shared::publish_state`): of the two fences, whichever
+//! comes second sees the other side's write, so either the injector sees `Running` /
+//! `Blocked` (and kicks / wakes), or `run()` sees the vector (and delivers it / stays
+//! `Ready`).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
 use crate::state::AtomicState;
 use crate::{AxArchVCpu, VCpuId, VCpuKick, VCpuResult, VCpuState};
@@ -68,8 +79,17 @@ impl<K: VCpuKick> Shared<K> {
         result
     }
 
+    /// Sets the state `run()` moves to (`Running`, `Blocked`) and orders that write before
+    /// the queue reads that follow it (see the module's "Ordering").
+    pub(crate) fn publish_state(&self, s: VCpuState) {
+        self.state.set(s);
+        fence(Ordering::SeqCst);
+    }
+
     pub(crate) fn inject(&self, vector: usize) {
         self.push(vector);
+        // Orders the push before the state reads below (see the module's "Ordering").
+        fence(Ordering::SeqCst);
         self.state.transition(VCpuState::Blocked, VCpuState::Ready);
         if self.state.get() == VCpuState::Running {
             self.kicker.kick();
@@ -121,7 +141,10 @@ impl<A: AxArchVCpu> VCpuHandle<A> {
 
     /// Queues interrupt `vector` for the guest. It is delivered exactly once: at the next
     /// guest entry, or at once if the vCPU is running (it is kicked to take it). A `Blocked`
-    /// vCPU becomes `Ready`. Fails only if the architecture cannot inject `vector`.
+    /// vCPU becomes `Ready`. Fails only if the architecture cannot inject `vector`: unlike
+    /// [`AxVCpu::inject_interrupt`](crate::AxVCpu::inject_interrupt) it does not look at the
+    /// state, so a vector queued before `setup` waits for the first run, and one queued to
+    /// an `Invalid` vCPU (or after the vCPU is dropped) is never delivered.
     pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
         A::check_interrupt_vector(vector)?;
         self.shared.inject(vector);
@@ -129,8 +152,8 @@ impl<A: AxArchVCpu> VCpuHandle<A> {
     }
 
     /// Makes the vCPU leave `run()` with [`Kicked`](crate::AxVCpuExitReason::Kicked): at once
-    /// if it is running, else at its next `run()`. Several kicks before that `run()` count
-    /// as one.
+    /// if it is running, else at its next `run()` (even if that comes after `bind`, or after
+    /// an `unbind` and a new `bind`). Several kicks before that `run()` count as one.
     pub fn kick(&self) {
         self.shared.kick();
     }

@@ -9,8 +9,13 @@ use core::sync::atomic::{AtomicU8, Ordering};
 ///  new ──► Created ──setup──► Free ──bind──► Ready ──run──► Running ──exit──► Ready
 ///                                ▲             │  ▲                    └─Halt─► Blocked
 ///                                └───unbind────┘  └── interrupt injected ──────┘
+///  Blocked ──run──► Running (the guest resumes after its halt)     Blocked ──unbind──► Free
+///  Halt while an injected interrupt is pending ──► Ready, not Blocked
 ///  any backend failure in setup / run / unbind ──► Invalid
 /// ```
+///
+/// A call the current state does not allow is refused with a `BadState` error and changes
+/// nothing; so is every call on an `Invalid` vCPU.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VCpuState {

@@ -189,8 +189,10 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         }
     }
 
-    /// Binds the vCPU to the calling physical CPU: `Free` → `Ready`. Refused if another vCPU
-    /// is bound to this CPU.
+    /// Binds the vCPU to the calling physical CPU: `Free` → `Ready`. Refused (`ResourceBusy`)
+    /// if another vCPU is bound to this CPU, and (`InvalidInput`) if the CPU id is not below
+    /// [`MAX_CPUS`](crate::MAX_CPUS). A backend failure leaves the vCPU `Free` and the CPU
+    /// unclaimed.
     pub fn bind(&mut self) -> VCpuResult {
         self.expect_usable()?;
         match self.state() {
@@ -224,7 +226,9 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         }
     }
 
-    /// Unbinds the vCPU from the calling CPU: `Ready`/`Blocked` → `Free`.
+    /// Unbinds the vCPU from the calling CPU, which must be the one it is bound to:
+    /// `Ready`/`Blocked` → `Free`. A backend failure leaves the vCPU `Invalid`; the CPU is
+    /// freed either way.
     pub fn unbind(&mut self) -> VCpuResult {
         self.expect_usable()?;
         let cpu = self.expect_on_bound_cpu("unbind: the vCPU is not bound")?;
@@ -258,12 +262,12 @@ impl<A: AxArchVCpu> AxVCpu<A> {
                 "run: the last MmioRead/IoRead/SysRegRead exit has not been answered with complete_read()",
             ));
         }
-        self.shared.state.set(VCpuState::Running);
+        self.shared.publish_state(VCpuState::Running);
         let exit = self.run_until_exit();
         let shared = &self.shared;
         match exit {
             Ok(AxVCpuExitReason::Halt) => {
-                shared.state.set(VCpuState::Blocked);
+                shared.publish_state(VCpuState::Blocked);
                 if shared.has_pending() || self.arch.has_pending_interrupt() {
                     shared
                         .state
@@ -368,10 +372,21 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     }
 }
 
+/// Dropping a bound vCPU unbinds it and frees its CPU. The backend's `unbind` runs only
+/// when the drop happens on the CPU the vCPU is bound to: elsewhere it would save and reset
+/// the wrong CPU's virtualization registers (those of whatever vCPU runs there), so it is
+/// skipped, with an error logged, and that CPU keeps this vCPU's hardware context until
+/// the next `bind` there replaces it. Either way the CPU's current-vCPU slot is freed.
 impl<A: AxArchVCpu> Drop for AxVCpu<A> {
     fn drop(&mut self) {
         if let Some(cpu) = self.bound_cpu.take() {
-            if let Err(e) = self.arch.unbind() {
+            let here = <A::Hal as AxVCpuHal>::current_cpu_id();
+            if here != cpu {
+                log::error!(
+                    "vCPU {:?}: dropped on CPU {here} while bound to CPU {cpu}; backend unbind skipped",
+                    self.id()
+                );
+            } else if let Err(e) = self.arch.unbind() {
                 log::warn!("vCPU {:?}: unbind on drop: {e}", self.id());
             }
             current::release(cpu, self.id());

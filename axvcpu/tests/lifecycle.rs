@@ -429,3 +429,200 @@ fn errors_say_why_and_convert_to_axerror() {
     let ax: AxError = e.into();
     assert_eq!(ax, AxError::BadState);
 }
+
+#[test]
+fn every_register_and_interrupt_call_before_setup_is_refused() {
+    let mut v = AxVCpu::<TestArch>::new(0, 0, false).unwrap();
+    let c = VCpuState::Created;
+    refused!(v, v.set_pc(0x1000), c);
+    refused!(v, v.set_return_value(1), c);
+    refused!(v, v.set_boot_arg(1), c);
+    refused!(v, v.nested_page_table_changed(), c);
+    refused!(v, v.inject_interrupt(32), c);
+    assert_eq!(v.arch().calls, vec![Call::New(0, 0)]);
+    // Still configurable afterwards.
+    v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
+    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }.unwrap();
+    v.setup(()).unwrap();
+    assert_eq!(v.state(), VCpuState::Free);
+}
+
+#[test]
+fn an_invalid_vcpu_refuses_every_call_and_the_backend_sees_none_of_them() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut().unwrap().push(Step::Fail);
+    assert!(v.run().is_err());
+    let i = VCpuState::Invalid;
+    let calls_before = v.arch().calls.len();
+    refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), i);
+    refused!(v, unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }, i);
+    refused!(v, v.setup(()), i);
+    refused!(v, v.bind(), i);
+    refused!(v, v.complete_read(0), i);
+    refused!(v, v.get_gpr(0), i);
+    refused!(v, v.pc(), i);
+    refused!(v, v.set_pc(0), i);
+    refused!(v, v.set_return_value(0), i);
+    refused!(v, v.set_boot_arg(0), i);
+    refused!(v, v.inject_interrupt(32), i);
+    refused!(v, v.nested_page_table_changed(), i);
+    assert_eq!(v.arch().calls.len(), calls_before);
+}
+
+#[test]
+fn a_failed_bind_leaves_the_vcpu_free_and_its_cpu_unclaimed() {
+    let mut v = free_vcpu(0, 0);
+    v.arch_mut().unwrap().fail_bind = true;
+    refused!(v, v.bind(), VCpuState::Free);
+    assert_eq!(v.bound_cpu(), None);
+    assert_eq!(
+        current_vcpu::<TestHal>(),
+        None,
+        "a failed bind kept the CPU"
+    );
+    // Usable: the next bind succeeds.
+    v.bind().unwrap();
+    assert_eq!(v.state(), VCpuState::Ready);
+    assert_eq!(current_vcpu::<TestHal>(), Some(v.id()));
+}
+
+#[test]
+fn a_failed_unbind_makes_the_vcpu_invalid_and_frees_its_cpu() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut().unwrap().fail_unbind = true;
+    assert!(v.unbind().is_err());
+    assert_eq!(v.state(), VCpuState::Invalid);
+    assert_eq!(v.bound_cpu(), None);
+    assert_eq!(current_vcpu::<TestHal>(), None);
+    let unbound = v.arch().unbound_on.clone();
+    drop(v);
+    assert_eq!(
+        unbound.lock().unwrap().len(),
+        1,
+        "dropping an unbound vCPU unbinds it again"
+    );
+}
+
+#[test]
+fn a_cpu_id_beyond_the_tracking_table_is_refused_by_bind() {
+    let mut v = free_vcpu(0, 0);
+    set_test_cpu(MAX_CPUS);
+    let e = v.bind().unwrap_err();
+    assert_eq!(e.kind(), AxErrorKind::InvalidInput);
+    assert_eq!(e.value(), Some(MAX_CPUS as u64));
+    assert_eq!(v.state(), VCpuState::Free);
+    assert_eq!(v.arch().count(&Call::Bind), 0);
+    assert_eq!(vcpu_on_cpu(MAX_CPUS), None);
+}
+
+#[test]
+fn dropping_a_bound_vcpu_on_another_cpu_frees_its_cpu_without_unbinding_there() {
+    let v = ready_vcpu(0, 0);
+    let home = TestHal::current_cpu_id();
+    let unbound = v.arch().unbound_on.clone();
+    // The backend's `unbind` acts on the CPU it runs on: from the wrong CPU it would reset
+    // that CPU's virtualization state, not the vCPU's.
+    let elsewhere = std::thread::spawn(move || {
+        let cpu = TestHal::current_cpu_id();
+        drop(v);
+        cpu
+    })
+    .join()
+    .unwrap();
+    assert_ne!(elsewhere, home);
+    assert_eq!(vcpu_on_cpu(home), None, "the home CPU stays claimed");
+    assert!(
+        !unbound.lock().unwrap().contains(&elsewhere),
+        "the backend was unbound on CPU {elsewhere}, not its own"
+    );
+}
+
+#[test]
+fn dropping_a_bound_vcpu_on_its_cpu_unbinds_it_there() {
+    let v = ready_vcpu(0, 0);
+    let home = TestHal::current_cpu_id();
+    let unbound = v.arch().unbound_on.clone();
+    drop(v);
+    assert_eq!(*unbound.lock().unwrap(), vec![home]);
+    assert_eq!(vcpu_on_cpu(home), None);
+}
+
+#[test]
+fn a_kick_before_bind_is_kept_for_the_first_run() {
+    let mut v = free_vcpu(0, 0);
+    v.handle().kick();
+    v.bind().unwrap();
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Kicked);
+    assert_eq!(v.arch().runs(), 0, "the guest was entered despite the kick");
+}
+
+#[test]
+fn a_read_left_pending_survives_unbind_and_still_blocks_run() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::IoRead {
+        port: Port(0x60),
+        width: AccessWidth::Byte,
+    });
+    v.run().unwrap();
+    v.unbind().unwrap();
+    v.bind().unwrap();
+    refused!(v, v.run(), VCpuState::Ready);
+    assert_eq!(v.arch().runs(), 1);
+    v.complete_read(5).unwrap();
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Nothing);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Nothing);
+}
+
+#[test]
+fn a_handle_outlives_its_vcpu_harmlessly() {
+    let v = ready_vcpu(0, 0);
+    let h = v.handle();
+    drop(v);
+    h.kick();
+    h.inject_interrupt(3).unwrap();
+    assert_eq!(h.state(), VCpuState::Ready);
+}
+
+/// Iterations of the racing tests below (each is one race between two threads).
+const RACES: usize = if cfg!(miri) { 12 } else { 2000 };
+
+#[test]
+fn a_halt_racing_an_injection_never_ends_blocked_with_the_interrupt_pending() {
+    // However the injection and the halt interleave, once both are done the vCPU is Ready:
+    // the vector is either held by the backend, queued in the core, or the injector saw
+    // `Blocked` and woke it. Ending `Blocked` would be a lost wake-up.
+    for i in 0..RACES {
+        let mut v = ready_vcpu(0, 0);
+        v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Halt);
+        let h = v.handle();
+        std::thread::scope(|s| {
+            s.spawn(|| h.inject_interrupt(0x20).unwrap());
+            assert_eq!(v.run().unwrap(), AxVCpuExitReason::Halt);
+        });
+        assert_eq!(
+            v.state(),
+            VCpuState::Ready,
+            "race {i}: Blocked although an interrupt was injected"
+        );
+    }
+}
+
+#[test]
+fn an_injection_racing_guest_entry_is_delivered_in_that_run() {
+    // The injector either finds the vCPU not yet `Running` (then `run()` must see the queued
+    // vector before entering) or `Running` (then it must kick). A guest waiting for the
+    // interrupt gets it in this run either way; a miss leaves it waiting (10 s, then `Err`).
+    for i in 0..RACES {
+        let mut v = ready_vcpu(0, 0);
+        let a = v.arch_mut().unwrap();
+        a.push(Step::WaitForInterrupt);
+        a.push(Step::TakeInterrupt);
+        let h = v.handle();
+        let exit = std::thread::scope(|s| {
+            s.spawn(|| h.inject_interrupt(0x21).unwrap());
+            v.run()
+        });
+        assert_eq!(exit.unwrap(), hypercall(0x21), "race {i}");
+        assert_eq!(v.arch().count(&Call::Inject(0x21)), 1, "race {i}");
+    }
+}

@@ -17,6 +17,11 @@ thread_local! {
 /// Each test thread is its own physical CPU.
 pub struct TestHal;
 
+/// Makes the calling thread report `cpu` as its physical CPU from now on.
+pub fn set_test_cpu(cpu: usize) {
+    CPU.with(|c| c.set(cpu));
+}
+
 impl AxVCpuHal for TestHal {
     fn alloc_frame() -> Option<HostPhysAddr> {
         None
@@ -67,6 +72,11 @@ pub enum Step {
     TakeInterrupt,
     /// The guest spins until kicked (at most 10 s), then the backend returns `Kicked`.
     WaitForKick,
+    /// The guest waits for an interrupt: one already held is taken at once and reported as
+    /// `Hypercall { nr: vector }`; otherwise it spins until kicked (at most 10 s) and the
+    /// backend returns `Kicked` (an injection kick: the core hands the vector over and
+    /// re-enters, so push a `TakeInterrupt` after this step).
+    WaitForInterrupt,
 }
 
 pub struct TestArch {
@@ -77,6 +87,11 @@ pub struct TestArch {
     pub pc: usize,
     pub kicked: Kick,
     pub fail_setup: bool,
+    /// The CPU of every backend `unbind`, kept past the vCPU's drop.
+    pub unbound_on: Arc<Mutex<Vec<usize>>>,
+    /// Makes the next `bind` / `unbind` fail.
+    pub fail_bind: bool,
+    pub fail_unbind: bool,
 }
 
 impl TestArch {
@@ -109,6 +124,9 @@ impl AxArchVCpu for TestArch {
             pc: 0,
             kicked: Kick::default(),
             fail_setup,
+            unbound_on: Arc::default(),
+            fail_bind: false,
+            fail_unbind: false,
         })
     }
     fn set_entry(&mut self, entry: GuestPhysAddr) -> VCpuResult {
@@ -147,6 +165,26 @@ impl AxArchVCpu for TestArch {
                 }
                 Ok(AxVCpuExitReason::Kicked)
             }
+            Some(Step::WaitForInterrupt) => {
+                if let Some(v) = self.held_interrupts.pop_front() {
+                    // Taken now: drop the `TakeInterrupt` that follows this step.
+                    self.script.pop_front();
+                    return Ok(AxVCpuExitReason::Hypercall {
+                        nr: v as u64,
+                        args: [0; 6],
+                    });
+                }
+                let start = std::time::Instant::now();
+                while !self.kicked.0.swap(false, Ordering::AcqRel) {
+                    if start.elapsed().as_secs() > 10 {
+                        return Err(VCpuError::bad_state(
+                            "test guest waited 10 s for an interrupt: never kicked",
+                        ));
+                    }
+                    std::thread::yield_now();
+                }
+                Ok(AxVCpuExitReason::Kicked)
+            }
             Some(Step::TakeInterrupt) => match self.held_interrupts.pop_front() {
                 Some(v) => Ok(AxVCpuExitReason::Hypercall {
                     nr: v as u64,
@@ -158,10 +196,19 @@ impl AxArchVCpu for TestArch {
     }
     fn bind(&mut self) -> VCpuResult {
         self.calls.push(Call::Bind);
+        if std::mem::take(&mut self.fail_bind) {
+            return Err(VCpuError::unsupported("test backend told to fail bind"));
+        }
         Ok(())
     }
     fn unbind(&mut self) -> VCpuResult {
         self.calls.push(Call::Unbind);
+        if let Ok(mut log) = self.unbound_on.lock() {
+            log.push(TestHal::current_cpu_id());
+        }
+        if std::mem::take(&mut self.fail_unbind) {
+            return Err(VCpuError::unsupported("test backend told to fail unbind"));
+        }
         Ok(())
     }
     fn set_gpr(&mut self, reg: usize, val: usize) -> VCpuResult {
