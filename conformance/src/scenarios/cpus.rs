@@ -75,12 +75,21 @@ pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
         let handle = v.handle();
         let returned = Arc::new(AtomicBool::new(false));
         let returned_seen = returned.clone();
+        // Set when one kick was not enough: the kicker then kicks again so run() returns and
+        // the scenario can fail instead of hanging.
+        let lost = Arc::new(AtomicBool::new(false));
+        let lost_seen = lost.clone();
         let kicker = p
             .spawn_on_cpu(
                 1,
                 Box::new(move || {
-                    // Kick once the guest is in, and again every 10 ms until run() returns.
+                    // One kick once the guest is in; a kick is never lost, so run() returns.
                     wait_until(clock, SECOND, || handle.state() == VCpuState::Running);
+                    handle.kick();
+                    if wait_until(clock, 2 * SECOND, || returned_seen.load(Ordering::Acquire)) {
+                        return;
+                    }
+                    lost_seen.store(true, Ordering::Release);
                     let start = clock();
                     while !returned_seen.load(Ordering::Acquire) && clock() - start < 5 * SECOND {
                         handle.kick();
@@ -100,6 +109,11 @@ pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
         }
         if !joined {
             return Err("the kicking CPU did not finish".into());
+        }
+        if lost.load(Ordering::Acquire) {
+            return Err(format!(
+                "round {round}: run() did not return within 2 s of one kick (it returned only after more kicks)"
+            ));
         }
         let pc = v.pc().map_err(|e| format!("pc: {e}"))?;
         match spin_pc {

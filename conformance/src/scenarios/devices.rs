@@ -59,6 +59,7 @@ pub(crate) fn mmio_read<P: Platform>(p: &mut P) -> Check {
     let (vm, mut v) = start(p, GuestProgram::MmioRead)?;
     let base = vm.layout().mmio_base;
     let mut regs = BTreeSet::new();
+    let mut named = 0;
     for (offset, size, signed) in MMIO_READS {
         let what = format!(
             "{}{} load at +{offset:#x}",
@@ -80,6 +81,7 @@ pub(crate) fn mmio_read<P: Platform>(p: &mut P) -> Check {
                         return Err(format!("{what}: signed_ext = {signed_ext}"));
                     }
                     regs.insert(reg);
+                    named += 1;
                 }
             }
             other => {
@@ -97,8 +99,19 @@ pub(crate) fn mmio_read<P: Platform>(p: &mut P) -> Check {
         };
         expect_report(&mut v, expected, &what)?;
     }
-    if regs.len() == 1 {
-        return Err("the program loads into several registers, the exits named one".into());
+    // The program loads into a different register each time: a backend that decodes the
+    // destination names it on every exit (or, like hosted KVM, on none), each one different.
+    if named != 0 && named != MMIO_READS.len() {
+        return Err(format!(
+            "{named} of {} exits named the destination register",
+            MMIO_READS.len()
+        ));
+    }
+    if regs.len() != named {
+        return Err(format!(
+            "the program loads into {named} different registers, the exits named {} ({regs:?})",
+            regs.len()
+        ));
     }
     expect_done(&mut v)
 }
@@ -177,6 +190,13 @@ pub(crate) fn regs<P: Platform>(p: &mut P) -> Check {
         return Err("an out-of-range register number was accepted".into());
     }
     let entry = vm.entry().as_usize();
+    // `pc` reads back what `set_pc` wrote; then back to the entry for the run.
+    let elsewhere = entry + 2 * info.halt_insn_len;
+    v.set_pc(elsewhere).map_err(|e| format!("set_pc: {e}"))?;
+    let pc = v.pc().map_err(|e| format!("pc: {e}"))?;
+    if pc != elsewhere {
+        return Err(format!("pc reads {pc:#x} after set_pc({elsewhere:#x})"));
+    }
     v.set_pc(entry).map_err(|e| format!("set_pc: {e}"))?;
     for reg in first..end {
         let got = v.get_gpr(reg).map_err(|e| format!("get_gpr({reg}): {e}"))?;
@@ -201,6 +221,18 @@ pub(crate) fn regs<P: Platform>(p: &mut P) -> Check {
     if pc != entry + info.halt_insn_len {
         return Err(format!(
             "pc {pc:#x} after Halt, expected {:#x}",
+            entry + info.halt_insn_len
+        ));
+    }
+    // `set_pc` steers the guest: moved back to the halt, it halts again instead of going on
+    // to `HC_DONE`.
+    v.set_pc(entry).map_err(|e| format!("set_pc: {e}"))?;
+    expect_exit(&mut v, AxVCpuExitReason::Halt)
+        .map_err(|e| format!("run after set_pc back to the halt: {e}"))?;
+    let pc = v.pc().map_err(|e| format!("pc: {e}"))?;
+    if pc != entry + info.halt_insn_len {
+        return Err(format!(
+            "pc {pc:#x} after the second Halt, expected {:#x}",
             entry + info.halt_insn_len
         ));
     }

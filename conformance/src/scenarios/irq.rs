@@ -11,8 +11,10 @@ use crate::Platform;
 /// Exits the `Irq` program may take before it finishes.
 const MAX_EXITS: usize = 64;
 
-/// Runs the `Irq` program to `HC_DONE`, injecting `vector` on `HC_READY` if `inject_on_ready`.
-/// Requires exactly one `HC_REPORT(vector)`.
+/// Runs the `Irq` program to `HC_DONE`, injecting the platform's vector before the first run
+/// if `inject_before_run`, else when the guest says `HC_READY`. Requires exactly one
+/// `HC_REPORT(vector)`, and the vCPU `Ready` (not `Blocked`) at every halt after `HC_READY`
+/// while the vector is still pending.
 fn run_irq_program<P: Platform>(p: &mut P, inject_before_run: bool) -> Check {
     let vector = p.info().irq_vector;
     let (_vm, mut v) = start(p, GuestProgram::Irq)?;

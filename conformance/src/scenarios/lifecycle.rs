@@ -2,21 +2,39 @@
 
 use alloc::format;
 
-use axvcpu::{current_vcpu, AxArchVCpu, AxVCpu, VCpuResult, VCpuState};
+use axvcpu::{current_vcpu, AxArchVCpu, AxErrorKind, AxVCpu, VCpuResult, VCpuState};
 
 use super::{expect_done, expect_state, ArchOf, Check};
 use crate::contract::GuestProgram;
 use crate::{Platform, TestVm};
 
-/// Requires `result` to be an error and the vCPU to stay in the state it was in.
+/// Requires `call` to fail with a `BadState` error that gives a reason, and the vCPU to stay
+/// in the state it was in.
 fn refused<A: AxArchVCpu, T>(
     vcpu: &mut AxVCpu<A>,
     before: VCpuState,
     call: impl FnOnce(&mut AxVCpu<A>) -> VCpuResult<T>,
     what: &str,
 ) -> Check {
-    if call(vcpu).is_ok() {
-        return Err(format!("{what} was accepted in state {before:?}"));
+    refused_with(vcpu, before, AxErrorKind::BadState, call, what)
+}
+
+/// As [`refused`], with the error kind `kind`.
+fn refused_with<A: AxArchVCpu, T>(
+    vcpu: &mut AxVCpu<A>,
+    before: VCpuState,
+    kind: AxErrorKind,
+    call: impl FnOnce(&mut AxVCpu<A>) -> VCpuResult<T>,
+    what: &str,
+) -> Check {
+    match call(vcpu) {
+        Ok(_) => return Err(format!("{what} was accepted in state {before:?}")),
+        Err(e) if e.kind() != kind || e.reason().is_empty() => {
+            return Err(format!(
+                "{what} was refused with {e}, expected {kind:?} and a reason"
+            ))
+        }
+        Err(_) => {}
     }
     expect_state(vcpu, before, &format!("after refused {what}"))
 }
@@ -35,6 +53,14 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
     refused(&mut v, s, |v| v.run(), "run before setup")?;
     refused(&mut v, s, |v| v.unbind(), "unbind before setup")?;
     refused(&mut v, s, |v| v.set_gpr(1, 0), "set_gpr before setup")?;
+    refused(&mut v, s, |v| v.get_gpr(1), "get_gpr before setup")?;
+    refused(&mut v, s, |v| v.set_pc(0), "set_pc before setup")?;
+    refused(
+        &mut v,
+        s,
+        |v| v.inject_interrupt(p.info().irq_vector),
+        "inject_interrupt before setup",
+    )?;
     refused(
         &mut v,
         s,
@@ -56,8 +82,8 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
         |v| v.setup(vm.setup_config(0)),
         "setup without root",
     )?;
-    // SAFETY (both calls): `TestVm`'s contract makes `root` outlive the vCPUs of `vm`, and
-    // `v` is dropped before `vm`.
+    // SAFETY (every `set_ept_root` below): `TestVm`'s contract makes `root` outlive the
+    // vCPUs of `vm`, and `v` is dropped before `vm`.
     unsafe { v.set_ept_root(root) }.map_err(|e| format!("set_ept_root: {e}"))?;
     refused(
         &mut v,
@@ -72,6 +98,12 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
     expect_state(&v, s, "after setup")?;
     refused(&mut v, s, |v| v.setup(vm.setup_config(0)), "a second setup")?;
     refused(&mut v, s, |v| v.set_entry(entry), "set_entry after setup")?;
+    refused(
+        &mut v,
+        s,
+        |v| unsafe { v.set_ept_root(root) },
+        "set_ept_root after setup",
+    )?;
     refused(&mut v, s, |v| v.run(), "run before bind")?;
     refused(&mut v, s, |v| v.unbind(), "unbind before bind")?;
 
@@ -89,9 +121,10 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
     let mut other = vm
         .new_vcpu(1, entry)
         .map_err(|e| format!("new vCPU 1: {e}"))?;
-    refused(
+    refused_with(
         &mut other,
         VCpuState::Free,
+        AxErrorKind::ResourceBusy,
         |other| other.bind(),
         "binding a second vCPU to a busy CPU",
     )?;
