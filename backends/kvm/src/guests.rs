@@ -1,4 +1,6 @@
-//! Guest programs, written here as 64-bit assembly (Intel syntax) and copied into guest RAM.
+//! Guest programs, written as 64-bit assembly (Intel syntax) and copied into guest RAM: the
+//! contract programs shared with the other x86 backend (`axvcpu-guests-x86`), then this
+//! backend's own (`guests.s`: the demo, the self-test and benchmark loops).
 //!
 //! Each program is position-independent code between a start and an end symbol, in its own
 //! 4 KiB-aligned section, so offsets inside it that are 4 KiB aligned stay page aligned in
@@ -21,10 +23,29 @@ pub const STRING_IO_PORT: u16 = 0xe8;
 pub const HC_ADD: u64 = 0x4144;
 
 global_asm!(
+    // What the shared contract programs need from their user (see axvcpu-guests-x86): the
+    // hypercall instruction, and this backend's labels, which `program!` below reads.
+    r#"
+.macro hypercall
+    out 0xf6, eax
+.endm
+.macro PROGRAM name
+    .pushsection .text.axvcpu_kvm_guest_\name, "ax", @progbits
+    .p2align 12
+    .globl axvcpu_kvm_guest_\name\()_start
+axvcpu_kvm_guest_\name\()_start:
+.endm
+.macro END_PROGRAM name
+    .globl axvcpu_kvm_guest_\name\()_end
+axvcpu_kvm_guest_\name\()_end:
+    .popsection
+.endm
+"#,
+    axvcpu_guests_x86::contract_asm!(),
     include_str!("guests.s"),
-    hc_report = const c::HC_REPORT,
-    hc_done = const c::HC_DONE,
-    hc_ready = const c::HC_READY,
+    done = const c::HC_DONE,
+    report = const c::HC_REPORT,
+    ready = const c::HC_READY,
     port0 = const c::IO_PORT,
     port1 = const c::IO_PORT + 2,
     port2 = const c::IO_PORT + 4,
@@ -33,10 +54,10 @@ global_asm!(
     out2 = const c::IO_OUT_DATA[2],
     in_before = const c::IO_IN_RAX_BEFORE,
     mmio = const MMIO_BASE,
-    mw0 = const c::MMIO_WRITE_DATA[0],
-    mw1 = const c::MMIO_WRITE_DATA[1],
-    mw2 = const c::MMIO_WRITE_DATA[2],
-    mw3 = const c::MMIO_WRITE_DATA[3],
+    w0 = const c::MMIO_WRITE_DATA[0],
+    w1 = const c::MMIO_WRITE_DATA[1],
+    w2 = const c::MMIO_WRITE_DATA[2],
+    w3 = const c::MMIO_WRITE_DATA[3],
     a0 = const c::HYPERCALL_ARGS[0],
     a1 = const c::HYPERCALL_ARGS[1],
     a2 = const c::HYPERCALL_ARGS[2],
@@ -46,7 +67,7 @@ global_asm!(
     hc_nr = const c::HYPERCALL_NR,
     npf_addr = const RO_PAGE + c::NPF_OFFSET as u64,
     npf_data = const c::NPF_DATA,
-    cpu_up_dest = const c::CPU_UP_TARGET << 24,
+    cpu_up_target = const c::CPU_UP_TARGET,
     irq_vec = const IRQ_VECTOR,
     msr = const SYSREG_MSR,
     sysreg_write = const c::SYSREG_WRITE_VALUE,

@@ -1,215 +1,7 @@
-# Guest programs (64-bit, Intel syntax), assembled into this crate by `guests.rs`, which
-# supplies the `{{name}}` constants. Each PROGRAM is copied to a page-aligned entry in guest
-# RAM; the conformance programs follow axvcpu_conformance::contract::GuestProgram.
-
-.macro HC nr
-    mov eax, \nr
-    out 0xf6, eax
-.endm
-.macro REPORT src
-    mov rdi, \src
-    HC {hc_report}
-.endm
-.macro DONE_LOOP
-77:
-    HC {hc_done}
-    jmp 77b
-.endm
-.macro PROGRAM name
-    .pushsection .text.axvcpu_kvm_guest_\name, "ax", @progbits
-    .p2align 12
-    .globl axvcpu_kvm_guest_\name\()_start
-axvcpu_kvm_guest_\name\()_start:
-.endm
-.macro END_PROGRAM name
-    .globl axvcpu_kvm_guest_\name\()_end
-axvcpu_kvm_guest_\name\()_end:
-    .popsection
-.endm
-
-PROGRAM done
-    DONE_LOOP
-END_PROGRAM done
-
-PROGRAM io_out
-    mov al, {out0}
-    out {port0}, al
-    mov ax, {out1}
-    out {port1}, ax
-    mov eax, {out2}
-    out {port2}, eax
-    DONE_LOOP
-END_PROGRAM io_out
-
-PROGRAM io_in
-    mov rax, {in_before}
-    in al, {port0}
-    REPORT rax
-    mov rax, {in_before}
-    in ax, {port1}
-    REPORT rax
-    mov rax, {in_before}
-    in eax, {port2}
-    REPORT rax
-    DONE_LOOP
-END_PROGRAM io_in
-
-PROGRAM mmio_write
-    mov rbx, {mmio}
-    mov byte ptr [rbx], {mw0}
-    mov word ptr [rbx + 8], {mw1}
-    mov dword ptr [rbx + 16], {mw2}
-    mov rax, {mw3}
-    mov qword ptr [rbx + 24], rax
-    DONE_LOOP
-END_PROGRAM mmio_write
-
-PROGRAM mmio_read
-    mov rbx, {mmio}
-    movzx ecx, byte ptr [rbx]
-    REPORT rcx
-    movzx edx, word ptr [rbx + 0x08]
-    REPORT rdx
-    mov esi, dword ptr [rbx + 0x10]
-    REPORT rsi
-    mov r8, qword ptr [rbx + 0x18]
-    REPORT r8
-    movsx r9, byte ptr [rbx + 0x20]
-    REPORT r9
-    movsx r10, word ptr [rbx + 0x28]
-    REPORT r10
-    movsxd r11, dword ptr [rbx + 0x30]
-    REPORT r11
-    DONE_LOOP
-END_PROGRAM mmio_read
-
-PROGRAM hypercall
-    mov rdi, {a0}
-    mov rsi, {a1}
-    mov rdx, {a2}
-    mov rcx, {a3}
-    mov r8, {a4}
-    mov r9, {a5}
-    HC {hc_nr}
-    REPORT rax
-    DONE_LOOP
-END_PROGRAM hypercall
-
-PROGRAM halt
-    hlt
-    DONE_LOOP
-END_PROGRAM halt
-
-PROGRAM system_down
-    mov dx, 0x604
-    mov ax, 0x2000
-    out dx, ax
-    DONE_LOOP
-END_PROGRAM system_down
-
-PROGRAM npf
-    mov rbx, {npf_addr}
-    mov rax, {npf_data}
-    mov qword ptr [rbx], rax
-    DONE_LOOP
-END_PROGRAM npf
-
-PROGRAM cpu_up
-    mov rbx, 0xfee00000
-    mov dword ptr [rbx + 0x310], {cpu_up_dest}
-    mov dword ptr [rbx + 0x300], 0x4500
-    lea rax, [rip + 2f]
-    shr eax, 12
-    or eax, 0x4600
-    mov dword ptr [rbx + 0x300], eax
-    mov dword ptr [rbx + 0x300], eax
-    DONE_LOOP
-    .balign 4096
-2:
-    REPORT 0
-    DONE_LOOP
-END_PROGRAM cpu_up
-
-PROGRAM irq
-    lea rbx, [rip + 5f]
-    lea rax, [rip + 4f]
-    mov word ptr [rbx + {irq_vec} * 16], ax
-    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
-    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
-    shr rax, 16
-    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
-    mov dword ptr [rbx + {irq_vec} * 16 + 12], 0
-    lea rax, [rip + 3f]
-    mov qword ptr [rax + 2], rbx
-    lidt [rax]
-    mov byte ptr [rip + 6f], 0
-    sti
-    HC {hc_ready}
-1:
-    cmp byte ptr [rip + 6f], 0
-    jne 2f
-    hlt
-    jmp 1b
-2:
-    DONE_LOOP
-4:
-    push rax
-    push rdi
-    REPORT {irq_vec}
-    mov byte ptr [rip + 6f], 1
-    pop rdi
-    pop rax
-    iretq
-    .balign 16
-3:
-    .word 256 * 16 - 1
-    .quad 0
-6:
-    .byte 0
-    .balign 16
-5:
-    .skip 256 * 16
-END_PROGRAM irq
-
-PROGRAM spin
-2:
-    jmp 2b
-END_PROGRAM spin
-
-PROGRAM sysreg
-    mov ecx, {msr}
-    rdmsr
-    shl rdx, 32
-    or rax, rdx
-    REPORT rax
-    mov ecx, {msr}
-    mov rax, {sysreg_write}
-    mov rdx, rax
-    shr rdx, 32
-    wrmsr
-    DONE_LOOP
-END_PROGRAM sysreg
-
-PROGRAM isolation
-    mov rbx, {below}
-    mov rax, qword ptr [rbx]
-    mov qword ptr [rbx], rax
-    mov rbx, {above}
-    mov rax, qword ptr [rbx]
-    mov qword ptr [rbx], rax
-    DONE_LOOP
-END_PROGRAM isolation
-
-PROGRAM smp
-    mov r12, {smp_iterations}
-2:
-    REPORT rbx
-    dec r12
-    jnz 2b
-    DONE_LOOP
-END_PROGRAM smp
+# This backend's own guest programs (64-bit, Intel syntax), assembled by `guests.rs` after
+# the shared contract programs of axvcpu-guests-x86, whose macros HC, REPORT and DONE_LOOP
+# they use; `guests.rs` supplies the `{{name}}` constants. Each PROGRAM is copied to a
+# page-aligned entry in guest RAM.
 
 PROGRAM string_io
     lea rsi, [rip + 8f]
@@ -275,7 +67,7 @@ PROGRAM irq3
     mov qword ptr [rax + 2], rbx
     lidt [rax]
     sti
-    HC {hc_ready}
+    HC {ready}
 1:
     hlt
     jmp 1b
@@ -294,7 +86,7 @@ PROGRAM irq3
     jmp 12f
 12:
     push rax
-    HC {hc_report}
+    HC {report}
     pop rax
     pop rdi
     iretq
@@ -357,7 +149,7 @@ PROGRAM demo
     mov qword ptr [rax + 2], rbx
     lidt [rax]
     sti
-    HC {hc_ready}
+    HC {ready}
 21:
     cmp byte ptr [rip + 26f], 0
     jne 22f

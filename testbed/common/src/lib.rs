@@ -88,6 +88,9 @@ pub use axvcpu_conformance as __conformance;
 /// `above` (the pages around RAM), `smp_iterations` and `hc_bench` ([`HC_BENCH`]). More
 /// operands (the architecture's own) follow the template.
 ///
+/// The template is a string literal, or a bracketed list of templates (string literals or
+/// macros expanding to one, such as `include_str!`), assembled in order as one block.
+///
 /// ```ignore
 /// axvcpu_testbed::guest_asm!(
 ///     ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
@@ -101,8 +104,17 @@ macro_rules! guest_asm {
         ram: ($ram_base:expr, $ram_size:expr), ro_page: $ro_page:expr, mmio: $mmio:expr,
         $template:literal $(, $($operands:tt)*)?
     ) => {
+        $crate::guest_asm!(
+            ram: ($ram_base, $ram_size), ro_page: $ro_page, mmio: $mmio,
+            [$template] $(, $($operands)*)?
+        );
+    };
+    (
+        ram: ($ram_base:expr, $ram_size:expr), ro_page: $ro_page:expr, mmio: $mmio:expr,
+        [$($template:expr),+ $(,)?] $(, $($operands:tt)*)?
+    ) => {
         core::arch::global_asm!(
-            $template,
+            $($template,)+
             done = const $crate::__conformance::contract::HC_DONE,
             report = const $crate::__conformance::contract::HC_REPORT,
             ready = const $crate::__conformance::contract::HC_READY,

@@ -1,5 +1,6 @@
-//! The contract's guest programs for x86-64 SVM, in assembly (the hosted KVM backend's
-//! `guests.s` with `vmmcall` as the hypercall). Each program is
+//! The contract's guest programs for x86-64 SVM: the shared ones of `axvcpu-guests-x86`
+//! (which the hosted KVM backend assembles too) with `vmmcall` as the hypercall, plus this
+//! testbed's own (`regs`, the benchmark, the self-tests). Each program is
 //! position-independent code between `guest_<name>` and `guest_<name>_end`, in its own
 //! 4 KiB-aligned section, copied to the start of guest RAM (the entry). Guests run in long
 //! mode on identity page tables the backend writes at [`BOOT_TABLES`], so guest-virtual =
@@ -28,28 +29,17 @@ pub const SYSREG_MSR: usize = 0xc000_0103;
 
 axvcpu_testbed::guest_asm!(
     ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
-    r#"
-# A copy of backends/kvm/src/guests.s (its contract programs) with three changes: the
-# hypercall is `vmmcall` (bare-metal SVM) instead of `out 0xf6, eax` (hosted KVM); labels
-# and operand names follow axvcpu_testbed::guest_asm! (`guest_<name>`, `{done}`, ...); and
-# `regs` and `bench` are added. To be moved into one shared file with the hypercall macro
-# supplied by each user.
+    [
+        r#"
+# What axvcpu_guests_x86's contract programs need from their user (see its crate docs):
+# the hypercall instruction, and the labels axvcpu_testbed::guest_asm! programs follow
+# (`guest_<name>` .. `guest_<name>_end`, each program in its own 4 KiB-aligned section).
 
 # x86 INIT-SIPI carries no argument: CPU_UP_ARG is not used by any program.
 .set cpu_up_arg_unused, {cpu_up_arg}
 
-.macro HC nr
-    mov eax, \nr
+.macro hypercall
     vmmcall
-.endm
-.macro REPORT src
-    mov rdi, \src
-    HC {report}
-.endm
-.macro DONE_LOOP
-77:
-    HC {done}
-    jmp 77b
 .endm
 .macro PROGRAM name
     .pushsection .text.guest.\name, "ax", @progbits
@@ -62,190 +52,11 @@ guest_\name:
 guest_\name\()_end:
     .popsection
 .endm
-
-PROGRAM done
-    DONE_LOOP
-END_PROGRAM done
-
-PROGRAM io_out
-    mov al, {out0}
-    out {port0}, al
-    mov ax, {out1}
-    out {port1}, ax
-    mov eax, {out2}
-    out {port2}, eax
-    DONE_LOOP
-END_PROGRAM io_out
-
-PROGRAM io_in
-    mov rax, {in_before}
-    in al, {port0}
-    REPORT rax
-    mov rax, {in_before}
-    in ax, {port1}
-    REPORT rax
-    mov rax, {in_before}
-    in eax, {port2}
-    REPORT rax
-    DONE_LOOP
-END_PROGRAM io_in
-
-PROGRAM mmio_write
-    mov rbx, {mmio}
-    mov byte ptr [rbx], {w0}
-    mov word ptr [rbx + 8], {w1}
-    mov dword ptr [rbx + 16], {w2}
-    mov rax, {w3}
-    mov qword ptr [rbx + 24], rax
-    DONE_LOOP
-END_PROGRAM mmio_write
-
-PROGRAM mmio_read
-    mov rbx, {mmio}
-    movzx ecx, byte ptr [rbx]
-    REPORT rcx
-    movzx edx, word ptr [rbx + 0x08]
-    REPORT rdx
-    mov esi, dword ptr [rbx + 0x10]
-    REPORT rsi
-    mov r8, qword ptr [rbx + 0x18]
-    REPORT r8
-    movsx r9, byte ptr [rbx + 0x20]
-    REPORT r9
-    movsx r10, word ptr [rbx + 0x28]
-    REPORT r10
-    movsxd r11, dword ptr [rbx + 0x30]
-    REPORT r11
-    DONE_LOOP
-END_PROGRAM mmio_read
-
-PROGRAM hypercall
-    mov rdi, {a0}
-    mov rsi, {a1}
-    mov rdx, {a2}
-    mov rcx, {a3}
-    mov r8, {a4}
-    mov r9, {a5}
-    HC {hc_nr}
-    REPORT rax
-    DONE_LOOP
-END_PROGRAM hypercall
-
-PROGRAM halt
-    hlt
-    DONE_LOOP
-END_PROGRAM halt
-
-PROGRAM system_down
-    mov dx, 0x604
-    mov ax, 0x2000
-    out dx, ax
-    DONE_LOOP
-END_PROGRAM system_down
-
-PROGRAM npf
-    mov rbx, {npf_addr}
-    mov rax, {npf_data}
-    mov qword ptr [rbx], rax
-    DONE_LOOP
-END_PROGRAM npf
-
-PROGRAM cpu_up
-    mov rbx, 0xfee00000
-    mov dword ptr [rbx + 0x310], ({cpu_up_target} << 24)
-    mov dword ptr [rbx + 0x300], 0x4500
-    lea rax, [rip + 2f]
-    shr eax, 12
-    or eax, 0x4600
-    mov dword ptr [rbx + 0x300], eax
-    mov dword ptr [rbx + 0x300], eax
-    DONE_LOOP
-    .balign 4096
-2:
-    REPORT 0
-    DONE_LOOP
-END_PROGRAM cpu_up
-
-PROGRAM irq
-    lea rbx, [rip + 5f]
-    lea rax, [rip + 4f]
-    mov word ptr [rbx + {irq_vec} * 16], ax
-    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
-    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
-    shr rax, 16
-    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
-    mov dword ptr [rbx + {irq_vec} * 16 + 12], 0
-    lea rax, [rip + 3f]
-    mov qword ptr [rax + 2], rbx
-    lidt [rax]
-    mov byte ptr [rip + 6f], 0
-    sti
-    HC {ready}
-1:
-    cmp byte ptr [rip + 6f], 0
-    jne 2f
-    hlt
-    jmp 1b
-2:
-    DONE_LOOP
-4:
-    push rax
-    push rdi
-    REPORT {irq_vec}
-    mov byte ptr [rip + 6f], 1
-    pop rdi
-    pop rax
-    iretq
-    .balign 16
-3:
-    .word 256 * 16 - 1
-    .quad 0
-6:
-    .byte 0
-    .balign 16
-5:
-    .skip 256 * 16
-END_PROGRAM irq
-
-PROGRAM spin
-2:
-    jmp 2b
-END_PROGRAM spin
-
-PROGRAM sysreg
-    mov ecx, {msr}
-    rdmsr
-    shl rdx, 32
-    or rax, rdx
-    REPORT rax
-    mov ecx, {msr}
-    mov rax, {sysreg_write}
-    mov rdx, rax
-    shr rdx, 32
-    wrmsr
-    DONE_LOOP
-END_PROGRAM sysreg
-
-PROGRAM isolation
-    mov rbx, {below}
-    mov rax, qword ptr [rbx]
-    mov qword ptr [rbx], rax
-    mov rbx, {above}
-    mov rax, qword ptr [rbx]
-    mov qword ptr [rbx], rax
-    DONE_LOOP
-END_PROGRAM isolation
-
-PROGRAM smp
-    mov r12, {smp_iterations}
-2:
-    REPORT rbx
-    dec r12
-    jnz 2b
-    DONE_LOOP
-END_PROGRAM smp
+"#,
+        axvcpu_guests_x86::contract_asm!(),
+        r#"
+# The testbed's own programs: `regs` (the contract's Regs, the same code as `halt`), the
+# benchmark and the self-tests.
 
 PROGRAM regs
     hlt
@@ -312,6 +123,7 @@ PROGRAM st_msr
     DONE_LOOP
 END_PROGRAM st_msr
 "#,
+    ],
     port0 = const axvcpu_conformance::contract::IO_PORT,
     port1 = const axvcpu_conformance::contract::IO_PORT + 2,
     port2 = const axvcpu_conformance::contract::IO_PORT + 4,
