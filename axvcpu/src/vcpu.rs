@@ -357,7 +357,8 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         self.arch.set_boot_arg(arg)
     }
 
-    /// Queues interrupt `vector` (see [`VCpuHandle::inject_interrupt`]).
+    /// Queues interrupt `vector` (see [`VCpuHandle::inject_interrupt`]). Unlike the handle's,
+    /// refused (`BadState`) before `setup` and once the vCPU is `Invalid`.
     pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
         self.expect_set_up()?;
         A::check_interrupt_vector(vector)?;
