@@ -218,7 +218,9 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
         }
         if intid == gic::KICK_SGI {
             gic::eoi(iar);
-            self.kick.flag.store(false, Ordering::SeqCst);
+            // A swap, not a store: reading the flag the kicker set orders its earlier
+            // writes (the core's exit request) before what the core reads next.
+            self.kick.flag.swap(false, Ordering::SeqCst);
             return Some(AxVCpuExitReason::Kicked);
         }
         H::irq_handler();

@@ -114,7 +114,9 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
                 // Supervisor software interrupt: a kick (or a stale one; the core absorbs
                 // a Kicked it did not ask for).
                 csr::clear::<{ num::SIP }>(irq::SSIP);
-                self.kick.flag.store(false, Ordering::SeqCst);
+                // A swap, not a store: reading the flag the kicker set orders its earlier
+                // writes (the core's exit request) before what the core reads next.
+                self.kick.flag.swap(false, Ordering::SeqCst);
                 AxVCpuExitReason::Kicked
             }
             5 if self.guest_timer_armed => {
