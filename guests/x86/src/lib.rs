@@ -1,4 +1,5 @@
-//! The x86-64 guest programs of the conformance contract
+//! The x86-64 guest programs of the conformance contract, and ([`boot`]) the long-mode
+//! state they start in. The programs:
 //! (`axvcpu_conformance::contract::GuestProgram`: `done`, `io_out`, `io_in`,
 //! `mmio_write`, `mmio_read`, `hypercall`, `halt` (also for `Regs`), `system_down`, `npf`,
 //! `cpu_up`, `irq`, `spin`, `sysreg`, `isolation`, `smp`), written once in `src/contract.s`
@@ -30,7 +31,7 @@
 //! The text also defines the assembler macros `HC nr`, `REPORT src` and `DONE_LOOP`, which
 //! the backend's own programs after it may use.
 //!
-//! ```ignore
+//! ```text
 //! core::arch::global_asm!(
 //!     ".macro hypercall\n out 0xf6, eax\n.endm\n\
 //!      .macro PROGRAM name\n ... \n.endm\n.macro END_PROGRAM name\n ... \n.endm",
@@ -46,5 +47,7 @@
 
 #![no_std]
 #![deny(missing_docs)]
+
+pub mod boot;
 
 include!(concat!(env!("OUT_DIR"), "/contract_asm.rs"));
