@@ -10,6 +10,7 @@ mod cmd;
 mod riscv;
 mod setup;
 mod test;
+mod testbed;
 mod x86;
 
 use std::process::ExitCode;
