@@ -1,0 +1,115 @@
+//! The 64-bit long-mode state every x86 guest program starts in: a GDT (null, 64-bit code
+//! at [`CODE_SELECTOR`], data at [`DATA_SELECTOR`]) and page tables that identity-map
+//! guest-physical `[0, max(4 GiB, RAM end))` with 2 MiB pages, which the hypervisor writes
+//! into guest RAM. Both x86 backends use it, so a program written for one runs on the other;
+//! each loads the result into its own register state (KVM `kvm_sregs`, the SVM VMCB).
+
+use axvcpu::{VCpuError, VCpuResult};
+
+/// The 64-bit code segment selector of the GDT [`write_long_mode_tables`] builds.
+pub const CODE_SELECTOR: u16 = 0x08;
+/// The data segment selector of that GDT.
+pub const DATA_SELECTOR: u16 = 0x10;
+
+const PAGE: u64 = 0x1000;
+const GIB: u64 = 1 << 30;
+const MIN_COVER: u64 = 4 * GIB;
+const MAX_COVER: u64 = 512 * GIB;
+
+/// Where the boot structures are, in guest-physical addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LongModeBoot {
+    /// Guest-physical address of the PML4 (CR3).
+    pub cr3: u64,
+    /// Guest-physical address of the GDT.
+    pub gdt_base: u64,
+    /// GDT limit (size in bytes - 1).
+    pub gdt_limit: u16,
+}
+
+fn cover_for(ram_end: u64) -> u64 {
+    ram_end.div_ceil(GIB).saturating_mul(GIB).max(MIN_COVER)
+}
+
+/// The number of bytes [`write_long_mode_tables`] writes for guest RAM ending (exclusive)
+/// at guest-physical `ram_end`.
+pub fn long_mode_tables_size(ram_end: u64) -> usize {
+    ((3 + cover_for(ram_end) / GIB) * PAGE) as usize
+}
+
+/// Writes a GDT and page tables identity-mapping `[0, max(4 GiB, RAM end))` with 2 MiB
+/// pages at guest-physical `at` (4 KiB aligned, inside `ram`, which starts at guest-physical
+/// `ram_gpa`).
+pub fn write_long_mode_tables(ram: &mut [u8], ram_gpa: u64, at: u64) -> VCpuResult<LongModeBoot> {
+    let ram_end = ram_gpa
+        .checked_add(ram.len() as u64)
+        .ok_or(VCpuError::invalid_input("guest RAM wraps around"))?;
+    let cover = cover_for(ram_end);
+    if cover > MAX_COVER {
+        return Err(
+            VCpuError::invalid_input("guest RAM must end below 512 GiB").with_value(ram_end)
+        );
+    }
+    let size = long_mode_tables_size(ram_end) as u64;
+    if at % PAGE != 0 || at < ram_gpa || at.saturating_add(size) > ram_end {
+        return Err(VCpuError::invalid_input(
+            "the boot tables must be 4 KiB aligned and fit inside guest RAM",
+        )
+        .with_value(at));
+    }
+    let off = (at - ram_gpa) as usize;
+    let area = ram
+        .get_mut(off..off + size as usize)
+        .ok_or(VCpuError::invalid_input("boot tables outside RAM"))?;
+    area.fill(0);
+    let mut put = |offset: u64, value: u64| {
+        let o = offset as usize;
+        if let Some(slot) = area.get_mut(o..o + 8) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+    };
+    put(0x08, 0x00af_9b00_0000_ffff);
+    put(0x10, 0x00cf_9300_0000_ffff);
+    const P_RW: u64 = 0x3;
+    const PS: u64 = 0x80;
+    let (pml4, pdpt, pd0) = (at + PAGE, at + 2 * PAGE, at + 3 * PAGE);
+    put(PAGE, pdpt | P_RW);
+    for g in 0..cover / GIB {
+        put(2 * PAGE + g * 8, (pd0 + g * PAGE) | P_RW);
+        for e in 0..512 {
+            put(
+                3 * PAGE + g * PAGE + e * 8,
+                (g * GIB + (e << 21)) | P_RW | PS,
+            );
+        }
+    }
+    Ok(LongModeBoot {
+        cr3: pml4,
+        gdt_base: at,
+        gdt_limit: 0x17,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn tables_identity_map_the_low_4_gib() {
+        let mut ram = vec![0u8; 0x20000];
+        let boot = write_long_mode_tables(&mut ram, 0x10000, 0x10000).expect("fits");
+        assert_eq!(boot.cr3, 0x11000);
+        let read = |gpa: u64| {
+            let o = (gpa - 0x10000) as usize;
+            u64::from_le_bytes(ram[o..o + 8].try_into().expect("8 bytes"))
+        };
+        assert_eq!(read(0x11000), 0x12000 | 3);
+        assert_eq!(read(0x12000 + 3 * 8), 0x16000 | 3);
+        // The PDE mapping 0xFEE0_0000 (the local APIC).
+        assert_eq!(read(0x16000 + 0x1f7 * 8), 0xfee0_0000 | 0x83);
+        assert!(write_long_mode_tables(&mut ram, 0x10000, 0x2a000).is_err());
+        assert!(write_long_mode_tables(&mut ram, 0x10000, 0x10800).is_err());
+    }
+}
