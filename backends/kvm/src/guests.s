@@ -136,18 +136,7 @@ PROGRAM demo
     mov dword ptr [rbx], 21
     mov eax, dword ptr [rbx + 4]
     REPORT rax
-    lea rbx, [rip + 25f]
-    lea rax, [rip + 24f]
-    mov word ptr [rbx + {irq_vec} * 16], ax
-    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
-    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
-    shr rax, 16
-    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
-    lea rax, [rip + 23f]
-    mov qword ptr [rax + 2], rbx
-    lidt [rax]
+    IRQ_GATE 25f, 24f, 23f
     sti
     HC {ready}
 21:

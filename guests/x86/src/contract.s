@@ -26,7 +26,7 @@
 #   msr, sysreg_write                         the sysreg scenario's MSR, SYSREG_WRITE_VALUE
 #   below, above                              the pages just below and just above RAM
 #   smp_iterations                            SMP_ITERATIONS
-# This text defines the macros HC, REPORT and DONE_LOOP, which the user's programs after it
+# This text defines the macros HC, REPORT, IRQ_GATE and DONE_LOOP, which the user's programs after it
 # may use too, and the programs done, io_out, io_in, mmio_write, mmio_read, hypercall, halt
 # (also for Regs), system_down, npf, cpu_up, irq, spin, sysreg, isolation and smp (CpuDown
 # has none: x86 has no architectural CPU-off).
@@ -40,6 +40,24 @@
 .macro REPORT src
     mov rdi, \src
     HC {report}
+.endm
+# Points IDT vector {irq_vec} of the 16-byte-entry IDT at label `idt` to `handler` (a
+# present 64-bit interrupt gate, code selector 0x08), then loads the IDTR whose 10-byte
+# image is at label `idtr`. Clobbers rax, rbx.
+.macro IRQ_GATE idt, handler, idtr
+    lea rbx, [rip + \idt]
+    lea rax, [rip + \handler]
+    mov word ptr [rbx + {irq_vec} * 16], ax
+    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
+    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
+    shr rax, 16
+    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
+    shr rax, 16
+    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
+    mov dword ptr [rbx + {irq_vec} * 16 + 12], 0
+    lea rax, [rip + \idtr]
+    mov qword ptr [rax + 2], rbx
+    lidt [rax]
 .endm
 # HC_DONE, forever.
 .macro DONE_LOOP
@@ -152,19 +170,7 @@ PROGRAM cpu_up
 END_PROGRAM cpu_up
 
 PROGRAM irq
-    lea rbx, [rip + 5f]
-    lea rax, [rip + 4f]
-    mov word ptr [rbx + {irq_vec} * 16], ax
-    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
-    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
-    shr rax, 16
-    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
-    shr rax, 16
-    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
-    mov dword ptr [rbx + {irq_vec} * 16 + 12], 0
-    lea rax, [rip + 3f]
-    mov qword ptr [rax + 2], rbx
-    lidt [rax]
+    IRQ_GATE 5f, 4f, 3f
     mov byte ptr [rip + 6f], 0
     sti
     HC {ready}

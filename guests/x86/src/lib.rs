@@ -28,8 +28,9 @@
 //! `a0`..`a5`, `hc_nr`, `npf_addr`, `npf_data`, `cpu_up_target`, `irq_vec`, `msr`,
 //! `sysreg_write`, `below`, `above` and `smp_iterations` (the list with their meanings heads
 //! `src/contract.s`; the common ones are named as `axvcpu_testbed::guest_asm!` supplies them).
-//! The text also defines the assembler macros `HC nr`, `REPORT src` and `DONE_LOOP`, which
-//! the backend's own programs after it may use.
+//! The text also defines the assembler macros `HC nr`, `REPORT src`,
+//! `IRQ_GATE idt, handler, idtr` and `DONE_LOOP`, which the backend's own programs after it
+//! may use.
 //!
 //! ```text
 //! core::arch::global_asm!(
