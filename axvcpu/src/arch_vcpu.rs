@@ -7,6 +7,9 @@ use crate::{AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuResult
 /// A kick that arrives while the vCPU is not inside the guest must not be lost: the next
 /// guest entry returns [`AxVCpuExitReason::Kicked`] at once. A kick may make `run()`
 /// return `Kicked` once more than asked (the core absorbs those), never fewer.
+///
+/// Bare-metal backends use [`IpiKicker`](crate::IpiKicker), which implements this protocol
+/// once; they only say how to interrupt a CPU.
 pub trait VCpuKick: Send + Sync + 'static {
     /// Asks the vCPU to leave the guest as soon as possible.
     fn kick(&self);
@@ -58,6 +61,12 @@ pub trait AxArchVCpu: Sized {
     fn setup(&mut self, config: Self::SetupConfig) -> VCpuResult;
 
     /// Runs the guest until it does something the hypervisor must handle.
+    ///
+    /// Return [`Nothing`](AxVCpuExitReason::Nothing) after an exit you handled yourself
+    /// (an SBI call answered inside, a stale TLB entry flushed, ...): the core enters the
+    /// guest again after taking kick requests and pending interrupts, and never shows
+    /// `Nothing` to the hypervisor. So a backend has no "handled, enter again" loop of its
+    /// own.
     fn run(&mut self) -> VCpuResult<AxVCpuExitReason>;
 
     /// Attaches the vCPU to the calling physical CPU (hosted: the calling thread).
@@ -94,8 +103,16 @@ pub trait AxArchVCpu: Sized {
     /// extension.
     fn complete_read(&mut self, value: u64) -> VCpuResult;
 
-    /// Takes ownership of interrupt `vector` and delivers it exactly once, as soon as the
-    /// guest can accept it (holding it across runs while the guest masks interrupts).
+    /// Makes interrupt `vector` pending in the guest, to be taken as soon as the guest can
+    /// accept it (held across runs while the guest masks interrupts).
+    ///
+    /// The rule on every architecture: a pending bit per vector. A `vector` already pending
+    /// here (handed over before and not yet taken by the guest) merges with it: the guest
+    /// takes it once. Distinct vectors are all taken. "Taken" is the architecture's: x86,
+    /// delivered through the IDT; AArch64, acknowledged (`GICV_IAR`, or the backend's
+    /// acknowledge hypercall); RISC-V, the level `hvip` line lowered (the guest clears
+    /// `sip.SSIP`, a new timer deadline, or the hypervisor's
+    /// `clear_external_interrupt`).
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult;
 
     /// Whether the backend holds an injected interrupt the guest has not taken yet. After a
@@ -104,7 +121,8 @@ pub trait AxArchVCpu: Sized {
     fn has_pending_interrupt(&self) -> bool;
 
     /// Checks that `vector` is an interrupt this architecture can inject, before it is
-    /// queued. The default accepts any vector.
+    /// made pending. The default accepts any vector below
+    /// [`MAX_VECTORS`](crate::MAX_VECTORS) (the core refuses larger ones itself).
     fn check_interrupt_vector(vector: usize) -> VCpuResult {
         let _ = vector;
         Ok(())

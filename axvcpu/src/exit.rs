@@ -268,7 +268,9 @@ pub enum AxVCpuExitReason {
     /// shutdown, PSCI `SYSTEM_OFF`/`SYSTEM_RESET`, x86: a triple fault or a write to
     /// [`X86_SHUTDOWN_PORT`]; hosted KVM also a `KVM_EXIT_SYSTEM_EVENT`).
     SystemDown,
-    /// Nothing for the hypervisor to do; the backend handled the exit itself. Just run again.
+    /// The backend handled the exit itself. A backend's
+    /// [`AxArchVCpu::run`](crate::AxArchVCpu::run) returns it; [`AxVCpu::run`](crate::AxVCpu::run)
+    /// never does: it enters the guest again. Kept for the upstream's enum.
     Nothing,
     /// The hardware refused to enter the guest (bad guest state).
     FailEntry {

@@ -2,7 +2,8 @@
 //! of pending interrupts, and its kick.
 //!
 //! Protocol:
-//! - `inject_interrupt` pushes the vector, wakes a `Blocked` vCPU to `Ready`, and kicks it if
+//! - `inject_interrupt` adds the vector to the pending set (a repeat of a vector still
+//!   pending merges with it: see [`vectors`](crate::vectors)), wakes a `Blocked` vCPU to `Ready`, and kicks it if
 //!   it is `Running`, so the interrupt reaches the guest without waiting for another exit.
 //! - `kick` sets `exit_requested`, then kicks the backend. `run()` checks the flag before
 //!   entering the guest and again whenever the backend reports `Kicked`; a backend kick
@@ -11,8 +12,8 @@
 //!   hypervisor as `Kicked`.
 //!
 //! Ordering. Injection and `run()` each write one location and then read the other's: the
-//! injector writes the queue, then reads the state; `run()` writes the state (`Running`
-//! before entry, `Blocked` after a halt), then reads the queue. Acquire/release alone lets
+//! injector writes the pending set, then reads the state; `run()` writes the state
+//! (`Running` before entry, `Blocked` after a halt), then reads the pending set. Acquire/release alone lets
 //! both reads miss both writes (store buffering: x86 and RISC-V do it), which would leave a
 //! vCPU `Blocked` with an interrupt queued, or entering the guest with one queued and never
 //! kicked. So both sides put a sequentially consistent fence between their write and their
@@ -21,21 +22,20 @@
 //! `Blocked` (and kicks / wakes), or `run()` sees the vector (and delivers it / stays
 //! `Ready`).
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::marker::PhantomData;
-use core::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, Ordering};
 
 use crate::state::AtomicState;
-use crate::{AxArchVCpu, VCpuId, VCpuKick, VCpuResult, VCpuState};
+use crate::vectors::{AtomicVectorSet, MAX_VECTORS};
+use crate::{AxArchVCpu, VCpuError, VCpuId, VCpuKick, VCpuResult, VCpuState};
 
 pub(crate) struct Shared<K> {
     pub(crate) id: VCpuId,
     pub(crate) state: AtomicState,
     pub(crate) exit_requested: AtomicBool,
-    pending: spin::Mutex<VecDeque<usize>>,
-    /// Length of `pending`, so `run()` skips the lock when nothing is queued.
-    pending_len: AtomicUsize,
+    /// Injected vectors not yet handed to the backend.
+    pending: AtomicVectorSet,
     kicker: K,
 }
 
@@ -45,38 +45,19 @@ impl<K: VCpuKick> Shared<K> {
             id,
             state: AtomicState::new(VCpuState::Created),
             exit_requested: AtomicBool::new(false),
-            pending: spin::Mutex::new(VecDeque::new()),
-            pending_len: AtomicUsize::new(0),
+            pending: AtomicVectorSet::new(),
             kicker,
         }
     }
 
     pub(crate) fn has_pending(&self) -> bool {
-        self.pending_len.load(Ordering::Acquire) != 0
+        !self.pending.is_empty()
     }
 
-    fn push(&self, vector: usize) {
-        let mut q = self.pending.lock();
-        q.push_back(vector);
-        self.pending_len.store(q.len(), Ordering::Release);
-    }
-
-    /// Hands every queued vector to `deliver`, in order. A vector `deliver` refuses goes back
-    /// to the front of the queue, so nothing is lost.
-    pub(crate) fn drain(&self, mut deliver: impl FnMut(usize) -> VCpuResult) -> VCpuResult {
-        if !self.has_pending() {
-            return Ok(());
-        }
-        let mut q = self.pending.lock();
-        let result = loop {
-            let Some(v) = q.pop_front() else { break Ok(()) };
-            if let Err(e) = deliver(v) {
-                q.push_front(v);
-                break Err(e);
-            }
-        };
-        self.pending_len.store(q.len(), Ordering::Release);
-        result
+    /// Hands every pending vector to `deliver`, lowest first. A vector `deliver` refuses
+    /// stays pending, so nothing is lost.
+    pub(crate) fn drain(&self, deliver: impl FnMut(usize) -> VCpuResult) -> VCpuResult {
+        self.pending.drain(deliver)
     }
 
     /// Sets the state `run()` moves to (`Running`, `Blocked`) and orders that write before
@@ -87,8 +68,8 @@ impl<K: VCpuKick> Shared<K> {
     }
 
     pub(crate) fn inject(&self, vector: usize) {
-        self.push(vector);
-        // Orders the push before the state reads below (see the module's "Ordering").
+        self.pending.insert(vector);
+        // Orders the insertion before the state reads below (see the module's "Ordering").
         fence(Ordering::SeqCst);
         self.state.transition(VCpuState::Blocked, VCpuState::Ready);
         if self.state.get() == VCpuState::Running {
@@ -139,14 +120,17 @@ impl<A: AxArchVCpu> VCpuHandle<A> {
         self.shared.state.get()
     }
 
-    /// Queues interrupt `vector` for the guest. It is delivered exactly once: at the next
-    /// guest entry, or at once if the vCPU is running (it is kicked to take it). A `Blocked`
-    /// vCPU becomes `Ready`. Fails only if the architecture cannot inject `vector`: unlike
+    /// Makes interrupt `vector` pending for the guest: it is handed to the backend at the
+    /// next guest entry, or at once if the vCPU is running (it is kicked to take it), and
+    /// the guest takes it once. Injecting a vector that is still pending merges with it
+    /// (one interrupt, as a real controller's pending bit; see
+    /// [`AxArchVCpu::inject_interrupt`]). A `Blocked` vCPU becomes `Ready`. Fails
+    /// (`InvalidInput`) only if the architecture cannot inject `vector`: unlike
     /// [`AxVCpu::inject_interrupt`](crate::AxVCpu::inject_interrupt) it does not look at the
     /// state, so a vector queued before `setup` waits for the first run, and one queued to
     /// an `Invalid` vCPU (or after the vCPU is dropped) is never delivered.
     pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
-        A::check_interrupt_vector(vector)?;
+        check_vector::<A>(vector)?;
         self.shared.inject(vector);
         Ok(())
     }
@@ -157,4 +141,15 @@ impl<A: AxArchVCpu> VCpuHandle<A> {
     pub fn kick(&self) {
         self.shared.kick();
     }
+}
+
+/// Refuses a vector the architecture cannot inject, or one the pending set cannot hold.
+pub(crate) fn check_vector<A: AxArchVCpu>(vector: usize) -> VCpuResult {
+    if vector >= MAX_VECTORS {
+        return Err(VCpuError::invalid_input(
+            "interrupt vectors are below axvcpu::MAX_VECTORS (1024)",
+        )
+        .with_value(vector as u64));
+    }
+    A::check_interrupt_vector(vector)
 }

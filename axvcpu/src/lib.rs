@@ -36,9 +36,11 @@
 //! read [`backend_guide`].
 //!
 //! # Interrupts and kicks
-//! Interrupts injected while a vCPU is not running wait in a queue the core keeps (so any
-//! thread can inject through a [`VCpuHandle`]); `run()` hands them to the backend, which
-//! delivers each exactly once when the guest can take it. [`VCpuHandle::kick`] makes a
+//! An interrupt is a pending bit per vector, as in a real interrupt controller: injecting a
+//! vector still pending merges with it, distinct vectors are all delivered (the rule:
+//! [`vectors`]). Interrupts injected while a vCPU is not running wait in a pending set the
+//! core keeps (so any thread can inject through a [`VCpuHandle`]); `run()` hands them to
+//! the backend, which delivers each when the guest can take it. [`VCpuHandle::kick`] makes a
 //! running vCPU return [`AxVCpuExitReason::Kicked`]; the protocol is described in the
 //! `handle` module source.
 
@@ -55,9 +57,11 @@ mod error;
 mod exit;
 mod hal;
 mod handle;
+pub mod kick;
 mod percpu;
 mod state;
 mod vcpu;
+pub mod vectors;
 
 #[doc = include_str!("../docs/writing-a-backend.md")]
 pub mod backend_guide {}
@@ -71,9 +75,11 @@ pub use exit::{
 };
 pub use hal::AxVCpuHal;
 pub use handle::VCpuHandle;
+pub use kick::{IpiKicker, KickIpi};
 pub use percpu::{AxArchPerCpu, AxPerCpu};
 pub use state::VCpuState;
 pub use vcpu::{AxVCpu, Set, Unset, VCpuBuilder};
+pub use vectors::{VectorSet, MAX_VECTORS};
 
 pub use memory_addr::{PhysAddr as HostPhysAddr, VirtAddr as HostVirtAddr};
 

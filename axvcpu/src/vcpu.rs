@@ -23,8 +23,33 @@ pub struct AxVCpu<A: AxArchVCpu> {
     entry: Option<GuestPhysAddr>,
     ept_root: Option<HostPhysAddr>,
     bound_cpu: Option<usize>,
-    /// The last exit was a read the hypervisor has not answered yet.
-    read_pending: bool,
+    /// What the last exit left for the hypervisor to answer.
+    awaiting: Awaiting,
+    /// The guest asked to power off ([`SystemDown`](AxVCpuExitReason::SystemDown)).
+    powered_off: bool,
+}
+
+/// What the last exit left for the hypervisor to answer before the next `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    /// Nothing to answer.
+    Nothing,
+    /// A `MmioRead`, `IoRead` or `SysRegRead`: `complete_read` is owed.
+    Read,
+    /// A `Hypercall`: `set_return_value` may answer it.
+    HypercallResult,
+}
+
+impl Awaiting {
+    fn after(exit: &AxVCpuExitReason) -> Self {
+        match exit {
+            AxVCpuExitReason::MmioRead { .. }
+            | AxVCpuExitReason::IoRead { .. }
+            | AxVCpuExitReason::SysRegRead { .. } => Self::Read,
+            AxVCpuExitReason::Hypercall { .. } => Self::HypercallResult,
+            _ => Self::Nothing,
+        }
+    }
 }
 
 impl<A: AxArchVCpu> core::fmt::Debug for AxVCpu<A> {
@@ -49,7 +74,8 @@ impl<A: AxArchVCpu> AxVCpu<A> {
             entry: None,
             ept_root: None,
             bound_cpu: None,
-            read_pending: false,
+            awaiting: Awaiting::Nothing,
+            powered_off: false,
         })
     }
 
@@ -244,8 +270,17 @@ impl<A: AxArchVCpu> AxVCpu<A> {
 
     /// Runs the guest until an exit the hypervisor must see: `Ready`/`Blocked` → `Running` →
     /// `Ready` (or `Blocked` after [`Halt`](AxVCpuExitReason::Halt) with no interrupt
-    /// pending). Queued interrupts are handed to the backend first. A backend error leaves
+    /// pending). Pending interrupts are handed to the backend first. A backend error leaves
     /// the vCPU `Invalid`.
+    ///
+    /// Never returns [`Nothing`](AxVCpuExitReason::Nothing): an exit the backend handled
+    /// itself enters the guest again (after taking kick requests and pending interrupts),
+    /// and so does a kick nobody asked for.
+    ///
+    /// Refused (`BadState`) when the vCPU is not bound to the calling CPU, when the last
+    /// exit was a read not yet answered with [`complete_read`](Self::complete_read), and
+    /// after [`SystemDown`](AxVCpuExitReason::SystemDown): a guest that powered off is not
+    /// resumed (create new vCPUs to boot it again).
     // Inlined so the exit reason is not copied through out-of-line calls on the hot path
     // (the RISC-V bench measured 696 vs 357 hypervisor instructions per hypercall).
     #[inline]
@@ -257,15 +292,21 @@ impl<A: AxArchVCpu> AxVCpu<A> {
             ));
         }
         self.expect_on_bound_cpu("run: the vCPU is not bound (call bind() first)")?;
-        if self.read_pending {
+        if self.awaiting == Awaiting::Read {
             return Err(VCpuError::bad_state(
                 "run: the last MmioRead/IoRead/SysRegRead exit has not been answered with complete_read()",
             ));
         }
+        if self.powered_off {
+            return Err(VCpuError::bad_state(
+                "run: the guest powered off (SystemDown); create a new vCPU to start it again",
+            ));
+        }
         self.shared.publish_state(VCpuState::Running);
+        self.awaiting = Awaiting::Nothing;
         let exit = self.run_until_exit();
         let shared = &self.shared;
-        match exit {
+        match &exit {
             Ok(AxVCpuExitReason::Halt) => {
                 shared.publish_state(VCpuState::Blocked);
                 if shared.has_pending() || self.arch.has_pending_interrupt() {
@@ -275,12 +316,8 @@ impl<A: AxArchVCpu> AxVCpu<A> {
                 }
             }
             Ok(reason) => {
-                self.read_pending = matches!(
-                    reason,
-                    AxVCpuExitReason::MmioRead { .. }
-                        | AxVCpuExitReason::IoRead { .. }
-                        | AxVCpuExitReason::SysRegRead { .. }
-                );
+                self.awaiting = Awaiting::after(reason);
+                self.powered_off = matches!(reason, AxVCpuExitReason::SystemDown);
                 shared.state.set(VCpuState::Ready);
             }
             Err(_) => shared.state.set(VCpuState::Invalid),
@@ -288,7 +325,9 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         exit
     }
 
-    /// Enters the guest until an exit that is not an injection kick.
+    /// Enters the guest until an exit the hypervisor must see: the one place the rule "an
+    /// exit the backend handled itself (`Nothing`), or a kick nobody asked for, enters
+    /// again" lives.
     #[inline]
     fn run_until_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
         loop {
@@ -298,7 +337,7 @@ impl<A: AxArchVCpu> AxVCpu<A> {
             let arch = &mut self.arch;
             self.shared.drain(|v| arch.inject_interrupt(v))?;
             match self.arch.run()? {
-                AxVCpuExitReason::Kicked => continue,
+                AxVCpuExitReason::Kicked | AxVCpuExitReason::Nothing => continue,
                 reason => return Ok(reason),
             }
         }
@@ -308,13 +347,13 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     /// variant for where the value goes). Refused when no read is waiting.
     pub fn complete_read(&mut self, value: u64) -> VCpuResult {
         self.expect_set_up()?;
-        if !self.read_pending {
+        if self.awaiting != Awaiting::Read {
             return Err(VCpuError::bad_state(
                 "complete_read: the last exit was not an MmioRead, IoRead or SysRegRead",
             ));
         }
         self.arch.complete_read(value)?;
-        self.read_pending = false;
+        self.awaiting = Awaiting::Nothing;
         Ok(())
     }
 
@@ -336,16 +375,30 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         Ok(self.arch.pc())
     }
 
-    /// Moves the guest program counter.
+    /// Moves the guest program counter. Refused (`BadState`) while a read exit waits for
+    /// [`complete_read`](Self::complete_read): completing it moves the program counter past
+    /// the reading instruction.
     pub fn set_pc(&mut self, pc: usize) -> VCpuResult {
         self.expect_set_up()?;
+        if self.awaiting == Awaiting::Read {
+            return Err(VCpuError::bad_state(
+                "set_pc: the last read exit has not been answered with complete_read()",
+            ));
+        }
         self.arch.set_pc(pc)
     }
 
     /// Sets the result of the last hypercall (register: see
-    /// [`Hypercall`](AxVCpuExitReason::Hypercall)).
+    /// [`Hypercall`](AxVCpuExitReason::Hypercall)). Allowed only between a `Hypercall` exit
+    /// and the next `run` (any number of times: the last value wins); otherwise refused
+    /// (`BadState`), as there is no hypercall to answer.
     pub fn set_return_value(&mut self, val: usize) -> VCpuResult {
         self.expect_set_up()?;
+        if self.awaiting != Awaiting::HypercallResult {
+            return Err(VCpuError::bad_state(
+                "set_return_value: the last exit was not a Hypercall",
+            ));
+        }
         self.arch.set_return_value(val);
         Ok(())
     }
@@ -361,7 +414,7 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     /// refused (`BadState`) before `setup` and once the vCPU is `Invalid`.
     pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
         self.expect_set_up()?;
-        A::check_interrupt_vector(vector)?;
+        crate::handle::check_vector::<A>(vector)?;
         self.shared.inject(vector);
         Ok(())
     }
