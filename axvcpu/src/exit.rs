@@ -369,15 +369,112 @@ mod tests {
         assert_eq!(AccessWidth::from_size(0), None);
     }
 
+    /// One exit of each kind. The exhaustive match makes a new variant a compile error
+    /// here until it is added to the list.
+    fn one_of_each() -> std::vec::Vec<AxVCpuExitReason> {
+        use AxVCpuExitReason as E;
+        let addr = GuestPhysAddr::from(0x1000usize);
+        let w = AccessWidth::Byte;
+        let all = std::vec![
+            E::Hypercall {
+                nr: 0,
+                args: [0; 6]
+            },
+            E::MmioRead {
+                addr,
+                width: w,
+                reg: None,
+                reg_width: w,
+                signed_ext: false
+            },
+            E::MmioWrite {
+                addr,
+                width: w,
+                data: 0
+            },
+            E::SysRegRead {
+                addr: SysRegAddr(0),
+                reg: 0
+            },
+            E::SysRegWrite {
+                addr: SysRegAddr(0),
+                value: 0
+            },
+            E::IoRead {
+                port: Port(0),
+                width: w
+            },
+            E::IoWrite {
+                port: Port(0),
+                width: w,
+                data: 0
+            },
+            E::ExternalInterrupt { vector: 0 },
+            E::NestedPageFault {
+                addr,
+                access_flags: AccessFlags::READ
+            },
+            E::Halt,
+            E::CpuUp {
+                target_cpu: 0,
+                entry_point: addr,
+                arg: 0
+            },
+            E::CpuDown { state: 0 },
+            E::SystemDown,
+            E::Nothing,
+            E::FailEntry {
+                hardware_entry_failure_reason: 0
+            },
+            E::SendIPI {
+                target_cpu: 0,
+                target_cpu_aux: 0,
+                send_to_all: false,
+                send_to_self: false,
+                vector: 0,
+            },
+            E::Idle,
+            E::PreemptionTimer,
+            E::InterruptEnd { vector: 0 },
+            E::Kicked,
+        ];
+        let mut seen = [false; 20];
+        for e in &all {
+            let i = match e {
+                E::Hypercall { .. } => 0,
+                E::MmioRead { .. } => 1,
+                E::MmioWrite { .. } => 2,
+                E::SysRegRead { .. } => 3,
+                E::SysRegWrite { .. } => 4,
+                E::IoRead { .. } => 5,
+                E::IoWrite { .. } => 6,
+                E::ExternalInterrupt { .. } => 7,
+                E::NestedPageFault { .. } => 8,
+                E::Halt => 9,
+                E::CpuUp { .. } => 10,
+                E::CpuDown { .. } => 11,
+                E::SystemDown => 12,
+                E::Nothing => 13,
+                E::FailEntry { .. } => 14,
+                E::SendIPI { .. } => 15,
+                E::Idle => 16,
+                E::PreemptionTimer => 17,
+                E::InterruptEnd { .. } => 18,
+                E::Kicked => 19,
+            };
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "one_of_each misses a variant");
+        all
+    }
+
     #[test]
     fn every_exit_has_its_variant_name() {
-        assert_eq!(AxVCpuExitReason::Halt.name(), "Halt");
-        let read = AxVCpuExitReason::IoRead {
-            port: Port(1),
-            width: AccessWidth::Byte,
-        };
-        assert_eq!(read.name(), "IoRead");
-        assert_eq!(AxVCpuExitReason::Kicked.name(), "Kicked");
+        for e in one_of_each() {
+            let debug = std::format!("{e:?}");
+            let variant = debug.split([' ', '{', '(']).next().unwrap_or_default();
+            assert_eq!(e.name(), variant, "{debug}");
+        }
     }
 
     #[test]

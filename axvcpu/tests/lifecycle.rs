@@ -1,5 +1,6 @@
 //! The lifecycle of `AxVCpu`, as a specification: what each state allows, what the backend
 //! sees, and that every refused call leaves the vCPU as it was.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -46,8 +47,8 @@ fn ids_that_do_not_fit_the_tracking_table_are_refused() {
 #[test]
 fn the_backend_sees_the_seed_call_order() {
     let mut v = ready_vcpu(1, 0);
-    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Nothing);
-    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Nothing);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Idle);
     v.unbind().unwrap();
     assert_eq!(
         v.arch().calls,
@@ -72,14 +73,14 @@ fn configuration_needs_entry_and_root_exactly_once_before_setup() {
     v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
     refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), c);
     refused!(v, v.setup(()), c);
-    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }.unwrap();
-    refused!(v, unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }, c);
+    set_test_root(&mut v).unwrap();
+    refused!(v, set_test_root(&mut v), c);
     v.setup(()).unwrap();
     let f = VCpuState::Free;
     assert_eq!(v.state(), f);
     refused!(v, v.setup(()), f);
     refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), f);
-    refused!(v, unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }, f);
+    refused!(v, set_test_root(&mut v), f);
     assert_eq!(v.arch().count(&Call::Setup), 1);
 }
 
@@ -238,7 +239,12 @@ fn a_vector_the_architecture_cannot_inject_is_refused_before_queueing() {
         AxErrorKind::InvalidInput
     );
     assert!(v.handle().inject_interrupt(1000).is_err());
-    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Nothing);
+    assert_eq!(
+        v.handle().inject_interrupt(MAX_VECTORS).unwrap_err().kind(),
+        AxErrorKind::InvalidInput,
+        "beyond what the pending set holds, whatever the architecture says"
+    );
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
     v.run().unwrap();
     assert!(!v.arch().calls.iter().any(|c| matches!(c, Call::Inject(_))));
 }
@@ -290,7 +296,7 @@ fn a_read_exit_must_be_completed_exactly_once_before_the_next_run() {
         addr: SysRegAddr(0x10),
         reg: 0,
     });
-    a.push_exit(AxVCpuExitReason::Nothing);
+    a.push_exit(AxVCpuExitReason::Idle);
     for value in [7, 8, 9] {
         v.run().unwrap();
         refused!(v, v.run(), VCpuState::Ready);
@@ -336,7 +342,7 @@ fn a_backend_error_in_run_makes_the_vcpu_invalid_and_frees_nothing_twice() {
 fn a_backend_error_in_setup_makes_the_vcpu_invalid() {
     let mut v = AxVCpu::<TestArch>::new(0, 0, true).unwrap();
     v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
-    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }.unwrap();
+    set_test_root(&mut v).unwrap();
     assert!(v.setup(()).is_err());
     assert_eq!(v.state(), VCpuState::Invalid);
     refused!(v, v.bind(), VCpuState::Invalid);
@@ -354,8 +360,97 @@ fn registers_pass_through_to_the_backend_and_bad_numbers_are_errors() {
     assert_eq!(v.pc().unwrap(), ENTRY);
     v.set_pc(0x1234).unwrap();
     assert_eq!(v.pc().unwrap(), 0x1234);
+}
+
+#[test]
+fn a_return_value_is_accepted_only_to_answer_a_hypercall() {
+    let mut v = ready_vcpu(0, 0);
+    refused!(v, v.set_return_value(1), VCpuState::Ready);
+    v.arch_mut().unwrap().push_exit(hypercall(5));
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
+    assert_eq!(v.run().unwrap(), hypercall(5));
+    v.set_return_value(76).unwrap();
     v.set_return_value(77).unwrap();
-    assert_eq!(v.arch().count(&Call::SetReturn(77)), 1);
+    assert_eq!(
+        v.arch().count(&Call::SetReturn(77)),
+        1,
+        "the last value wins"
+    );
+    v.run().unwrap();
+    refused!(v, v.set_return_value(78), VCpuState::Ready);
+    assert_eq!(v.arch().count(&Call::SetReturn(78)), 0);
+}
+
+#[test]
+fn the_pc_cannot_move_while_a_read_waits_for_its_value() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::IoRead {
+        port: Port(0x60),
+        width: AccessWidth::Byte,
+    });
+    v.run().unwrap();
+    refused!(v, v.set_pc(0x1234), VCpuState::Ready);
+    assert_eq!(v.pc().unwrap(), ENTRY);
+    v.complete_read(1).unwrap();
+    v.set_pc(0x1234).unwrap();
+    assert_eq!(v.pc().unwrap(), 0x1234);
+}
+
+#[test]
+fn a_guest_that_powered_off_is_not_run_again() {
+    let mut v = ready_vcpu(0, 0);
+    v.arch_mut()
+        .unwrap()
+        .push_exit(AxVCpuExitReason::SystemDown);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::SystemDown);
+    refused!(v, v.run(), VCpuState::Ready);
+    assert_eq!(v.arch().runs(), 1);
+    // Still usable otherwise: registers read, and it unbinds cleanly.
+    v.get_gpr(0).unwrap();
+    v.unbind().unwrap();
+}
+
+#[test]
+fn exits_the_backend_handled_itself_never_reach_the_hypervisor() {
+    let mut v = ready_vcpu(0, 0);
+    let a = v.arch_mut().unwrap();
+    a.push_exit(AxVCpuExitReason::Nothing);
+    a.push_exit(AxVCpuExitReason::Nothing);
+    a.push_exit(AxVCpuExitReason::Idle);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Idle);
+    assert_eq!(
+        v.arch().runs(),
+        3,
+        "the core entered the guest again after each Nothing"
+    );
+}
+
+#[test]
+fn a_vector_injected_twice_before_the_guest_takes_it_is_taken_once() {
+    let mut v = ready_vcpu(0, 0);
+    let h = v.handle();
+    h.inject_interrupt(0x40).unwrap();
+    h.inject_interrupt(0x40).unwrap();
+    h.inject_interrupt(0x41).unwrap();
+    // Into the backend while it still holds 0x40: merged there too.
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
+    v.run().unwrap();
+    h.inject_interrupt(0x40).unwrap();
+    let a = v.arch_mut().unwrap();
+    for _ in 0..3 {
+        a.push(Step::TakeInterrupt);
+    }
+    assert_eq!(v.run().unwrap(), hypercall(0x40));
+    assert_eq!(
+        v.run().unwrap(),
+        hypercall(0x41),
+        "a distinct vector is not merged"
+    );
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Halt, "0x40 taken twice");
+    // Once taken, the same vector is pending again.
+    h.inject_interrupt(0x40).unwrap();
+    v.arch_mut().unwrap().push(Step::TakeInterrupt);
+    assert_eq!(v.run().unwrap(), hypercall(0x40));
 }
 
 #[test]
@@ -442,7 +537,7 @@ fn every_register_and_interrupt_call_before_setup_is_refused() {
     assert_eq!(v.arch().calls, vec![Call::New(0, 0)]);
     // Still configurable afterwards.
     v.set_entry(GuestPhysAddr::from(ENTRY)).unwrap();
-    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }.unwrap();
+    set_test_root(&mut v).unwrap();
     v.setup(()).unwrap();
     assert_eq!(v.state(), VCpuState::Free);
 }
@@ -455,7 +550,7 @@ fn an_invalid_vcpu_refuses_every_call_and_the_backend_sees_none_of_them() {
     let i = VCpuState::Invalid;
     let calls_before = v.arch().calls.len();
     refused!(v, v.set_entry(GuestPhysAddr::from(ENTRY)), i);
-    refused!(v, unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }, i);
+    refused!(v, set_test_root(&mut v), i);
     refused!(v, v.setup(()), i);
     refused!(v, v.bind(), i);
     refused!(v, v.complete_read(0), i);
@@ -569,8 +664,8 @@ fn a_read_left_pending_survives_unbind_and_still_blocks_run() {
     refused!(v, v.run(), VCpuState::Ready);
     assert_eq!(v.arch().runs(), 1);
     v.complete_read(5).unwrap();
-    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Nothing);
-    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Nothing);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
+    assert_eq!(v.run().unwrap(), AxVCpuExitReason::Idle);
 }
 
 #[test]

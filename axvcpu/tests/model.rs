@@ -1,5 +1,6 @@
 //! Random call sequences against a model of the lifecycle: the vCPU never panics, every
 //! misuse is an `Err` that leaves the state unchanged, and the state always matches the model.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -9,9 +10,12 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy)]
 enum Exit {
+    /// The backend handles one exit itself, then exits with `Idle`.
     Nothing,
     Halt,
     MmioRead,
+    Hypercall,
+    SystemDown,
     Fail,
 }
 
@@ -27,6 +31,8 @@ enum Op {
     Inject(usize),
     Kick,
     SetGpr(usize),
+    SetPc,
+    SetReturnValue,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +46,8 @@ fn op() -> impl Strategy<Value = Op> {
             Just(Exit::Nothing),
             Just(Exit::Halt),
             Just(Exit::MmioRead),
+            Just(Exit::Hypercall),
+            Just(Exit::SystemDown),
             Just(Exit::Fail)
         ]
         .prop_map(Op::Run),
@@ -47,6 +55,8 @@ fn op() -> impl Strategy<Value = Op> {
         prop_oneof![0usize..256, 256usize..300].prop_map(Op::Inject),
         Just(Op::Kick),
         (0usize..20).prop_map(Op::SetGpr),
+        Just(Op::SetPc),
+        Just(Op::SetReturnValue),
     ]
 }
 
@@ -57,6 +67,8 @@ struct Model {
     root: bool,
     state: Option<VCpuState>,
     read_pending: bool,
+    hypercall_answerable: bool,
+    powered_off: bool,
     kick_requested: bool,
     /// Injected, not yet taken by the guest (queued in the core or held by the backend).
     interrupts: usize,
@@ -85,7 +97,8 @@ impl Model {
             Op::Setup if s == Created && self.entry && self.root => self.state = Some(Free),
             Op::Bind if s == Free => self.state = Some(Ready),
             Op::Unbind if self.bound() => self.state = Some(Free),
-            Op::Run(exit) if self.bound() && !self.read_pending => {
+            Op::Run(exit) if self.bound() && !self.read_pending && !self.powered_off => {
+                self.hypercall_answerable = false;
                 if self.kick_requested {
                     self.kick_requested = false;
                     self.state = Some(Ready);
@@ -101,6 +114,14 @@ impl Model {
                         self.read_pending = true;
                         self.state = Some(Ready)
                     }
+                    Exit::Hypercall => {
+                        self.hypercall_answerable = true;
+                        self.state = Some(Ready)
+                    }
+                    Exit::SystemDown => {
+                        self.powered_off = true;
+                        self.state = Some(Ready)
+                    }
                     _ => self.state = Some(Ready),
                 }
             }
@@ -113,6 +134,8 @@ impl Model {
             }
             Op::Kick => self.kick_requested = true,
             Op::SetGpr(r) if self.set_up() && r < 16 => {}
+            Op::SetPc if self.set_up() && !self.read_pending => {}
+            Op::SetReturnValue if self.set_up() && self.hypercall_answerable => {}
             _ => return false,
         }
         true
@@ -130,8 +153,16 @@ fn apply(v: &mut AxVCpu<TestArch>, op: Op) -> VCpuResult {
         Op::Run(exit) => {
             if let Ok(a) = v.arch_mut() {
                 a.script.clear();
+                if let Exit::Nothing = exit {
+                    a.push(Step::Exit(AxVCpuExitReason::Nothing));
+                }
                 a.push(match exit {
-                    Exit::Nothing => Step::Exit(AxVCpuExitReason::Nothing),
+                    Exit::Nothing => Step::Exit(AxVCpuExitReason::Idle),
+                    Exit::Hypercall => Step::Exit(AxVCpuExitReason::Hypercall {
+                        nr: 1,
+                        args: [0; 6],
+                    }),
+                    Exit::SystemDown => Step::Exit(AxVCpuExitReason::SystemDown),
                     Exit::Halt => Step::Exit(AxVCpuExitReason::Halt),
                     Exit::MmioRead => Step::Exit(AxVCpuExitReason::MmioRead {
                         addr: GuestPhysAddr::from(0x9000usize),
@@ -152,6 +183,8 @@ fn apply(v: &mut AxVCpu<TestArch>, op: Op) -> VCpuResult {
             Ok(())
         }
         Op::SetGpr(reg) => v.set_gpr(reg, reg),
+        Op::SetPc => v.set_pc(0x5000),
+        Op::SetReturnValue => v.set_return_value(3),
     }
 }
 

@@ -82,7 +82,8 @@ pub enum Step {
 pub struct TestArch {
     pub calls: Vec<Call>,
     pub script: VecDeque<Step>,
-    pub held_interrupts: VecDeque<usize>,
+    /// Injected and not yet taken: a pending bit per vector, as the trait's rule says.
+    pub held_interrupts: VectorSet,
     pub gprs: [usize; 16],
     pub pc: usize,
     pub kicked: Kick,
@@ -107,6 +108,12 @@ impl TestArch {
     pub fn runs(&self) -> usize {
         self.count(&Call::Run)
     }
+    /// The guest takes the lowest held interrupt.
+    fn take_interrupt(&mut self) -> Option<usize> {
+        let v = self.held_interrupts.lowest()?;
+        self.held_interrupts.remove(v);
+        Some(v)
+    }
 }
 
 impl AxArchVCpu for TestArch {
@@ -119,7 +126,7 @@ impl AxArchVCpu for TestArch {
         Ok(Self {
             calls: vec![Call::New(vm_id, vcpu_id)],
             script: VecDeque::new(),
-            held_interrupts: VecDeque::new(),
+            held_interrupts: VectorSet::new(),
             gprs: [0; 16],
             pc: 0,
             kicked: Kick::default(),
@@ -166,7 +173,7 @@ impl AxArchVCpu for TestArch {
                 Ok(AxVCpuExitReason::Kicked)
             }
             Some(Step::WaitForInterrupt) => {
-                if let Some(v) = self.held_interrupts.pop_front() {
+                if let Some(v) = self.take_interrupt() {
                     // Taken now: drop the `TakeInterrupt` that follows this step.
                     self.script.pop_front();
                     return Ok(AxVCpuExitReason::Hypercall {
@@ -185,7 +192,7 @@ impl AxArchVCpu for TestArch {
                 }
                 Ok(AxVCpuExitReason::Kicked)
             }
-            Some(Step::TakeInterrupt) => match self.held_interrupts.pop_front() {
+            Some(Step::TakeInterrupt) => match self.take_interrupt() {
                 Some(v) => Ok(AxVCpuExitReason::Hypercall {
                     nr: v as u64,
                     args: [0; 6],
@@ -245,7 +252,7 @@ impl AxArchVCpu for TestArch {
     }
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
         self.calls.push(Call::Inject(vector));
-        self.held_interrupts.push_back(vector);
+        self.held_interrupts.insert(vector);
         Ok(())
     }
     fn has_pending_interrupt(&self) -> bool {
@@ -317,4 +324,10 @@ pub fn ready_vcpu(vm: usize, id: usize) -> AxVCpu<TestArch> {
 
 pub fn hypercall(nr: u64) -> AxVCpuExitReason {
     AxVCpuExitReason::Hypercall { nr, args: [0; 6] }
+}
+
+/// Gives `v` the test root through the unsafe runtime call.
+pub fn set_test_root(v: &mut AxVCpu<TestArch>) -> VCpuResult {
+    // SAFETY: the test backend only records the root; it never walks it.
+    unsafe { v.set_ept_root(HostPhysAddr::from(ROOT)) }
 }
