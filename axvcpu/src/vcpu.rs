@@ -27,6 +27,8 @@ pub struct AxVCpu<A: AxArchVCpu> {
     awaiting: Awaiting,
     /// The guest asked to power off ([`SystemDown`](AxVCpuExitReason::SystemDown)).
     powered_off: bool,
+    /// The guest has been entered at least once.
+    started: bool,
 }
 
 /// What the last exit left for the hypervisor to answer before the next `run`.
@@ -76,6 +78,7 @@ impl<A: AxArchVCpu> AxVCpu<A> {
             bound_cpu: None,
             awaiting: Awaiting::Nothing,
             powered_off: false,
+            started: false,
         })
     }
 
@@ -304,6 +307,7 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         }
         self.shared.publish_state(VCpuState::Running);
         self.awaiting = Awaiting::Nothing;
+        self.started = true;
         let exit = self.run_until_exit();
         let shared = &self.shared;
         match &exit {
@@ -404,9 +408,15 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     }
 
     /// Sets the argument a secondary CPU started by [`CpuUp`](AxVCpuExitReason::CpuUp)
-    /// receives.
+    /// receives. Between `setup` and the first `run` only (refused, `BadState`, after it:
+    /// the argument register belongs to the guest by then).
     pub fn set_boot_arg(&mut self, arg: usize) -> VCpuResult {
         self.expect_set_up()?;
+        if self.started {
+            return Err(VCpuError::bad_state(
+                "set_boot_arg: the guest has already run; the boot argument is for its first entry",
+            ));
+        }
         self.arch.set_boot_arg(arg)
     }
 

@@ -411,6 +411,17 @@ fn a_guest_that_powered_off_is_not_run_again() {
 }
 
 #[test]
+fn the_boot_argument_is_set_before_the_first_run_only() {
+    let mut v = ready_vcpu(0, 0);
+    v.set_boot_arg(0xa1).unwrap();
+    assert_eq!(v.get_gpr(1).unwrap(), 0xa1);
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
+    v.run().unwrap();
+    refused!(v, v.set_boot_arg(0xa2), VCpuState::Ready);
+    assert_eq!(v.get_gpr(1).unwrap(), 0xa1);
+}
+
+#[test]
 fn exits_the_backend_handled_itself_never_reach_the_hypervisor() {
     let mut v = ready_vcpu(0, 0);
     let a = v.arch_mut().unwrap();
