@@ -27,7 +27,7 @@ pub struct AxVCpu<A: AxArchVCpu> {
     awaiting: Awaiting,
     /// The guest asked to power off ([`SystemDown`](AxVCpuExitReason::SystemDown)).
     powered_off: bool,
-    /// The guest has been entered at least once.
+    /// The guest has been entered since `setup` or its last `CpuDown`.
     started: bool,
 }
 
@@ -322,6 +322,8 @@ impl<A: AxArchVCpu> AxVCpu<A> {
             Ok(reason) => {
                 self.awaiting = Awaiting::after(reason);
                 self.powered_off = matches!(reason, AxVCpuExitReason::SystemDown);
+                // A CPU that stopped itself may be started again, with a new argument.
+                self.started = !matches!(reason, AxVCpuExitReason::CpuDown { .. });
                 shared.state.set(VCpuState::Ready);
             }
             Err(_) => shared.state.set(VCpuState::Invalid),
@@ -408,8 +410,10 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     }
 
     /// Sets the argument a secondary CPU started by [`CpuUp`](AxVCpuExitReason::CpuUp)
-    /// receives. Between `setup` and the first `run` only (refused, `BadState`, after it:
-    /// the argument register belongs to the guest by then).
+    /// receives. Only before the CPU starts: between `setup` (or a
+    /// [`CpuDown`](AxVCpuExitReason::CpuDown) exit, after which it may be started again) and
+    /// the next `run`; refused (`BadState`) otherwise, as the argument register belongs to
+    /// the running guest.
     pub fn set_boot_arg(&mut self, arg: usize) -> VCpuResult {
         self.expect_set_up()?;
         if self.started {

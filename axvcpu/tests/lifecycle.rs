@@ -411,7 +411,7 @@ fn a_guest_that_powered_off_is_not_run_again() {
 }
 
 #[test]
-fn the_boot_argument_is_set_before_the_first_run_only() {
+fn the_boot_argument_is_set_only_before_the_cpu_starts() {
     let mut v = ready_vcpu(0, 0);
     v.set_boot_arg(0xa1).unwrap();
     assert_eq!(v.get_gpr(1).unwrap(), 0xa1);
@@ -419,6 +419,13 @@ fn the_boot_argument_is_set_before_the_first_run_only() {
     v.run().unwrap();
     refused!(v, v.set_boot_arg(0xa2), VCpuState::Ready);
     assert_eq!(v.get_gpr(1).unwrap(), 0xa1);
+    // A CPU that stopped itself can be started again with a new argument.
+    v.arch_mut()
+        .unwrap()
+        .push_exit(AxVCpuExitReason::CpuDown { state: 0 });
+    v.run().unwrap();
+    v.set_boot_arg(0xa3).unwrap();
+    assert_eq!(v.get_gpr(1).unwrap(), 0xa3);
 }
 
 #[test]
