@@ -104,15 +104,21 @@ impl core::fmt::Debug for VectorSet {
     }
 }
 
-/// The core's queue of injected vectors: the same set, shared between the injecting
-/// threads and `run()` without a lock (one `fetch_or` per injection, no allocation).
+/// The core's pending set: the same set, shared between the injecting threads and `run()`
+/// without a lock (two `fetch_or`s per injection, no allocation). A summary word flags the
+/// words that may hold vectors, so the common "nothing pending" check on every guest entry
+/// is one load.
 pub(crate) struct AtomicVectorSet {
+    /// Bit `i` set: `words[i]` may be non-zero. Set after the word's bit, cleared before
+    /// the word is taken, so a vector is never in a word whose summary bit stays clear.
+    summary: AtomicU64,
     words: [AtomicU64; WORDS],
 }
 
 impl AtomicVectorSet {
     pub(crate) const fn new() -> Self {
         Self {
+            summary: AtomicU64::new(0),
             words: [const { AtomicU64::new(0) }; WORDS],
         }
     }
@@ -120,37 +126,67 @@ impl AtomicVectorSet {
     /// Adds `vector` (below [`MAX_VECTORS`]: checked by the caller), released to the thread
     /// that takes it.
     pub(crate) fn insert(&self, vector: usize) {
-        if let Some(word) = self.words.get(vector / 64) {
+        let index = vector / 64;
+        if let Some(word) = self.words.get(index) {
             word.fetch_or(1u64 << (vector % 64), Ordering::Release);
+            self.summary.fetch_or(1u64 << index, Ordering::Release);
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.words.iter().all(|w| w.load(Ordering::Acquire) == 0)
+        let mut flagged = self.summary.load(Ordering::Acquire);
+        // A flag may outlive its word's vectors (taken by a drain racing the insert that
+        // set it): look at the words it names.
+        while flagged != 0 {
+            let index = flagged.trailing_zeros() as usize;
+            if self
+                .words
+                .get(index)
+                .is_some_and(|w| w.load(Ordering::Acquire) != 0)
+            {
+                return false;
+            }
+            flagged &= flagged - 1;
+        }
+        true
     }
 
     /// Takes every vector out of the set and hands each to `deliver`, lowest first. Those
     /// `deliver` refuses (and those after the first refusal) go back into the set.
-    pub(crate) fn drain<E>(
-        &self,
-        mut deliver: impl FnMut(usize) -> Result<(), E>,
-    ) -> Result<(), E> {
+    #[inline]
+    pub(crate) fn drain<E>(&self, deliver: impl FnMut(usize) -> Result<(), E>) -> Result<(), E> {
+        if self.summary.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        self.drain_flagged(deliver)
+    }
+
+    fn drain_flagged<E>(&self, mut deliver: impl FnMut(usize) -> Result<(), E>) -> Result<(), E> {
+        let mut flagged = self.summary.swap(0, Ordering::AcqRel);
         let mut failed = None;
-        for (i, word) in self.words.iter().enumerate() {
-            if failed.is_some() || word.load(Ordering::Relaxed) == 0 {
+        while flagged != 0 {
+            let index = flagged.trailing_zeros() as usize;
+            flagged &= flagged - 1;
+            let Some(word) = self.words.get(index) else {
                 continue;
-            }
-            let mut rest = word.swap(0, Ordering::AcqRel);
+            };
+            let mut rest = if failed.is_none() {
+                word.swap(0, Ordering::AcqRel)
+            } else {
+                0
+            };
             while rest != 0 {
                 let bit = rest.trailing_zeros() as usize;
-                if let Err(e) = deliver(i * 64 + bit) {
+                if let Err(e) = deliver(index * 64 + bit) {
                     failed = Some(e);
                     break;
                 }
                 rest &= rest - 1;
             }
-            if rest != 0 {
+            // Refused (or not reached): back into the set, flagged again.
+            if rest != 0 || (failed.is_some() && word.load(Ordering::Relaxed) != 0) {
                 word.fetch_or(rest, Ordering::Release);
+                self.summary.fetch_or(1u64 << index, Ordering::Release);
             }
         }
         failed.map_or(Ok(()), Err)
