@@ -1,13 +1,21 @@
 //! The little of a GICv2 the backend needs: a software-generated interrupt to kick a CPU
-//! out of its guest, and acknowledging the interrupts that made a guest exit.
+//! out of its guest, acknowledging the interrupts that made a guest exit, and the virtual
+//! CPU interface's list register (`GICH_LR0`) for `Aarch64SetupConfig::vgic`.
 //!
 //! The hypervisor names its GIC once with [`set_gic_v2`] before enabling virtualization on
 //! any CPU; [`AxArchPerCpu::hardware_enable`](axvcpu::AxArchPerCpu::hardware_enable) then
 //! enables the distributor, this CPU's interface and the kick SGI ([`KICK_SGI`]). Without
 //! a GIC, a kick still stops the vCPU at its next entry, but cannot interrupt a guest
 //! that never exits.
+//!
+//! The register accesses are plain volatile reads and writes, so the list-register model is
+//! tested on any host.
+
+#![cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+use axvcpu::VectorSet;
 
 /// The SGI the backend kicks vCPUs with.
 pub const KICK_SGI: u32 = 14;
@@ -40,7 +48,7 @@ pub unsafe fn set_gic_v2(gicd: usize, gicc: usize) {
 
 /// Tells the backend where the GICv2 virtual interface control registers (`GICH`, the
 /// banked per-CPU view) are, which enables
-/// [`Aarch64SetupConfig::vgic`](crate::Aarch64SetupConfig::vgic).
+/// `Aarch64SetupConfig::vgic`.
 ///
 /// # Safety
 /// `gich` must be the host virtual address of the GICv2 `GICH` frame of the GIC named with
@@ -61,28 +69,73 @@ const GICH_VMCR: usize = 0x008;
 const GICH_APR: usize = 0x0f0;
 const GICH_LR0: usize = 0x100;
 
-/// `GICH_LR` state bits (29:28): pending.
-pub(crate) const LR_PENDING: u32 = 1 << 28;
-/// `GICH_LR` state bits (29:28): pending, active or both.
-pub(crate) const LR_STATE: u32 = 0b11 << 28;
+/// A GICv2 list register (`GICH_LR<n>`): the virtual interrupt `VirtualID` (bits 9:0)
+/// offered to the guest, and its state (bits 29:28).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListReg(pub u32);
 
-/// The virtual CPU interface state of one vCPU, live in `GICH` while it is bound.
+impl ListReg {
+    const STATE: u32 = 0b11 << 28;
+    const PENDING: u32 = 0b01 << 28;
+
+    /// `intid` offered to the guest, not yet acknowledged.
+    pub const fn pending(intid: usize) -> Self {
+        Self(Self::PENDING | (intid as u32 & 0x3ff))
+    }
+
+    /// Whether it holds nothing: the guest ended its interrupt (`GICV_EOIR`), or none was
+    /// loaded.
+    pub const fn is_free(self) -> bool {
+        self.0 & Self::STATE == 0
+    }
+
+    /// The interrupt it offers that the guest has not acknowledged (`GICV_IAR`) yet.
+    pub const fn pending_intid(self) -> Option<usize> {
+        if self.0 & Self::PENDING != 0 {
+            Some((self.0 & 0x3ff) as usize)
+        } else {
+            None
+        }
+    }
+}
+
+/// The virtual CPU interface state of one vCPU, live in `GICH` while it is bound. One
+/// interrupt is in flight at a time, in list register 0; the rest wait in a [`VectorSet`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct VgicState {
-    /// List register 0: the one interrupt in flight (`VirtualID` = INTID, state).
-    pub lr0: u32,
+    /// List register 0: the interrupt in flight.
+    pub lr0: ListReg,
     /// `GICH_VMCR`: the guest's `GICV_CTLR`, `GICV_PMR`, `GICV_BPR`.
-    pub vmcr: u32,
+    vmcr: u32,
     /// `GICH_APR`: active priorities.
-    pub apr: u32,
+    apr: u32,
 }
 
 impl VgicState {
+    /// Makes `intid` pending: it merges with the list register when that offers `intid`
+    /// and the guest has not acknowledged it, and otherwise joins `waiting` (where it
+    /// merges with itself).
+    pub fn inject(&self, intid: usize, waiting: &mut VectorSet) {
+        if self.lr0.pending_intid() != Some(intid) {
+            waiting.insert(intid);
+        }
+    }
+
+    /// Before an entry: a free list register takes the lowest waiting interrupt.
+    pub fn refill(&mut self, waiting: &mut VectorSet) {
+        if self.lr0.is_free() {
+            if let Some(intid) = waiting.lowest() {
+                waiting.remove(intid);
+                self.lr0 = ListReg::pending(intid);
+            }
+        }
+    }
+
     /// Loads the state into `GICH` and enables the virtual CPU interface.
     pub fn load(&self) {
         write(&GICH, GICH_VMCR, self.vmcr);
         write(&GICH, GICH_APR, self.apr);
-        write(&GICH, GICH_LR0, self.lr0);
+        write(&GICH, GICH_LR0, self.lr0.0);
         write(&GICH, GICH_HCR, 1);
     }
 
@@ -90,20 +143,20 @@ impl VgicState {
     pub fn save(&mut self) {
         self.vmcr = read(&GICH, GICH_VMCR);
         self.apr = read(&GICH, GICH_APR);
-        self.lr0 = read(&GICH, GICH_LR0);
+        self.lr0 = ListReg(read(&GICH, GICH_LR0));
         write(&GICH, GICH_LR0, 0);
         write(&GICH, GICH_HCR, 0);
     }
 
     /// Writes list register 0 (before an entry).
     pub fn put_lr0(&self) {
-        write(&GICH, GICH_LR0, self.lr0);
+        write(&GICH, GICH_LR0, self.lr0.0);
     }
 
     /// Reads list register 0 back (after an exit): the guest may have acknowledged
     /// (pending → active) or ended (→ invalid) the interrupt.
     pub fn get_lr0(&mut self) {
-        self.lr0 = read(&GICH, GICH_LR0);
+        self.lr0 = ListReg(read(&GICH, GICH_LR0));
     }
 }
 
@@ -139,10 +192,11 @@ pub(crate) fn cpu_init() {
     write(&GICC, GICC_CTLR, 1);
 }
 
-/// Sends the kick SGI to the CPU whose GIC interface number is `cpu` (0..8).
-pub(crate) fn kick_cpu(cpu: usize) {
+/// Sends SGI `sgi` to the CPU whose GIC interface number is `cpu` (0..8; others are
+/// ignored).
+pub(crate) fn send_sgi(cpu: usize, sgi: u32) {
     if cpu < 8 {
-        write(&GICD, GICD_SGIR, (1 << (16 + cpu)) | KICK_SGI);
+        write(&GICD, GICD_SGIR, (1 << (16 + cpu)) | (sgi & 0xf));
     }
 }
 
@@ -154,4 +208,64 @@ pub(crate) fn ack() -> u32 {
 /// Ends the interrupt `iar` returned by [`ack`].
 pub(crate) fn eoi(iar: u32) {
     write(&GICC, GICC_EOIR, iar);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `GICH_LR` state active (bits 29:28 = 0b10).
+    const ACTIVE: u32 = 0b10 << 28;
+
+    /// What the guest does to list register 0 between entries.
+    fn acknowledge(v: &mut VgicState) {
+        v.lr0 = ListReg((v.lr0.0 & !ListReg::STATE) | ACTIVE);
+    }
+    fn end(v: &mut VgicState) {
+        v.lr0 = ListReg(v.lr0.0 & !ListReg::STATE);
+    }
+
+    #[test]
+    fn an_interrupt_offered_and_not_acknowledged_merges_an_acknowledged_one_comes_again() {
+        let mut v = VgicState::default();
+        let mut waiting = VectorSet::new();
+        v.inject(48, &mut waiting);
+        v.refill(&mut waiting);
+        assert_eq!(v.lr0.pending_intid(), Some(48));
+        assert!(waiting.is_empty());
+        v.inject(48, &mut waiting);
+        assert!(waiting.is_empty(), "pending in the list register: merged");
+        acknowledge(&mut v);
+        assert_eq!(v.lr0.pending_intid(), None);
+        v.inject(48, &mut waiting);
+        assert!(waiting.contains(48), "taken by the guest: pending again");
+        v.refill(&mut waiting);
+        assert!(waiting.contains(48), "one in flight: waits for the end");
+        end(&mut v);
+        assert!(v.lr0.is_free());
+        v.refill(&mut waiting);
+        assert_eq!(v.lr0.pending_intid(), Some(48));
+        assert!(waiting.is_empty());
+    }
+
+    #[test]
+    fn waiting_interrupts_are_offered_lowest_first_one_at_a_time() {
+        let mut v = VgicState::default();
+        let mut waiting = VectorSet::new();
+        for intid in [50, 48, 1019, 48] {
+            v.inject(intid, &mut waiting);
+        }
+        let mut offered = [0; 3];
+        for o in &mut offered {
+            v.refill(&mut waiting);
+            v.refill(&mut waiting);
+            *o = v.lr0.pending_intid().unwrap();
+            acknowledge(&mut v);
+            end(&mut v);
+        }
+        assert_eq!(offered, [48, 50, 1019]);
+        v.refill(&mut waiting);
+        assert!(v.lr0.is_free());
+        assert_eq!(ListReg::pending(1019).0, 0x1000_03fb);
+    }
 }

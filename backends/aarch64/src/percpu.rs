@@ -3,14 +3,11 @@
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use aarch64_cpu::registers::{
-    CurrentEL, Readable, Writeable, CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, ID_AA64MMFR0_EL1,
-    MDCR_EL2, VTCR_EL2, VTTBR_EL2,
-};
 use axvcpu::{AxArchPerCpu, AxVCpuHal, VCpuError, VCpuResult, MAX_CPUS};
 use axvcpu_npt::Aarch64Stage2;
 
-use crate::{gic, hcr};
+use crate::gic;
+use crate::hw::{self, hcr, El2Controls};
 
 static ENABLED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
@@ -28,8 +25,10 @@ pub(crate) const CPTR_EL2_VALUE: u64 = 0x33ff;
 const CNTHCTL_EL2_VALUE: u64 = 0b01;
 /// `MDCR_EL2` trap bits: `TPMCR` (5), `TPM` (6), `TDA` (9), `TDOSA` (10), `TDRA` (11): the
 /// guest's PMU and debug register accesses become `SysRegRead`/`SysRegWrite` exits
-/// (the backend does not switch that state). `HPMN` (4:0) is kept.
+/// (the backend does not switch that state).
 const MDCR_EL2_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
+/// `MDCR_EL2.HPMN` (4:0): the counters the host gives EL1/EL0, kept as found.
+const MDCR_EL2_HPMN: u64 = 0x1f;
 
 /// The EL2 state of one CPU.
 ///
@@ -43,7 +42,7 @@ const MDCR_EL2_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 1
 pub struct Aarch64PerCpu<H: AxVCpuHal> {
     cpu_id: usize,
     enabled: bool,
-    saved: [u64; 7],
+    saved: El2Controls,
     _hal: PhantomData<fn() -> H>,
 }
 
@@ -57,7 +56,7 @@ impl<H: AxVCpuHal> AxArchPerCpu for Aarch64PerCpu<H> {
         Ok(Self {
             cpu_id,
             enabled: false,
-            saved: [0; 7],
+            saved: El2Controls::default(),
             _hal: PhantomData,
         })
     }
@@ -67,32 +66,29 @@ impl<H: AxVCpuHal> AxArchPerCpu for Aarch64PerCpu<H> {
     }
 
     fn hardware_enable(&mut self) -> VCpuResult {
-        let el = CurrentEL.read(CurrentEL::EL);
+        let el = hw::current_el();
         if el != 2 {
             return Err(VCpuError::unsupported("not running at EL2 (CurrentEL.EL)").with_value(el));
         }
-        let parange = ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange);
+        let parange = hw::pa_range();
         let vtcr = Aarch64Stage2::vtcr_el2(parange).ok_or(
             VCpuError::unsupported("physical address range below 40 bits (PARange)")
                 .with_value(parange),
         )?;
-        self.saved = [
-            HCR_EL2.get(),
-            VTCR_EL2.get(),
-            VTTBR_EL2.get(),
-            CPTR_EL2.get(),
-            CNTHCTL_EL2.get(),
-            CNTVOFF_EL2.get(),
-            MDCR_EL2.get(),
-        ];
-        HCR_EL2.set(hcr::HOST);
-        VTCR_EL2.set(vtcr);
-        VTTBR_EL2.set(0);
-        CPTR_EL2.set(CPTR_EL2_VALUE);
-        CNTHCTL_EL2.set(CNTHCTL_EL2_VALUE);
-        CNTVOFF_EL2.set(0);
-        MDCR_EL2.set((self.saved[6] & 0x1f) | MDCR_EL2_TRAPS);
-        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        self.saved = El2Controls::read();
+        let guest_ready = El2Controls {
+            hcr: hcr::HOST,
+            vtcr,
+            vttbr: 0,
+            cptr: CPTR_EL2_VALUE,
+            cnthctl: CNTHCTL_EL2_VALUE,
+            cntvoff: 0,
+            mdcr: (self.saved.mdcr & MDCR_EL2_HPMN) | MDCR_EL2_TRAPS,
+        };
+        // SAFETY: no guest runs on this CPU (a vCPU binds only once it is enabled); the host
+        // value of HCR_EL2 has VM clear and VTTBR_EL2 is 0 until a `bind` loads a vCPU's
+        // table, in the format `vtcr` (from the same `Aarch64Stage2`) describes.
+        unsafe { guest_ready.write() };
         gic::cpu_init();
         self.enabled = true;
         if let Some(e) = ENABLED.get(self.cpu_id) {
@@ -105,15 +101,9 @@ impl<H: AxVCpuHal> AxArchPerCpu for Aarch64PerCpu<H> {
         if let Some(e) = ENABLED.get(self.cpu_id) {
             e.store(false, Ordering::Release);
         }
-        let [h, vtcr, vttbr, cptr, cnthctl, cntvoff, mdcr] = self.saved;
-        HCR_EL2.set(h);
-        VTCR_EL2.set(vtcr);
-        VTTBR_EL2.set(vttbr);
-        CPTR_EL2.set(cptr);
-        CNTHCTL_EL2.set(cnthctl);
-        CNTVOFF_EL2.set(cntvoff);
-        MDCR_EL2.set(mdcr);
-        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        // SAFETY: what the CPU ran with before `hardware_enable`: the host's own setting,
+        // under which no vCPU of this backend runs (`bind` now refuses on this CPU).
+        unsafe { self.saved.write() };
         self.enabled = false;
         Ok(())
     }

@@ -8,9 +8,10 @@
 //!
 //! FP/SIMD is switched lazily: a guest that has not used it runs with `CPTR_EL2.TFP` set,
 //! so its registers stay the host's and are never exposed (any access traps, EC 0x07). The
-//! backend then sets `Regs::fp_eager` and re-enters; from then on every entry also saves the
-//! host's `FPCR`/`FPSR` and loads the guest's `q0..q31`, `FPCR`, `FPSR`, and every exit saves
-//! them and restores the host's (`d8..d15` are restored on every exit).
+//! backend then sets `Regs::fp_eager` and the guest runs the instruction again; from then
+//! on every entry also saves the host's `FPCR`/`FPSR` and loads the guest's `q0..q31`,
+//! `FPCR`, `FPSR`, and every exit saves them and restores the host's (`d8..d15` are
+//! restored on every exit).
 //!
 //! Any exception the guest takes to EL2 (synchronous, IRQ, FIQ, SError from a lower EL)
 //! enters the table, which pushes the guest's `x0`/`x1` on the EL2 stack (below the host's
@@ -21,14 +22,16 @@
 //!
 //! The guest's EL1 system registers (`SCTLR_EL1`, `TTBR*_EL1`, `SP_EL1`, ...) are not
 //! touched here: the host at EL2 never uses them, so they are swapped when a vCPU is bound
-//! to or unbound from a CPU ([`El1Regs`](crate::sysregs::El1Regs)).
+//! to or unbound from a CPU ([`El1Regs`](crate::regs::El1Regs)).
 //!
 //! Exceptions taken from EL2 itself while the table is installed (none are expected: the
 //! window is the few instructions around `eret`) park the CPU in a loop.
 
 use core::mem::offset_of;
 
-/// Which vector the exit came through (`Regs::exit_kind`).
+use crate::regs::Regs;
+
+/// Which vector the exit came through (`Regs::exit_kind`), as the table records it.
 pub(crate) mod kind {
     /// Synchronous exception from a lower EL.
     pub const SYNC: u64 = 0;
@@ -40,39 +43,8 @@ pub(crate) mod kind {
     pub const SERROR: u64 = 3;
 }
 
-/// Everything the assembly reads or writes. Offsets are passed to the asm.
-#[repr(C, align(16))]
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Regs {
-    /// Guest `x0..x30`.
-    pub x: [u64; 31],
-    /// Guest program counter (`ELR_EL2`).
-    pub elr: u64,
-    /// Guest `PSTATE` (`SPSR_EL2`).
-    pub spsr: u64,
-    /// Host `x19..x30`.
-    pub host_x: [u64; 12],
-    /// Host `d8..d15`.
-    pub host_d: [u64; 8],
-    pub host_sp: u64,
-    pub host_tpidr: u64,
-    pub host_vbar: u64,
-    pub host_fpcr: u64,
-    pub host_fpsr: u64,
-    /// Guest `q0..q31`.
-    pub fp_q: [u128; 32],
-    pub fpcr: u64,
-    pub fpsr: u64,
-    /// Non-zero once the guest has used FP/SIMD: its registers are then moved on every
-    /// entry and exit; until then the guest runs with `CPTR_EL2.TFP` set and its first
-    /// FP/SIMD instruction traps (EC 0x07), which sets this.
-    pub fp_eager: u64,
-    /// Saved by the exit path.
-    pub exit_kind: u64,
-    pub esr: u64,
-    pub far: u64,
-    pub hpfar: u64,
-}
+// The assembly addresses `x0..x30` from the start of `Regs`.
+const _: () = assert!(offset_of!(Regs, x) == 0);
 
 #[cfg(target_arch = "aarch64")]
 macro_rules! switch_asm {
@@ -306,7 +278,11 @@ axvcpu_aarch64_exit:
 
 #[cfg(target_arch = "aarch64")]
 extern "C" {
-    /// Runs the guest until it takes an exception to EL2. `regs` must stay valid and
-    /// unaliased for the whole call; EL2 interrupts must be masked.
+    /// Runs the guest until it takes an exception to EL2.
+    ///
+    /// # Safety
+    /// `regs` must stay valid and unaliased for the whole call; EL2 interrupts must be
+    /// masked; `HCR_EL2` and `VTTBR_EL2` must confine the guest to its own memory (see
+    /// [`set_hcr`](crate::hw::set_hcr) and [`set_vttbr`](crate::hw::set_vttbr)).
     pub(crate) fn axvcpu_aarch64_run_guest(regs: *mut Regs);
 }
