@@ -42,7 +42,7 @@
 extern crate alloc;
 
 pub mod boot;
-pub mod decode;
+pub use axvcpu_x86::decode;
 pub mod vmcb;
 
 #[cfg(target_arch = "x86_64")]
