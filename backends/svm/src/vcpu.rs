@@ -4,6 +4,8 @@
 
 mod exit;
 mod irq;
+#[cfg(test)]
+mod tests;
 
 use alloc::vec;
 use core::sync::atomic::{AtomicU32, Ordering};

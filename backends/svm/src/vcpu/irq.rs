@@ -92,7 +92,7 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
     /// Sets `EVENTINJ`, `V_IRQ` and the VINTR intercept for the next entry: the event an
     /// exit cut short first, else the highest pending vector if the guest can take it now,
     /// else a window request.
-    fn prepare_injection(&mut self) {
+    pub(super) fn prepare_injection(&mut self) {
         let v = self.vmcb();
         v.w64(ctrl::EVENTINJ, 0);
         v.w64(
