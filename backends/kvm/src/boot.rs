@@ -4,7 +4,7 @@
 
 use kvm_bindings::{kvm_segment, kvm_sregs};
 
-pub use axvcpu_guests_x86::boot::{
+pub use axvcpu_x86::boot::{
     long_mode_tables_size, write_long_mode_tables, LongModeBoot, CODE_SELECTOR, DATA_SELECTOR,
 };
 

@@ -1,4 +1,6 @@
-//! The few x86 instructions the backend needs: MSRs, CPUID, the local APIC's ICR.
+//! The host CPU's privileged registers and instructions the backend uses: the SVM MSRs
+//! (`EFER`, `VM_CR`, `VM_HSAVE_PA`), CPUID's SVM features, the global interrupt flag, the
+//! local APIC (fixed IPIs, the IRR).
 
 use core::arch::asm;
 use core::arch::x86_64::__cpuid;
@@ -35,12 +37,40 @@ pub unsafe fn rdmsr(msr: u32) -> u64 {
 ///
 /// # Safety
 /// `msr` must exist and `value` be valid for it; the write must not break the host.
-pub unsafe fn wrmsr(msr: u32, value: u64) {
+unsafe fn wrmsr(msr: u32, value: u64) {
     // SAFETY: the caller guarantees the write is valid and harmless to the host.
     unsafe {
         asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
             options(nostack))
     };
+}
+
+/// `IA32_EFER`.
+pub fn efer() -> u64 {
+    // SAFETY: EFER exists on every x86-64 CPU; reading it has no side effect.
+    unsafe { rdmsr(MSR_EFER) }
+}
+
+/// Writes `IA32_EFER`.
+///
+/// # Safety
+/// `value` keeps what the host runs on (`LME`/`LMA`, `SCE` if the host uses `syscall`,
+/// `NXE` while the host's page tables use the no-execute bit). Setting `SVME` needs a host
+/// save area in `VM_HSAVE_PA` before the first `vmrun`; clearing it, that no guest runs on
+/// this CPU (only `run` enters one).
+pub unsafe fn write_efer(value: u64) {
+    // SAFETY: the caller guarantees the new value keeps the host running.
+    unsafe { wrmsr(MSR_EFER, value) }
+}
+
+/// Writes `VM_HSAVE_PA`: where `vmrun` saves the host's state and `#VMEXIT` reloads it.
+///
+/// # Safety
+/// `pa` is 0 (SVM about to be, or already, disabled) or a 4 KiB frame the caller owns until
+/// it writes this MSR again: the hardware writes there at every `vmrun`.
+pub unsafe fn write_vm_hsave_pa(pa: HostPhysAddr) {
+    // SAFETY: the caller guarantees the frame is the save area's alone.
+    unsafe { wrmsr(MSR_VM_HSAVE_PA, pa.as_usize() as u64) }
 }
 
 /// CPUID leaf `leaf` (subleaf 0): `(eax, ebx, ecx, edx)`.
@@ -129,4 +159,58 @@ pub fn highest_vector(irr: &[u32; 8]) -> Option<u8> {
 /// Whether `vector` is set in `irr`.
 pub fn has_vector(irr: &[u32; 8], vector: u8) -> bool {
     irr[usize::from(vector / 32)] & (1 << (vector % 32)) != 0
+}
+
+/// `clgi`: holds host interrupts (and NMIs) until `stgi`, whatever `RFLAGS.IF`.
+///
+/// # Safety
+/// SVM is enabled on this CPU (`EFER.SVME`); the caller runs `stgi` again.
+pub unsafe fn clgi() {
+    // SAFETY: the caller guarantees SVM is on.
+    unsafe { asm!("clgi", options(nomem, nostack)) };
+}
+
+/// `stgi`: lets host interrupts in again (taken at once if `RFLAGS.IF` is set).
+///
+/// # Safety
+/// SVM is enabled on this CPU (`EFER.SVME`), and the host can take its interrupts here.
+pub unsafe fn stgi() {
+    // SAFETY: the caller guarantees SVM is on.
+    unsafe { asm!("stgi", options(nostack)) };
+}
+
+/// `stgi; nop; cli`: the host takes the interrupts pending (`RFLAGS.IF` set), at the
+/// latest at the `nop`'s boundary (an interrupt-enabling instruction may delay them by
+/// one), then they are masked again.
+///
+/// # Safety
+/// As [`stgi`].
+pub unsafe fn stgi_take_interrupts_cli() {
+    // SAFETY: the caller guarantees SVM is on and the host can take its interrupts.
+    unsafe { asm!("stgi", "nop", "cli", options(nostack)) };
+}
+
+/// `sti`.
+///
+/// # Safety
+/// The host can take its interrupts here (with GIF set), or GIF is clear and holds them.
+pub unsafe fn sti() {
+    // SAFETY: the caller guarantees the host can take interrupts.
+    unsafe { asm!("sti", options(nostack)) };
+}
+
+/// Saves `RFLAGS` and disables interrupts.
+pub fn save_flags_cli() -> u64 {
+    let flags: u64;
+    // SAFETY: reads RFLAGS and clears IF, which the caller restores.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
+    flags
+}
+
+/// Restores `RFLAGS.IF` from `flags` (saved by [`save_flags_cli`]).
+pub fn restore_flags(flags: u64) {
+    if flags & (1 << 9) != 0 {
+        // SAFETY: interrupts were enabled before `save_flags_cli`.
+        unsafe { sti() };
+    }
 }

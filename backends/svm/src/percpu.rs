@@ -4,7 +4,7 @@ use core::marker::PhantomData;
 
 use axvcpu::{AxArchPerCpu, AxErrorKind, AxVCpuHal, HostPhysAddr, VCpuError, VCpuResult};
 
-use crate::hw::{self, EFER_NXE, EFER_SVME, MSR_EFER, MSR_VM_CR, MSR_VM_HSAVE_PA, VM_CR_SVMDIS};
+use crate::hw::{self, EFER_NXE, EFER_SVME, MSR_VM_CR, VM_CR_SVMDIS};
 
 /// SVM on one physical CPU.
 ///
@@ -58,13 +58,14 @@ impl<H: AxVCpuHal> AxArchPerCpu for SvmPerCpu<H> {
             AxErrorKind::NoMemory,
             "no frame for the host save area",
         ))?;
-        // SAFETY: EFER exists; setting SVME and NXE changes nothing the host relies on, and
-        // the host save area is a frame this state owns until `hardware_disable`.
+        let efer = hw::efer();
+        self.nxe_was_set = efer & EFER_NXE != 0;
+        // SAFETY: the host save area is a frame this state owns until `hardware_disable`,
+        // written before SVME is set; setting SVME and NXE keeps everything the host runs
+        // on (NXE only allows the no-execute bit in page tables).
         unsafe {
-            let efer = hw::rdmsr(MSR_EFER);
-            self.nxe_was_set = efer & EFER_NXE != 0;
-            hw::wrmsr(MSR_VM_HSAVE_PA, hsave.as_usize() as u64);
-            hw::wrmsr(MSR_EFER, efer | EFER_SVME | EFER_NXE);
+            hw::write_vm_hsave_pa(hsave);
+            hw::write_efer(efer | EFER_SVME | EFER_NXE);
         }
         self.hsave = Some(hsave);
         Ok(())
@@ -80,15 +81,16 @@ impl<H: AxVCpuHal> AxArchPerCpu for SvmPerCpu<H> {
             )
             .with_value(H::current_cpu_id() as u64));
         }
-        // SAFETY: no guest runs on this CPU (vCPUs run only inside `run`); clearing SVME and
-        // the save area returns the CPU to its state before `hardware_enable`.
+        let mut efer = hw::efer() & !EFER_SVME;
+        if !self.nxe_was_set {
+            efer &= !EFER_NXE;
+        }
+        // SAFETY: no guest runs on this CPU (vCPUs run only inside `run`); clearing SVME,
+        // then the save area, returns the CPU to its state before `hardware_enable` (NXE
+        // only if it was clear then, when the host's tables could not use it).
         unsafe {
-            let mut efer = hw::rdmsr(MSR_EFER) & !EFER_SVME;
-            if !self.nxe_was_set {
-                efer &= !EFER_NXE;
-            }
-            hw::wrmsr(MSR_EFER, efer);
-            hw::wrmsr(MSR_VM_HSAVE_PA, 0);
+            hw::write_efer(efer);
+            hw::write_vm_hsave_pa(HostPhysAddr::from(0));
         }
         H::dealloc_frame(hsave);
         self.hsave = None;

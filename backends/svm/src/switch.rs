@@ -4,12 +4,9 @@
 
 use core::arch::global_asm;
 
-/// The guest's general-purpose registers, indexed as x86 encodes them (`0` = `rax`, `1` =
-/// `rcx`, ... `15` = `r15`). Slots 0 (`rax`) and 4 (`rsp`) are unused: those two live in
-/// the VMCB.
-#[repr(C)]
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Gprs(pub [u64; 16]);
+use axvcpu::HostPhysAddr;
+
+use crate::regs::Gprs;
 
 global_asm!(
     r#"
@@ -79,40 +76,23 @@ axvcpu_svm_vmrun:
 );
 
 extern "C" {
-    /// Runs the guest of the VMCB at `vmcb` until the next #VMEXIT.
-    pub fn axvcpu_svm_vmrun(gprs: *mut Gprs, vmcb: u64, host_area: u64);
+    fn axvcpu_svm_vmrun(gprs: *mut Gprs, vmcb: u64, host_area: u64);
 }
 
-/// `clgi`.
+/// Runs the guest of the VMCB at `vmcb` until the next #VMEXIT: `vmsave`s the host's
+/// hidden state to `host_area`, `vmload`s the guest's, loads `gprs`, `vmrun`s; after the
+/// exit, stores the guest's GPRs into `gprs`, `vmsave`s the guest, `vmload`s the host.
 ///
 /// # Safety
-/// SVM must be enabled; the caller must `stgi` again.
-pub unsafe fn clgi() {
-    // SAFETY: the caller guarantees SVM is on.
-    unsafe { core::arch::asm!("clgi", options(nomem, nostack)) };
-}
-
-/// `stgi`.
+/// SVM is enabled on this CPU with a host save area; `vmcb` is a VMCB filled for a guest
+/// (its permission maps and nested page table as [`Vmcb::init_control`] requires them);
+/// `host_area` is a 4 KiB frame of the caller's. GIF is clear (`clgi`): it stays clear
+/// after the exit.
 ///
-/// # Safety
-/// SVM must be enabled; pending host interrupts are taken if `RFLAGS.IF` is set.
-pub unsafe fn stgi() {
-    // SAFETY: the caller guarantees SVM is on.
-    unsafe { core::arch::asm!("stgi", options(nomem, nostack)) };
-}
-
-/// Saves `RFLAGS` and disables interrupts.
-pub fn save_flags_cli() -> u64 {
-    let flags: u64;
-    // SAFETY: reads RFLAGS and clears IF, which the caller restores.
-    unsafe { core::arch::asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
-    flags
-}
-
-/// Restores `RFLAGS.IF` from `flags`.
-pub fn restore_flags(flags: u64) {
-    if flags & (1 << 9) != 0 {
-        // SAFETY: interrupts were enabled before `save_flags_cli`.
-        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
-    }
+/// [`Vmcb::init_control`]: crate::vmcb::Vmcb::init_control
+#[inline]
+pub unsafe fn vmrun(gprs: &mut Gprs, vmcb: HostPhysAddr, host_area: HostPhysAddr) {
+    // SAFETY: the caller guarantees the VMCB, host area and SVM state; the assembly saves
+    // and restores every callee-saved register and returns on the host's stack.
+    unsafe { axvcpu_svm_vmrun(gprs, vmcb.as_usize() as u64, host_area.as_usize() as u64) }
 }

@@ -1,5 +1,11 @@
-//! The VMCB layout (AMD APM vol. 2, appendix B) and the constants the backend uses: byte
-//! offsets into the 4 KiB control block, intercept bits, exit codes.
+//! The VMCB (AMD APM vol. 2, appendix B): the byte offsets into the 4 KiB control block,
+//! intercept bits and exit codes the backend uses, and (x86_64) how it fills one for a
+//! long-mode guest.
+
+#[cfg(target_arch = "x86_64")]
+use axvcpu::HostPhysAddr;
+#[cfg(target_arch = "x86_64")]
+use axvcpu_x86::boot::{LongModeBoot, CODE_SELECTOR, DATA_SELECTOR};
 
 /// Control area: offsets.
 pub mod ctrl {
@@ -197,3 +203,145 @@ pub const TLB_FLUSH_ALL: u8 = 1;
 pub const IOPM_FRAMES: usize = 3;
 /// MSRPM size: 8 KiB (2 frames).
 pub const MSRPM_FRAMES: usize = 2;
+
+/// A VMCB through the host's mapping of its frame.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Vmcb(usize);
+
+#[cfg(target_arch = "x86_64")]
+impl Vmcb {
+    /// The VMCB whose 4 KiB frame the host maps at `va`.
+    ///
+    /// # Safety
+    /// `va` maps a 4 KiB frame the caller owns for as long as it uses the value, and no
+    /// guest runs on that VMCB while the host reads or writes it.
+    pub(crate) unsafe fn at(va: usize) -> Self {
+        Self(va)
+    }
+
+    pub(crate) fn r64(self, off: usize) -> u64 {
+        // SAFETY: `self.0` maps the VMCB's frame (`at`'s contract) and every caller's `off`
+        // is a field offset below 4 KiB.
+        unsafe { ((self.0 + off) as *const u64).read_volatile() }
+    }
+    pub(crate) fn w64(self, off: usize, v: u64) {
+        // SAFETY: as in `r64`.
+        unsafe { ((self.0 + off) as *mut u64).write_volatile(v) }
+    }
+    pub(crate) fn r32(self, off: usize) -> u32 {
+        // SAFETY: as in `r64`.
+        unsafe { ((self.0 + off) as *const u32).read_volatile() }
+    }
+    pub(crate) fn w32(self, off: usize, v: u32) {
+        // SAFETY: as in `r64`.
+        unsafe { ((self.0 + off) as *mut u32).write_volatile(v) }
+    }
+    fn w16(self, off: usize, v: u16) {
+        // SAFETY: as in `r64`.
+        unsafe { ((self.0 + off) as *mut u16).write_volatile(v) }
+    }
+    pub(crate) fn w8(self, off: usize, v: u8) {
+        // SAFETY: as in `r64`.
+        unsafe { ((self.0 + off) as *mut u8).write_volatile(v) }
+    }
+    fn seg(self, off: usize, selector: u16, attrib: u16, limit: u32, base: u64) {
+        self.w16(off, selector);
+        self.w16(off + 2, attrib);
+        self.w32(off + 4, limit);
+        self.w64(off + 8, base);
+    }
+
+    /// Moves `rip` past an instruction of `len` bytes and drops the interrupt shadow.
+    pub(crate) fn advance_rip(self, len: u64) {
+        self.set_rip(self.r64(save::RIP).wrapping_add(len));
+    }
+
+    /// Moves `rip` (and drops the interrupt shadow, which belonged to the old one).
+    pub(crate) fn set_rip(self, rip: u64) {
+        self.w64(save::RIP, rip);
+        self.w64(ctrl::INT_STATE, self.r64(ctrl::INT_STATE) & !1);
+    }
+
+    /// Zeroes the VMCB and fills its control area: the intercepts (see
+    /// [`SvmVCpu`](crate::SvmVCpu)), the permission maps, the ASID, `V_INTR_MASKING`,
+    /// nested paging on with `N_CR3` = `npt_root`.
+    ///
+    /// # Safety
+    /// `iopm` and `msrpm` are [`IOPM_FRAMES`] and [`MSRPM_FRAMES`] contiguous frames of all
+    /// ones the vCPU owns as long as this VMCB (otherwise the guest reaches host ports and
+    /// MSRs, or the hardware reads freed memory); `npt_root` is the root of a nested page
+    /// table as `AxArchVCpu::set_ept_root` requires it (the guest reaches every frame it
+    /// maps).
+    pub(crate) unsafe fn init_control(
+        self,
+        iopm: HostPhysAddr,
+        msrpm: HostPhysAddr,
+        asid: u32,
+        npt_root: HostPhysAddr,
+    ) {
+        for off in (0..4096).step_by(8) {
+            self.w64(off, 0);
+        }
+        self.w32(
+            ctrl::INTERCEPT_3,
+            icpt3::INTR
+                | icpt3::NMI
+                | icpt3::INVD
+                | icpt3::HLT
+                | icpt3::INVLPGA
+                | icpt3::IOIO
+                | icpt3::MSR
+                | icpt3::TASK_SWITCH
+                | icpt3::SHUTDOWN,
+        );
+        self.w32(
+            ctrl::INTERCEPT_4,
+            icpt4::VMRUN
+                | icpt4::VMMCALL
+                | icpt4::VMLOAD
+                | icpt4::VMSAVE
+                | icpt4::STGI
+                | icpt4::CLGI
+                | icpt4::SKINIT
+                | icpt4::WBINVD
+                | icpt4::MONITOR
+                | icpt4::MWAIT
+                | icpt4::MWAIT_COND
+                | icpt4::XSETBV,
+        );
+        self.w64(ctrl::IOPM_BASE_PA, iopm.as_usize() as u64);
+        self.w64(ctrl::MSRPM_BASE_PA, msrpm.as_usize() as u64);
+        self.w32(ctrl::ASID, asid);
+        self.w64(ctrl::INT_CTL, int_ctl::V_INTR_MASKING);
+        self.w64(ctrl::NP_ENABLE, 1);
+        self.w64(ctrl::N_CR3, npt_root.as_usize() as u64);
+    }
+
+    /// Fills the guest state: 64-bit long mode through `boot`'s GDT and page tables, flat
+    /// segments, interrupts disabled, no IDT, at `rip` with `rsp`.
+    pub(crate) fn init_long_mode_guest(self, boot: &LongModeBoot, rip: u64, rsp: u64) {
+        const CODE_ATTR: u16 = 0x29b; // P, S, type execute/read accessed, L
+        const DATA_ATTR: u16 = 0xc93; // P, S, type read/write accessed, D/B, G
+        self.seg(save::CS, CODE_SELECTOR, CODE_ATTR, 0xffff_ffff, 0);
+        for seg in [save::DS, save::ES, save::SS, save::FS, save::GS] {
+            self.seg(seg, DATA_SELECTOR, DATA_ATTR, 0xffff_ffff, 0);
+        }
+        self.seg(save::TR, 0, 0x8b, 0x67, 0);
+        self.seg(save::LDTR, 0, 0x82, 0, 0);
+        self.seg(save::GDTR, 0, 0, u32::from(boot.gdt_limit), boot.gdt_base);
+        self.seg(save::IDTR, 0, 0, 0, 0);
+        self.w8(save::CPL, 0);
+        self.w64(save::EFER, 0x1500); // SVME, LMA, LME
+        self.w64(save::CR4, (1 << 5) | (1 << 9) | (1 << 10)); // PAE, OSFXSR, OSXMMEXCPT
+        self.w64(save::CR3, boot.cr3);
+        self.w64(save::CR0, 0x8001_0033); // PG, WP, NE, ET, MP, PE
+        self.w64(save::DR7, 0x400);
+        self.w64(save::DR6, 0xffff_0ff0);
+        self.w64(save::RFLAGS, 2);
+        self.w64(save::RIP, rip);
+        self.w64(save::RSP, rsp);
+        self.w64(save::RAX, 0);
+        self.w64(save::G_PAT, DEFAULT_PAT);
+    }
+}

@@ -1,5 +1,5 @@
-//! The x86-64 guest programs of the conformance contract, and ([`boot`]) the long-mode
-//! state they start in. The programs:
+//! The x86-64 guest programs of the conformance contract, which start in the long-mode
+//! state of `axvcpu_x86::boot`. The programs:
 //! (`axvcpu_conformance::contract::GuestProgram`: `done`, `io_out`, `io_in`,
 //! `mmio_write`, `mmio_read`, `hypercall`, `halt` (also for `Regs`), `system_down`, `npf`,
 //! `cpu_up`, `irq`, `spin`, `sysreg`, `isolation`, `smp`), written once in `src/contract.s`
@@ -48,7 +48,5 @@
 
 #![no_std]
 #![deny(missing_docs)]
-
-pub mod boot;
 
 include!(concat!(env!("OUT_DIR"), "/contract_asm.rs"));

@@ -10,11 +10,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use axvcpu::{AccessWidth, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState};
 use axvcpu_conformance::contract::{HC_DONE, HC_REPORT, IO_IN_RAX_BEFORE};
 use axvcpu_conformance::{Join, TestVm};
-use axvcpu_svm::boot::LongModeBoot;
 use axvcpu_svm::{GuestBoot, SvmSetupConfig};
 use axvcpu_testbed::selftest::{self, Check, SelfTest};
 use axvcpu_testbed::vm::TestbedVm;
 use axvcpu_testbed::TestbedArch;
+use axvcpu_x86::boot::LongModeBoot;
 
 use crate::arch::{VCpu, X86};
 use crate::boot::{CPUS, TEST_VECTOR};

@@ -1,8 +1,8 @@
 //! The 64-bit long-mode state every x86 guest program starts in: a GDT (null, 64-bit code
 //! at [`CODE_SELECTOR`], data at [`DATA_SELECTOR`]) and page tables that identity-map
 //! guest-physical `[0, max(4 GiB, RAM end))` with 2 MiB pages, which the hypervisor writes
-//! into guest RAM. Both x86 backends use it, so a program written for one runs on the other;
-//! each loads the result into its own register state (KVM `kvm_sregs`, the SVM VMCB).
+//! into guest RAM. Every x86 backend uses it, so a program written for one runs on the
+//! others; each loads the result into its own register state (KVM `kvm_sregs`, the SVM VMCB).
 
 use axvcpu::{VCpuError, VCpuResult};
 

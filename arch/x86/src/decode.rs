@@ -1,8 +1,11 @@
-//! Instruction decoding for the exits SVM under QEMU reports without decode assists: the
-//! length and operands of the `mov` forms that access MMIO, so the backend can complete the
-//! access and move `rip` past it itself (no `NEXT_RIP`, no instruction bytes in the VMCB).
+//! Instruction decoding for MMIO and port-I/O exits whose instruction the hardware does not
+//! describe (SVM without decode assists, as QEMU's is: no `NEXT_RIP`, no instruction bytes
+//! in the VMCB): the length and operands of the `mov` forms that access memory, so a
+//! backend can complete the access and move `rip` past it itself. Fetch the bytes with
+//! [`paging::PagingRegs::fetch_insn`](crate::paging::PagingRegs::fetch_insn).
 //!
-//! Plain functions over instruction bytes, tested on any host.
+//! Plain functions over instruction bytes, tested on any host (the 252 assembler-made
+//! vectors are in `tests/decode_vectors.rs`).
 
 use axvcpu::AccessWidth;
 
@@ -299,40 +302,9 @@ pub fn io_insn_len(bytes: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[path = "decode_vectors.rs"]
-mod vectors;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use AccessWidth::*;
-
-    /// 252 instructions assembled by GNU as: every register as source and destination of
-    /// each width, the high-byte registers, immediates, `movzx`/`movsx`/`movsxd` to each
-    /// width, the 64-bit absolute forms, and SIB, RIP-relative, disp8/disp32, segment and
-    /// address-size prefixes. Each decodes to its length and meaning, also followed by
-    /// other bytes, and each of its strict prefixes is `Truncated`.
-    #[test]
-    fn assembler_vectors_decode() {
-        for v in super::vectors::VECTORS {
-            let want = Ok(Decoded {
-                len: v.bytes.len(),
-                insn: v.insn,
-            });
-            assert_eq!(decode(v.bytes), want, "{}", v.text);
-            let mut longer = v.bytes.to_vec();
-            longer.extend_from_slice(&[0x90; 8]);
-            assert_eq!(decode(&longer), want, "{} + nops", v.text);
-            for cut in 0..v.bytes.len() {
-                assert_eq!(
-                    decode(&v.bytes[..cut]),
-                    Err(DecodeError::Truncated),
-                    "{} cut at {cut}",
-                    v.text
-                );
-            }
-        }
-    }
 
     fn reg(r: usize) -> RegOperand {
         RegOperand {

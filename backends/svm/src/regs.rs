@@ -1,0 +1,75 @@
+//! The guest's general-purpose registers. Fourteen travel through [`Gprs`] in the world
+//! switch; `rax` and `rsp` live in the VMCB, where `vmrun` loads and saves them.
+
+use crate::vmcb::{save, Vmcb};
+
+/// The GPR numbers of `set_gpr`/`get_gpr`, as x86 encodes registers in instructions.
+pub mod gpr {
+    /// `rax` (in the VMCB).
+    pub const RAX: usize = 0;
+    /// `rcx`.
+    pub const RCX: usize = 1;
+    /// `rdx`.
+    pub const RDX: usize = 2;
+    /// `rbx`.
+    pub const RBX: usize = 3;
+    /// `rsp` (in the VMCB).
+    pub const RSP: usize = 4;
+    /// `rbp`.
+    pub const RBP: usize = 5;
+    /// `rsi`.
+    pub const RSI: usize = 6;
+    /// `rdi`.
+    pub const RDI: usize = 7;
+    /// `r8`; `r9`..`r15` follow.
+    pub const R8: usize = 8;
+    /// `r9`.
+    pub const R9: usize = 9;
+    /// How many there are.
+    pub const COUNT: usize = 16;
+}
+
+/// The guest's general-purpose registers the world switch moves, indexed by [`gpr`]
+/// number. Slots [`gpr::RAX`] and [`gpr::RSP`] are unused: those two live in the VMCB.
+/// The layout is the world switch's (`switch.rs` addresses slot `i` at `8 * i`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Gprs(pub [u64; gpr::COUNT]);
+
+impl Gprs {
+    /// Register `r` (a [`gpr`] number; 0 beyond them), `rax` and `rsp` from `vmcb`.
+    pub(crate) fn get(&self, vmcb: Vmcb, r: usize) -> u64 {
+        match r {
+            gpr::RAX => vmcb.r64(save::RAX),
+            gpr::RSP => vmcb.r64(save::RSP),
+            _ => self.0.get(r).copied().unwrap_or(0),
+        }
+    }
+
+    /// Sets register `r` (a [`gpr`] number; ignored beyond them), `rax` and `rsp` in
+    /// `vmcb`.
+    pub(crate) fn set(&mut self, vmcb: Vmcb, r: usize, v: u64) {
+        match r {
+            gpr::RAX => vmcb.w64(save::RAX, v),
+            gpr::RSP => vmcb.w64(save::RSP, v),
+            _ => {
+                if let Some(slot) = self.0.get_mut(r) {
+                    *slot = v;
+                }
+            }
+        }
+    }
+
+    /// The hypercall arguments of the contract: `rdi, rsi, rdx, rcx, r8, r9`.
+    pub(crate) fn hypercall_args(&self) -> [u64; 6] {
+        let g = &self.0;
+        [
+            g[gpr::RDI],
+            g[gpr::RSI],
+            g[gpr::RDX],
+            g[gpr::RCX],
+            g[gpr::R8],
+            g[gpr::R9],
+        ]
+    }
+}
