@@ -62,10 +62,6 @@ enum HostIrq {
 pub(super) struct Interrupts {
     /// Injected vectors the guest has not taken.
     pending: VectorSet,
-    /// `false` only while `pending` is empty: spares every entry a scan of the whole
-    /// 1024-bit set (about 60 instructions; x86 vectors use its first 256 bits). Set by
-    /// `inject`, cleared when the entry finds the set empty.
-    maybe_pending: bool,
     /// An event whose delivery the last exit cut short (`EXITINTINFO`, as `EVENTINJ`).
     reinject: Option<u64>,
     /// What made the last INTR exit.
@@ -76,7 +72,6 @@ impl Interrupts {
     pub(super) fn inject(&mut self, vector: usize) -> VCpuResult {
         check_vector(vector)?;
         self.pending.insert(vector);
-        self.maybe_pending = true;
         Ok(())
     }
 
@@ -104,11 +99,7 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
             v.w64(ctrl::EVENTINJ, ev);
             return;
         }
-        if !self.irq.maybe_pending {
-            return;
-        }
         let Some(vector) = self.irq.pending.highest() else {
-            self.irq.maybe_pending = false;
             return;
         };
         let open =
