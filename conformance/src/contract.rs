@@ -15,7 +15,7 @@
 pub const HC_REPORT: u64 = 0x5250;
 /// Hypercall number: "program finished".
 pub const HC_DONE: u64 = 0x444f;
-/// Hypercall number: "my interrupt handler is installed and interrupts are enabled".
+/// Hypercall number: "my interrupt handler is installed" (the `Irq` program; see there).
 pub const HC_READY: u64 = 0x5244;
 
 /// x86 port the `io-*` programs use; each width uses `IO_PORT + offset` as listed.
@@ -109,9 +109,21 @@ pub enum GuestProgram {
     CpuUp,
     /// Stop the calling CPU (SBI HSM hart_stop, PSCI CPU_OFF).
     CpuDown,
-    /// Install an interrupt handler, enable interrupts, `HC_READY`, then wait in a halt loop.
-    /// The handler: `HC_REPORT(vector taken)` (see `PlatformInfo::irq_vector`),
-    /// acknowledge, and the next time the wait loop runs, `HC_DONE`.
+    /// Interrupts, for `irq-inject`, `irq-queued` and `irq-merge`. With interrupts still
+    /// masked: install a handler for `PlatformInfo::irq_vector` and
+    /// `PlatformInfo::second_irq_vector` and enable both sources (x86: two IDT gates;
+    /// RISC-V: `stvec` and `sie` bits 1 and 5; AArch64: `VBAR_EL1`, and with the vGIC the
+    /// GIC CPU interface); `HC_READY`; `HC_READY` again, still masked. Then unmask
+    /// interrupts and wait in a halt loop until `irq_vector` has been taken; then
+    /// `HC_DONE` forever with interrupts still unmasked (so an interrupt delivered late is
+    /// still taken, and reported).
+    ///
+    /// The handler, for each interrupt taken: `HC_REPORT(vector taken)` and acknowledge it
+    /// (x86: nothing, the vector is the IDT entry; RISC-V: code 1 clears `sip.SSIP`, code
+    /// 5 calls SBI `set_timer(u64::MAX)`; AArch64: `hvc #1`, which returns the INTID, or
+    /// `GICC_IAR` then `GICC_EOIR`), then return to the interrupted code with every
+    /// register it uses unchanged (a late interrupt may land inside the `HC_DONE` loop's
+    /// hypercall sequence).
     Irq,
     /// Spin forever with interrupts masked (`jmp .` / `j .`).
     Spin,

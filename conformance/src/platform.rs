@@ -38,10 +38,15 @@ pub struct PlatformInfo {
     pub isa: Isa,
     /// A short name for reports ("kvm-x86_64", "riscv64-qemu", ...).
     pub name: &'static str,
-    /// The interrupt vector `irq-inject`/`irq-queued` inject, as the guest's handler
-    /// reports it (x86: the IDT vector; RISC-V: the `scause` interrupt code; AArch64: the
-    /// INTID).
+    /// The interrupt vector the `irq-*` scenarios inject, as the guest's handler reports
+    /// it (x86: the IDT vector; RISC-V: the `scause` interrupt code; AArch64: the INTID).
+    /// The [`Irq`](GuestProgram::Irq) program waits for this one.
     pub irq_vector: usize,
+    /// A second vector, distinct from `irq_vector`, that `irq-merge` injects alongside it
+    /// and the [`Irq`](GuestProgram::Irq) program's handler can take and acknowledge too
+    /// (x86: another IDT vector in 32..=255; RISC-V: 5, the timer, acknowledged with SBI
+    /// `set_timer`; AArch64: another INTID).
+    pub second_irq_vector: usize,
     /// The system register `sysreg` reads (the guest reads it, the hypervisor traps it).
     pub sysreg_read: Option<SysRegAddr>,
     /// The system register `sysreg` writes, if this platform can trap a write.

@@ -5,13 +5,12 @@
 //! `x86::TESTBED`). [`test()`] builds the image, boots it on two CPUs of each CPU model of the
 //! description and passes only if, for each boot:
 //!
-//! - every scenario id of the conformance crate (read from its source at run time, so a
-//!   scenario added there is required here at once) has exactly one `PASS` line, or one
-//!   `N/A` line for the scenarios the architecture cannot express
-//!   ([`Testbed::not_applicable`]), and no `FAIL` line;
-//! - the closing line says `N passed, 0 failed`;
-//! - the same holds for the second pass ([`Testbed::second_pass`]), whose lines carry its
-//!   prefix, and it passes as many scenarios as the first;
+//! - each pass of the suite (the first, and [`Testbed::second_pass`] whose lines carry its
+//!   prefix) reports exactly the set the testbed states: one `N/A` line for each scenario
+//!   of [`Testbed::not_applicable`] and one `PASS` line for every other scenario of
+//!   `axvcpu_conformance::Scenario::ALL` (so a scenario added there is required here at
+//!   once), no other line for any scenario, no line naming an id the suite does not have,
+//!   and the closing line `N passed, 0 failed, M skipped` (`axvcpu_conformance::check_report`);
 //! - no other line reports a failure (`FAIL`) or a fatal host trap (`FATAL`);
 //! - there are `SELFTEST` lines, and the line `<crate>: frames leaked: 0`;
 //! - QEMU exits with [`Testbed::exit_status`].
@@ -25,6 +24,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axvcpu_conformance::{check_report as check_pass, Scenario};
 
 /// What differs between the testbeds.
 pub struct Testbed {
@@ -42,9 +43,9 @@ pub struct Testbed {
     pub boot: &'static [&'static str],
     /// The CPU models `test()` boots on, each on two CPUs; `bench()` uses the first.
     pub cpus: &'static [&'static str],
-    /// Scenarios the architecture cannot express: the testbed may report them `N/A`
-    /// (instead of `PASS`), never skip them.
-    pub not_applicable: &'static [&'static str],
+    /// Exactly the scenarios the architecture cannot express: the testbed must report
+    /// each of them `N/A` (never skip it), and every other scenario `PASS`.
+    pub not_applicable: &'static [Scenario],
     /// The testbed's second pass of the suite, if it runs one.
     pub second_pass: Option<SecondPass>,
     /// QEMU's exit status when everything passed.
@@ -57,7 +58,7 @@ pub struct Testbed {
 pub struct SecondPass {
     /// The prefix of each of its lines.
     pub prefix: &'static str,
-    /// Names it in the error when it passes a different number of scenarios than the first.
+    /// Names it in the errors.
     pub name: &'static str,
 }
 
@@ -185,101 +186,34 @@ fn boot(tb: &Testbed, elf: &Path, extra: &[&str]) -> Result<(String, Option<i32>
     Ok((output, status.code()))
 }
 
-/// The scenario ids of the conformance crate, read from `pub const SCENARIOS` in its source.
-fn scenario_ids() -> Result<Vec<String>, String> {
-    let dir = root().join("conformance/src");
-    let candidates = [dir.join("scenarios/mod.rs"), dir.join("scenarios.rs")];
-    let (path, src) = candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok().map(|s| (p, s)))
-        .ok_or("cannot read conformance/src/scenarios{/mod.rs,.rs}")?;
-    let start = src
-        .find("pub const SCENARIOS")
-        .ok_or_else(|| format!("{}: no `pub const SCENARIOS`", path.display()))?;
-    let body = &src[start..];
-    let open = body.find("= [").ok_or("SCENARIOS: no `= [`")? + 3;
-    let close = body[open..].find("];").ok_or("SCENARIOS: no `];`")? + open;
-    let ids: Vec<String> = body[open..close]
-        .split(',')
-        .filter_map(|item| {
-            let item = item.trim();
-            let item = item.strip_prefix('"')?.strip_suffix('"')?;
-            Some(item.to_string())
-        })
-        .collect();
-    if ids.is_empty() {
-        return Err(format!("{}: SCENARIOS lists no ids", path.display()));
-    }
-    Ok(ids)
-}
-
-/// Checks one pass of the suite (its lines start with `prefix`) against `ids`: exactly one
-/// `PASS` line per scenario (or one `N/A` line for the ones the architecture cannot express)
-/// and the closing line. Returns how many passed.
-fn check_pass(
-    tb: &Testbed,
-    lines: &[&str],
-    ids: &[String],
-    prefix: &str,
-    problems: &mut Vec<String>,
-) -> usize {
-    let mut passed = 0;
-    for id in ids {
-        let pass = lines
-            .iter()
-            .filter(|l| **l == format!("{prefix}PASS {id}"))
-            .count();
-        let na: Vec<&&str> = lines
-            .iter()
-            .filter(|l| l.starts_with(&format!("{prefix}N/A {id}:")))
-            .collect();
-        let fail = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("{prefix}FAIL {id}:")));
-        match (pass, na.as_slice(), fail) {
-            (1, [], None) => passed += 1,
-            (0, [_], None) if tb.not_applicable.contains(&id.as_str()) => {}
-            (0, [l], None) => problems.push(format!("{id} must run on {}: {l}", tb.name)),
-            (_, _, Some(l)) => problems.push(l.to_string()),
-            (0, [], None) => problems.push(format!("{prefix}no line for scenario {id}")),
-            _ => problems.push(format!("{prefix}several lines for scenario {id}")),
-        }
-    }
-    let closing = format!("{prefix}{passed} passed, 0 failed");
-    if !lines.iter().any(|l| l.starts_with(&closing)) {
-        problems.push(format!("no closing line `{closing}...`"));
-    }
-    passed
-}
-
-/// Checks the testbed's report against `ids`: both passes (if there is a second), the
-/// self-tests, no failure or fatal line, no leak. Returns how many passed.
-fn check_report(tb: &Testbed, output: &str, ids: &[String]) -> Result<usize, String> {
-    let lines: Vec<&str> = output.lines().collect();
+/// Checks the testbed's report: both passes (if there is a second) against exactly the
+/// scenarios of the suite and [`Testbed::not_applicable`], the self-tests, no failure or
+/// fatal line, no leak. Returns how many scenarios passed in the first pass.
+fn check_report(tb: &Testbed, output: &str) -> Result<usize, String> {
     let mut problems = Vec::new();
-    let passed = check_pass(tb, &lines, ids, "", &mut problems);
+    let passed = check_pass(output, "", tb.not_applicable).unwrap_or_else(|p| {
+        problems.extend(p);
+        0
+    });
     if let Some(second) = &tb.second_pass {
-        let again = check_pass(tb, &lines, ids, second.prefix, &mut problems);
-        if again != passed {
-            problems.push(format!(
-                "the {} passed {again} scenarios, the first {passed}",
-                second.name
-            ));
+        if let Err(p) = check_pass(output, second.prefix, tb.not_applicable) {
+            problems.extend(p.into_iter().map(|p| format!("{}: {p}", second.name)));
         }
     }
     // Any other failure line (a self-test, a trap or panic in the hypervisor) fails the run.
-    for l in lines
-        .iter()
+    for l in output
+        .lines()
         .filter(|l| l.contains("FAIL") || l.contains("FATAL"))
     {
-        if !problems.iter().any(|p| p == l) {
+        if !problems.iter().any(|p| p.ends_with(l)) {
             problems.push(l.to_string());
         }
     }
-    if !lines.iter().any(|l| l.starts_with("SELFTEST ")) {
+    if !output.lines().any(|l| l.starts_with("SELFTEST ")) {
         problems.push("no SELFTEST lines".into());
     }
-    if !lines.contains(&format!("{}: frames leaked: 0", tb.package).as_str()) {
+    let leak_line = format!("{}: frames leaked: 0", tb.package);
+    if !output.lines().any(|l| l == leak_line) {
         problems.push("no `frames leaked: 0` line".into());
     }
     if problems.is_empty() {
@@ -293,11 +227,10 @@ fn check_report(tb: &Testbed, output: &str, ids: &[String]) -> Result<usize, Str
 /// checks every scenario's line, the self-tests, the leak line and the exit status.
 pub fn test(tb: &Testbed) -> Result<(), String> {
     ensure_tools(tb)?;
-    let ids = scenario_ids()?;
     let elf = build(tb, &[], tb.package)?;
     for cpu in tb.cpus {
         let (output, status) = boot(tb, &elf, &["-cpu", cpu, "-smp", "2"])?;
-        let passed = check_report(tb, &output, &ids).map_err(|e| format!("-cpu {cpu}: {e}"))?;
+        let passed = check_report(tb, &output).map_err(|e| format!("-cpu {cpu}: {e}"))?;
         if status != Some(tb.exit_status) {
             return Err(format!(
                 "-cpu {cpu}: the {} testbed ended QEMU with status {status:?}, not {} (success)",
@@ -305,9 +238,14 @@ pub fn test(tb: &Testbed) -> Result<(), String> {
             ));
         }
         eprintln!(
-            "xtask: {} testbed (-cpu {cpu}): {passed} of {} scenarios passed, the rest not applicable",
+            "xtask: {} testbed (-cpu {cpu}): {passed} of {} scenarios passed, N/A as expected: {}",
             tb.name,
-            ids.len()
+            Scenario::COUNT,
+            tb.not_applicable
+                .iter()
+                .map(|s| s.id())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
@@ -342,147 +280,157 @@ mod tests {
     use super::*;
     use crate::{aarch64, riscv, x86};
 
-    fn ids(ids: &[&str]) -> Vec<String> {
-        ids.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn reads_the_scenario_list_from_the_conformance_source() {
-        let ids = scenario_ids().unwrap();
-        assert!(ids.iter().any(|i| i == "garbage"), "{ids:?}");
-        assert!(ids.iter().any(|i| i == "cpu-down"), "{ids:?}");
-    }
-
-    #[test]
-    fn not_applicable_scenarios_are_scenarios() {
-        let ids = scenario_ids().unwrap();
-        for tb in [&riscv::TESTBED, &aarch64::TESTBED, &x86::TESTBED] {
-            for id in tb.not_applicable {
-                assert!(ids.iter().any(|i| i == id), "{}: {id} in {ids:?}", tb.name);
+    /// One pass as a testbed prints it: `PASS` for every scenario but the testbed's N/A
+    /// ones, each line with `prefix`, and the closing line.
+    fn pass(tb: &Testbed, prefix: &str) -> String {
+        let mut out = String::new();
+        for s in Scenario::ALL {
+            if tb.not_applicable.contains(&s) {
+                out += &format!("{prefix}N/A {s}: cannot here\n");
+            } else {
+                out += &format!("{prefix}PASS {s}\n");
             }
+        }
+        let n = tb.not_applicable.len();
+        out + &format!(
+            "{prefix}{} passed, 0 failed, {n} skipped\n",
+            Scenario::COUNT - n
+        )
+    }
+
+    /// A whole report: banner, both passes, a self-test and the leak line.
+    fn report(tb: &Testbed) -> String {
+        let second = tb
+            .second_pass
+            .as_ref()
+            .map_or(String::new(), |s| pass(tb, s.prefix));
+        format!(
+            "{}: 2 CPUs\n{}{second}SELFTEST probe: ok\n{}: frames leaked: 0\n",
+            tb.package,
+            pass(tb, ""),
+            tb.package
+        )
+    }
+
+    const TESTBEDS: [&Testbed; 3] = [&riscv::TESTBED, &aarch64::TESTBED, &x86::TESTBED];
+
+    #[test]
+    fn a_complete_report_passes_on_every_testbed() {
+        for tb in TESTBEDS {
+            let want = Scenario::COUNT - tb.not_applicable.len();
+            assert_eq!(check_report(tb, &report(tb)), Ok(want), "{}", tb.name);
         }
     }
 
-    /// A RISC-V report whose first pass is `first`, followed by a complete second pass and
-    /// tail.
-    fn riscv_with_rest(first: &str) -> String {
-        format!(
-            "{first}[sv39x4, hlvx] PASS a\n[sv39x4, hlvx] N/A io-in: no port I/O\n\
-             [sv39x4, hlvx] PASS b\n[sv39x4, hlvx] 2 passed, 0 failed, 1 skipped\n\
-             SELFTEST timer: ok\ntestbed-riscv: frames leaked: 0\n"
-        )
-    }
-
-    #[test]
-    fn riscv_report_needs_every_id_and_the_closing_line() {
-        let tb = &riscv::TESTBED;
-        let ids = ids(&["a", "io-in", "b"]);
-        let first = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n";
-        let good = riscv_with_rest(first);
-        assert_eq!(check_report(tb, &good, &ids), Ok(2));
-        let bad_selftest = format!("{good}SELFTEST sbi: FAIL no\n");
-        assert!(check_report(tb, &bad_selftest, &ids).is_err());
-        assert!(check_report(
-            tb,
-            &riscv_with_rest("PASS a\nN/A io-in: x\n1 passed, 0 failed\n"),
-            &ids
-        )
-        .is_err());
-        assert!(check_report(
-            tb,
-            &riscv_with_rest("PASS a\nN/A io-in: x\nFAIL b: no\n1 passed, 1 failed\n"),
-            &ids
-        )
-        .is_err());
-        assert!(check_report(
-            tb,
-            &riscv_with_rest("PASS a\nN/A io-in: x\nN/A b: x\n1 passed, 0 failed\n"),
-            &ids
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn riscv_report_needs_the_second_pass_and_no_leak() {
-        let tb = &riscv::TESTBED;
-        let ids = ids(&["a", "io-in", "b"]);
-        let first = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n";
-        let good = riscv_with_rest(first);
-        // A scenario missing from the second pass.
-        let missing = good.replace("[sv39x4, hlvx] PASS b\n", "");
-        assert!(check_report(tb, &missing, &ids).is_err());
-        // A scenario failing in the second pass only.
-        let failing = good.replace("[sv39x4, hlvx] PASS b", "[sv39x4, hlvx] FAIL b: no");
-        assert!(check_report(tb, &failing, &ids).is_err());
-        // No closing line for the second pass.
-        let unclosed = good.replace("[sv39x4, hlvx] 2 passed", "[sv39x4, hlvx] 2 passd");
-        assert!(check_report(tb, &unclosed, &ids).is_err());
-        // A frame leaked.
-        let leaked = good.replace("frames leaked: 0", "frames leaked: 3");
-        assert!(check_report(tb, &leaked, &ids).is_err());
-        // A fatal trap in the hypervisor.
-        let fatal = format!("{good}testbed: FATAL host trap on hart 0: scause 0xd\n");
-        assert!(check_report(tb, &fatal, &ids).is_err());
-    }
-
-    #[test]
-    fn aarch64_report_needs_every_id_the_closing_line_and_no_leak() {
-        let tb = &aarch64::TESTBED;
-        let ids = ids(&["a", "io-in", "b"]);
-        let pass = "PASS a\nN/A io-in: no port I/O\nPASS b\n2 passed, 0 failed, 1 skipped\n";
-        let second: String = pass.lines().map(|l| format!("[vgic] {l}\n")).collect();
-        let good = &format!("{pass}{second}SELFTEST psci: ok\ntestbed-aarch64: frames leaked: 0\n");
-        assert_eq!(check_report(tb, good, &ids), Ok(2));
-        let no_second = format!("{pass}SELFTEST psci: ok\ntestbed-aarch64: frames leaked: 0\n");
-        assert!(check_report(tb, &no_second, &ids).is_err());
-        let second_fails = good.replace("[vgic] PASS b", "[vgic] FAIL b: no");
-        assert!(check_report(tb, &second_fails, &ids).is_err());
-        let fatal = format!("{good}testbed: FATAL host exception\n");
-        assert!(check_report(tb, &fatal, &ids).is_err());
-        let leak = good.replace("leaked: 0", "leaked: 3");
-        assert!(check_report(tb, &leak, &ids).is_err());
-        let selftest = good.replace("psci: ok", "psci: FAIL no");
-        assert!(check_report(tb, &selftest, &ids).is_err());
-        let no_selftest = good.replace("SELFTEST psci: ok\n", "");
-        assert!(check_report(tb, &no_selftest, &ids).is_err());
-        assert!(check_report(tb, "PASS a\nN/A io-in: x\n1 passed, 0 failed\n", &ids).is_err());
-        assert!(check_report(
-            tb,
-            "PASS a\nN/A io-in: x\nFAIL b: no\n1 passed, 1 failed\n",
-            &ids
-        )
-        .is_err());
-        assert!(check_report(
-            tb,
-            "PASS a\nN/A io-in: x\nN/A b: x\n1 passed, 0 failed\ntestbed-aarch64: frames leaked: 0\n",
-            &ids
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn x86_report_needs_every_id_the_closing_line_and_no_leak() {
-        let tb = &x86::TESTBED;
-        let ids = ids(&["a", "cpu-down", "b"]);
-        let good = "PASS a\nN/A cpu-down: no CPU-off\nPASS b\n2 passed, 0 failed, 1 skipped\n\
-                    SELFTEST send-ipi: ok\ntestbed-x86: frames leaked: 0\n";
-        assert_eq!(check_report(tb, good, &ids), Ok(2));
-        assert!(check_report(tb, &good.replace("PASS b", "FAIL b: no"), &ids).is_err());
-        assert!(check_report(tb, &good.replace("PASS b", "N/A b: x"), &ids).is_err());
-        assert!(check_report(tb, &good.replace("PASS a\n", ""), &ids).is_err());
-        assert!(check_report(tb, &good.replace("leaked: 0", "leaked: 3"), &ids).is_err());
-        assert!(check_report(
-            tb,
-            &good.replace("2 passed, 0 failed", "2 passed, 1 failed"),
-            &ids
-        )
-        .is_err());
+    /// `report(tb)` with `from` replaced by `to` (which must occur) must be refused with a
+    /// problem containing `why`.
+    fn refused(tb: &Testbed, from: &str, to: &str, why: &str) {
+        let good = report(tb);
         assert!(
-            check_report(tb, &good.replace("send-ipi: ok", "send-ipi: FAIL no"), &ids).is_err()
+            good.contains(from),
+            "{}: no {from:?} in the report",
+            tb.name
         );
-        assert!(check_report(tb, &good.replace("SELFTEST send-ipi: ok\n", ""), &ids).is_err());
-        let fatal = format!("{good}testbed: FATAL host exception 13\n");
-        assert!(check_report(tb, &fatal, &ids).is_err());
+        let err = check_report(tb, &good.replacen(from, to, 1)).unwrap_err();
+        assert!(err.contains(why), "{}: {from:?} -> {to:?}: {err}", tb.name);
+    }
+
+    #[test]
+    fn every_scenario_must_have_exactly_its_one_expected_line() {
+        for tb in TESTBEDS {
+            refused(tb, "PASS irq-merge\n", "", "no line for scenario irq-merge");
+            refused(
+                tb,
+                "PASS halt\n",
+                "PASS halt\nPASS halt\n",
+                "2 lines for scenario halt",
+            );
+            refused(tb, "PASS regs", "FAIL regs: r3", "FAIL regs: r3");
+            refused(
+                tb,
+                "PASS smp",
+                "N/A smp: one CPU",
+                "smp must run on this platform",
+            );
+            refused(
+                tb,
+                "PASS lifecycle\n",
+                "PASS lifecycle\nPASS lifecycles\n",
+                "no scenario of the suite: PASS lifecycles",
+            );
+            refused(
+                tb,
+                " passed, 0 failed",
+                " passed, 1 failed",
+                "no closing line",
+            );
+        }
+    }
+
+    #[test]
+    fn the_not_applicable_set_is_exact_per_testbed() {
+        for tb in [&riscv::TESTBED, &aarch64::TESTBED] {
+            refused(tb, "N/A io-in: cannot here", "PASS io-in", "io-in passed");
+            refused(
+                tb,
+                "PASS cpu-down",
+                "N/A cpu-down: no",
+                "cpu-down must run on this platform",
+            );
+        }
+        let tb = &x86::TESTBED;
+        refused(
+            tb,
+            "N/A cpu-down: cannot here",
+            "PASS cpu-down",
+            "cpu-down passed",
+        );
+        refused(
+            tb,
+            "PASS io-in",
+            "N/A io-in: no",
+            "io-in must run on this platform",
+        );
+    }
+
+    #[test]
+    fn the_second_pass_is_checked_like_the_first() {
+        for tb in [&riscv::TESTBED, &aarch64::TESTBED] {
+            let p = tb.second_pass.as_ref().unwrap().prefix;
+            refused(
+                tb,
+                &format!("{p}PASS irq-merge\n"),
+                "",
+                "no line for scenario irq-merge",
+            );
+            refused(
+                tb,
+                &format!("{p}PASS irq-merge"),
+                &format!("{p}FAIL irq-merge: twice"),
+                "FAIL irq-merge: twice",
+            );
+            refused(
+                tb,
+                &format!("{p}PASS sysreg"),
+                &format!("{p}N/A sysreg: no"),
+                "sysreg must run",
+            );
+        }
+    }
+
+    #[test]
+    fn self_tests_leaks_and_fatal_traps_are_checked() {
+        for tb in TESTBEDS {
+            refused(tb, "probe: ok", "probe: FAIL no", "SELFTEST probe: FAIL no");
+            refused(tb, "SELFTEST probe: ok\n", "", "no SELFTEST lines");
+            refused(tb, "leaked: 0", "leaked: 3", "no `frames leaked: 0` line");
+            refused(
+                tb,
+                "SELFTEST probe: ok\n",
+                "SELFTEST probe: ok\ntestbed: FATAL host trap\n",
+                "FATAL host trap",
+            );
+        }
     }
 
     /// Boots QEMU: `cargo test -p xtask -- --ignored`.

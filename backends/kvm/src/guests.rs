@@ -69,6 +69,7 @@ axvcpu_kvm_guest_\name\()_end:
     npf_data = const c::NPF_DATA,
     cpu_up_target = const c::CPU_UP_TARGET,
     irq_vec = const IRQ_VECTOR,
+    irq_vec2 = const crate::testing::SECOND_IRQ_VECTOR,
     msr = const SYSREG_MSR,
     sysreg_write = const c::SYSREG_WRITE_VALUE,
     below = const RAM_BASE - 0x1000,

@@ -35,6 +35,8 @@ pub const RO_PAGE: u64 = 0x6_0000;
 pub const MMIO_BASE: u64 = 0xd000_0000;
 /// The vector the `irq` scenarios inject.
 pub const IRQ_VECTOR: u64 = 0x40;
+/// The `Irq` program's second vector (`PlatformInfo::second_irq_vector`, `irq-merge`).
+pub const SECOND_IRQ_VECTOR: u64 = 0x50;
 /// The MSR the `sysreg` scenario traps (IA32_TSC_AUX).
 pub const SYSREG_MSR: u64 = 0xc000_0103;
 /// Stack bytes per vCPU.
@@ -280,6 +282,7 @@ impl Platform for KvmPlatform {
             isa: Isa::X86_64,
             name: "kvm-x86_64",
             irq_vector: IRQ_VECTOR as usize,
+            second_irq_vector: SECOND_IRQ_VECTOR as usize,
             sysreg_read: Some(SysRegAddr(SYSREG_MSR as usize)),
             sysreg_write: Some(SysRegAddr(SYSREG_MSR as usize)),
             halt_insn_len: 1,

@@ -91,7 +91,9 @@ pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
                     }
                     lost_seen.store(true, Ordering::Release);
                     let start = clock();
-                    while !returned_seen.load(Ordering::Acquire) && clock() - start < 5 * SECOND {
+                    while !returned_seen.load(Ordering::Acquire)
+                        && clock().saturating_sub(start) < 5 * SECOND
+                    {
                         handle.kick();
                         wait_until(clock, SECOND / 100, || {
                             returned_seen.load(Ordering::Acquire)

@@ -82,12 +82,13 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
         |v| v.setup(vm.setup_config(0)),
         "setup without root",
     )?;
-    // SAFETY (every `set_ept_root` below): `TestVm`'s contract makes `root` outlive the
-    // vCPUs of `vm`, and `v` is dropped before `vm`.
+    // SAFETY: `TestVm`'s contract makes `root` outlive the vCPUs of `vm`, and `v` is
+    // dropped before `vm`.
     unsafe { v.set_ept_root(root) }.map_err(|e| format!("set_ept_root: {e}"))?;
     refused(
         &mut v,
         s,
+        // SAFETY: as for the first `set_ept_root` (and this one is refused).
         |v| unsafe { v.set_ept_root(root) },
         "a second set_ept_root",
     )?;
@@ -101,6 +102,7 @@ pub(crate) fn lifecycle<P: Platform>(p: &mut P) -> Check {
     refused(
         &mut v,
         s,
+        // SAFETY: as for the first `set_ept_root` (and this one is refused).
         |v| unsafe { v.set_ept_root(root) },
         "set_ept_root after setup",
     )?;

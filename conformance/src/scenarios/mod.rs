@@ -1,4 +1,5 @@
-//! The scenarios, hypervisor side: one function each, written against `AxVCpu` only.
+//! The scenarios, hypervisor side: one function each, written against `AxVCpu` only, and
+//! [`run_one`], the one place a [`Scenario`] is mapped to its function.
 
 mod cpus;
 mod devices;
@@ -15,48 +16,26 @@ use core::fmt;
 use axvcpu::{AxArchVCpu, AxVCpu, AxVCpuExitReason, VCpuState};
 
 use crate::contract::{GuestProgram, HC_DONE, HC_REPORT};
-use crate::{Outcome, Platform, Summary, TestVm};
-
-/// Every scenario id, in the order [`run_all`] runs them.
-pub const SCENARIOS: [&str; 19] = [
-    "lifecycle",
-    "io-out",
-    "io-in",
-    "mmio-write",
-    "mmio-read",
-    "hypercall",
-    "halt",
-    "system-down",
-    "nested-page-fault",
-    "cpu-up",
-    "cpu-down",
-    "irq-inject",
-    "irq-queued",
-    "preempt",
-    "sysreg",
-    "isolation",
-    "smp",
-    "regs",
-    "garbage",
-];
+use crate::{Outcome, Platform, Scenario, Summary, TestVm};
 
 /// Runs every scenario on `platform`, printing one line each and the closing line.
 pub fn run_all<P: Platform>(platform: &mut P, out: &mut dyn fmt::Write) -> Summary {
     run_selected(platform, out, |_| true)
 }
 
-/// Runs the scenarios whose id `select` accepts, printing one line each and the closing
-/// line.
+/// Runs the scenarios `select` accepts, in the order of [`Scenario::ALL`], printing one
+/// line each and the closing line.
 pub fn run_selected<P: Platform>(
     platform: &mut P,
     out: &mut dyn fmt::Write,
-    select: impl Fn(&str) -> bool,
+    select: impl Fn(Scenario) -> bool,
 ) -> Summary {
     let mut summary = Summary::default();
-    for id in SCENARIOS.iter().copied().filter(|id| select(id)) {
-        let outcome = run_one(platform, id);
-        summary.record(out, id, &outcome);
+    for scenario in Scenario::ALL.into_iter().filter(|s| select(*s)) {
+        let outcome = run_one(platform, scenario);
+        summary.record(out, scenario, &outcome);
     }
+    // A report that cannot be written has no one to tell; the summary is returned anyway.
     let _ = writeln!(out, "{summary}");
     summary
 }
@@ -64,65 +43,39 @@ pub fn run_selected<P: Platform>(
 /// What a scenario body returns: `Err(why)` is a failure.
 pub(crate) type Check = Result<(), String>;
 
-fn run_one<P: Platform>(p: &mut P, id: &str) -> Outcome {
-    let program = match id {
-        "lifecycle" => GuestProgram::Done,
-        "io-out" => GuestProgram::IoOut,
-        "io-in" => GuestProgram::IoIn,
-        "mmio-write" => GuestProgram::MmioWrite,
-        "mmio-read" => GuestProgram::MmioRead,
-        "hypercall" => GuestProgram::Hypercall,
-        "halt" => GuestProgram::Halt,
-        "system-down" => GuestProgram::SystemDown,
-        "nested-page-fault" => GuestProgram::NestedPageFault,
-        "cpu-up" => GuestProgram::CpuUp,
-        "cpu-down" => GuestProgram::CpuDown,
-        "irq-inject" | "irq-queued" => GuestProgram::Irq,
-        "preempt" => GuestProgram::Spin,
-        "sysreg" => GuestProgram::SysReg,
-        "isolation" => GuestProgram::Isolation,
-        "smp" => GuestProgram::Smp,
-        "regs" => GuestProgram::Regs,
-        // `garbage` runs random bytes, no contract program.
-        _ => GuestProgram::Done,
-    };
-    if let Some(why) = p.not_applicable(program) {
+fn run_one<P: Platform>(p: &mut P, scenario: Scenario) -> Outcome {
+    if let Some(why) = scenario.program().and_then(|prog| p.not_applicable(prog)) {
         return Outcome::NotApplicable(why);
     }
-    if let Some(why) = needs_second_cpu(p, id) {
-        return Outcome::NotApplicable(why);
+    if scenario.needs_second_cpu() && p.cpu_count() < 2 {
+        return Outcome::NotApplicable("needs a second physical CPU to run or kick the first");
     }
-    let result = match id {
-        "lifecycle" => lifecycle::lifecycle(p),
-        "io-out" => devices::io_out(p),
-        "io-in" => devices::io_in(p),
-        "mmio-write" => devices::mmio_write(p),
-        "mmio-read" => devices::mmio_read(p),
-        "hypercall" => devices::hypercall(p),
-        "halt" => devices::halt(p),
-        "system-down" => devices::system_down(p),
-        "sysreg" => devices::sysreg(p),
-        "regs" => devices::regs(p),
-        "nested-page-fault" => memory::nested_page_fault(p),
-        "isolation" => memory::isolation(p),
-        "cpu-up" => cpus::cpu_up(p),
-        "cpu-down" => cpus::cpu_down(p),
-        "preempt" => cpus::preempt(p),
-        "smp" => cpus::smp(p),
-        "irq-inject" => irq::irq_inject(p),
-        "irq-queued" => irq::irq_queued(p),
-        "garbage" => garbage::garbage(p),
-        _ => Err(format!("unknown scenario {id}")),
+    let result = match scenario {
+        Scenario::Lifecycle => lifecycle::lifecycle(p),
+        Scenario::IoOut => devices::io_out(p),
+        Scenario::IoIn => devices::io_in(p),
+        Scenario::MmioWrite => devices::mmio_write(p),
+        Scenario::MmioRead => devices::mmio_read(p),
+        Scenario::Hypercall => devices::hypercall(p),
+        Scenario::Halt => devices::halt(p),
+        Scenario::SystemDown => devices::system_down(p),
+        Scenario::SysReg => devices::sysreg(p),
+        Scenario::Regs => devices::regs(p),
+        Scenario::NestedPageFault => memory::nested_page_fault(p),
+        Scenario::Isolation => memory::isolation(p),
+        Scenario::CpuUp => cpus::cpu_up(p),
+        Scenario::CpuDown => cpus::cpu_down(p),
+        Scenario::Preempt => cpus::preempt(p),
+        Scenario::Smp => cpus::smp(p),
+        Scenario::IrqInject => irq::irq_inject(p),
+        Scenario::IrqQueued => irq::irq_queued(p),
+        Scenario::IrqMerge => irq::irq_merge(p),
+        Scenario::Garbage => garbage::garbage(p),
     };
     match result {
         Ok(()) => Outcome::Pass,
         Err(why) => Outcome::Fail(why),
     }
-}
-
-fn needs_second_cpu<P: Platform>(p: &P, id: &str) -> Option<&'static str> {
-    let multi = matches!(id, "smp" | "preempt" | "garbage");
-    (multi && p.cpu_count() < 2).then_some("needs a second physical CPU to run or kick the first")
 }
 
 /// The backend of platform `P`.

@@ -22,12 +22,13 @@
 #   a0 .. a5, hc_nr                           HYPERCALL_ARGS[0..6], HYPERCALL_NR
 #   npf_addr, npf_data                        read-only page + NPF_OFFSET, NPF_DATA
 #   cpu_up_target                             CPU_UP_TARGET (the secondary's APIC id)
-#   irq_vec                                   the vector the irq scenario injects
+#   irq_vec, irq_vec2                         the irq program's two vectors
+#                                             (PlatformInfo::irq_vector, second_irq_vector)
 #   msr, sysreg_write                         the sysreg scenario's MSR, SYSREG_WRITE_VALUE
 #   below, above                              the pages just below and just above RAM
 #   smp_iterations                            SMP_ITERATIONS
-# This text defines the macros HC, REPORT, IRQ_GATE and DONE_LOOP, which the user's programs after it
-# may use too, and the programs done, io_out, io_in, mmio_write, mmio_read, hypercall, halt
+# This text defines the macros HC, REPORT, GATE, IRQ_GATE and DONE_LOOP, which the user's
+# programs after it may use too, and the programs done, io_out, io_in, mmio_write, mmio_read, hypercall, halt
 # (also for Regs), system_down, npf, cpu_up, irq, spin, sysreg, isolation and smp (CpuDown
 # has none: x86 has no architectural CPU-off).
 
@@ -41,20 +42,24 @@
     mov rdi, \src
     HC {report}
 .endm
-# Points IDT vector {irq_vec} of the 16-byte-entry IDT at label `idt` to `handler` (a
-# present 64-bit interrupt gate, code selector 0x08), then loads the IDTR whose 10-byte
-# image is at label `idtr`. Clobbers rax, rbx.
-.macro IRQ_GATE idt, handler, idtr
+# Points vector `vec` of the 16-byte-entry IDT at label `idt` to `handler` (a present 64-bit
+# interrupt gate, code selector 0x08). Leaves the IDT's address in rbx; clobbers rax.
+.macro GATE idt, vec, handler
     lea rbx, [rip + \idt]
     lea rax, [rip + \handler]
-    mov word ptr [rbx + {irq_vec} * 16], ax
-    mov word ptr [rbx + {irq_vec} * 16 + 2], 0x08
-    mov word ptr [rbx + {irq_vec} * 16 + 4], 0x8e00
+    mov word ptr [rbx + \vec * 16], ax
+    mov word ptr [rbx + \vec * 16 + 2], 0x08
+    mov word ptr [rbx + \vec * 16 + 4], 0x8e00
     shr rax, 16
-    mov word ptr [rbx + {irq_vec} * 16 + 6], ax
+    mov word ptr [rbx + \vec * 16 + 6], ax
     shr rax, 16
-    mov dword ptr [rbx + {irq_vec} * 16 + 8], eax
-    mov dword ptr [rbx + {irq_vec} * 16 + 12], 0
+    mov dword ptr [rbx + \vec * 16 + 8], eax
+    mov dword ptr [rbx + \vec * 16 + 12], 0
+.endm
+# GATE for vector {irq_vec}, then loads the IDTR whose 10-byte image is at label `idtr`.
+# Clobbers rax, rbx.
+.macro IRQ_GATE idt, handler, idtr
+    GATE \idt, {irq_vec}, \handler
     lea rax, [rip + \idtr]
     mov qword ptr [rax + 2], rbx
     lidt [rax]
@@ -170,10 +175,13 @@ PROGRAM cpu_up
 END_PROGRAM cpu_up
 
 PROGRAM irq
+    # Interrupts stay masked (IF = 0 from the start) through both HC_READYs.
     IRQ_GATE 5f, 4f, 3f
+    GATE 5f, {irq_vec2}, 7f
     mov byte ptr [rip + 6f], 0
-    sti
     HC {ready}
+    HC {ready}
+    sti
 1:
     cmp byte ptr [rip + 6f], 0
     jne 2f
@@ -181,11 +189,20 @@ PROGRAM irq
     jmp 1b
 2:
     DONE_LOOP
+# Each handler keeps rax and rdi (REPORT's), so a late interrupt taken inside DONE_LOOP's
+# `mov eax, done; hypercall` does not change the hypercall.
 4:
     push rax
     push rdi
     REPORT {irq_vec}
     mov byte ptr [rip + 6f], 1
+    pop rdi
+    pop rax
+    iretq
+7:
+    push rax
+    push rdi
+    REPORT {irq_vec2}
     pop rdi
     pop rax
     iretq

@@ -25,10 +25,10 @@
 //!
 //! The `global_asm!` operands supply the contract's constants by name: `done`, `report`,
 //! `ready`, `port0`..`port2`, `out0`..`out2`, `in_before`, `mmio`, `w0`..`w3`,
-//! `a0`..`a5`, `hc_nr`, `npf_addr`, `npf_data`, `cpu_up_target`, `irq_vec`, `msr`,
+//! `a0`..`a5`, `hc_nr`, `npf_addr`, `npf_data`, `cpu_up_target`, `irq_vec`, `irq_vec2`, `msr`,
 //! `sysreg_write`, `below`, `above` and `smp_iterations` (the list with their meanings heads
 //! `src/contract.s`; the common ones are named as `axvcpu_testbed::guest_asm!` supplies them).
-//! The text also defines the assembler macros `HC nr`, `REPORT src`,
+//! The text also defines the assembler macros `HC nr`, `REPORT src`, `GATE idt, vec, handler`,
 //! `IRQ_GATE idt, handler, idtr` and `DONE_LOOP`, which the backend's own programs after it
 //! may use.
 //!

@@ -87,6 +87,7 @@ impl TestbedArch for Aarch64 {
             isa: Isa::Aarch64,
             name: "aarch64-qemu",
             irq_vector: IRQ_VECTOR,
+            second_irq_vector: guests::SECOND_IRQ_VECTOR,
             sysreg_read: Some(regs::ID_AA64MMFR0_EL1), // HCR_EL2.TID3 for that VM
             sysreg_write: Some(regs::CONTEXTIDR_EL1),  // HCR_EL2.TVM for that VM
             halt_insn_len: 4,

@@ -16,9 +16,12 @@ pub const RO_PAGE: usize = 0x4010_0000;
 pub const MMIO_BASE: usize = 0x1000_0000;
 /// Where vGIC guests find their GIC CPU interface (the host's `GICV`, mapped there).
 pub const GICC_IPA: usize = 0x0801_0000;
-/// The INTID `irq-inject`/`irq-queued` inject (an SPI number; the guest learns it from its
-/// acknowledge, `hvc #1`).
+/// The INTID the `irq-*` scenarios inject (`PlatformInfo::irq_vector`; an SPI number: the
+/// guest learns it from its acknowledge, `hvc #1` or `GICC_IAR`).
 pub const IRQ_VECTOR: usize = 48;
+/// The `Irq` program's second INTID (`PlatformInfo::second_irq_vector`, injected by
+/// `irq-merge`), another SPI.
+pub const SECOND_IRQ_VECTOR: usize = 40;
 
 axvcpu_testbed::guest_asm!(
     ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
@@ -159,8 +162,11 @@ guest_cpu_down:
     .global guest_cpu_down_end
 guest_cpu_down_end:
 
-    // VBAR_EL1 -> the table below; unmask IRQs; READY; wait. The IRQ handler (current EL,
-    // SPx, offset 0x280) acknowledges with hvc #1 (x0 = INTID), reports it, sets x20.
+    // irq: VBAR_EL1 -> the table below; READY twice with IRQs masked (DAIF.I is set from
+    // reset); unmask; wait for {irq_vec}. The IRQ handler (current EL, SPx, offset 0x280)
+    // acknowledges with hvc #1 (x0 = INTID), reports it, and sets x20 if it was {irq_vec};
+    // it keeps x0 and x1 in x21, x22 (the rest of the program uses neither), so a late
+    // interrupt taken inside DONE_LOOP's hypercall sequence leaves the hypercall as it was.
     .balign 0x800
     .global guest_irq
 guest_irq:
@@ -168,24 +174,32 @@ guest_irq:
     adr x9, 2f
     msr vbar_el1, x9
     isb
-    msr daifclr, #2
     HC {ready}
+    HC {ready}
+    msr daifclr, #2
 1:  cbnz x20, 3f
     wfi
     b 1b
 3:  DONE_LOOP
     .balign 0x800
 2:  .skip 0x280
+    mov x21, x0
+    mov x22, x1
     hvc #1
     mov x1, x0
-    HC {report}
+    cmp x1, #{irq_vec}
+    b.ne 4f
     mov x20, #1
+4:  HC {report}
+    mov x0, x21
+    mov x1, x22
     eret
     .global guest_irq_end
 guest_irq_end:
 
-    // The same with the GICv2 virtual CPU interface: enable it (PMR, CTLR), and in the
-    // handler acknowledge with GICC_IAR, report the INTID, end it with GICC_EOIR.
+    // The same with the GICv2 virtual CPU interface: enable it (PMR, CTLR) first, and in
+    // the handler acknowledge with GICC_IAR, report the INTID, end it with GICC_EOIR. The
+    // handler keeps x0, x1, x9, x10 in x21..x24.
     .balign 0x800
     .global guest_irq_gic
 guest_irq_gic:
@@ -198,20 +212,31 @@ guest_irq_gic:
     adr x9, 2f
     msr vbar_el1, x9
     isb
-    msr daifclr, #2
     HC {ready}
+    HC {ready}
+    msr daifclr, #2
 1:  cbnz x20, 3f
     wfi
     b 1b
 3:  DONE_LOOP
     .balign 0x800
 2:  .skip 0x280
+    mov x21, x0
+    mov x22, x1
+    mov x23, x9
+    mov x24, x10
     LI x9, {gicc}
     ldr w10, [x9, #0xc]
-    and x11, x10, #0x3ff
-    REPORT x11
-    str w10, [x9, #0x10]
+    and x1, x10, #0x3ff
+    cmp x1, #{irq_vec}
+    b.ne 4f
     mov x20, #1
+4:  HC {report}
+    str w10, [x9, #0x10]
+    mov x0, x21
+    mov x1, x22
+    mov x9, x23
+    mov x10, x24
     eret
     .global guest_irq_gic_end
 guest_irq_gic_end:
@@ -340,6 +365,7 @@ guest_bench:
 guest_bench_end:
 "#,
     gicc = const GICC_IPA,
+    irq_vec = const IRQ_VECTOR,
 );
 
 use axvcpu_testbed::guest_code as program;

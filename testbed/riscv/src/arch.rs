@@ -122,6 +122,7 @@ impl TestbedArch for Riscv {
             isa: Isa::Riscv64,
             name: "riscv64-qemu",
             irq_vector: 1,
+            second_irq_vector: crate::guests::SECOND_IRQ_VECTOR,
             sysreg_read: Some(SysRegAddr(0xc00)), // cycle: hcounteren.CY = 0
             sysreg_write: Some(SysRegAddr(0x180)), // satp: hstatus.VTVM = 1 for that VM
             halt_insn_len: 4,

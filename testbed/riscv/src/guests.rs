@@ -18,6 +18,17 @@ pub const MMIO_BASE: usize = 0x1000_0000;
 pub const GUEST_SCOUNTEREN: u64 = 0x5;
 /// Where the span self-test guest loads 8 bytes: 4 in RAM, 4 in the unmapped page above.
 pub const SPAN_ADDR: usize = RAM_BASE + RAM_SIZE - 4;
+/// The interrupt code the `irq-*` scenarios inject (`PlatformInfo::irq_vector`): the
+/// supervisor software interrupt, which the `Irq` program acknowledges by clearing
+/// `sip.SSIP`.
+pub const IRQ_VECTOR: usize = 1;
+/// The `Irq` program's second interrupt code (`PlatformInfo::second_irq_vector`, injected
+/// by `irq-merge`): the supervisor timer, which the program acknowledges with SBI
+/// `set_timer(u64::MAX)`. (External interrupts, 9, are acknowledged by the hypervisor's
+/// interrupt-controller model, which the contract does not have.)
+pub const SECOND_IRQ_VECTOR: usize = 5;
+// The `Irq` program's acknowledgements are those of codes 1 and 5.
+const _: () = assert!(IRQ_VECTOR == 1 && SECOND_IRQ_VECTOR == 5);
 
 axvcpu_testbed::guest_asm!(
     ram: (RAM_BASE, RAM_SIZE), ro_page: RO_PAGE, mmio: MMIO_BASE,
@@ -156,28 +167,54 @@ guest_cpu_down:
     .global guest_cpu_down_end
 guest_cpu_down_end:
 
+    // irq: sie enables the software (1) and timer (5) interrupts; sstatus.SIE stays clear
+    // through both READYs, then the guest waits for code 1. The handler saves in s4..s9
+    // what it uses (the rest of the program uses none of them), so a late interrupt taken
+    // inside DONE_LOOP's `li a7; li a6; ecall` leaves the hypercall as it was.
     .balign 4
     .global guest_irq
 guest_irq:
     li s2, 0
     la t0, 2f
     csrw stvec, t0
-    li t0, 2
+    li t0, (1 << {irq_vec}) | (1 << {irq_vec2})
     csrs sie, t0
-    csrsi sstatus, 2
     HC {ready}
+    HC {ready}
+    csrsi sstatus, 2
 1:  bnez s2, 3f
     wfi
     j 1b
 3:  DONE_LOOP
     .balign 4
-2:  csrr a0, scause
-    slli a0, a0, 1
-    srli a0, a0, 1
-    HC {report}
-    li t0, 2
+2:  mv s4, a0
+    mv s5, a1
+    mv s6, a6
+    mv s7, a7
+    mv s8, t0
+    csrr s9, scause
+    slli s9, s9, 1
+    srli s9, s9, 1
+    REPORT s9
+    li t0, {irq_vec}
+    bne s9, t0, 4f
+    // Software: clear sip.SSIP (hvip.VSSIP).
+    li t0, 1 << {irq_vec}
     csrc sip, t0
     li s2, 1
+    j 5f
+4:  li t0, {irq_vec2}
+    bne s9, t0, 5f
+    // Timer: SBI set_timer(u64::MAX) takes the deadline, and the interrupt, back.
+    li a0, -1
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+5:  mv a0, s4
+    mv a1, s5
+    mv a6, s6
+    mv a7, s7
+    mv t0, s8
     sret
     .global guest_irq_end
 guest_irq_end:
@@ -394,6 +431,8 @@ guest_span_end:
     ext = const axvcpu::RISCV_HYPERCALL_EXT,
     guest_scounteren = const GUEST_SCOUNTEREN,
     span_addr = const SPAN_ADDR,
+    irq_vec = const IRQ_VECTOR,
+    irq_vec2 = const SECOND_IRQ_VECTOR,
 );
 
 /// The code of `program`, or `None` where RISC-V cannot express it.

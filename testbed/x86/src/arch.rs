@@ -77,6 +77,7 @@ impl TestbedArch for X86 {
             isa: Isa::X86_64,
             name: "x86_64-svm-qemu",
             irq_vector: IRQ_VECTOR,
+            second_irq_vector: guests::SECOND_IRQ_VECTOR,
             sysreg_read: Some(SysRegAddr(SYSREG_MSR)),
             sysreg_write: Some(SysRegAddr(SYSREG_MSR)),
             halt_insn_len: 1,

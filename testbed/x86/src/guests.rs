@@ -22,8 +22,11 @@ pub const STACK_SIZE: usize = 0x4000;
 pub const RO_PAGE: usize = 0x6_0000;
 /// 4 KiB nothing maps.
 pub const MMIO_BASE: usize = 0xd000_0000;
-/// The vector the `irq` scenarios inject.
+/// The vector the `irq-*` scenarios inject (`PlatformInfo::irq_vector`).
 pub const IRQ_VECTOR: usize = 0x40;
+/// The second vector of the `Irq` program, which `irq-merge` injects alongside
+/// [`IRQ_VECTOR`] (`PlatformInfo::second_irq_vector`).
+pub const SECOND_IRQ_VECTOR: usize = 0x50;
 /// The MSR the `sysreg` scenario reads and writes (IA32_TSC_AUX).
 pub const SYSREG_MSR: usize = 0xc000_0103;
 
@@ -132,6 +135,7 @@ END_PROGRAM st_msr
     out2 = const axvcpu_conformance::contract::IO_OUT_DATA[2],
     in_before = const axvcpu_conformance::contract::IO_IN_RAX_BEFORE,
     irq_vec = const IRQ_VECTOR,
+    irq_vec2 = const SECOND_IRQ_VECTOR,
     msr = const SYSREG_MSR,
 );
 
