@@ -305,7 +305,11 @@ pub fn line(delivery: Delivery, scenario: Scenario) -> String {
     let mut out = String::new();
     crate::run_selected(&mut ModelPlatform(delivery), &mut out, |s| s == scenario);
     let lines: std::vec::Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "one scenario line and the closing line: {out}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "one scenario line and the closing line: {out}"
+    );
     lines[0].into()
 }
 
