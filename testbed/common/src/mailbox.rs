@@ -3,16 +3,45 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use axvcpu_conformance::Join;
 
 /// A job for another CPU.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// A [`Ticket`]'s state: the job has not finished yet.
+const RUNNING: u8 = 0;
+/// The job returned.
+const FINISHED: u8 = 1;
+/// The job did not return (it panicked and unwound: hosted tests only; on bare metal a
+/// panic is fatal before this could be seen).
+const ABANDONED: u8 = 2;
+
 struct Slot {
-    job: spin::Mutex<Option<(Job, Arc<AtomicBool>)>>,
+    job: spin::Mutex<Option<(Job, Arc<AtomicU8>)>>,
     busy: AtomicBool,
+}
+
+/// Ends a job's run however the job ends: frees its slot and settles its ticket,
+/// [`ABANDONED`] unless [`finish`](Self::finish) says it returned.
+struct Settle<'a> {
+    busy: &'a AtomicBool,
+    state: Arc<AtomicU8>,
+    outcome: u8,
+}
+
+impl Settle<'_> {
+    fn finish(mut self) {
+        self.outcome = FINISHED;
+    }
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.busy.store(false, Ordering::Release);
+        self.state.store(self.outcome, Ordering::Release);
+    }
 }
 
 /// Mailboxes of `N` CPUs.
@@ -64,9 +93,9 @@ impl<const N: usize> Mailbox<N> {
         {
             return Err(PostError::Busy);
         }
-        let done = Arc::new(AtomicBool::new(false));
-        *slot.job.lock() = Some((job, done.clone()));
-        Ok(Ticket { done })
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        *slot.job.lock() = Some((job, state.clone()));
+        Ok(Ticket { state })
     }
 
     /// Runs the job posted to `cpu`, if any; returns whether one ran.
@@ -74,12 +103,16 @@ impl<const N: usize> Mailbox<N> {
         let Some(slot) = self.slots.get(cpu) else {
             return false;
         };
-        let Some((job, done)) = slot.job.lock().take() else {
+        let Some((job, state)) = slot.job.lock().take() else {
             return false;
         };
+        let settle = Settle {
+            busy: &slot.busy,
+            state,
+            outcome: ABANDONED,
+        };
         job();
-        slot.busy.store(false, Ordering::Release);
-        done.store(true, Ordering::Release);
+        settle.finish();
         true
     }
 
@@ -96,22 +129,25 @@ impl<const N: usize> Mailbox<N> {
 /// The handle of a posted job.
 #[derive(Debug)]
 pub struct Ticket {
-    done: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 }
 
 impl Ticket {
-    /// Whether the job has finished.
+    /// Whether the job has ended (returned, or abandoned by a panic).
     pub fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) != RUNNING
     }
 }
 
 impl Join for Ticket {
+    /// Waits for the job to end; `true` if it returned.
     fn join(self: Box<Self>) -> bool {
-        while !self.is_done() {
-            core::hint::spin_loop();
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                RUNNING => core::hint::spin_loop(),
+                state => return state == FINISHED,
+            }
         }
-        true
     }
 }
 
@@ -120,10 +156,9 @@ mod tests {
     use super::*;
     use core::sync::atomic::AtomicUsize;
 
-    static MB: Mailbox<2> = Mailbox::new();
-
     #[test]
     fn jobs_run_on_the_serving_cpu_once() {
+        static MB: Mailbox<2> = Mailbox::new();
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
         let t = MB
@@ -135,11 +170,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(MB.post(1, Box::new(|| {})).unwrap_err(), PostError::Busy);
-        assert!(MB.post(2, Box::new(|| {})).is_err());
+        assert_eq!(
+            MB.post(2, Box::new(|| {})).unwrap_err(),
+            PostError::NoSuchCpu
+        );
+        assert!(!t.is_done());
         let server = std::thread::spawn(|| while !MB.serve_once(1) {});
-        assert!(Box::new(t).join());
+        assert!(Box::new(t).join(), "the job returned");
         server.join().unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
-        assert!(!MB.serve_once(1));
+        assert!(!MB.serve_once(1), "nothing left to serve");
+        // The slot is free again.
+        let again = MB.post(1, Box::new(|| {})).unwrap();
+        assert!(MB.serve_once(1));
+        assert!(Box::new(again).join());
+    }
+
+    #[test]
+    fn a_job_that_does_not_return_joins_false_and_frees_its_cpu() {
+        static MB: Mailbox<1> = Mailbox::new();
+        let t = MB.post(0, Box::new(|| panic!("the job fails"))).unwrap();
+        let server = std::thread::spawn(|| MB.serve_once(0));
+        assert!(
+            server.join().is_err(),
+            "the job panicked on the serving CPU"
+        );
+        assert!(!Box::new(t).join());
+        assert!(
+            MB.post(0, Box::new(|| {})).is_ok(),
+            "the CPU takes jobs again"
+        );
     }
 }
