@@ -219,6 +219,14 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// A scenario equals its [`id`](Scenario::id) (`Scenario::IrqMerge == "irq-merge"`), so a
+/// selection written with ids (`run_selected(p, out, |s| s == id)`) reads as before.
+impl PartialEq<&str> for Scenario {
+    fn eq(&self, id: &&str) -> bool {
+        self.id() == *id
+    }
+}
+
 /// Every scenario id, in the order [`run_all`](crate::run_all) runs them (the ids of
 /// [`Scenario::ALL`]).
 pub const SCENARIOS: [&str; Scenario::COUNT] = {
@@ -252,6 +260,7 @@ mod tests {
         }
         assert_eq!(SCENARIOS[Scenario::IrqMerge as usize], "irq-merge");
         assert_eq!(Scenario::from_id("irq"), None);
+        assert!(Scenario::IrqMerge == "irq-merge" && Scenario::IrqMerge != "irq-inject");
         assert_eq!(Scenario::from_id(""), None);
     }
 
