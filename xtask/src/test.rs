@@ -77,6 +77,8 @@ pub fn all() -> Result<(), String> {
                 "axvcpu-npt",
                 "-p",
                 "axvcpu-conformance",
+                "-p",
+                "axvcpu-x86",
                 "--target",
                 target,
             ]),
