@@ -1,16 +1,19 @@
 //! Exit round trips through `AxVCpu<KvmVCpu<HostedHal>>` against the same guest on raw
-//! kvm-ioctls with the same sync-regs setup.
+//! kvm-ioctls with the same sync-regs setup; then how long a kick takes to bring a spinning
+//! guest out of `run()`.
 //!
 //! `cargo bench -p axvcpu-kvm --bench exits` (`AXVCPU_KVM_BENCH_ROUNDS` round trips per side
 //! and exit kind, default 100,000). The two sides run alternately in 20 blocks and each
 //! reports its median block, so load from other processes hits both alike.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axvcpu::{AxVCpu, AxVCpuExitReason as E, VCpuError, VCpuResult};
+use axvcpu::{AxVCpu, AxVCpuExitReason as E, VCpuError, VCpuResult, VCpuState};
+use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::TestVm;
-use axvcpu_kvm::testing::{KvmTestVm, ENTRY};
-use axvcpu_kvm::{boot, guests, KvmVCpu};
+use axvcpu_kvm::{boot, KvmVCpu};
+use axvcpu_kvm_testkit::{guests, KvmTestVm, ENTRY};
 use kvm_bindings::kvm_regs;
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 
@@ -135,6 +138,45 @@ fn measure(kind: Kind, rounds: u64) -> VCpuResult<(f64, f64, f64)> {
     Ok((median(a), median(r), per_exit))
 }
 
+/// Kicks a guest spinning with interrupts off `kicks` times, from another thread; returns
+/// the times from `kick()` to `run()` returning `Kicked`, sorted.
+fn kick_latencies(kicks: usize) -> VCpuResult<Vec<Duration>> {
+    let spin = guests::contract_program(GuestProgram::Spin)
+        .ok_or(VCpuError::unsupported("no spin program"))?;
+    let vm = KvmTestVm::new(2, spin)?;
+    let mut v = vm.new_vcpu(0, vm.entry())?;
+    v.bind()?;
+    let mut latencies = Vec::with_capacity(kicks);
+    for _ in 0..kicks {
+        let handle = v.handle();
+        let kicked_at = Arc::new(Mutex::new(None::<Instant>));
+        let at = kicked_at.clone();
+        let kicker = std::thread::spawn(move || {
+            while handle.state() != VCpuState::Running {
+                std::hint::spin_loop();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            *at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            handle.kick();
+        });
+        let exit = v.run()?;
+        let returned = Instant::now();
+        kicker
+            .join()
+            .map_err(|_| VCpuError::unsupported("the kicker thread panicked"))?;
+        if exit != E::Kicked {
+            return Err(VCpuError::unsupported(
+                "a spinning guest left run() without a kick",
+            ));
+        }
+        let at = kicked_at.lock().unwrap_or_else(|e| e.into_inner());
+        latencies.push(returned.duration_since(at.unwrap_or(returned)));
+    }
+    v.unbind()?;
+    latencies.sort();
+    Ok(latencies)
+}
+
 fn main() -> VCpuResult {
     let rounds = std::env::var("AXVCPU_KVM_BENCH_ROUNDS")
         .ok()
@@ -165,5 +207,12 @@ fn main() -> VCpuResult {
             r / raw_pio
         );
     }
+    let kicks = kick_latencies(20)?;
+    println!(
+        "kick -> run() returned Kicked, guest spinning with IF=0: median {:.1?}, max {:.1?} ({} kicks)",
+        kicks[kicks.len() / 2],
+        kicks[kicks.len() - 1],
+        kicks.len()
+    );
     Ok(())
 }

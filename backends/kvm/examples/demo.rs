@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use axvcpu::{AxVCpuExitReason as E, GuestPhysAddr, Port};
 use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
-use axvcpu_kvm::guests::{self, HC_ADD};
-use axvcpu_kvm::testing::{KvmTestVm, IRQ_VECTOR, MMIO_BASE};
+use axvcpu_kvm_testkit::guests::{self, HC_ADD};
+use axvcpu_kvm_testkit::{KvmTestVm, IRQ_VECTOR, MMIO_BASE};
 
 const SERIAL: u16 = 0x3f8;
 

@@ -1,4 +1,11 @@
-//! Kicking a vCPU out of `KVM_RUN` from another thread.
+//! Kicking a vCPU out of `KVM_RUN` from another thread: the hosted kick.
+//!
+//! This is not [`IpiKicker`](axvcpu::IpiKicker), the bare-metal backends' protocol, and
+//! cannot be: a hosted vCPU's "CPU" is a thread inside a system call, which no IPI reaches
+//! and which has no interrupts to mask around its entry check. What stops `KVM_RUN` is
+//! KVM's own `kvm_run.immediate_exit` flag (before entry) and a signal (during it), so this
+//! module keeps its own flag, signal and thread bookkeeping. It keeps the same promises
+//! ([`VCpuKick`]): a kick is never lost, and at worst one `Kicked` too many is reported.
 //!
 //! Protocol (see also `axvcpu`'s `handle` module):
 //!
@@ -16,7 +23,7 @@
 //!   `KVM_RUN` returns for another reason is reported by the next `run()`: never lost, at
 //!   worst one extra `Kicked`, which the core absorbs.
 //! - A kicker writes `immediate_exit` atomically through a raw pointer (the crate never
-//!   holds a reference to `kvm_run`, see the `run` module), under a mutex the vCPU takes to
+//!   holds a reference to `kvm_run`, see the `switch` module), under a mutex the vCPU takes to
 //!   forget the address before its `kvm_run` page is unmapped. It signals a thread only while
 //!   that thread is published as inside `run()`; the thread, when it unpublishes itself,
 //!   waits for kickers caught between reading and signalling. So no signal goes to a thread
@@ -161,7 +168,7 @@ impl KickTarget {
 ///
 /// Why an atomic through a raw pointer is sound while the vCPU thread is in KVM or in this
 /// crate: every access this process makes to the byte is one of these atomic stores (the
-/// crate forms no reference to `kvm_run`, see `run`; kvm-ioctls' decoding reference never
+/// crate forms no reference to `kvm_run`, see `switch`; kvm-ioctls' decoding reference never
 /// touches this byte), so there is no data race and no reference whose bytes it changes;
 /// the kernel reads the byte only at the start of `KVM_RUN`.
 unsafe fn store_flag(addr: usize, value: u8) {

@@ -4,29 +4,37 @@
 //! [`axvcpu::AxVCpu`] exactly as a bare-metal one drives VMX or SVM: it builds guest memory
 //! and an x86-64 nested page table in [`HostedHal`] frames, hands the table's root to
 //! `set_ept_root`, and handles the [`AxVCpuExitReason`](axvcpu::AxVCpuExitReason)s `run()`
-//! returns. This runs a real guest, the conformance `io-out` program:
+//! returns. This runs a real guest of three instructions:
 //!
 //! ```
-//! use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, Port};
-//! use axvcpu_conformance::contract::{GuestProgram, HC_DONE, IO_OUT_DATA};
-//! use axvcpu_kvm::{boot, guests, HostFrames, HostedHal, KvmCreateConfig, KvmSetupConfig};
+//! use axvcpu::{AccessWidth, AxPerCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, Port};
+//! use axvcpu_kvm::{boot, HostFrames, HostedHal, KvmCreateConfig, KvmPerCpu, KvmSetupConfig};
 //! use axvcpu_kvm::{KvmVCpu, KvmVm, KvmVmConfig};
 //! use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
 //!
+//! // The guest, 64-bit code, hand-encoded:
+//! //   mov al, 42      b0 2a
+//! //   out 0x80, al    e6 80    -> IoWrite { port: 0x80, width: Byte, data: 42 }
+//! //   hlt             f4       -> Halt
+//! const GUEST: [u8; 5] = [0xb0, 0x2a, 0xe6, 0x80, 0xf4];
+//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // 64 KiB of guest RAM at guest-physical 0x10000: boot tables first, the program at 0x18000.
+//! // "Virtualization on": /dev/kvm opened and checked. VMs are made through it.
+//! let mut percpu = AxPerCpu::<KvmPerCpu>::new(0)?;
+//! percpu.hardware_enable()?;
+//!
+//! // 64 KiB of guest RAM at guest-physical 0x10000: boot tables first, the guest at 0x18000.
 //! let ram = HostFrames::new(16)?;
 //! let mut image = vec![0u8; ram.len()];
 //! let boot = boot::write_long_mode_tables(&mut image, 0x10000, 0x10000)?;
-//! let code = guests::contract_program(GuestProgram::IoOut).ok_or("no program")?;
-//! image[0x8000..0x8000 + code.len()].copy_from_slice(code);
+//! image[0x8000..0x8000 + GUEST.len()].copy_from_slice(&GUEST);
 //! ram.write(0, &image)?;
 //!
 //! // The nested page table maps it; the VM mirrors the table into KVM memory slots.
 //! let mut npt = NestedPageTable::<HostedHal, X86Npt>::new()?;
 //! let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
 //! npt.map(GuestPhysAddr::from(0x10000), ram.paddr(), ram.len(), rwx)?;
-//! let vm = KvmVm::new(KvmVmConfig::default())?;
+//! let vm = KvmVm::new(percpu.arch(), KvmVmConfig::default())?;
 //!
 //! let builder = AxVCpu::<KvmVCpu>::builder(0, 0, KvmCreateConfig { vm: vm.clone() })?;
 //! // SAFETY: `npt` and `ram` are dropped after `vcpu` (declared before it).
@@ -34,15 +42,9 @@
 //!     .entry(GuestPhysAddr::from(0x18000))
 //!     .setup(KvmSetupConfig { boot, stack_top: 0x20000 })?;
 //! vcpu.bind()?;
-//! let mut seen = Vec::new();
-//! loop {
-//!     match vcpu.run()? {
-//!         AxVCpuExitReason::IoWrite { port: Port(_), data, .. } => seen.push(data),
-//!         AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => break,
-//!         other => return Err(format!("unexpected exit {other:?}").into()),
-//!     }
-//! }
-//! assert_eq!(seen, IO_OUT_DATA);
+//! let out = AxVCpuExitReason::IoWrite { port: Port(0x80), width: AccessWidth::Byte, data: 42 };
+//! assert_eq!(vcpu.run()?, out);
+//! assert_eq!(vcpu.run()?, AxVCpuExitReason::Halt);
 //! vcpu.unbind()?;
 //! # Ok(()) }
 //! ```
@@ -71,33 +73,43 @@
 //!
 //! After a read exit (`IoRead`, `MmioRead`, `SysRegRead`) and after `SysRegWrite`,
 //! [`pc`](axvcpu::AxVCpu::pc) still points at the instruction: KVM finishes it (a read with
-//! the value given to `complete_read`) at the next `run()`, so do not move `pc` before
-//! that. After every other exit it points past the instruction; after a `NestedPageFault`
+//! the value given to `complete_read`) at the next `run()`, so `set_pc` is refused
+//! (`BadState`) until then, `complete_read` or not. After every other exit it points past the instruction; after a `NestedPageFault`
 //! the store itself is held and done by the next `run()` (see the table).
 //!
 //! Registers travel through the shared `kvm_run` page (`KVM_CAP_SYNC_REGS`), so each exit
-//! costs one ioctl; [`KvmVCpu::ioctl_count`] counts them. Kicks: see [`Kicker`].
+//! costs one ioctl; [`KvmVCpu::ioctl_count`] counts them. An exit handled inside (an
+//! interrupt window opening, an ICR write that starts nothing) returns
+//! [`Nothing`](axvcpu::AxVCpuExitReason::Nothing) and the core enters again: still one
+//! ioctl per `KVM_RUN`. Interrupts: a pending bit per vector, highest injected first (see
+//! [`KvmVCpu`]). Kicks: see [`Kicker`] (the hosted mechanism: `immediate_exit` and a
+//! signal, not the bare-metal [`IpiKicker`](axvcpu::IpiKicker)).
+//!
+//! # Layout
+//! `vcpu.rs` (the vCPU, thin) with `vcpu/exit.rs` (KVM exits → exit reasons) and
+//! `vcpu/irq.rs` (interrupt injection); `switch.rs` (`KVM_RUN` and the shared `kvm_run`
+//! page); `percpu.rs`; `regs.rs`; and the hosted pieces `vm.rs` (the VM and its memory
+//! slots), `memory.rs` (guest RAM), `hal.rs` (frames from the process heap), `kick.rs`
+//! (the hosted kick) and `boot.rs` (long-mode start state). The conformance platform, the
+//! test VM and the guest programs of the tests, benches and demo are in the
+//! `axvcpu-kvm-testkit` crate, which only they depend on.
 
 #![deny(missing_docs, missing_debug_implementations)]
 
-mod access;
 pub mod boot;
-mod exits;
-pub mod guests;
 mod hal;
 mod kick;
 mod memory;
 mod percpu;
 pub mod regs;
-mod run;
-pub mod testing;
+mod switch;
 mod vcpu;
 mod vm;
 
-pub use exits::{APIC_ICR_HIGH, APIC_ICR_LOW};
 pub use hal::HostedHal;
 pub use kick::{kick_signal, Kicker};
 pub use memory::HostFrames;
 pub use percpu::KvmPerCpu;
 pub use vcpu::{KvmCreateConfig, KvmSetupConfig, KvmVCpu};
+pub use vcpu::{APIC_ICR_HIGH, APIC_ICR_LOW};
 pub use vm::{KvmVm, KvmVmConfig};

@@ -4,9 +4,9 @@ use axvcpu::{AxErrorKind, AxVCpuHal, HostPhysAddr, VCpuError, VCpuResult};
 
 use crate::HostedHal;
 
-/// Physically contiguous, zeroed [`HostedHal`] frames, freed on drop. Guest RAM of the
-/// examples, tests and the conformance harness: map [`paddr`](Self::paddr) in a nested
-/// page table and KVM backs the guest's memory with it.
+/// Physically contiguous, zeroed [`HostedHal`] frames, freed on drop: guest RAM for a
+/// hosted hypervisor. Map [`paddr`](Self::paddr) in a nested page table and KVM backs the
+/// guest's memory with it.
 ///
 /// Access goes through copies ([`write`](Self::write), [`read`](Self::read)), never through
 /// references, because a running guest may change the memory at any time.
@@ -36,15 +36,16 @@ impl HostFrames {
         self.frames * 4096
     }
 
-    /// `false`: there is at least one frame (until they are given up to a memory slot
-    /// that could not be removed, see [`KvmTestVm`](crate::testing::KvmTestVm)).
+    /// `false`: there is at least one frame (until they are given up with
+    /// [`leak`](Self::leak)).
     pub fn is_empty(&self) -> bool {
         self.frames == 0
     }
 
     /// Gives the frames up without freeing them: for memory a KVM memory slot may still
-    /// map, which must never return to the allocator.
-    pub(crate) fn leak(&mut self) {
+    /// map (when [`KvmVm::unmap_all`](crate::KvmVm::unmap_all) failed), which must never
+    /// return to the allocator.
+    pub fn leak(&mut self) {
         self.frames = 0;
     }
 

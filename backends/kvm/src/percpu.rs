@@ -1,4 +1,5 @@
-//! [`KvmPerCpu`]: the hosted meaning of "virtualization enabled on this CPU".
+//! [`KvmPerCpu`]: the hosted meaning of "virtualization enabled on this CPU": an opened,
+//! checked `/dev/kvm`, from which VMs are made.
 
 use axvcpu::{AxArchPerCpu, VCpuError, VCpuResult};
 use kvm_ioctls::{Cap, Kvm};
@@ -6,7 +7,7 @@ use kvm_ioctls::{Cap, Kvm};
 use crate::vm::kvm_error;
 
 /// Checks that `kvm` offers what the backend relies on.
-pub(crate) fn check_caps(kvm: &Kvm) -> VCpuResult {
+fn check_caps(kvm: &Kvm) -> VCpuResult {
     if kvm.get_api_version() != 12 {
         return Err(VCpuError::unsupported("KVM API version is not 12")
             .with_value(kvm.get_api_version() as u64));
@@ -24,9 +25,15 @@ pub(crate) fn check_caps(kvm: &Kvm) -> VCpuResult {
     Ok(())
 }
 
-/// Per-thread virtualization state of the hosted backend. There is no hardware switch to
-/// flip in a process: "enabled" means `/dev/kvm` was opened and offers every capability the
-/// backend needs (API 12, sync regs, immediate exit, read-only memory). Disabling closes it.
+/// Virtualization state of the hosted backend. There is no hardware switch to flip in a
+/// process: "enabled" means `/dev/kvm` was opened and offers every capability the backend
+/// needs (API 12, sync regs, immediate exit, read-only memory), and the kick signal's
+/// handler is installed. Disabling closes the file.
+///
+/// Hosted hypervisors need one: [`KvmVm::new`](crate::KvmVm::new) takes an enabled
+/// `KvmPerCpu` and creates the VM through its `/dev/kvm`. One is enough for the whole
+/// process (`/dev/kvm` is not tied to a CPU or thread): vCPUs run on any thread without a
+/// `KvmPerCpu` of their own, and VMs keep working after it is disabled.
 #[derive(Debug)]
 pub struct KvmPerCpu {
     cpu_id: usize,

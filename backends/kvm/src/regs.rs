@@ -1,4 +1,6 @@
-//! The x86-64 register file as KVM's `kvm_regs` holds it, numbered as instructions encode it.
+//! The guest register file: the x86-64 GPRs, `rip` and `rflags` as KVM's `kvm_regs` holds
+//! them (they travel through the shared `kvm_run` page, see `switch`), numbered as
+//! instructions encode them.
 
 use axvcpu::{VCpuError, VCpuResult};
 use kvm_bindings::kvm_regs;
@@ -34,13 +36,82 @@ pub mod gpr {
 /// RFLAGS.IF: maskable interrupts enabled.
 pub(crate) const RFLAGS_IF: u64 = 1 << 9;
 
+/// The guest's GPRs, `rip` and `rflags` as of the last exit, plus changes the hypervisor
+/// made since, which the next `KVM_RUN` loads.
+#[derive(Debug, Default)]
+pub(crate) struct RegFile {
+    regs: kvm_regs,
+    dirty: bool,
+}
+
+impl RegFile {
+    /// The state a vCPU starts in: `rip` = `entry`, `rsp` = `stack_top`, interrupts off.
+    pub(crate) fn reset(&mut self, entry: u64, stack_top: u64) {
+        self.regs = kvm_regs {
+            rip: entry,
+            rsp: stack_top,
+            rflags: 2,
+            ..Default::default()
+        };
+        self.dirty = true;
+    }
+
+    pub(crate) fn get(&self, reg: usize) -> VCpuResult<u64> {
+        get(&self.regs, reg)
+    }
+
+    pub(crate) fn set(&mut self, reg: usize, val: u64) -> VCpuResult {
+        set(&mut self.regs, reg, val)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub(crate) fn rip(&self) -> u64 {
+        self.regs.rip
+    }
+
+    pub(crate) fn set_rip(&mut self, rip: u64) {
+        self.regs.rip = rip;
+        self.dirty = true;
+    }
+
+    pub(crate) fn rflags(&self) -> u64 {
+        self.regs.rflags
+    }
+
+    /// Sets `rax`, the hypercall result. Loading registers costs KVM about as much as an
+    /// exit here, so an unchanged value is not written back.
+    pub(crate) fn set_rax(&mut self, val: u64) {
+        if self.regs.rax != val {
+            self.regs.rax = val;
+            self.dirty = true;
+        }
+    }
+
+    /// The hypercall number and arguments: rax; rdi, rsi, rdx, rcx, r8, r9.
+    pub(crate) fn hypercall(&self) -> (u64, [u64; 6]) {
+        let r = &self.regs;
+        (r.rax, [r.rdi, r.rsi, r.rdx, r.rcx, r.r8, r.r9])
+    }
+
+    /// The registers to load at the next entry, if the hypervisor changed any.
+    pub(crate) fn take_changes(&mut self) -> Option<kvm_regs> {
+        core::mem::take(&mut self.dirty).then_some(self.regs)
+    }
+
+    /// Takes what KVM reported at an exit.
+    pub(crate) fn refresh(&mut self, regs: kvm_regs) {
+        self.regs = regs;
+    }
+}
+
 fn out_of_range(reg: usize) -> VCpuError {
     VCpuError::invalid_input("x86-64 general-purpose registers are numbered 0..16")
         .with_value(reg as u64)
 }
 
 /// Register `reg` of `regs`.
-pub(crate) fn get(regs: &kvm_regs, reg: usize) -> VCpuResult<u64> {
+fn get(regs: &kvm_regs, reg: usize) -> VCpuResult<u64> {
     Ok(match reg {
         0 => regs.rax,
         1 => regs.rcx,
@@ -63,7 +134,7 @@ pub(crate) fn get(regs: &kvm_regs, reg: usize) -> VCpuResult<u64> {
 }
 
 /// Sets register `reg` of `regs`.
-pub(crate) fn set(regs: &mut kvm_regs, reg: usize, val: u64) -> VCpuResult {
+fn set(regs: &mut kvm_regs, reg: usize, val: u64) -> VCpuResult {
     let slot = match reg {
         0 => &mut regs.rax,
         1 => &mut regs.rcx,
@@ -87,14 +158,6 @@ pub(crate) fn set(regs: &mut kvm_regs, reg: usize, val: u64) -> VCpuResult {
     Ok(())
 }
 
-/// The hypercall number and arguments: rax; rdi, rsi, rdx, rcx, r8, r9.
-pub(crate) fn hypercall(regs: &kvm_regs) -> (u64, [u64; 6]) {
-    (
-        regs.rax,
-        [regs.rdi, regs.rsi, regs.rdx, regs.rcx, regs.r8, regs.r9],
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +175,20 @@ mod tests {
         assert_eq!(r.r15, 115);
         assert!(set(&mut r, 16, 0).is_err());
         assert!(get(&r, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn only_changes_are_handed_to_kvm() {
+        let mut f = RegFile::default();
+        f.reset(0x1000, 0x2000);
+        assert_eq!(
+            f.take_changes().map(|r| (r.rip, r.rsp, r.rflags)),
+            Some((0x1000, 0x2000, 2))
+        );
+        assert!(f.take_changes().is_none());
+        f.set_rax(0);
+        assert!(f.take_changes().is_none(), "rax was already 0");
+        f.set_rax(7);
+        assert_eq!(f.take_changes().map(|r| r.rax), Some(7));
     }
 }

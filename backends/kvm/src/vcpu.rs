@@ -1,21 +1,28 @@
-//! [`KvmVCpu`]: one x86-64 vCPU on KVM, implementing [`AxArchVCpu`].
+//! [`KvmVCpu`]: one x86-64 vCPU on KVM, its configuration types, and its [`AxArchVCpu`]
+//! implementation, which delegates to `switch` (the `KVM_RUN`), `exit` (decoding) and
+//! `irq` (injection).
 
-use std::collections::VecDeque;
+mod exit;
+mod irq;
+
+pub use exit::{APIC_ICR_HIGH, APIC_ICR_LOW};
+
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axvcpu::{
     AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult,
 };
-use kvm_bindings::{kvm_regs, kvm_run, CpuId};
-use kvm_ioctls::VcpuFd;
+use kvm_bindings::CpuId;
 
-use crate::access::{PendingRead, PendingWrite, Transfer};
 use crate::boot::{long_mode_sregs, LongModeBoot};
-use crate::kick::{pthread_self, KickTarget, Kicker};
-use crate::run::{SYNC_EVENTS, SYNC_REGS};
+use crate::kick::{pthread_self, Kicker};
+use crate::regs::RegFile;
+use crate::switch::{RawExit, Switch};
 use crate::vm::{kvm_error, KvmVm};
-use crate::{regs, HostedHal};
+use crate::HostedHal;
+use exit::Exits;
+use irq::Irqs;
 
 /// [`KvmVCpu::new`]'s configuration: the VM the vCPU belongs to.
 #[derive(Debug, Clone)]
@@ -41,15 +48,6 @@ pub struct KvmSetupConfig {
     pub stack_top: u64,
 }
 
-/// The local APIC's interrupt command register, as the guest wrote it.
-#[derive(Debug, Default)]
-pub(crate) struct ApicIcr {
-    /// ICR high: the destination APIC id is bits 24..32.
-    pub(crate) high: u32,
-    /// Destinations that got an INIT and wait for their SIPI.
-    pub(crate) init_sent: Vec<u32>,
-}
-
 /// An x86-64 vCPU of a [`KvmVm`].
 ///
 /// - **Nested page table**: [`set_ept_root`](AxArchVCpu::set_ept_root) takes the root of an
@@ -66,37 +64,29 @@ pub(crate) struct ApicIcr {
 ///   kicked out, as it would have to for a TLB shootdown anyway).
 /// - **Registers** travel through the shared `kvm_run` page (`KVM_CAP_SYNC_REGS`): every exit
 ///   costs one ioctl, `KVM_RUN`; [`ioctl_count`](Self::ioctl_count) counts them all.
-/// - **Interrupts** are injected through the synced `kvm_vcpu_events` when the guest can take
-///   one (else KVM is asked for an interrupt-window exit, handled inside `run()`), one vector
-///   at a time, in order, each exactly once.
+/// - **Interrupts** follow the interrupt rule of
+///   [`inject_interrupt`](AxArchVCpu::inject_interrupt): a pending bit per vector (a
+///   [`VectorSet`](axvcpu::VectorSet)); a vector injected again while pending, or while KVM
+///   holds it injected and the guest has not taken it, merges. The highest pending vector
+///   is injected through the synced `kvm_vcpu_events` when the guest can take one (else KVM
+///   is asked for an interrupt-window exit, handled inside: `Nothing`), and the guest takes
+///   each exactly once.
+/// - **The program counter** must not move while KVM has the last exit's instruction to
+///   finish (after a read exit, `complete_read` included, or `SysRegWrite`, until the next
+///   `run()` enters KVM): [`set_pc`](AxArchVCpu::set_pc) is refused (`BadState`) then.
 /// - **Exits**: see the crate documentation for the table of KVM exits and what they become.
 pub struct KvmVCpu<H: AxVCpuHal = HostedHal> {
-    pub(crate) vm: Arc<KvmVm>,
-    pub(crate) fd: VcpuFd,
+    vm: Arc<KvmVm>,
+    switch: Switch,
+    regs: RegFile,
+    irqs: Irqs,
+    exits: Exits,
     vcpu_id: u64,
     entry: Option<u64>,
     ept_root: Option<HostPhysAddr>,
     set_up: bool,
-    /// The guest's GPRs, rip and rflags as of the last exit (plus changes not yet pushed).
-    pub(crate) regs: kvm_regs,
-    pub(crate) regs_dirty: bool,
-    pub(crate) kick: Arc<KickTarget>,
     /// The thread this vCPU is bound to.
     thread: Option<libc::pthread_t>,
-    pub(crate) ioctls: u64,
-    pub(crate) runs: u64,
-    /// Interrupts handed over and not yet injected, oldest first.
-    pub(crate) irqs: VecDeque<u8>,
-    /// An interrupt injected that the guest has not taken yet.
-    pub(crate) irq_in_flight: bool,
-    /// Whether KVM said the guest can take an interrupt at the last exit.
-    pub(crate) irq_ready: bool,
-    pub(crate) transfer: Option<Transfer>,
-    pub(crate) read: Option<PendingRead>,
-    pub(crate) npf_write: Option<PendingWrite>,
-    pub(crate) icr: ApicIcr,
-    /// Address of this vCPU's `kvm_run` mapping.
-    pub(crate) run_base: usize,
     _hal: PhantomData<fn() -> H>,
 }
 
@@ -104,17 +94,10 @@ impl<H: AxVCpuHal> core::fmt::Debug for KvmVCpu<H> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("KvmVCpu")
             .field("vcpu_id", &self.vcpu_id)
-            .field("rip", &self.regs.rip)
-            .field("ioctls", &self.ioctls)
-            .field("pending_irqs", &self.irqs)
+            .field("rip", &self.regs.rip())
+            .field("switch", &self.switch)
+            .field("irqs", &self.irqs)
             .finish_non_exhaustive()
-    }
-}
-
-impl<H: AxVCpuHal> Drop for KvmVCpu<H> {
-    fn drop(&mut self) {
-        // The kvm_run page goes away with `fd`: no kicker may write to it after this.
-        self.kick.set_immediate_exit(0);
     }
 }
 
@@ -122,12 +105,12 @@ impl<H: AxVCpuHal> KvmVCpu<H> {
     /// The number of ioctls this vCPU made (creation, setup, every `KVM_RUN`, and memory-slot
     /// updates it triggered).
     pub fn ioctl_count(&self) -> u64 {
-        self.ioctls
+        self.switch.ioctls()
     }
 
     /// The number of `KVM_RUN` calls this vCPU made.
     pub fn run_count(&self) -> u64 {
-        self.runs
+        self.switch.runs()
     }
 
     /// The VM this vCPU belongs to.
@@ -174,34 +157,19 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
 
     fn new(_vm_id: usize, vcpu_id: usize, config: KvmCreateConfig) -> VCpuResult<Self> {
         let vm = config.vm;
-        let mut fd = vm.create_vcpu(vcpu_id as u64)?;
-        // The only reference to `kvm_run` this crate forms, before any kicker exists; from
-        // here on the page is accessed through raw pointers (see the `run` module).
-        let run = fd.get_kvm_run() as *mut kvm_run;
-        let run_base = run.expose_provenance();
-        let kick = Arc::new(KickTarget::default());
-        kick.set_immediate_exit(run_base + core::mem::offset_of!(kvm_run, immediate_exit));
+        let fd = vm.create_vcpu(vcpu_id as u64)?;
+        let switch = Switch::new(fd, vm.run_size(), 1);
         Ok(Self {
             vm,
-            fd,
+            switch,
+            regs: RegFile::default(),
+            irqs: Irqs::default(),
+            exits: Exits::default(),
             vcpu_id: vcpu_id as u64,
             entry: None,
             ept_root: None,
             set_up: false,
-            regs: kvm_regs::default(),
-            regs_dirty: false,
-            kick,
             thread: None,
-            ioctls: 1,
-            runs: 0,
-            irqs: VecDeque::new(),
-            irq_in_flight: false,
-            irq_ready: false,
-            transfer: None,
-            read: None,
-            npf_write: None,
-            icr: ApicIcr::default(),
-            run_base,
             _hal: PhantomData,
         })
     }
@@ -231,28 +199,17 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
         // SAFETY: `root` came through the unsafe `set_ept_root`, whose caller promised a
         // live X86Npt table of `H` frames, not changed concurrently, whose mapped memory
         // outlives the slots (or `KvmVm::unmap_all` runs first).
-        self.ioctls += unsafe { self.vm.attach::<H>(root) }?;
+        let slot_ioctls = unsafe { self.vm.attach::<H>(root) }?;
+        self.switch.count_ioctls(slot_ioctls);
         let cpuid = self.cpuid_for_vcpu();
-        self.fd
-            .set_cpuid2(&cpuid)
+        let fd = self.switch.setup_fd(3);
+        fd.set_cpuid2(&cpuid)
             .map_err(|e| kvm_error("KVM_SET_CPUID2", e))?;
-        let mut sregs = self
-            .fd
-            .get_sregs()
-            .map_err(|e| kvm_error("KVM_GET_SREGS", e))?;
+        let mut sregs = fd.get_sregs().map_err(|e| kvm_error("KVM_GET_SREGS", e))?;
         long_mode_sregs(&mut sregs, &config.boot);
-        self.fd
-            .set_sregs(&sregs)
+        fd.set_sregs(&sregs)
             .map_err(|e| kvm_error("KVM_SET_SREGS", e))?;
-        self.ioctls += 3;
-        self.set_sync_valid(SYNC_REGS | SYNC_EVENTS);
-        self.regs = kvm_regs {
-            rip: entry,
-            rsp: config.stack_top,
-            rflags: 2,
-            ..Default::default()
-        };
-        self.regs_dirty = true;
+        self.regs.reset(entry, config.stack_top);
         self.set_up = true;
         Ok(())
     }
@@ -262,7 +219,15 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
             return Err(VCpuError::bad_state("run: setup() has not been called"));
         }
         self.check_thread()?;
-        self.run_until_exit()
+        if let Some(exit) = self.exits.resume(&self.switch, &self.vm)? {
+            return Ok(exit);
+        }
+        self.irqs.before_entry(&mut self.switch, self.regs.rflags());
+        let raw = self.switch.run(&mut self.regs);
+        if !matches!(raw, RawExit::KickPending) {
+            self.irqs.after_exit(&self.switch);
+        }
+        self.exits.decode(raw, &self.regs, &self.switch, &self.vm)
     }
 
     fn bind(&mut self) -> VCpuResult {
@@ -281,32 +246,28 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
     }
 
     fn set_gpr(&mut self, reg: usize, val: usize) -> VCpuResult {
-        regs::set(&mut self.regs, reg, val as u64)?;
-        self.regs_dirty = true;
-        Ok(())
+        self.regs.set(reg, val as u64)
     }
 
     fn get_gpr(&self, reg: usize) -> VCpuResult<usize> {
-        regs::get(&self.regs, reg).map(|v| v as usize)
+        self.regs.get(reg).map(|v| v as usize)
     }
 
     fn pc(&self) -> usize {
-        self.regs.rip as usize
+        self.regs.rip() as usize
     }
 
+    /// Refused (`BadState`) while KVM has the last exit's instruction to finish: after a
+    /// read exit (before and after `complete_read`) or `SysRegWrite`, until the next `run()`
+    /// enters KVM.
     fn set_pc(&mut self, pc: usize) -> VCpuResult {
-        self.regs.rip = pc as u64;
-        self.regs_dirty = true;
+        self.exits.check_pc_move()?;
+        self.regs.set_rip(pc as u64);
         Ok(())
     }
 
     fn set_return_value(&mut self, val: usize) {
-        // Loading registers costs KVM about as much as an exit here: skip it when nothing
-        // changes.
-        if self.regs.rax != val as u64 {
-            self.regs.rax = val as u64;
-            self.regs_dirty = true;
-        }
+        self.regs.set_rax(val as u64);
     }
 
     /// x86 INIT-SIPI carries no argument: ignored.
@@ -315,39 +276,31 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
     }
 
     fn complete_read(&mut self, value: u64) -> VCpuResult {
-        self.finish_read(value)
+        self.exits.complete_read(value, &mut self.switch)
     }
 
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
-        Self::check_interrupt_vector(vector)?;
-        self.irqs.push_back(vector as u8);
-        Ok(())
+        self.irqs.inject(vector)
     }
 
     fn has_pending_interrupt(&self) -> bool {
-        !self.irqs.is_empty() || self.irq_in_flight
+        self.irqs.has_pending()
     }
 
     /// Vectors 32..=255: 0..32 are exceptions.
     fn check_interrupt_vector(vector: usize) -> VCpuResult {
-        if (32..=255).contains(&vector) {
-            Ok(())
-        } else {
-            Err(
-                VCpuError::invalid_input("x86 interrupt vectors are 32..=255")
-                    .with_value(vector as u64),
-            )
-        }
+        Irqs::check_vector(vector)
     }
 
     fn kicker(&self) -> Kicker {
-        Kicker(self.kick.clone())
+        self.switch.kicker()
     }
 
     fn nested_page_table_changed(&mut self) -> VCpuResult {
         // SAFETY: as in `setup`; the VM reads the table only while it is attached (never
         // after `unmap_all`).
-        self.ioctls += unsafe { self.vm.resync::<H>() }?;
+        let n = unsafe { self.vm.resync::<H>() }?;
+        self.switch.count_ioctls(n);
         Ok(())
     }
 }

@@ -13,6 +13,8 @@ use kvm_ioctls::{
     Cap, Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuFd, VmFd,
 };
 
+use crate::KvmPerCpu;
+
 /// A KVM error as a [`VCpuError`]: `reason` names the failed operation, the value is the
 /// `errno`.
 pub(crate) fn kvm_error(reason: &'static str, e: kvm_ioctls::Error) -> VCpuError {
@@ -79,12 +81,12 @@ pub(crate) enum Backing {
 
 /// One KVM virtual machine: the VM file descriptor, the CPUID its vCPUs get, and the memory
 /// slots, which mirror the nested page table the hypervisor built (see
-/// [`KvmVCpu`](crate::KvmVCpu)). Shared by all vCPUs of the VM through an `Arc`.
+/// [`KvmVCpu`](crate::KvmVCpu)). Shared by all vCPUs of the VM through an `Arc`. Made from
+/// an enabled [`KvmPerCpu`], whose `/dev/kvm` it uses.
 ///
 /// The host memory the nested page table maps must stay allocated while any slot maps it:
 /// call [`unmap_all`](Self::unmap_all) (or drop every vCPU and the VM) before freeing it.
 pub struct KvmVm {
-    kvm: Kvm,
     fd: VmFd,
     cpuid: CpuId,
     run_size: usize,
@@ -103,12 +105,13 @@ impl core::fmt::Debug for KvmVm {
 }
 
 impl KvmVm {
-    /// Opens `/dev/kvm`, checks the capabilities the backend needs and creates a VM.
-    pub fn new(config: KvmVmConfig) -> VCpuResult<Arc<Self>> {
-        crate::kick::install_kick_handler()
-            .map_err(|e| kvm_error("installing the kick signal handler", e))?;
-        let kvm = Kvm::new().map_err(|e| kvm_error("opening /dev/kvm", e))?;
-        crate::percpu::check_caps(&kvm)?;
+    /// Creates a VM through `percpu`'s `/dev/kvm` (enabled, so the capabilities the backend
+    /// needs are checked and the kick signal's handler is installed). The VM keeps its own
+    /// file descriptor: disabling or dropping `percpu` later does not affect it.
+    pub fn new(percpu: &KvmPerCpu, config: KvmVmConfig) -> VCpuResult<Arc<Self>> {
+        let kvm = percpu.kvm().ok_or(VCpuError::bad_state(
+            "KvmVm::new: the KvmPerCpu is not enabled (call hardware_enable first)",
+        ))?;
         let fd = kvm.create_vm().map_err(|e| kvm_error("KVM_CREATE_VM", e))?;
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -117,18 +120,17 @@ impl KvmVm {
             .get_vcpu_mmap_size()
             .map_err(|e| kvm_error("KVM_GET_VCPU_MMAP_SIZE", e))?;
         let vm = Self {
-            kvm,
             fd,
             cpuid,
             run_size,
             slots: Mutex::new(SlotTable::default()),
             ioctls: AtomicU64::new(3),
         };
-        vm.trap_msrs(&config.trapped_msrs)?;
+        vm.trap_msrs(kvm, &config.trapped_msrs)?;
         Ok(Arc::new(vm))
     }
 
-    fn trap_msrs(&self, msrs: &[u32]) -> VCpuResult {
+    fn trap_msrs(&self, kvm: &Kvm, msrs: &[u32]) -> VCpuResult {
         if msrs.is_empty() {
             return Ok(());
         }
@@ -136,7 +138,7 @@ impl KvmVm {
             return Err(VCpuError::invalid_input("at most 16 MSRs can be trapped")
                 .with_value(msrs.len() as u64));
         }
-        if !self.kvm.check_extension(Cap::X86UserSpaceMsr) {
+        if !kvm.check_extension(Cap::X86UserSpaceMsr) {
             return Err(VCpuError::unsupported(
                 "KVM lacks KVM_CAP_X86_USER_SPACE_MSR",
             ));

@@ -31,8 +31,8 @@ PROGRAM triple_fault
 END_PROGRAM triple_fault
 
 PROGRAM unemulated
-    fwait
-    DONE_LOOP
+    mov rax, {mmio}
+    jmp rax
 END_PROGRAM unemulated
 
 PROGRAM send_ipi

@@ -9,13 +9,13 @@
 //! `rdi, rsi, rdx, rcx, r8, r9`, result in `rax`.
 //!
 //! The conformance programs follow [`axvcpu_conformance::contract::GuestProgram`] exactly,
-//! with the addresses of [`crate::testing`]'s layout.
+//! with the addresses of [`crate::vm`]'s layout.
 
 use core::arch::global_asm;
 
 use axvcpu_conformance::contract::{self as c, GuestProgram};
 
-use crate::testing::{IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE, SYSREG_MSR};
+use crate::vm::{IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE, SYSREG_MSR};
 
 /// The port [`string_io`] uses.
 pub const STRING_IO_PORT: u16 = 0xe8;
@@ -69,7 +69,7 @@ axvcpu_kvm_guest_\name\()_end:
     npf_data = const c::NPF_DATA,
     cpu_up_target = const c::CPU_UP_TARGET,
     irq_vec = const IRQ_VECTOR,
-    irq_vec2 = const crate::testing::SECOND_IRQ_VECTOR,
+    irq_vec2 = const crate::vm::SECOND_IRQ_VECTOR,
     msr = const SYSREG_MSR,
     sysreg_write = const c::SYSREG_WRITE_VALUE,
     below = const RAM_BASE - 0x1000,
@@ -128,7 +128,8 @@ program!(
     pub triple_fault
 );
 program!(
-    /// `fwait`, which KVM's instruction emulator refuses on this platform (then `HC_DONE`).
+    /// Jumps to [`MMIO_BASE`]: KVM cannot fetch an instruction from memory no slot backs,
+    /// so its emulator fails (`KVM_EXIT_INTERNAL_ERROR`, `KVM_INTERNAL_ERROR_EMULATION`).
     pub unemulated
 );
 program!(

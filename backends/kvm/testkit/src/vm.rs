@@ -1,5 +1,5 @@
-//! The conformance harness: [`KvmPlatform`] runs `axvcpu-conformance`'s scenarios on KVM,
-//! and [`KvmTestVm`] is a small ready-to-run VM other tests, examples and benches reuse.
+//! [`KvmTestVm`]: a small ready-to-run VM the conformance platform, tests, benches and the
+//! demo share, and [`kvm`], the enabled per-CPU state every one of them is made from.
 //!
 //! Guest-physical layout of every test VM:
 //!
@@ -13,15 +13,14 @@
 //! | MMIO window (unmapped) | [`MMIO_BASE`] | — |
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
 
-use axvcpu::{GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError, VCpuResult};
-use axvcpu_conformance::contract::GuestProgram;
-use axvcpu_conformance::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
+use axvcpu::{AxArchPerCpu, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
+use axvcpu_conformance::{Layout, TestVm};
+use axvcpu_kvm::boot::{write_long_mode_tables, LongModeBoot};
+use axvcpu_kvm::{
+    HostFrames, HostedHal, KvmCreateConfig, KvmPerCpu, KvmSetupConfig, KvmVCpu, KvmVm, KvmVmConfig,
+};
 use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
-
-use crate::boot::{write_long_mode_tables, LongModeBoot};
-use crate::{HostFrames, HostedHal, KvmCreateConfig, KvmSetupConfig, KvmVCpu, KvmVm, KvmVmConfig};
 
 /// First guest-physical byte of RAM (below 1 MiB, so an SIPI vector can reach it).
 pub const RAM_BASE: u64 = 0x1_0000;
@@ -41,13 +40,24 @@ pub const SECOND_IRQ_VECTOR: u64 = 0x50;
 pub const SYSREG_MSR: u64 = 0xc000_0103;
 /// Stack bytes per vCPU.
 pub const STACK_SIZE: u64 = 0x4000;
-/// Random programs the conformance `garbage` scenario runs by default.
-pub const DEFAULT_GARBAGE_PROGRAMS: usize = 200;
 
 const RAM_END: u64 = RAM_BASE + RAM_SIZE;
 const RWX: MapFlags = MapFlags::READ
     .union(MapFlags::WRITE)
     .union(MapFlags::EXECUTE);
+
+/// The process's enabled [`KvmPerCpu`] (one serves every VM and thread), enabled at the
+/// first call; the error, should `/dev/kvm` be unusable, is returned to every caller.
+pub fn kvm() -> VCpuResult<&'static KvmPerCpu> {
+    static KVM: OnceLock<VCpuResult<KvmPerCpu>> = OnceLock::new();
+    KVM.get_or_init(|| {
+        let mut percpu = KvmPerCpu::new(0)?;
+        percpu.hardware_enable()?;
+        Ok(percpu)
+    })
+    .as_ref()
+    .map_err(|e| *e)
+}
 
 /// A test VM: RAM and a read-only page in [`HostedHal`] frames, a nested page table mapping
 /// them, a [`KvmVm`] mirroring it, and a program at [`ENTRY`].
@@ -83,9 +93,12 @@ impl KvmTestVm {
             ro.len(),
             MapFlags::READ | MapFlags::EXECUTE,
         )?;
-        let vm = KvmVm::new(KvmVmConfig {
-            trapped_msrs: vec![SYSREG_MSR as u32],
-        })?;
+        let vm = KvmVm::new(
+            kvm()?,
+            KvmVmConfig {
+                trapped_msrs: vec![SYSREG_MSR as u32],
+            },
+        )?;
         let mut this = Self {
             vm,
             vm_id,
@@ -222,117 +235,5 @@ unsafe impl TestVm for KvmTestVm {
 
     fn make_writable(&self, gpa: GuestPhysAddr) -> VCpuResult {
         self.npt().protect(gpa, 4096, RWX)
-    }
-}
-
-/// The conformance platform for hosted KVM on x86-64.
-#[derive(Debug)]
-pub struct KvmPlatform {
-    next_vm_id: usize,
-    garbage_programs: usize,
-}
-
-impl Default for KvmPlatform {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl KvmPlatform {
-    /// A platform whose `garbage` scenario runs [`DEFAULT_GARBAGE_PROGRAMS`] programs.
-    pub fn new() -> Self {
-        Self {
-            next_vm_id: 1,
-            garbage_programs: DEFAULT_GARBAGE_PROGRAMS,
-        }
-    }
-
-    /// Sets how many random programs `garbage` runs.
-    pub fn with_garbage_programs(mut self, count: usize) -> Self {
-        self.garbage_programs = count;
-        self
-    }
-
-    fn vm_id(&mut self) -> usize {
-        self.next_vm_id += 1;
-        self.next_vm_id - 1
-    }
-}
-
-/// Nanoseconds since the first call.
-pub fn now_ns() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-#[derive(Debug)]
-struct ThreadJoin(std::thread::JoinHandle<()>);
-
-impl Join for ThreadJoin {
-    fn join(self: Box<Self>) -> bool {
-        self.0.join().is_ok()
-    }
-}
-
-impl Platform for KvmPlatform {
-    type Vm = KvmTestVm;
-
-    fn info(&self) -> PlatformInfo {
-        PlatformInfo {
-            isa: Isa::X86_64,
-            name: "kvm-x86_64",
-            irq_vector: IRQ_VECTOR as usize,
-            second_irq_vector: SECOND_IRQ_VECTOR as usize,
-            sysreg_read: Some(SysRegAddr(SYSREG_MSR as usize)),
-            sysreg_write: Some(SysRegAddr(SYSREG_MSR as usize)),
-            halt_insn_len: 1,
-            gpr_range: (0, 16),
-            smp_id_reg: crate::regs::gpr::RBX,
-            garbage_programs: self.garbage_programs,
-        }
-    }
-
-    fn not_applicable(&self, program: GuestProgram) -> Option<&'static str> {
-        match program {
-            GuestProgram::CpuDown => Some(
-                "x86 has no architectural way for a CPU to stop itself (no PSCI CPU_OFF or SBI hart_stop)",
-            ),
-            _ => None,
-        }
-    }
-
-    fn create_vm(&mut self, program: GuestProgram) -> VCpuResult<KvmTestVm> {
-        let code = crate::guests::contract_program(program).ok_or(VCpuError::unsupported(
-            "no x86 program for this contract entry",
-        ))?;
-        KvmTestVm::new(self.vm_id(), code)
-    }
-
-    fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<KvmTestVm> {
-        KvmTestVm::new(self.vm_id(), code)
-    }
-
-    fn cpu_count(&self) -> usize {
-        std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(2, axvcpu::MAX_CPUS)
-    }
-
-    fn spawn_on_cpu(
-        &self,
-        _cpu: usize,
-        job: Box<dyn FnOnce() + Send + 'static>,
-    ) -> VCpuResult<Box<dyn Join>> {
-        let handle = std::thread::Builder::new()
-            .name("kvm-conformance-cpu".into())
-            .spawn(job)
-            .map_err(|_| {
-                VCpuError::new(axvcpu::AxErrorKind::ResourceBusy, "cannot spawn a thread")
-            })?;
-        Ok(Box::new(ThreadJoin(handle)))
-    }
-
-    fn clock(&self) -> fn() -> u64 {
-        now_ns
     }
 }
