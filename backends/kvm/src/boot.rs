@@ -1,5 +1,5 @@
 //! Starting a vCPU in 64-bit long mode: the GDT and identity page tables the hypervisor puts
-//! in guest RAM (shared with the SVM backend: `axvcpu_guests_x86::boot`), and the KVM
+//! in guest RAM (shared with the SVM backend: `axvcpu_x86::boot`), and the KVM
 //! segment and control registers that go with them.
 
 use kvm_bindings::{kvm_segment, kvm_sregs};

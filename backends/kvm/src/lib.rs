@@ -63,7 +63,7 @@
 //! | other `out` / `in` (1, 2, 4 bytes) | `KVM_EXIT_IO` | `IoWrite` / `IoRead`; string I/O is reported one element per exit |
 //! | load / store to unmapped guest-physical memory | `KVM_EXIT_MMIO` | `MmioRead { reg: None, .. }` / `MmioWrite` (KVM's emulator writes the destination register) |
 //! | store to a read-only mapping | `KVM_EXIT_MMIO` in a read-only slot | `NestedPageFault { addr, WRITE }`; the write is held and stored into host memory by the next `run()` once the table maps it writable, or faults again |
-//! | 4-byte ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }` (physical destination, no shorthand; later SIPIs are absorbed); fixed and lowest-priority IPIs → `SendIPI { vector }`, NMIs → `SendIPI { vector: 2 }`; other delivery modes are absorbed |
+//! | 4-byte ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }` (physical destination, no shorthand; later SIPIs are absorbed); fixed and lowest-priority IPIs → `SendIPI { vector }`, NMIs → `SendIPI { vector: 2 }`; other delivery modes are absorbed (decoded by the shared [`axvcpu_x86::apic::IcrDecoder`]) |
 //! | `rdmsr` / `wrmsr` of an MSR in [`KvmVmConfig::trapped_msrs`] | `KVM_EXIT_X86_RDMSR/WRMSR` | `SysRegRead { reg: 0 }` / `SysRegWrite` |
 //! | `hlt` | `KVM_EXIT_HLT` | `Halt` |
 //! | — (kicked) | `EINTR` | `Kicked` |
@@ -111,5 +111,4 @@ pub use kick::{kick_signal, Kicker};
 pub use memory::HostFrames;
 pub use percpu::KvmPerCpu;
 pub use vcpu::{KvmCreateConfig, KvmSetupConfig, KvmVCpu};
-pub use vcpu::{APIC_ICR_HIGH, APIC_ICR_LOW};
 pub use vm::{KvmVm, KvmVmConfig};

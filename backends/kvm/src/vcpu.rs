@@ -5,8 +5,6 @@
 mod exit;
 mod irq;
 
-pub use exit::{APIC_ICR_HIGH, APIC_ICR_LOW};
-
 use std::marker::PhantomData;
 use std::sync::Arc;
 

@@ -8,15 +8,11 @@ use axvcpu::{
     VCpuResult, X86_HYPERCALL_PORT, X86_SHUTDOWN_PORT,
 };
 
+use axvcpu_x86::apic::IcrDecoder;
+
 use crate::regs::{gpr, RegFile};
 use crate::switch::{RawExit, Switch};
 use crate::vm::{kvm_error, Backing, KvmVm};
-
-/// Local APIC interrupt command register, low and high halves (xAPIC MMIO at the default
-/// base 0xFEE0_0000).
-pub const APIC_ICR_LOW: u64 = 0xfee0_0300;
-/// See [`APIC_ICR_LOW`].
-pub const APIC_ICR_HIGH: u64 = 0xfee0_0310;
 
 /// A port or MMIO access KVM handed over whole, reported to the hypervisor in pieces of a
 /// width it can express: one element at a time for string I/O (`rep ins/outs`), natural
@@ -61,10 +57,8 @@ pub(crate) struct Exits {
     transfer: Option<Transfer>,
     read: Option<PendingRead>,
     held_write: Option<HeldWrite>,
-    /// ICR high: the destination APIC id is bits 24..32.
-    icr_high: u32,
-    /// Destinations that got an INIT and wait for their SIPI.
-    init_sent: Vec<u32>,
+    /// The local APIC's ICR, which the guest writes through the (unmapped) xAPIC page.
+    icr: IcrDecoder,
     /// KVM finishes the last exit's instruction at the next `KVM_RUN` (a read, `wrmsr`, an
     /// access reported in pieces): `rip` still points at it and must not move before.
     unfinished: bool,
@@ -191,8 +185,10 @@ impl Exits {
     ) -> VCpuResult<E> {
         let len = len.min(8);
         let value = switch.exit_value(data_off, len)?;
-        if len == 4 && (addr == APIC_ICR_LOW || addr == APIC_ICR_HIGH) {
-            return Ok(self.icr_write(addr, value as u32));
+        if let Ok(width) = AccessWidth::try_from(len) {
+            if let Some(exit) = self.icr.mmio_write(addr, width, value) {
+                return Ok(exit);
+            }
         }
         let write = HeldWrite {
             addr,
@@ -353,52 +349,6 @@ impl Exits {
             None => Err(VCpuError::bad_state(
                 "complete_read: the last exit was not a read",
             )),
-        }
-    }
-
-    /// A 4-byte write to the ICR: the high half is latched; the low half sends. INIT then
-    /// SIPI to a physical destination starts a CPU; fixed, lowest-priority and NMI IPIs are
-    /// reported; everything else is absorbed (`Nothing`).
-    fn icr_write(&mut self, addr: u64, value: u32) -> E {
-        if addr == APIC_ICR_HIGH {
-            self.icr_high = value;
-            return E::Nothing;
-        }
-        let dest = self.icr_high >> 24;
-        let vector = value & 0xff;
-        let mode = (value >> 8) & 7;
-        let level_assert = value & (1 << 14) != 0;
-        let shorthand = (value >> 18) & 3;
-        match mode {
-            // INIT (the de-assert form is a legacy no-op).
-            5 => {
-                if level_assert && shorthand == 0 && !self.init_sent.contains(&dest) {
-                    self.init_sent.push(dest);
-                }
-                E::Nothing
-            }
-            // Start-up: the first SIPI after INIT starts the CPU; later ones are ignored.
-            6 => match self.init_sent.iter().position(|&d| d == dest) {
-                Some(i) if shorthand == 0 => {
-                    self.init_sent.swap_remove(i);
-                    E::CpuUp {
-                        target_cpu: u64::from(dest),
-                        entry_point: GuestPhysAddr::from((vector as usize) << 12),
-                        arg: 0,
-                    }
-                }
-                _ => E::Nothing,
-            },
-            // Fixed, lowest priority, NMI. An NMI ignores the ICR's vector field: it is
-            // reported as vector 2, the NMI's own.
-            0 | 1 | 4 => E::SendIPI {
-                target_cpu: u64::from(dest),
-                target_cpu_aux: 0,
-                send_to_all: shorthand >= 2,
-                send_to_self: shorthand == 1 || shorthand == 2,
-                vector: if mode == 4 { 2 } else { u64::from(vector) },
-            },
-            _ => E::Nothing,
         }
     }
 }
