@@ -56,31 +56,37 @@ impl RegFile {
         self.dirty = true;
     }
 
+    #[inline]
     pub(crate) fn get(&self, reg: usize) -> VCpuResult<u64> {
         get(&self.regs, reg)
     }
 
+    #[inline]
     pub(crate) fn set(&mut self, reg: usize, val: u64) -> VCpuResult {
         set(&mut self.regs, reg, val)?;
         self.dirty = true;
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn rip(&self) -> u64 {
         self.regs.rip
     }
 
+    #[inline]
     pub(crate) fn set_rip(&mut self, rip: u64) {
         self.regs.rip = rip;
         self.dirty = true;
     }
 
+    #[inline]
     pub(crate) fn rflags(&self) -> u64 {
         self.regs.rflags
     }
 
     /// Sets `rax`, the hypercall result. Loading registers costs KVM about as much as an
     /// exit here, so an unchanged value is not written back.
+    #[inline]
     pub(crate) fn set_rax(&mut self, val: u64) {
         if self.regs.rax != val {
             self.regs.rax = val;
@@ -89,17 +95,20 @@ impl RegFile {
     }
 
     /// The hypercall number and arguments: rax; rdi, rsi, rdx, rcx, r8, r9.
+    #[inline]
     pub(crate) fn hypercall(&self) -> (u64, [u64; 6]) {
         let r = &self.regs;
         (r.rax, [r.rdi, r.rsi, r.rdx, r.rcx, r.r8, r.r9])
     }
 
     /// The registers to load at the next entry, if the hypervisor changed any.
+    #[inline]
     pub(crate) fn take_changes(&mut self) -> Option<kvm_regs> {
         core::mem::take(&mut self.dirty).then_some(self.regs)
     }
 
     /// Takes what KVM reported at an exit.
+    #[inline]
     pub(crate) fn refresh(&mut self, regs: kvm_regs) {
         self.regs = regs;
     }

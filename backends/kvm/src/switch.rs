@@ -182,6 +182,7 @@ impl Switch {
 
     /// Loads changed registers, runs `KVM_RUN` once (unless a kick is pending) and takes
     /// back the registers KVM left in the page.
+    #[inline]
     pub(crate) fn run(&mut self, regs: &mut RegFile) -> RawExit {
         if let Some(changed) = regs.take_changes() {
             // SAFETY: see `base`; `s.regs` is the sync-register area (plain integers).
@@ -231,6 +232,7 @@ impl Switch {
         }
     }
 
+    #[inline]
     fn raw_exit(r: Result<VcpuExit<'_>, kvm_ioctls::Error>, base: usize) -> RawExit {
         let off = |p: *const u8| p.addr().wrapping_sub(base);
         let exit = match r {
@@ -277,6 +279,7 @@ impl Switch {
     }
 
     /// Tells KVM to load these sync-register sets at the next entry.
+    #[inline]
     fn mark_sync_dirty(&mut self, sets: u64) {
         let run = self.page();
         // SAFETY: see `base`.
@@ -287,6 +290,7 @@ impl Switch {
     }
 
     /// Whether KVM said, at the last exit, that the guest can take an interrupt now.
+    #[inline]
     pub(crate) fn ready_for_interrupt(&self) -> bool {
         // SAFETY: see `base`; a one-byte read of a field nobody writes concurrently.
         unsafe { addr_of!((*self.page()).ready_for_interrupt_injection).read() != 0 }
@@ -294,6 +298,7 @@ impl Switch {
 
     /// The interrupt KVM holds injected and the guest has not taken yet, as of the last
     /// exit (or as `inject` left it).
+    #[inline]
     pub(crate) fn injected_interrupt(&self) -> Option<u8> {
         // SAFETY: see `base`; `s.regs.events` is plain integers, copied out at each exit.
         let pending = unsafe { addr_of!((*self.page()).s.regs.events.interrupt).read() };
@@ -301,6 +306,7 @@ impl Switch {
     }
 
     /// Makes KVM inject `vector` at the next entry, through the synced vCPU events.
+    #[inline]
     pub(crate) fn inject(&mut self, vector: u8) {
         let run = self.page();
         // SAFETY: see `base`; `s.regs.events` is KVM's pending-event state (plain
@@ -317,6 +323,7 @@ impl Switch {
     }
 
     /// Asks KVM for (or stops asking for) an exit once the guest can take an interrupt.
+    #[inline]
     pub(crate) fn request_interrupt_window(&mut self, on: bool) {
         // SAFETY: see `base`; `request_interrupt_window` is its own byte, next to but not
         // overlapping `immediate_exit`.
@@ -324,6 +331,7 @@ impl Switch {
     }
 
     /// Checks that `[off, off + len)` is exit data inside the mapping; returns its address.
+    #[inline]
     fn exit_data(&self, off: usize, len: usize) -> VCpuResult<*mut u8> {
         let inside = off
             .checked_add(len)
@@ -339,6 +347,7 @@ impl Switch {
 
     /// `len` (at most 8) bytes of exit data at `off` (I/O, MMIO or MSR data), as a
     /// little-endian value.
+    #[inline]
     pub(crate) fn exit_value(&self, off: usize, len: usize) -> VCpuResult<u64> {
         let mut b = [0u8; 8];
         let buf = b.get_mut(..len).ok_or(
@@ -353,6 +362,7 @@ impl Switch {
     }
 
     /// Copies `bytes` into exit data at `off`, where KVM picks up a read's value.
+    #[inline]
     pub(crate) fn write_exit_data(&mut self, off: usize, bytes: &[u8]) -> VCpuResult {
         let dst = self.exit_data(off, bytes.len())?;
         // SAFETY: as in `exit_value`.

@@ -67,6 +67,7 @@ pub(crate) struct Exits {
 impl Exits {
     /// Refuses to move `rip` while KVM has an instruction to finish: it would finish it at
     /// the new `rip` (completing an MMIO read even writes its own `rip` back).
+    #[inline]
     pub(crate) fn check_pc_move(&self) -> VCpuResult {
         if self.unfinished {
             return Err(VCpuError::bad_state(
@@ -78,6 +79,7 @@ impl Exits {
 
     /// The exit `run()` reports without entering the guest: the next piece of a transfer,
     /// or the outcome of retrying a held write (`Nothing` once it is stored).
+    #[inline]
     pub(crate) fn resume(&mut self, switch: &Switch, vm: &KvmVm) -> VCpuResult<Option<E>> {
         if self.read.is_some() {
             return Err(VCpuError::bad_state(
@@ -93,6 +95,7 @@ impl Exits {
         }
     }
 
+    #[inline]
     pub(crate) fn decode(
         &mut self,
         raw: RawExit,
@@ -175,6 +178,7 @@ impl Exits {
         })
     }
 
+    #[inline]
     fn mmio_write(
         &mut self,
         addr: u64,
@@ -247,6 +251,7 @@ impl Exits {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn start_transfer(
         &mut self,
         port: Option<u16>,
@@ -277,6 +282,7 @@ impl Exits {
     }
 
     /// The next piece of the current transfer, if any is left.
+    #[inline]
     fn next_piece(&mut self, switch: &Switch) -> VCpuResult<Option<E>> {
         let Some(mut t) = self.transfer else {
             return Ok(None);
@@ -325,6 +331,7 @@ impl Exits {
 
     /// Puts `value` where the pending read's instruction expects it; KVM finishes the
     /// instruction at the next `KVM_RUN`.
+    #[inline]
     pub(crate) fn complete_read(&mut self, value: u64, switch: &mut Switch) -> VCpuResult {
         match self.read.take() {
             Some(PendingRead::Transfer { size }) => {

@@ -43,6 +43,7 @@ impl Irqs {
 
     /// Makes `vector` (checked by [`check_vector`](Self::check_vector)) pending, merging
     /// with the same vector pending or in flight.
+    #[inline]
     pub(crate) fn inject(&mut self, vector: usize) -> VCpuResult {
         Self::check_vector(vector)?;
         if self.in_flight != Some(vector as u8) {
@@ -52,12 +53,14 @@ impl Irqs {
     }
 
     /// Whether the guest has an interrupt to take.
+    #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.in_flight.is_some()
     }
 
     /// Before an entry: injects the highest pending vector if the guest can take it now,
     /// and asks KVM for an interrupt-window exit while any remains held.
+    #[inline]
     pub(crate) fn before_entry(&mut self, switch: &mut Switch, rflags: u64) {
         if self.pending.is_empty() {
             switch.request_interrupt_window(false);
@@ -78,6 +81,7 @@ impl Irqs {
     }
 
     /// After an exit: what KVM still holds injected, and whether the guest could take more.
+    #[inline]
     pub(crate) fn after_exit(&mut self, switch: &Switch) {
         self.in_flight = switch.injected_interrupt();
         self.ready = switch.ready_for_interrupt();
