@@ -147,4 +147,12 @@ pub trait Platform {
 
     /// A monotonic clock in nanoseconds, callable from any CPU (jobs use it to wait).
     fn clock(&self) -> fn() -> u64;
+
+    /// What a job waiting for a condition does between two checks, callable from any CPU.
+    /// Bare metal spins (the default); a hosted platform yields its thread, so a waiting
+    /// job (the `garbage` watchdog waits for the whole scenario) leaves the host's cores to
+    /// the vCPUs.
+    fn idle(&self) -> fn() {
+        core::hint::spin_loop
+    }
 }

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axvcpu::{current_vcpu, AxArchVCpu, AxVCpuExitReason, VCpuState};
 
-use super::{expect_done, expect_report, reports_until_done, start, step, wait_until, Check};
+use super::{expect_done, expect_report, reports_until_done, start, step, Check, Waiter};
 use crate::contract::*;
 use crate::{Isa, Platform, TestVm};
 
@@ -58,7 +58,8 @@ pub(crate) fn cpu_down<P: Platform>(p: &mut P) -> Check {
 }
 
 pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
-    let clock = p.clock();
+    let wait = Waiter::of(p);
+    let clock = wait.clock;
     let (_vm, mut v) = start(p, GuestProgram::Spin)?;
     // A kick that comes before run() is not lost.
     v.handle().kick();
@@ -84,9 +85,9 @@ pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
                 1,
                 Box::new(move || {
                     // One kick once the guest is in; a kick is never lost, so run() returns.
-                    wait_until(clock, SECOND, || handle.state() == VCpuState::Running);
+                    wait.until(SECOND, || handle.state() == VCpuState::Running);
                     handle.kick();
-                    if wait_until(clock, 2 * SECOND, || returned_seen.load(Ordering::Acquire)) {
+                    if wait.until(2 * SECOND, || returned_seen.load(Ordering::Acquire)) {
                         return;
                     }
                     lost_seen.store(true, Ordering::Release);
@@ -95,7 +96,7 @@ pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
                         && clock().saturating_sub(start) < 5 * SECOND
                     {
                         handle.kick();
-                        wait_until(clock, SECOND / 100, || {
+                        wait.until(SECOND / 100, || {
                             returned_seen.load(Ordering::Acquire)
                         });
                     }
@@ -137,7 +138,7 @@ fn run_smp_vcpu<V: TestVm>(
     id: usize,
     id_reg: usize,
     bound: &AtomicUsize,
-    clock: fn() -> u64,
+    wait: Waiter,
 ) -> Check {
     type H<V> = <<V as TestVm>::Arch as AxArchVCpu>::Hal;
     let mut v = vm
@@ -147,7 +148,7 @@ fn run_smp_vcpu<V: TestVm>(
         .map_err(|e| format!("vCPU {id}: set_gpr: {e}"))?;
     v.bind().map_err(|e| format!("vCPU {id}: bind: {e}"))?;
     bound.fetch_add(1, Ordering::AcqRel);
-    if !wait_until(clock, 5 * SECOND, || bound.load(Ordering::Acquire) == 2) {
+    if !wait.until(5 * SECOND, || bound.load(Ordering::Acquire) == 2) {
         return Err(format!("vCPU {id}: the other vCPU never got bound"));
     }
     if current_vcpu::<H<V>>() != Some(v.id()) {
@@ -175,7 +176,7 @@ fn run_smp_vcpu<V: TestVm>(
 }
 
 pub(crate) fn smp<P: Platform>(p: &mut P) -> Check {
-    let clock = p.clock();
+    let wait = Waiter::of(p);
     let id_reg = p.info().smp_id_reg;
     let vm = Arc::new(
         p.create_vm(GuestProgram::Smp)
@@ -188,12 +189,12 @@ pub(crate) fn smp<P: Platform>(p: &mut P) -> Check {
         .spawn_on_cpu(
             1,
             Box::new(move || {
-                let r = run_smp_vcpu(&*vm1, 1, id_reg, &bound1, clock);
+                let r = run_smp_vcpu(&*vm1, 1, id_reg, &bound1, wait);
                 *second1.lock() = Some(r);
             }),
         )
         .map_err(|e| format!("spawn_on_cpu: {e}"))?;
-    let first = run_smp_vcpu(&*vm, 0, id_reg, &bound, clock);
+    let first = run_smp_vcpu(&*vm, 0, id_reg, &bound, wait);
     let joined = job.join();
     first?;
     let second = second.lock().take();

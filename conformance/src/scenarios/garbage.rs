@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use axvcpu::{AxArchVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState};
 
-use super::{wait_until, ArchOf, Check};
+use super::{ArchOf, Check, Waiter};
 use crate::{Layout, Platform, TestVm};
 
 /// Bytes of random code per program.
@@ -42,14 +42,14 @@ struct Watchdog<A: AxArchVCpu> {
 }
 
 impl<A: AxArchVCpu> Watchdog<A> {
-    fn watch(&self, clock: fn() -> u64) {
+    fn watch(&self, wait: Waiter) {
         while !self.stop.load(Ordering::Acquire) {
             if let Some((deadline, handle)) = &*self.armed.lock() {
-                if clock() > *deadline {
+                if (wait.clock)() > *deadline {
                     handle.kick();
                 }
             }
-            wait_until(clock, 1_000_000, || self.stop.load(Ordering::Acquire));
+            wait.until(1_000_000, || self.stop.load(Ordering::Acquire));
         }
     }
 }
@@ -129,7 +129,8 @@ fn run_program<P: Platform>(
 }
 
 pub(crate) fn garbage<P: Platform>(p: &mut P) -> Check {
-    let clock = p.clock();
+    let wait = Waiter::of(p);
+    let clock = wait.clock;
     let count = p.info().garbage_programs;
     let dog = Arc::new(Watchdog::<ArchOf<P>> {
         armed: spin::Mutex::new(None),
@@ -137,7 +138,7 @@ pub(crate) fn garbage<P: Platform>(p: &mut P) -> Check {
     });
     let dog_job = dog.clone();
     let watcher = p
-        .spawn_on_cpu(1, Box::new(move || dog_job.watch(clock)))
+        .spawn_on_cpu(1, Box::new(move || dog_job.watch(wait)))
         .map_err(|e| format!("spawn_on_cpu: {e}"))?;
     let mut result = Ok(());
     for i in 0..count as u64 {

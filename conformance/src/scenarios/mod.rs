@@ -178,14 +178,31 @@ pub(crate) fn expect_state<A: AxArchVCpu>(vcpu: &AxVCpu<A>, state: VCpuState, wh
     }
 }
 
-/// Waits (spinning on `clock`) until `cond` holds or `timeout_ns` passes.
-pub(crate) fn wait_until(clock: fn() -> u64, timeout_ns: u64, cond: impl Fn() -> bool) -> bool {
-    let start = clock();
-    while !cond() {
-        if clock().saturating_sub(start) > timeout_ns {
-            return false;
+/// How a job waits: the platform's clock and what it does between checks
+/// ([`Platform::idle`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Waiter {
+    pub(crate) clock: fn() -> u64,
+    idle: fn(),
+}
+
+impl Waiter {
+    pub(crate) fn of<P: Platform>(p: &P) -> Self {
+        Self {
+            clock: p.clock(),
+            idle: p.idle(),
         }
-        core::hint::spin_loop();
     }
-    true
+
+    /// Waits until `cond` holds (`true`) or `timeout_ns` passes (`false`).
+    pub(crate) fn until(self, timeout_ns: u64, cond: impl Fn() -> bool) -> bool {
+        let start = (self.clock)();
+        while !cond() {
+            if (self.clock)().saturating_sub(start) > timeout_ns {
+                return false;
+            }
+            (self.idle)();
+        }
+        true
+    }
 }

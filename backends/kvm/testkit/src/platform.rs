@@ -122,4 +122,10 @@ impl Platform for KvmPlatform {
     fn clock(&self) -> fn() -> u64 {
         now_ns
     }
+
+    /// Waiting threads sleep briefly: a spinning watchdog would take one of the host's
+    /// cores from the vCPU threads (and from the tests running beside it).
+    fn idle(&self) -> fn() {
+        || std::thread::sleep(std::time::Duration::from_micros(100))
+    }
 }
