@@ -167,7 +167,7 @@ impl<H: AxVCpuHal, F: PagingFormat> NestedPageTable<H, F> {
     }
 
     /// Every mapping in GPA order; adjacent leaves whose host addresses are contiguous and
-    /// whose flags are equal come merged into one [`Mapping`].
+    /// whose flags are equal come merged into one [`Mapping`](crate::Mapping).
     pub fn mappings(&self) -> Mappings<'_, H, F> {
         mappings_in(self.root)
     }

@@ -99,7 +99,8 @@ impl<H: AxVCpuHal, F: PagingFormat> Iterator for Leaves<H, F> {
 }
 
 /// The mappings of a table in GPA order, with adjacent leaves of contiguous host addresses
-/// and equal flags merged. Returned by [`NestedPageTable::mappings`] and
+/// and equal flags merged. Returned by
+/// [`NestedPageTable::mappings`](crate::NestedPageTable::mappings) and
 /// [`NptView::mappings`].
 pub struct Mappings<'a, H, F> {
     leaves: Leaves<H, F>,
@@ -171,11 +172,11 @@ impl<H: AxVCpuHal, F: PagingFormat> NptView<H, F> {
     ///
     /// # Safety
     /// For as long as the view (or an iterator it returned) is used, `root` must be the
-    /// [`root_paddr`](crate::NestedPageTable::root_paddr) of a live `NestedPageTable<H, F>` (same HAL,
-    /// same format), so every frame it reaches is a table frame that `H::phys_to_virt`
-    /// maps. The table may change between calls on the view, but not during one (a
-    /// `mappings()` iteration counts as one call): a concurrent change could free a frame
-    /// the walk is reading.
+    /// [`root_paddr`](crate::NestedPageTable::root_paddr) of a live `NestedPageTable<H, F>`
+    /// (same HAL, same format), so every frame it reaches is a table frame that
+    /// `H::phys_to_virt` maps. The table may change between calls on the view, but not
+    /// during one (a `mappings()` iteration counts as one call): a concurrent change could
+    /// free a frame the walk is reading.
     pub unsafe fn from_root(root: HostPhysAddr) -> VCpuResult<Self> {
         let r = root.as_usize();
         let bytes = F::ROOT_FRAMES * FRAME_SIZE;
@@ -196,17 +197,17 @@ impl<H: AxVCpuHal, F: PagingFormat> NptView<H, F> {
         self.root
     }
 
-    /// As [`NestedPageTable::query`].
+    /// As [`NestedPageTable::query`](crate::NestedPageTable::query).
     pub fn query(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, MapFlags, usize)> {
         self.translate(gpa).map(|t| (t.hpa, t.flags, t.size))
     }
 
-    /// As [`NestedPageTable::translate`].
+    /// As [`NestedPageTable::translate`](crate::NestedPageTable::translate).
     pub fn translate(&self, gpa: GuestPhysAddr) -> Option<Translation> {
         translate_in::<H, F>(self.root, gpa)
     }
 
-    /// As [`NestedPageTable::mappings`].
+    /// As [`NestedPageTable::mappings`](crate::NestedPageTable::mappings).
     pub fn mappings(&self) -> Mappings<'_, H, F> {
         mappings_in(self.root)
     }
