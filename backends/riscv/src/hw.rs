@@ -5,7 +5,7 @@
 //!
 //! The CSRs that decide what memory a guest reaches (`hgatp`, `vsatp`) are written only
 //! through `unsafe fn`s with their conditions; the generic accessors refuse them (and
-//! `satp`, which the backend never writes) at compile time.
+//! `satp`, which the backend never writes) at compile time, wherever they are instantiated.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -180,7 +180,7 @@ pub fn hfence_vvma_all() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What `hardware_enable` probed (once, on the first hart; harts of one machine agree).
+// What `hardware_enable` probed (on each hart it enables; the harts of one machine agree).
 
 static PROBED: AtomicBool = AtomicBool::new(false);
 static SV39X4: AtomicBool = AtomicBool::new(false);
