@@ -76,6 +76,19 @@
 //! [`PagingFormat::check_flags`] says, and `map`/`protect` refuse what a format cannot
 //! express rather than widen it.
 //!
+//! A RISC-V hypervisor learns which G-stage formats `hgatp` accepts only at run time:
+//! [`GStageTable`] and [`GStageView`] are the table and the view of either RISC-V format,
+//! picked by a [`GStageMode`] value.
+//!
+//! # Walking a table
+//!
+//! [`query`](NestedPageTable::query) gives the host address, permissions and leaf size;
+//! [`translate`](NestedPageTable::translate) gives the same as a [`Translation`], with what
+//! the hardware recorded in the leaf (accessed, dirty): a backend told that the guest faulted
+//! on a mapped address uses it to tell a stale cached translation from a fault the table
+//! itself gives (RISC-V without hardware A/D updating faults on a leaf with A, or for a
+//! write D, clear). Views ([`NptView`], [`GStageView`]) walk a table from its root alone.
+//!
 //! # Rules
 //!
 //! * Addresses and sizes are in 4 KiB units. [`map`](NestedPageTable::map) refuses to
@@ -96,10 +109,15 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 mod format;
+mod frame;
+mod gstage;
 mod table;
+mod view;
 
 pub use format::{Aarch64Stage2, PagingFormat, Pte, RiscvSv39x4, RiscvSv48x4, X86Npt};
-pub use table::{Mappings, NestedPageTable, NptView};
+pub use gstage::{GStageMappings, GStageMode, GStageTable, GStageView};
+pub use table::NestedPageTable;
+pub use view::{Mappings, NptView};
 
 use axvcpu::{GuestPhysAddr, HostPhysAddr};
 
@@ -128,4 +146,20 @@ pub struct Mapping {
     pub size: usize,
     /// The guest's permissions.
     pub flags: MapFlags,
+}
+
+/// What one guest-physical address translates to, with what the hardware recorded in its
+/// leaf: [`NestedPageTable::translate`], [`NptView::translate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translation {
+    /// The host-physical address (the guest address's offset in its leaf included).
+    pub hpa: HostPhysAddr,
+    /// The guest's permissions.
+    pub flags: MapFlags,
+    /// The size of the leaf: 4 KiB, 2 MiB or 1 GiB.
+    pub size: usize,
+    /// The leaf records an access ([`PagingFormat::accessed`]).
+    pub accessed: bool,
+    /// The leaf records a write, or the format cannot say ([`PagingFormat::dirty`]).
+    pub dirty: bool,
 }

@@ -1,300 +1,17 @@
-//! The table itself: building, changing, walking and freeing it.
-//!
-//! # Memory-safety invariant
-//!
-//! Every table address this module reads or writes through [`read`], [`write`] and [`zero`]
-//! is a page-table frame (or, for the root, frame group) of a live table, reachable by
-//! `H::phys_to_virt`, and every index is below that table's entry count. For a
-//! [`NestedPageTable`] this holds because it allocates every frame itself, reaches frames only
-//! through entries it wrote, and frees them only when it unlinks them (or in `Drop`). For an
-//! [`NptView`] the caller of the `unsafe` [`NptView::from_root`] promises it.
+//! The owned table: building, changing and freeing it (see `frame.rs` for the memory-safety
+//! invariant, `view.rs` for the walks it shares with [`NptView`]).
 
-use core::{
-    fmt,
-    iter::FusedIterator,
-    marker::PhantomData,
-    ptr,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use core::{fmt, marker::PhantomData};
 
 use axvcpu::{AxErrorKind, AxVCpuHal, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
 
 use crate::format::{level_size, PagingFormat, Pte};
-use crate::{MapFlags, Mapping};
-
-#[cfg(not(target_pointer_width = "64"))]
-compile_error!("axvcpu-npt needs 64-bit addresses");
-
-const FRAME_SIZE: usize = 4096;
-const ENTRIES_PER_FRAME: usize = 512;
-/// The most levels any format has.
-const MAX_LEVELS: usize = 4;
-
-// ---------------------------------------------------------------------------------------------
-// Raw entry access (see the module invariant).
-
-fn entry_ptr<H: AxVCpuHal>(table: HostPhysAddr, index: usize) -> *mut u64 {
-    ptr::with_exposed_provenance_mut::<u64>(H::phys_to_virt(table).as_usize()).wrapping_add(index)
-}
-
-/// Reads entry `index` of the table at `table`.
-fn read<H: AxVCpuHal>(table: HostPhysAddr, index: usize) -> u64 {
-    let p = entry_ptr::<H>(table, index);
-    // SAFETY: by the module invariant `p` points into a live, 8-byte aligned table frame the
-    // host can reach; entries are only ever accessed atomically once the frame is linked.
-    unsafe { AtomicU64::from_ptr(p) }.load(Ordering::Acquire)
-}
-
-/// Writes entry `index` of the table at `table` with one atomic 64-bit store, so a hardware
-/// walker never sees half an entry.
-fn write<H: AxVCpuHal>(table: HostPhysAddr, index: usize, value: u64) {
-    let p = entry_ptr::<H>(table, index);
-    // SAFETY: as in `read`; we hold `&mut` on the table, so no other software writer exists.
-    unsafe { AtomicU64::from_ptr(p) }.store(value, Ordering::Release);
-}
-
-/// Zeroes `frames` frames at `table`, which was just allocated and is not linked yet.
-fn zero<H: AxVCpuHal>(table: HostPhysAddr, frames: usize) {
-    let p = entry_ptr::<H>(table, 0);
-    // SAFETY: the HAL just gave us these `frames` frames; nothing else refers to them.
-    unsafe { ptr::write_bytes(p, 0, frames * ENTRIES_PER_FRAME) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Geometry.
-
-fn top<F: PagingFormat>() -> usize {
-    F::LEVELS - 1
-}
-
-fn entries<F: PagingFormat>(level: usize) -> usize {
-    if level == top::<F>() {
-        ENTRIES_PER_FRAME * F::ROOT_FRAMES
-    } else {
-        ENTRIES_PER_FRAME
-    }
-}
-
-fn index<F: PagingFormat>(level: usize, gpa: usize) -> usize {
-    (gpa >> (12 + 9 * level)) & (entries::<F>(level) - 1)
-}
-
-fn gpa_limit<F: PagingFormat>() -> usize {
-    1 << F::GPA_BITS
-}
-
-fn pa_limit<F: PagingFormat>() -> usize {
-    1 << F::PA_BITS
-}
-
-/// Calls `f(index, start, end)` for each entry of a table at `level` that `[start, end)`
-/// touches, with the part of the range that entry covers.
-fn for_each_entry<F: PagingFormat, E>(
-    level: usize,
-    start: usize,
-    end: usize,
-    mut f: impl FnMut(usize, usize, usize) -> Result<(), E>,
-) -> Result<(), E> {
-    let size = level_size(level);
-    let mut addr = start;
-    while addr < end {
-        let next = ((addr & !(size - 1)) + size).min(end);
-        f(index::<F>(level, addr), addr, next)?;
-        addr = next;
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Argument checks.
-
-fn check_gpa_range<F: PagingFormat>(gpa: GuestPhysAddr, size: usize) -> VCpuResult<(usize, usize)> {
-    let start = gpa.as_usize();
-    if size == 0 {
-        return Err(VCpuError::invalid_input("size is zero"));
-    }
-    if start % FRAME_SIZE != 0 {
-        return Err(
-            VCpuError::invalid_input("guest-physical address is not 4 KiB aligned")
-                .with_value(start as u64),
-        );
-    }
-    if size % FRAME_SIZE != 0 {
-        return Err(
-            VCpuError::invalid_input("size is not a multiple of 4 KiB").with_value(size as u64)
-        );
-    }
-    match start.checked_add(size) {
-        Some(end) if end <= gpa_limit::<F>() => Ok((start, end)),
-        _ => Err(VCpuError::invalid_input(
-            "guest-physical range goes beyond the address width of the table format",
-        )
-        .with_value(start as u64)),
-    }
-}
-
-fn check_hpa_range<F: PagingFormat>(hpa: HostPhysAddr, size: usize) -> VCpuResult {
-    let start = hpa.as_usize();
-    if start % FRAME_SIZE != 0 {
-        return Err(
-            VCpuError::invalid_input("host-physical address is not 4 KiB aligned")
-                .with_value(start as u64),
-        );
-    }
-    match start.checked_add(size) {
-        Some(end) if end <= pa_limit::<F>() => Ok(()),
-        _ => Err(VCpuError::invalid_input(
-            "host-physical range goes beyond what the table format's entries can hold",
-        )
-        .with_value(start as u64)),
-    }
-}
-
-fn no_memory() -> VCpuError {
-    VCpuError::new(
-        AxErrorKind::NoMemory,
-        "the HAL has no frame left for a page table",
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
-// Read-only walks, shared by `NestedPageTable` and `NptView`.
-
-fn query_in<H: AxVCpuHal, F: PagingFormat>(
-    root: HostPhysAddr,
-    gpa: GuestPhysAddr,
-) -> Option<(HostPhysAddr, MapFlags, usize)> {
-    let gpa = gpa.as_usize();
-    if gpa >= gpa_limit::<F>() {
-        return None;
-    }
-    let mut table = root;
-    let mut level = top::<F>();
-    loop {
-        match F::decode(level, read::<H>(table, index::<F>(level, gpa))) {
-            Pte::Leaf(hpa, flags) => {
-                let size = level_size(level);
-                return Some((hpa + (gpa & (size - 1)), flags, size));
-            }
-            Pte::Table(next) if level > 0 => {
-                table = next;
-                level -= 1;
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// Every leaf in GPA order (depth-first walk with an explicit stack).
-struct Leaves<H, F> {
-    /// `(table, next index, GPA the table starts at)` for the tables being walked; entry `d`
-    /// is a table at level `LEVELS - 1 - d`.
-    stack: [(HostPhysAddr, usize, usize); MAX_LEVELS],
-    depth: usize,
-    _marker: PhantomData<fn() -> (H, F)>,
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> Leaves<H, F> {
-    fn new(root: HostPhysAddr) -> Self {
-        let mut stack = [(HostPhysAddr::from(0), 0, 0); MAX_LEVELS];
-        stack[0] = (root, 0, 0);
-        Self {
-            stack,
-            depth: if F::LEVELS <= MAX_LEVELS { 1 } else { 0 },
-            _marker: PhantomData,
-        }
-    }
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> Iterator for Leaves<H, F> {
-    type Item = Mapping;
-
-    fn next(&mut self) -> Option<Mapping> {
-        while self.depth > 0 {
-            let d = self.depth - 1;
-            let level = top::<F>() - d;
-            let (table, idx, base) = self.stack[d];
-            if idx >= entries::<F>(level) {
-                self.depth -= 1;
-                continue;
-            }
-            self.stack[d].1 += 1;
-            let size = level_size(level);
-            let gpa = base + idx * size;
-            match F::decode(level, read::<H>(table, idx)) {
-                Pte::Leaf(hpa, flags) => {
-                    return Some(Mapping {
-                        gpa: GuestPhysAddr::from(gpa),
-                        hpa,
-                        size,
-                        flags,
-                    })
-                }
-                Pte::Table(next) if level > 0 && self.depth < MAX_LEVELS => {
-                    self.stack[self.depth] = (next, 0, gpa);
-                    self.depth += 1;
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-}
-
-/// The mappings of a table in GPA order, with adjacent leaves of contiguous host addresses
-/// and equal flags merged. Returned by [`NestedPageTable::mappings`] and
-/// [`NptView::mappings`].
-pub struct Mappings<'a, H, F> {
-    leaves: Leaves<H, F>,
-    pending: Option<Mapping>,
-    _borrow: PhantomData<&'a ()>,
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> Iterator for Mappings<'_, H, F> {
-    type Item = Mapping;
-
-    fn next(&mut self) -> Option<Mapping> {
-        for leaf in self.leaves.by_ref() {
-            match &mut self.pending {
-                Some(p)
-                    if p.gpa.as_usize() + p.size == leaf.gpa.as_usize()
-                        && p.hpa.as_usize() + p.size == leaf.hpa.as_usize()
-                        && p.flags == leaf.flags =>
-                {
-                    p.size += leaf.size;
-                }
-                pending => {
-                    if let Some(done) = pending.replace(leaf) {
-                        return Some(done);
-                    }
-                }
-            }
-        }
-        self.pending.take()
-    }
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> FusedIterator for Mappings<'_, H, F> {}
-
-impl<H, F: PagingFormat> fmt::Debug for Mappings<'_, H, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mappings")
-            .field("format", &F::NAME)
-            .field("pending", &self.pending)
-            .finish_non_exhaustive()
-    }
-}
-
-fn mappings_in<'a, H: AxVCpuHal, F: PagingFormat>(root: HostPhysAddr) -> Mappings<'a, H, F> {
-    Mappings {
-        leaves: Leaves::new(root),
-        pending: None,
-        _borrow: PhantomData,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The owned table.
+use crate::frame::{
+    check_gpa_range, check_hpa_range, entries, for_each_entry, gpa_limit, index, no_memory,
+    pa_limit, read, top, write, zero, ENTRIES_PER_FRAME, FRAME_SIZE,
+};
+use crate::view::{mappings_in, translate_in, Mappings, NptView};
+use crate::{MapFlags, Translation};
 
 /// A nested page table of format `F` built in frames of `H`: it owns its table frames (not
 /// the memory it maps) and frees them when dropped.
@@ -439,11 +156,18 @@ impl<H: AxVCpuHal, F: PagingFormat> NestedPageTable<H, F> {
     /// What `gpa` translates to: the host-physical address (`gpa`'s offset in its leaf
     /// included), the permissions, and the size of the leaf. `None` when unmapped.
     pub fn query(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, MapFlags, usize)> {
-        query_in::<H, F>(self.root, gpa)
+        self.translate(gpa).map(|t| (t.hpa, t.flags, t.size))
+    }
+
+    /// What `gpa` translates to, with what the hardware recorded in the leaf (accessed,
+    /// dirty): what a backend needs to tell a stale cached translation from a fault the
+    /// table itself gives. `None` when unmapped.
+    pub fn translate(&self, gpa: GuestPhysAddr) -> Option<Translation> {
+        translate_in::<H, F>(self.root, gpa)
     }
 
     /// Every mapping in GPA order; adjacent leaves whose host addresses are contiguous and
-    /// whose flags are equal come merged into one [`Mapping`].
+    /// whose flags are equal come merged into one [`Mapping`](crate::Mapping).
     pub fn mappings(&self) -> Mappings<'_, H, F> {
         mappings_in(self.root)
     }
@@ -652,78 +376,6 @@ impl<H: AxVCpuHal, F: PagingFormat> Drop for NestedPageTable<H, F> {
 impl<H: AxVCpuHal, F: PagingFormat> fmt::Debug for NestedPageTable<H, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NestedPageTable")
-            .field("format", &F::NAME)
-            .field("root", &self.root)
-            .finish()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The borrowed view.
-
-/// A read-only view of a nested page table known only by its root, e.g. the address a
-/// backend received in [`set_ept_root`](axvcpu::AxArchVCpu::set_ept_root).
-pub struct NptView<H: AxVCpuHal, F: PagingFormat> {
-    root: HostPhysAddr,
-    _marker: PhantomData<fn() -> (H, F)>,
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> NptView<H, F> {
-    /// A view of the table whose root is at `root`.
-    ///
-    /// # Errors
-    /// `InvalidInput` when `root` is zero, not aligned to the root's size, or beyond the
-    /// format's physical-address width.
-    ///
-    /// # Safety
-    /// For as long as the view (or an iterator it returned) is used, `root` must be the
-    /// [`root_paddr`](NestedPageTable::root_paddr) of a live `NestedPageTable<H, F>` (same HAL,
-    /// same format), so every frame it reaches is a table frame that `H::phys_to_virt`
-    /// maps. The table may change between calls on the view, but not during one (a
-    /// `mappings()` iteration counts as one call): a concurrent change could free a frame
-    /// the walk is reading.
-    pub unsafe fn from_root(root: HostPhysAddr) -> VCpuResult<Self> {
-        let r = root.as_usize();
-        let bytes = F::ROOT_FRAMES * FRAME_SIZE;
-        if r == 0 || r % bytes != 0 || r.checked_add(bytes).is_none_or(|e| e > pa_limit::<F>()) {
-            return Err(VCpuError::invalid_input(
-                "nested page table root is zero, misaligned for its format, or out of range",
-            )
-            .with_value(r as u64));
-        }
-        Ok(Self {
-            root,
-            _marker: PhantomData,
-        })
-    }
-
-    /// The root this view walks.
-    pub fn root_paddr(&self) -> HostPhysAddr {
-        self.root
-    }
-
-    /// As [`NestedPageTable::query`].
-    pub fn query(&self, gpa: GuestPhysAddr) -> Option<(HostPhysAddr, MapFlags, usize)> {
-        query_in::<H, F>(self.root, gpa)
-    }
-
-    /// As [`NestedPageTable::mappings`].
-    pub fn mappings(&self) -> Mappings<'_, H, F> {
-        mappings_in(self.root)
-    }
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> Clone for NptView<H, F> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<H: AxVCpuHal, F: PagingFormat> Copy for NptView<H, F> {}
-
-impl<H: AxVCpuHal, F: PagingFormat> fmt::Debug for NptView<H, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NptView")
             .field("format", &F::NAME)
             .field("root", &self.root)
             .finish()

@@ -2,26 +2,28 @@
 //! specifications (AMD APM vol. 2 nested paging, RISC-V privileged spec H extension, Arm ARM
 //! stage-2 VMSAv8-64 descriptors).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use axvcpu::{GuestPhysAddr, HostPhysAddr};
 use axvcpu_npt::{
     Aarch64Stage2, MapFlags, NestedPageTable, PagingFormat, RiscvSv39x4, RiscvSv48x4, X86Npt,
 };
-use common::{live_frames, raw_entry, TestHal};
+use common::{live_frames, raw_entry, set_raw_entry, TestHal};
 
 const R: MapFlags = MapFlags::READ;
 const W: MapFlags = MapFlags::WRITE;
 const X: MapFlags = MapFlags::EXECUTE;
 
-/// Independent walker: the raw entry for `gpa` at `level`, following table entries with the
-/// spec's address extraction `next`.
-fn raw<F: PagingFormat>(
+/// Independent walker: where the raw entry for `gpa` at `level` is (table, index), following
+/// table entries with the spec's address extraction `next`.
+fn slot<F: PagingFormat>(
     npt: &NestedPageTable<TestHal, F>,
     gpa: usize,
     level: usize,
     next: fn(u64) -> usize,
-) -> u64 {
+) -> (HostPhysAddr, usize) {
     let mut table = npt.root_paddr();
     let mut l = F::LEVELS - 1;
     loop {
@@ -30,13 +32,24 @@ fn raw<F: PagingFormat>(
         } else {
             511
         };
-        let e = raw_entry(table, (gpa >> (12 + 9 * l)) & mask);
+        let index = (gpa >> (12 + 9 * l)) & mask;
         if l == level {
-            return e;
+            return (table, index);
         }
-        table = HostPhysAddr::from(next(e));
+        table = HostPhysAddr::from(next(raw_entry(table, index)));
         l -= 1;
     }
+}
+
+/// The raw entry for `gpa` at `level` (see [`slot`]).
+fn raw<F: PagingFormat>(
+    npt: &NestedPageTable<TestHal, F>,
+    gpa: usize,
+    level: usize,
+    next: fn(u64) -> usize,
+) -> u64 {
+    let (table, index) = slot(npt, gpa, level, next);
+    raw_entry(table, index)
 }
 
 fn map<F: PagingFormat>(
@@ -189,4 +202,67 @@ fn aarch64_registers() {
     let t = Aarch64Stage2::vttbr_el2(npt.root_paddr(), 0x42);
     assert_eq!(t >> 48, 0x42);
     assert_eq!(t & 0xffff_ffff_ffff, npt.root_paddr().as_usize() as u64);
+}
+
+/// `translate` reports the leaf's accessed and dirty bits, at the positions the specs give
+/// them: as `map` presets them (`fresh`: for an RW and an R page), then as hardware would
+/// change them (`set` turns bits on, `clear` turns them off, in the R page's leaf).
+fn accessed_dirty<F: PagingFormat>(
+    next: fn(u64) -> usize,
+    fresh: [(bool, bool); 2],
+    changes: &[(u64, u64, (bool, bool))],
+) {
+    let gpa = GuestPhysAddr::from;
+    let mut npt = NestedPageTable::<TestHal, F>::new().unwrap();
+    map(&mut npt, 0x1000, 0x8020_0000, 0x1000, R | W);
+    map(&mut npt, 0x2000, 0x8030_0000, 0x1000, R);
+    let ad = |npt: &NestedPageTable<TestHal, F>, g: usize| {
+        let t = npt.translate(gpa(g)).unwrap();
+        assert_eq!(Some((t.hpa, t.flags, t.size)), npt.query(gpa(g)));
+        (t.accessed, t.dirty)
+    };
+    assert_eq!([ad(&npt, 0x1000), ad(&npt, 0x2000)], fresh, "{}", F::NAME);
+    let (table, index) = slot(&npt, 0x2000, 0, next);
+    for &(set, clear, want) in changes {
+        let e = raw_entry(table, index);
+        set_raw_entry(table, index, (e | set) & !clear);
+        assert_eq!(
+            ad(&npt, 0x2000),
+            want,
+            "{} set {set:#x} clear {clear:#x}",
+            F::NAME
+        );
+    }
+    assert_eq!(npt.translate(gpa(0x3000)), None);
+}
+
+#[test]
+fn x86_npt_accessed_dirty() {
+    // A = bit 5, D = bit 6; map leaves both to the processor.
+    let next = |e: u64| (e & 0x000f_ffff_ffff_f000) as usize;
+    accessed_dirty::<X86Npt>(
+        next,
+        [(false, false); 2],
+        &[(1 << 5, 0, (true, false)), (1 << 6, 0, (true, true))],
+    );
+}
+
+#[test]
+fn riscv_accessed_dirty() {
+    // A = bit 6, D = bit 7, preset by map (D only when writable).
+    let next = |e: u64| (((e >> 10) & ((1 << 44) - 1)) << 12) as usize;
+    let changes = [(0, 1 << 6, (false, false)), (1 << 7, 0, (false, true))];
+    accessed_dirty::<RiscvSv39x4>(next, [(true, true), (true, false)], &changes);
+    accessed_dirty::<RiscvSv48x4>(next, [(true, true), (true, false)], &changes);
+}
+
+#[test]
+fn aarch64_stage2_accessed_dirty() {
+    // AF = bit 10, preset; no dirty bit: S2AP[1] (bit 7, writable) stands for it.
+    let next = |e: u64| (e & 0x0000_ffff_ffff_f000) as usize;
+    accessed_dirty::<Aarch64Stage2>(
+        next,
+        [(true, true), (true, false)],
+        &[(0, 1 << 10, (false, false)), (1 << 7, 0, (false, true))],
+    );
 }

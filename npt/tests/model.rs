@@ -1,6 +1,8 @@
 //! Random map/unmap/protect sequences against a model: a map from 4 KiB guest page to
-//! (host page, flags). `query` and `mappings()` must agree with the model after every step,
-//! failed operations must change nothing, and no frame may leak.
+//! (host page, flags). `query`, `translate` and `mappings()` must agree with the model after
+//! every step, failed operations must change nothing, and no frame may leak.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -107,6 +109,8 @@ fn check<F: PagingFormat>(npt: &NestedPageTable<TestHal, F>, model: &Model, page
     assert_eq!(npt.mappings().collect::<Vec<_>>(), merged(model));
     for &p in pages {
         let got = npt.query(GuestPhysAddr::from(BASE + p * K4 + 8));
+        let walked = npt.translate(GuestPhysAddr::from(BASE + p * K4 + 8));
+        assert_eq!(walked.map(|t| (t.hpa, t.flags, t.size)), got, "page {p}");
         let want = model
             .get(&p)
             .map(|&(h, f)| (HostPhysAddr::from(h * K4 + 8), f));

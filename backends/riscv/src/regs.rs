@@ -2,8 +2,7 @@
 //! switch reads and writes ([`Regs`]), and the VS-level CSRs swapped at bind and unbind
 //! ([`VsCsrs`]).
 
-use crate::csr::{self, num};
-use crate::hw;
+use crate::hw::{self, num};
 
 /// Everything the world-switch assembly reads or writes. `#[repr(C)]`: the asm addresses
 /// fields by the offsets `switch.rs` passes it.
@@ -85,40 +84,46 @@ pub(crate) struct HostShared {
 
 impl VsCsrs {
     /// Makes this vCPU's VS CSRs live; returns the host's values of the shared ones.
-    pub fn load(&self) -> HostShared {
-        csr::write::<{ num::VSSTATUS }>(self.vsstatus);
-        csr::write::<{ num::VSIE }>(self.vsie);
-        csr::write::<{ num::VSTVEC }>(self.vstvec);
-        csr::write::<{ num::VSSCRATCH }>(self.vsscratch);
-        csr::write::<{ num::VSEPC }>(self.vsepc);
-        csr::write::<{ num::VSCAUSE }>(self.vscause);
-        csr::write::<{ num::VSTVAL }>(self.vstval);
-        csr::write::<{ num::VSATP }>(self.vsatp);
+    ///
+    /// # Safety
+    /// `hgatp` holds this vCPU's G-stage table (see [`hw::write_vsatp`]) from now until the
+    /// matching [`save`](Self::save).
+    pub unsafe fn load(&self) -> HostShared {
+        hw::write::<{ num::VSSTATUS }>(self.vsstatus);
+        hw::write::<{ num::VSIE }>(self.vsie);
+        hw::write::<{ num::VSTVEC }>(self.vstvec);
+        hw::write::<{ num::VSSCRATCH }>(self.vsscratch);
+        hw::write::<{ num::VSEPC }>(self.vsepc);
+        hw::write::<{ num::VSCAUSE }>(self.vscause);
+        hw::write::<{ num::VSTVAL }>(self.vstval);
+        // SAFETY: the caller keeps this vCPU's G-stage table in hgatp while this vsatp is
+        // live.
+        unsafe { hw::write_vsatp(self.vsatp) };
         if hw::has_sstc() {
-            csr::write::<{ num::VSTIMECMP }>(self.vstimecmp);
+            hw::write::<{ num::VSTIMECMP }>(self.vstimecmp);
         }
         HostShared {
-            scounteren: csr::swap::<{ num::SCOUNTEREN }>(self.scounteren),
-            senvcfg: csr::swap::<{ num::SENVCFG }>(self.senvcfg),
+            scounteren: hw::swap::<{ num::SCOUNTEREN }>(self.scounteren),
+            senvcfg: hw::swap::<{ num::SENVCFG }>(self.senvcfg),
         }
     }
 
     /// Saves the live VS CSRs and gives the shared ones back to the host.
     pub fn save(&mut self, host: HostShared) {
-        self.vsstatus = csr::read::<{ num::VSSTATUS }>();
-        self.vsie = csr::read::<{ num::VSIE }>();
-        self.vstvec = csr::read::<{ num::VSTVEC }>();
-        self.vsscratch = csr::read::<{ num::VSSCRATCH }>();
-        self.vsepc = csr::read::<{ num::VSEPC }>();
-        self.vscause = csr::read::<{ num::VSCAUSE }>();
-        self.vstval = csr::read::<{ num::VSTVAL }>();
-        self.vsatp = csr::read::<{ num::VSATP }>();
+        self.vsstatus = hw::read::<{ num::VSSTATUS }>();
+        self.vsie = hw::read::<{ num::VSIE }>();
+        self.vstvec = hw::read::<{ num::VSTVEC }>();
+        self.vsscratch = hw::read::<{ num::VSSCRATCH }>();
+        self.vsepc = hw::read::<{ num::VSEPC }>();
+        self.vscause = hw::read::<{ num::VSCAUSE }>();
+        self.vstval = hw::read::<{ num::VSTVAL }>();
+        self.vsatp = hw::read::<{ num::VSATP }>();
         if hw::has_sstc() {
-            self.vstimecmp = csr::read::<{ num::VSTIMECMP }>();
+            self.vstimecmp = hw::read::<{ num::VSTIMECMP }>();
             // A deadline left armed would raise VSTIP for whichever vCPU binds next.
-            csr::write::<{ num::VSTIMECMP }>(u64::MAX);
+            hw::write::<{ num::VSTIMECMP }>(u64::MAX);
         }
-        self.scounteren = csr::swap::<{ num::SCOUNTEREN }>(host.scounteren);
-        self.senvcfg = csr::swap::<{ num::SENVCFG }>(host.senvcfg);
+        self.scounteren = hw::swap::<{ num::SCOUNTEREN }>(host.scounteren);
+        self.senvcfg = hw::swap::<{ num::SENVCFG }>(host.senvcfg);
     }
 }

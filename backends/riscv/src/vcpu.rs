@@ -1,33 +1,32 @@
-//! [`RiscvVCpu`]: one VS-mode virtual hart. This file holds its state and the
-//! [`AxArchVCpu`] implementation; `trap.rs` decodes its exits, `irq.rs` handles injection,
-//! kicks, the guest timer and host interrupts.
+//! [`RiscvVCpu`]: one VS-mode virtual hart: its state, configuration and the
+//! [`AxArchVCpu`] implementation. `exit.rs` decodes its exits; `irq.rs` holds injection, the
+//! kick, the guest timer and host interrupts.
 
-use alloc::sync::Arc;
 use core::marker::PhantomData;
-use core::sync::atomic::Ordering;
 
 use axvcpu::{
-    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuError,
-    VCpuResult,
+    AxArchVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, IpiKicker, SysRegAddr,
+    VCpuError, VCpuResult,
 };
+use axvcpu_npt::{GStageView, Translation};
 
-use crate::csr::{self, hstatus, num, sstatus};
-use crate::decode::{CsrInsn, MemInsn};
-use crate::gstage::{self, GStageMode, Walk};
-use crate::hw;
+use crate::hw::{self, hstatus, num, sstatus};
 use crate::regs::{HostShared, Regs, VsCsrs};
 use crate::switch;
+use crate::GStageMode;
 
+mod exit;
 mod irq;
-mod trap;
 
-pub use irq::RiscvKicker;
-use irq::{vector_bit, KickState, NO_HART};
+use exit::PendingRead;
+use irq::vector_bit;
+pub use irq::SbiIpi;
 
 /// Per-vCPU options for [`RiscvVCpu::setup`](AxArchVCpu::setup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RiscvSetupConfig {
-    /// The format of the G-stage table given to `set_ept_root`. It must be one `hgatp`
+    /// The format of the G-stage table given to `set_ept_root` (an `axvcpu-npt` table of
+    /// this mode, e.g. a [`GStageTable`](axvcpu_npt::GStageTable)). It must be one `hgatp`
     /// accepts ([`supports`](crate::supports)); `setup` checks.
     pub gstage: GStageMode,
     /// Sets `hstatus.VTVM`: the guest's `satp` accesses and `sfence.vma` trap. `satp`
@@ -52,14 +51,6 @@ impl Default for RiscvSetupConfig {
     }
 }
 
-/// A read exit waiting for `complete_read`.
-#[derive(Debug, Clone, Copy)]
-enum PendingRead {
-    Mmio(MemInsn),
-    /// The CSR instruction and the value of its source operand when it trapped.
-    Csr(CsrInsn, u64),
-}
-
 /// The trap CSRs of the guest's last exit, as the world switch saved them: what to look at
 /// when `run` returned an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,15 +68,22 @@ pub struct TrapInfo {
 /// A RISC-V H-extension vCPU: the guest runs in VS-mode, translated by the G-stage table
 /// given to `set_ept_root`.
 ///
-/// Interrupt injection: `inject_interrupt(v)` takes the guest-visible interrupt code
-/// (1 software, 5 timer, 9 external) and raises `hvip.VSSIP`/`VSTIP`/`VSEIP`. Each stays
-/// pending until the guest acknowledges it, then is gone, so it is delivered once:
-/// - software (1): the guest clears `sip.SSIP` (an alias of `hvip.VSSIP`); the backend
-///   reads `hvip` back after every exit, so its pending set follows the guest's ack;
-/// - timer (5): cleared when the guest programs its timer (SBI `set_timer`);
-/// - external (9): cleared by the hypervisor's interrupt-controller model through
-///   [`RiscvVCpu::clear_external_interrupt`] (the guest's claim), since no CSR of the guest
-///   acknowledges it.
+/// # Interrupts
+///
+/// `inject_interrupt(v)` takes the guest-visible interrupt code (1 software, 5 timer,
+/// 9 external) and raises `hvip.VSSIP`/`VSTIP`/`VSEIP`. These bits are the pending set:
+/// one bit per code, so injecting a code that is pending and not yet taken merges with it
+/// (the guest takes it once), and `has_pending_interrupt` is "some bit is set". A code is
+/// *taken*, and its bit falls, when:
+/// - software (1): the guest clears `sip.SSIP` (its alias of `hvip.VSSIP`), as its handler
+///   does; the backend reads `hvip` back after every exit, so the pending set follows;
+/// - timer (5): the guest sets a new deadline (SBI `set_timer`), which lowers it (the guest
+///   cannot clear it through `sip`, where it is read-only);
+/// - external (9): the hypervisor calls [`RiscvVCpu::clear_external_interrupt`] when the
+///   guest claims it at the hypervisor's interrupt-controller model (no CSR of the guest
+///   acknowledges an external interrupt).
+///
+/// # Timer and floating point
 ///
 /// The guest's timer: with Sstc, SBI `set_timer` writes `vstimecmp` and the hardware raises
 /// the guest's timer interrupt; without it, the backend arms the host timer through SBI
@@ -103,12 +101,14 @@ pub struct RiscvVCpu<H: AxVCpuHal> {
     host_shared: HostShared,
     vm_id: usize,
     vcpu_id: usize,
-    ept_root: u64,
+    ept_root: HostPhysAddr,
+    /// The table at `ept_root` in the format `config` names (from `setup` on).
+    gstage: Option<GStageView<H>>,
     hgatp: u64,
     config: RiscvSetupConfig,
-    /// Injected interrupts not yet acknowledged (`hvip` bits).
+    /// Injected interrupts not yet taken (`hvip` bits).
     pending_irqs: u64,
-    kick: Arc<KickState>,
+    kick: IpiKicker<SbiIpi>,
     pending_read: Option<PendingRead>,
     /// The write half of a `csrrw`/`csrrs`/`csrrc` whose read half was answered.
     deferred_write: Option<(u16, u64)>,
@@ -145,38 +145,35 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
         }
     }
 
-    fn walk(&self, gpa: u64) -> Walk {
-        gstage::walk(self.config.gstage, self.ept_root, gpa, |pa| {
-            let va = H::phys_to_virt(HostPhysAddr::from(pa as usize)).as_usize();
-            // SAFETY: the walk reads only entries of the table the hypervisor handed to
-            // `set_ept_root`, built in HAL frames reachable through phys_to_virt (the
-            // contract of `set_ept_root`); entries are 8-byte aligned. Volatile: the
-            // hypervisor may change the table between exits.
-            unsafe { (va as *const u64).read_volatile() }
-        })
+    /// What the G-stage table maps `gpa` to, as the hardware would find it.
+    fn translate(&self, gpa: u64) -> Option<Translation> {
+        self.gstage?.translate(GuestPhysAddr::from(gpa as usize))
     }
 
+    /// Enters the guest once and decodes the exit (`Nothing`: handled here, for the core to
+    /// enter again).
     fn enter(&mut self) -> VCpuResult<AxVCpuExitReason> {
-        // Interrupts off from the kick check to the guest entry (the world switch keeps
-        // them off until `sret`): an IPI arriving in between stays pending in sip and makes
-        // the guest trap at once.
-        let sie = csr::clear::<{ num::SSTATUS }>(sstatus::SIE) & sstatus::SIE;
-        if self.kick.flag.swap(false, Ordering::SeqCst) {
-            csr::set::<{ num::SSTATUS }>(sie);
+        // Interrupts off from taking the kick request to the guest entry (the world switch
+        // keeps them off until `sret`): an IPI arriving in between stays pending in sip and
+        // makes the guest trap at once.
+        let sie = hw::clear::<{ num::SSTATUS }>(sstatus::SIE) & sstatus::SIE;
+        if self.kick.take_request() {
+            hw::set::<{ num::SSTATUS }>(sie);
             return Ok(AxVCpuExitReason::Kicked);
         }
         if self.flush_gstage {
-            csr::hfence_gvma_all();
+            hw::hfence_gvma_all();
             self.flush_gstage = false;
         }
-        csr::write::<{ num::HVIP }>(self.pending_irqs);
+        hw::write::<{ num::HVIP }>(self.pending_irqs);
         // SAFETY: entering the guest needs `sret` and a trap vector; the asm saves and
         // restores every callee-saved register and each CSR it changes, and `regs` is
-        // borrowed mutably for the whole call.
+        // borrowed mutably for the whole call. `bind` made this vCPU's G-stage table live
+        // in hgatp, so the guest reaches only what the hypervisor mapped.
         unsafe { switch::axvcpu_riscv_run_guest(&mut self.regs) };
-        // The guest may have acknowledged a software interrupt (sip.SSIP aliases VSSIP).
-        self.pending_irqs = csr::read::<{ num::HVIP }>() & crate::csr::irq::VS_ALL;
-        csr::set::<{ num::SSTATUS }>(sie);
+        // The guest may have taken a software interrupt (sip.SSIP aliases VSSIP).
+        self.pending_irqs = hw::read::<{ num::HVIP }>() & hw::irq::VS_ALL;
+        hw::set::<{ num::SSTATUS }>(sie);
         self.handle_exit()
     }
 }
@@ -185,7 +182,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     type CreateConfig = ();
     type SetupConfig = RiscvSetupConfig;
     type Hal = H;
-    type Kicker = RiscvKicker;
+    type Kicker = IpiKicker<SbiIpi>;
 
     fn new(vm_id: usize, vcpu_id: usize, _config: ()) -> VCpuResult<Self> {
         Ok(Self {
@@ -197,11 +194,12 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
             host_shared: HostShared::default(),
             vm_id,
             vcpu_id,
-            ept_root: 0,
+            ept_root: HostPhysAddr::from(0),
+            gstage: None,
             hgatp: 0,
             config: RiscvSetupConfig::default(),
             pending_irqs: 0,
-            kick: KickState::new(),
+            kick: IpiKicker::new(),
             pending_read: None,
             deferred_write: None,
             flush_gstage: true,
@@ -217,15 +215,16 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         Ok(())
     }
 
+    /// The root of an `axvcpu-npt` G-stage table in the format `setup` will name
+    /// ([`RiscvSetupConfig::gstage`]).
     unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
-        let root = ept_root.as_usize() as u64;
-        if root & 0x3fff != 0 {
+        if ept_root.as_usize() & 0x3fff != 0 {
             return Err(VCpuError::invalid_input(
                 "the G-stage root must be 16 KiB aligned (x4 root table)",
             )
-            .with_value(root));
+            .with_value(ept_root.as_usize() as u64));
         }
-        self.ept_root = root;
+        self.ept_root = ept_root;
         Ok(())
     }
 
@@ -241,14 +240,19 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
                     .with_value(config.gstage.hgatp_mode()),
             );
         }
+        // SAFETY: `set_ept_root`'s contract: the root is a live table in this backend's
+        // format, the one `config.gstage` names, built in frames of `H`, alive as long as
+        // this vCPU. `from_root` refuses a zero root.
+        let gstage = unsafe { GStageView::<H>::from_root(config.gstage, self.ept_root) }?;
+        self.gstage = Some(gstage);
         self.config = config;
-        let vmid = (self.vm_id as u64) & hw::vmid_mask();
-        self.hgatp = (config.gstage.hgatp_mode() << hw::HGATP_MODE_SHIFT)
-            | (vmid << hw::HGATP_VMID_SHIFT)
-            | (self.ept_root >> 12);
+        // The VMID bits the hardware lacks are dropped (VMs may then share a VMID; `bind`
+        // flushes the G-stage TLB, so they never share translations).
+        let vmid = self.vm_id as u16 & hw::vmid_mask();
+        self.hgatp = config.gstage.hgatp(self.ept_root, vmid);
         // The guest enters VS-mode (SPP = S) with FP and vector off and SIE clear.
         self.regs.guest_sstatus = sstatus::SPP;
-        let host_hstatus = csr::read::<{ num::HSTATUS }>();
+        let host_hstatus = hw::read::<{ num::HSTATUS }>();
         let keep = !(hstatus::GVA
             | hstatus::SPV
             | hstatus::SPVP
@@ -285,25 +289,33 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     }
 
     fn bind(&mut self) -> VCpuResult {
-        csr::write::<{ num::HGATP }>(self.hgatp);
-        csr::hfence_gvma_all();
-        self.host_shared = self.vs.load();
-        csr::write::<{ num::HVIP }>(self.pending_irqs);
+        if self.gstage.is_none() {
+            return Err(VCpuError::bad_state("bind: setup has not succeeded"));
+        }
+        // SAFETY: `hgatp` names the table `setup` checked, alive for as long as this vCPU
+        // (`set_ept_root`'s contract), with this VM's VMID; the flush drops whatever another
+        // VM sharing the VMID left cached.
+        unsafe { hw::write_hgatp(self.hgatp) };
+        hw::hfence_gvma_all();
+        // SAFETY: hgatp holds this vCPU's table until `unbind`, which saves the VS CSRs.
+        self.host_shared = unsafe { self.vs.load() };
+        hw::write::<{ num::HVIP }>(self.pending_irqs);
         if !hw::has_sstc() {
             self.arm_host_timer();
         }
-        self.kick.hart.store(H::current_cpu_id(), Ordering::SeqCst);
+        self.kick.bind_to(H::current_cpu_id());
         self.flush_gstage = false;
         self.bound = true;
         Ok(())
     }
 
     fn unbind(&mut self) -> VCpuResult {
-        self.kick.hart.store(NO_HART, Ordering::SeqCst);
+        self.kick.unbind();
         self.vs.save(self.host_shared);
         self.disarm_host_timer();
-        csr::write::<{ num::HVIP }>(0);
-        csr::write::<{ num::HGATP }>(0);
+        hw::write::<{ num::HVIP }>(0);
+        // SAFETY: no guest runs on this hart until the next `bind` writes its own table.
+        unsafe { hw::write_hgatp(0) };
         self.bound = false;
         Ok(())
     }
@@ -346,29 +358,7 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     }
 
     fn complete_read(&mut self, value: u64) -> VCpuResult {
-        match self.pending_read.take() {
-            Some(PendingRead::Mmio(m)) => {
-                let v = if m.signed {
-                    m.width.sign_extend(value)
-                } else {
-                    value & m.width.mask()
-                };
-                self.regs.set_gpr(m.reg, v);
-                self.regs.guest_sepc = self.regs.guest_sepc.wrapping_add(m.len as u64);
-                Ok(())
-            }
-            Some(PendingRead::Csr(c, operand)) => {
-                self.regs.set_gpr(c.rd, value);
-                if c.writes() {
-                    self.deferred_write = Some((c.csr, c.new_value(value, operand)));
-                }
-                self.regs.guest_sepc = self.regs.guest_sepc.wrapping_add(4);
-                Ok(())
-            }
-            None => Err(VCpuError::bad_state(
-                "complete_read: no read exit is waiting",
-            )),
-        }
+        self.complete_pending_read(value)
     }
 
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
@@ -384,8 +374,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         vector_bit(vector).map(drop)
     }
 
-    fn kicker(&self) -> RiscvKicker {
-        RiscvKicker(self.kick.clone())
+    fn kicker(&self) -> IpiKicker<SbiIpi> {
+        self.kick.clone()
     }
 
     fn nested_page_table_changed(&mut self) -> VCpuResult {

@@ -155,6 +155,19 @@ pub fn raw_entry(table: HostPhysAddr, index: usize) -> u64 {
     }
 }
 
+/// Overwrites the 64-bit entry `index` of the table frame(s) at `table`, as the hardware
+/// would when it sets accessed or dirty bits.
+pub fn set_raw_entry(table: HostPhysAddr, index: usize, value: u64) {
+    let at = table.as_usize() + index * 8;
+    assert!(live_contains(at), "{at:#x} is not in a live frame");
+    // SAFETY: as in `raw_entry`.
+    unsafe {
+        std::ptr::with_exposed_provenance_mut::<u64>(table.as_usize())
+            .add(index)
+            .write(value)
+    }
+}
+
 fn live_contains(at: usize) -> bool {
     LIVE.with(|l| {
         l.borrow()

@@ -7,7 +7,7 @@ use alloc::string::String;
 use axvcpu::{GuestPhysAddr, HostPhysAddr, SysRegAddr, VCpuResult};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Layout, PlatformInfo};
-use axvcpu_npt::{MapFlags, NestedPageTable, RiscvSv39x4, RiscvSv48x4};
+use axvcpu_npt::{GStageTable, MapFlags};
 use axvcpu_riscv::{GStageMode, RiscvPerCpu, RiscvSetupConfig, RiscvVCpu};
 use axvcpu_testbed::console::Console;
 use axvcpu_testbed::hal::FrameHal;
@@ -33,20 +33,13 @@ const GARBAGE_PROGRAMS: usize = 1000;
 /// The prefix of the second pass's lines.
 const SECOND_PASS: &str = "[sv39x4, hlvx] ";
 
-/// A G-stage table of either format (hgatp picks it per VM at run time).
-pub enum Npt {
-    /// Three levels, 41-bit guest-physical addresses.
-    Sv39(NestedPageTable<Hal, RiscvSv39x4>),
-    /// Four levels, 50-bit guest-physical addresses.
-    Sv48(NestedPageTable<Hal, RiscvSv48x4>),
-}
+/// The testbed's G-stage table: either format, as `hgatp` allows (picked per VM at run time).
+#[derive(Debug)]
+pub struct Npt(GStageTable<Hal>);
 
 impl NestedTable for Npt {
     fn root(&self) -> HostPhysAddr {
-        match self {
-            Self::Sv39(t) => t.root_paddr(),
-            Self::Sv48(t) => t.root_paddr(),
-        }
+        self.0.root_paddr()
     }
     fn map(
         &mut self,
@@ -55,16 +48,10 @@ impl NestedTable for Npt {
         size: usize,
         f: MapFlags,
     ) -> VCpuResult {
-        match self {
-            Self::Sv39(t) => t.map(gpa, hpa, size, f),
-            Self::Sv48(t) => t.map(gpa, hpa, size, f),
-        }
+        self.0.map(gpa, hpa, size, f)
     }
     fn protect(&mut self, gpa: GuestPhysAddr, size: usize, f: MapFlags) -> VCpuResult {
-        match self {
-            Self::Sv39(t) => t.protect(gpa, size, f),
-            Self::Sv48(t) => t.protect(gpa, size, f),
-        }
+        self.0.protect(gpa, size, f)
     }
 }
 
@@ -141,10 +128,7 @@ impl TestbedArch for Riscv {
         }
     }
     fn new_npt(setup: &RiscvSetupConfig) -> VCpuResult<Npt> {
-        Ok(match setup.gstage {
-            GStageMode::Sv39x4 => Npt::Sv39(NestedPageTable::new()?),
-            GStageMode::Sv48x4 => Npt::Sv48(NestedPageTable::new()?),
-        })
+        GStageTable::new(setup.gstage).map(Npt)
     }
 
     /// The widest G-stage mode hgatp offers, MMIO decoded from `htinst`.

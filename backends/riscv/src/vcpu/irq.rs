@@ -1,51 +1,27 @@
-//! Interrupts: injection into the guest (`hvip`), the kick, the guest's timer, and host
-//! interrupts taken while the guest ran.
+//! Interrupts: injection into the guest (`hvip`, the pending bit of each code), the kick
+//! (an SBI IPI), the guest's timer, and host interrupts taken while the guest ran.
 
-use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use axvcpu::{AxVCpuExitReason, AxVCpuHal, VCpuError, VCpuKick, VCpuResult};
+use axvcpu::{AxVCpuExitReason, AxVCpuHal, KickIpi, VCpuError, VCpuResult};
 
 use super::RiscvVCpu;
-use crate::csr::{self, irq, num};
-use crate::hw;
+use crate::hw::{self, irq, num};
 
-/// The kick of one vCPU: a flag and the hart it is bound to.
-#[derive(Debug)]
-pub(super) struct KickState {
-    pub flag: AtomicBool,
-    pub hart: AtomicUsize,
-}
+/// The kick interrupt of this backend: a supervisor software interrupt sent through the SBI
+/// IPI extension to the hart the vCPU is bound to (`RiscvVCpu`'s kicker is
+/// [`IpiKicker<SbiIpi>`](axvcpu::IpiKicker)). The run loop takes the kick request with
+/// interrupts disabled just before `sret`; an IPI that arrives after that makes the guest
+/// trap at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SbiIpi;
 
-/// `KickState::hart` while the vCPU is not bound.
-pub(super) const NO_HART: usize = usize::MAX;
-
-impl KickState {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            flag: AtomicBool::new(false),
-            hart: AtomicUsize::new(NO_HART),
-        })
-    }
-}
-
-/// Kicks a [`RiscvVCpu`]: sets its flag and sends a supervisor software interrupt (SBI IPI)
-/// to the hart it is bound to. The run loop checks the flag with interrupts disabled just
-/// before `sret`; an IPI that arrives after that check makes the guest trap at once.
-#[derive(Debug, Clone)]
-pub struct RiscvKicker(pub(super) Arc<KickState>);
-
-impl VCpuKick for RiscvKicker {
-    fn kick(&self) {
-        self.0.flag.store(true, Ordering::SeqCst);
-        let hart = self.0.hart.load(Ordering::SeqCst);
-        if hart != NO_HART {
-            hw::send_ipi(hart);
-        }
+impl KickIpi for SbiIpi {
+    fn send_kick(cpu: usize) {
+        hw::send_ipi(cpu);
     }
 }
 
 /// The `hvip` bit that injects guest interrupt code `vector`.
+#[inline]
 pub(super) fn vector_bit(vector: usize) -> VCpuResult<u64> {
     match vector {
         1 => Ok(irq::VSSIP),
@@ -59,14 +35,15 @@ pub(super) fn vector_bit(vector: usize) -> VCpuResult<u64> {
 }
 
 impl<H: AxVCpuHal> RiscvVCpu<H> {
-    /// Clears an injected external interrupt (`hvip.VSEIP`): the guest claimed it from the
-    /// hypervisor's interrupt-controller model.
+    /// Takes back an injected external interrupt (`hvip.VSEIP`): the guest claimed it from
+    /// the hypervisor's interrupt-controller model. No CSR of the guest acknowledges an
+    /// external interrupt, so this is how code 9 is taken.
     pub fn clear_external_interrupt(&mut self) {
         self.pending_irqs &= !irq::VSEIP;
     }
 
-    /// The interrupts injected and not yet acknowledged, as guest interrupt codes bits
-    /// (`1 << 1` software, `1 << 5` timer, `1 << 9` external).
+    /// The interrupts injected and not yet taken, as guest interrupt code bits (`1 << 1`
+    /// software, `1 << 5` timer, `1 << 9` external).
     pub fn pending_interrupts(&self) -> u64 {
         self.pending_irqs >> 1
     }
@@ -77,7 +54,7 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
         self.pending_irqs &= !irq::VSTIP;
         self.vs.vstimecmp = stime;
         if hw::has_sstc() {
-            csr::write::<{ num::VSTIMECMP }>(stime);
+            hw::write::<{ num::VSTIMECMP }>(stime);
         } else {
             self.arm_host_timer();
         }
@@ -91,7 +68,7 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             self.disarm_host_timer();
         } else {
             hw::set_host_timer(self.vs.vstimecmp);
-            csr::set::<{ num::SIE }>(irq::STIP);
+            hw::set::<{ num::SIE }>(irq::STIP);
             self.guest_timer_armed = true;
         }
     }
@@ -100,7 +77,7 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
     pub(super) fn disarm_host_timer(&mut self) {
         if self.guest_timer_armed {
             hw::set_host_timer(u64::MAX);
-            csr::clear::<{ num::SIE }>(irq::STIP);
+            hw::clear::<{ num::SIE }>(irq::STIP);
             self.guest_timer_armed = false;
         }
     }
@@ -112,11 +89,11 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
         match code {
             1 => {
                 // Supervisor software interrupt: a kick (or a stale one; the core absorbs
-                // a Kicked it did not ask for).
-                csr::clear::<{ num::SIP }>(irq::SSIP);
-                // A swap, not a store: reading the flag the kicker set orders its earlier
-                // writes (the core's exit request) before what the core reads next.
-                self.kick.flag.swap(false, Ordering::SeqCst);
+                // a Kicked it did not ask for). Taking the request (a swap) orders the
+                // kicker's earlier writes, the core's exit request among them, before what
+                // the core reads next.
+                hw::clear::<{ num::SIP }>(irq::SSIP);
+                self.kick.take_request();
                 AxVCpuExitReason::Kicked
             }
             5 if self.guest_timer_armed => {
