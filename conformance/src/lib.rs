@@ -11,7 +11,28 @@
 //! one line per scenario (`PASS id`, `FAIL id: why`, `N/A id: why`) and the closing line
 //! `N passed, N failed, N skipped`. [`check_report`] checks such a report against the exact
 //! set of scenarios a platform must report `N/A` (every other must pass), as `cargo xtask`
-//! does for each bare-metal testbed.
+//! does for each bare-metal testbed:
+//!
+//! ```
+//! use axvcpu_conformance::{check_report, Scenario};
+//!
+//! // The report of a platform without port I/O: every scenario passes but the two it
+//! // cannot express.
+//! let no_port_io = [Scenario::IoOut, Scenario::IoIn];
+//! let mut report = String::new();
+//! for s in Scenario::ALL {
+//!     if no_port_io.contains(&s) {
+//!         report += &format!("N/A {}: no port I/O\n", s.id());
+//!     } else {
+//!         report += &format!("PASS {}\n", s.id());
+//!     }
+//! }
+//! report += &format!("{} passed, 0 failed, 2 skipped\n", Scenario::COUNT - 2);
+//! assert_eq!(check_report(&report, "", &no_port_io), Ok(Scenario::COUNT - 2));
+//!
+//! // The same report from a platform that must pass everything is refused.
+//! assert!(check_report(&report, "", &[]).is_err());
+//! ```
 
 #![no_std]
 #![deny(missing_docs, missing_debug_implementations)]

@@ -44,4 +44,5 @@
 pub mod apic;
 pub mod boot;
 pub mod decode;
+pub mod gpr;
 pub mod paging;

@@ -5,33 +5,8 @@
 use axvcpu::{VCpuError, VCpuResult};
 use kvm_bindings::kvm_regs;
 
-/// The number of general-purpose registers: `0..16` = rax, rcx, rdx, rbx, rsp, rbp, rsi,
-/// rdi, r8..r15.
-pub const GPR_COUNT: usize = 16;
-
-/// Register numbers in instruction encoding.
-pub mod gpr {
-    /// rax
-    pub const RAX: usize = 0;
-    /// rcx
-    pub const RCX: usize = 1;
-    /// rdx
-    pub const RDX: usize = 2;
-    /// rbx
-    pub const RBX: usize = 3;
-    /// rsp
-    pub const RSP: usize = 4;
-    /// rbp
-    pub const RBP: usize = 5;
-    /// rsi
-    pub const RSI: usize = 6;
-    /// rdi
-    pub const RDI: usize = 7;
-    /// r8
-    pub const R8: usize = 8;
-    /// r9
-    pub const R9: usize = 9;
-}
+/// The GPR numbers of `set_gpr`/`get_gpr`, as instructions encode them.
+pub use axvcpu_x86::gpr;
 
 /// RFLAGS.IF: maskable interrupts enabled.
 pub(crate) const RFLAGS_IF: u64 = 1 << 9;
@@ -174,10 +149,10 @@ mod tests {
     #[test]
     fn every_register_round_trips_and_16_is_refused() {
         let mut r = kvm_regs::default();
-        for i in 0..GPR_COUNT {
+        for i in 0..gpr::COUNT {
             set(&mut r, i, 100 + i as u64).expect("in range");
         }
-        for i in 0..GPR_COUNT {
+        for i in 0..gpr::COUNT {
             assert_eq!(get(&r, i), Ok(100 + i as u64));
         }
         assert_eq!(r.rdi, 107);

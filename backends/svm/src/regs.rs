@@ -3,31 +3,8 @@
 
 use crate::vmcb::{save, Vmcb};
 
-/// The GPR numbers of `set_gpr`/`get_gpr`, as x86 encodes registers in instructions.
-pub mod gpr {
-    /// `rax` (in the VMCB).
-    pub const RAX: usize = 0;
-    /// `rcx`.
-    pub const RCX: usize = 1;
-    /// `rdx`.
-    pub const RDX: usize = 2;
-    /// `rbx`.
-    pub const RBX: usize = 3;
-    /// `rsp` (in the VMCB).
-    pub const RSP: usize = 4;
-    /// `rbp`.
-    pub const RBP: usize = 5;
-    /// `rsi`.
-    pub const RSI: usize = 6;
-    /// `rdi`.
-    pub const RDI: usize = 7;
-    /// `r8`; `r9`..`r15` follow.
-    pub const R8: usize = 8;
-    /// `r9`.
-    pub const R9: usize = 9;
-    /// How many there are.
-    pub const COUNT: usize = 16;
-}
+/// The GPR numbers of `set_gpr`/`get_gpr` (`rax` and `rsp` live in the VMCB).
+pub use axvcpu_x86::gpr;
 
 /// The guest's general-purpose registers the world switch moves, indexed by [`gpr`]
 /// number. Slots [`gpr::RAX`] and [`gpr::RSP`] are unused: those two live in the VMCB.

@@ -96,9 +96,7 @@ pub(crate) fn preempt<P: Platform>(p: &mut P) -> Check {
                         && clock().saturating_sub(start) < 5 * SECOND
                     {
                         handle.kick();
-                        wait.until(SECOND / 100, || {
-                            returned_seen.load(Ordering::Acquire)
-                        });
+                        wait.until(SECOND / 100, || returned_seen.load(Ordering::Acquire));
                     }
                 }),
             )

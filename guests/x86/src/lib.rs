@@ -3,9 +3,9 @@
 //! (`axvcpu_conformance::contract::GuestProgram`: `done`, `io_out`, `io_in`,
 //! `mmio_write`, `mmio_read`, `hypercall`, `halt` (also for `Regs`), `system_down`, `npf`,
 //! `cpu_up`, `irq`, `spin`, `sysreg`, `isolation`, `smp`), written once in `src/contract.s`
-//! and assembled into each x86 backend: the hosted KVM backend (`axvcpu-kvm`) and the
-//! bare-metal SVM test hypervisor (`testbed-x86`). `CpuDown` has no program: x86 has no
-//! architectural CPU-off.
+//! and assembled into the test harness of each x86 backend: the hosted KVM test kit
+//! (`axvcpu-kvm-testkit`) and the bare-metal x86 test hypervisor (`testbed-x86`). `CpuDown`
+//! has no program: x86 has no architectural CPU-off.
 //!
 //! Each program is 64-bit, position-independent code (Intel syntax) in its own 4 KiB-aligned
 //! section, copied to a page-aligned entry in guest RAM; guests run in long mode with
