@@ -26,6 +26,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod backend;
+#[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod guests;
