@@ -8,7 +8,7 @@ use core::marker::PhantomData;
 use axvcpu::{GuestPhysAddr, SysRegAddr, VCpuResult};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Layout, PlatformInfo};
-use axvcpu_npt::{NestedPageTable, X86Npt};
+use axvcpu_npt::NestedPageTable;
 use axvcpu_testbed::console::Console;
 use axvcpu_testbed::hal::FrameHal;
 use axvcpu_testbed::TestbedArch;
@@ -40,7 +40,7 @@ impl<B: Backend> TestbedArch for X86<B> {
     type VCpu = VCpu<B>;
     type PerCpu = B::PerCpu<Hal<B>>;
     type Setup = B::Setup;
-    type Npt = NestedPageTable<Hal<B>, X86Npt>;
+    type Npt = NestedPageTable<Hal<B>, B::Format>;
 
     fn cpu_id() -> usize {
         hal::cpu_id()

@@ -7,6 +7,7 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use axvcpu::{AxArchPerCpu, AxArchVCpu, AxVCpuHal};
+use axvcpu_npt::PagingFormat;
 use axvcpu_testbed::boot::Cpus;
 use axvcpu_x86::boot::LongModeBoot;
 
@@ -38,6 +39,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     type PerCpu<H: AxVCpuHal>: AxArchPerCpu;
     /// The setup config.
     type Setup: Copy + Send + Sync + 'static;
+    /// The nested page tables' format (AMD NPT: the host's own format; Intel: EPT).
+    type Format: PagingFormat + 'static;
 
     /// The setup config from the testbed's boot choice and stacks.
     fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup;
@@ -63,6 +66,7 @@ impl Backend for Svm {
     type VCpu<H: AxVCpuHal> = axvcpu_svm::SvmVCpu<H>;
     type PerCpu<H: AxVCpuHal> = axvcpu_svm::SvmPerCpu<H>;
     type Setup = axvcpu_svm::SvmSetupConfig;
+    type Format = axvcpu_npt::X86Npt;
 
     fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup {
         use axvcpu_svm::GuestBoot;
