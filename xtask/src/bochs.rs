@@ -34,6 +34,8 @@ use crate::x86;
 pub const IPS: u64 = 10_000_000;
 /// The whole Bochs run, boot to shutdown.
 const TIMEOUT: Duration = Duration::from_secs(300);
+/// How the testbed's line ends when CPUID offers VMX but the image has no VMX backend.
+const NO_BACKEND: &str = "VMX backend not available in this build";
 /// What Bochs writes to its log when the testbed ends the run through port 0x8900.
 const SHUTDOWN_LOG: &str = "Shutdown port: shutdown requested";
 
@@ -191,6 +193,11 @@ pub fn test() -> Result<(), String> {
     let elf = testbed::build(tb, &[], tb.package)?;
     let iso = iso(&elf)?;
     let (output, log) = boot(&iso)?;
+    if let Some(l) = output.lines().find(|l| l.ends_with(NO_BACKEND)) {
+        return Err(format!(
+            "x86 VMX in Bochs: every scenario N/A, the image has no VMX backend: {l}"
+        ));
+    }
     let passed = testbed::check_report(tb, &output).map_err(|e| {
         format!(
             "x86 VMX in Bochs: {e} (Bochs's log: {})",

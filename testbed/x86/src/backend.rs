@@ -155,8 +155,8 @@ pub fn found() -> Found {
 /// The guest programs are assembled once, with `vmmcall` (AMD, `0f 01 d9`); the `hypercall`
 /// macro records each site in the section `.hypercall_sites`. `vmcall` (`0f 01 c1`) has the
 /// same length, so rewriting the third byte of every recorded site gives the Intel programs
-/// without a second copy of them.
-pub fn patch_hypercalls() {
+/// without a second copy of them. Returns how many sites it rewrote.
+pub fn patch_hypercalls() -> usize {
     extern "C" {
         static __hypercall_sites_start: u64;
         static __hypercall_sites_end: u64;
@@ -164,6 +164,7 @@ pub fn patch_hypercalls() {
     let start = core::ptr::addr_of!(__hypercall_sites_start);
     let end = core::ptr::addr_of!(__hypercall_sites_end);
     let count = (end as usize - start as usize) / 8;
+    let mut patched = 0;
     for i in 0..count {
         // SAFETY: the linker script puts the table, one address a site, between the labels.
         let site = unsafe { start.add(i).read() } as *mut u8;
@@ -172,7 +173,9 @@ pub fn patch_hypercalls() {
         unsafe {
             if site.read() == 0x0f && site.add(1).read() == 0x01 && site.add(2).read() == 0xd9 {
                 site.add(2).write_volatile(0xc1);
+                patched += 1;
             }
         }
     }
+    patched
 }

@@ -307,18 +307,45 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
         Found::Svm => Svm::cpus().start(cpu, boot != 0),
         Found::Vmx => {
             if boot != 0 {
-                backend::patch_hypercalls();
+                let n = backend::patch_hypercalls();
+                axvcpu_testbed::say::<AnyX86>(format_args!(
+                    "{}: {n} hypercall sites of the guest programs now `vmcall`",
+                    AnyX86::NAME
+                ));
             }
-            no_backend("Intel VMX found; VMX backend not available in this build")
+            no_backend(
+                "Intel VMX found; VMX backend not available in this build",
+                boot != 0,
+            )
         }
-        Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID"),
+        Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID", boot != 0),
     }
 }
 
-/// Reports every scenario `N/A` with `why` (nothing can run), then ends the machine with
-/// the failure status: honestly not a pass.
-fn no_backend(why: &'static str) -> ! {
+/// Without a backend: the boot CPU still does the machine's part of the boot (PIC, TSC,
+/// IDT, local APIC, CPU 1 through INIT-SIPI: what every backend's run needs, so it is
+/// known to work here), reports every scenario `N/A` with `why` and ends the machine with
+/// the failure status: honestly not a pass. The other CPU parks.
+fn no_backend(why: &'static str, boot: bool) -> ! {
+    if !boot {
+        loop {
+            // SAFETY: parks this CPU with interrupts off.
+            unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
+        }
+    }
     let say = |line: core::fmt::Arguments| axvcpu_testbed::say::<AnyX86>(line);
+    boot_init();
+    say(format_args!(
+        "{}: boot CPU {}, TSC {} ticks per ms; CPU 1 {}",
+        AnyX86::NAME,
+        hal::cpu_id(),
+        hal::tsc_per_ms(),
+        if start_cpu(1) {
+            "started"
+        } else {
+            "did not start"
+        }
+    ));
     say(format_args!("{}: {why}", AnyX86::NAME));
     let mut summary = axvcpu_conformance::Summary::default();
     let mut w = hal::CONSOLE.writer();
