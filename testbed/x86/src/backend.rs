@@ -179,3 +179,33 @@ pub fn patch_hypercalls() -> usize {
     }
     patched
 }
+
+fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: reads an MSR CPUID said exists (the VMX capability MSRs with VMX, IA32_FEATURE_CONTROL).
+    unsafe {
+        core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi,
+            options(nomem, nostack))
+    };
+    u64::from(hi) << 32 | u64::from(lo)
+}
+
+/// What the VMX capability MSRs offer, as one line (CPUID said VMX): the VMCS revision,
+/// IA32_FEATURE_CONTROL, the secondary controls' allowed-1 bits (EPT 1, VPID 5,
+/// unrestricted guest 7), EPT/VPID capabilities.
+pub fn vmx_caps() -> impl core::fmt::Display {
+    struct Caps([u64; 4]);
+    impl core::fmt::Display for Caps {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let [basic, feature, secondary, ept] = self.0;
+            write!(
+                f,
+                "VMCS revision {:#x}, IA32_FEATURE_CONTROL {feature:#x}, secondary controls \
+                 allowed-1 {:#x}, EPT/VPID caps {ept:#x}",
+                basic & 0x7fff_ffff,
+                secondary >> 32
+            )
+        }
+    }
+    Caps([rdmsr(0x480), rdmsr(0x3a), rdmsr(0x48b), rdmsr(0x48c)])
+}

@@ -309,8 +309,9 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
             if boot != 0 {
                 let n = backend::patch_hypercalls();
                 axvcpu_testbed::say::<AnyX86>(format_args!(
-                    "{}: {n} hypercall sites of the guest programs now `vmcall`",
-                    AnyX86::NAME
+                    "{}: Intel VMX: {}; {n} hypercall sites of the guest programs now `vmcall`",
+                    AnyX86::NAME,
+                    backend::vmx_caps()
                 ));
             }
             no_backend(
