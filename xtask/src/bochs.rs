@@ -7,8 +7,9 @@
 //! writes `target/bochs/bochsrc` (two CPUs, 256 MiB, `clock: sync=none` with a fixed
 //! [`IPS`], COM1 to `target/bochs/com1.txt`, the log to `target/bochs/bochs.log`) and runs
 //! `bochs -q -f bochsrc -rc <file with "c">` under `script` (its `term` display wants a
-//! terminal; no network port is opened), killed after [`TIMEOUT`]. COM1's lines are echoed
-//! as they come. Bochs's exit status is 1 however the run went, so the run is judged by the
+//! terminal; no network port is opened), killed after [`TIMEOUT`]. A triple fault of the
+//! host is a Bochs panic that ends the run at once (`reset_on_triple_fault=0`; with a reset
+//! the machine would boot again and hang). COM1's lines are echoed as they come. Bochs's exit status is 1 however the run went, so the run is judged by the
 //! report alone, with the checks of the QEMU runs (`crate::testbed::check_report`: exactly
 //! `cpu-down` `N/A`, every other scenario `PASS`, the closing line, `SELFTEST` lines and no
 //! failure, `testbed-x86: frames leaked: 0`), and by the log: the testbed ended Bochs
@@ -16,9 +17,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axvcpu_conformance::Scenario;
@@ -52,7 +51,7 @@ fn bochsrc(iso: &Path, com1: &Path, log: &Path) -> String {
     format!(
         "# Written by cargo xtask (xtask/src/bochs.rs).\n\
          megs: 256\n\
-         cpu: model=corei7_haswell_4770, count=2, ips={IPS}\n\
+         cpu: model=corei7_haswell_4770, count=2, ips={IPS}, reset_on_triple_fault=0\n\
          clock: sync=none, time0=local\n\
          romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
          vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest\n\
@@ -113,6 +112,18 @@ fn echo_new_lines(file: &Path, done: &mut u64, partial: &mut String) {
     }
 }
 
+/// Ends `child` (`script`), which ends Bochs with it: SIGTERM, which `script` passes on.
+fn stop(child: &mut Child) {
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !terminated {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
 /// Boots `iso` in Bochs; returns COM1's output (`\r` removed) and the log.
 fn boot(iso: &Path) -> Result<(String, String), String> {
     let d = dir();
@@ -149,25 +160,22 @@ fn boot(iso: &Path) -> Result<(String, String), String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("script: cannot start: {e}"))?;
-    let finished = Arc::new(AtomicBool::new(false));
-    let echo = {
-        let (finished, com1) = (finished.clone(), com1.clone());
-        std::thread::spawn(move || {
-            let (mut done, mut partial) = (0, String::new());
-            while !finished.load(Ordering::Acquire) {
-                echo_new_lines(&com1, &mut done, &mut partial);
-                std::thread::sleep(Duration::from_millis(100));
+    let (mut done, mut partial) = (0, String::new());
+    let status = loop {
+        echo_new_lines(&com1, &mut done, &mut partial);
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                stop(&mut child);
+                return Err(format!("waiting for Bochs: {e}"));
             }
-            echo_new_lines(&com1, &mut done, &mut partial);
-            if !partial.is_empty() {
-                println!("{partial}");
-            }
-        })
+        }
     };
-    let status = child.wait().map_err(|e| format!("waiting for Bochs: {e}"));
-    finished.store(true, Ordering::Release);
-    let _ = echo.join();
-    let status = status?;
+    echo_new_lines(&com1, &mut done, &mut partial);
+    if !partial.is_empty() {
+        println!("{partial}");
+    }
     let secs = started.elapsed().as_secs_f64();
     eprintln!("xtask: Bochs ran {secs:.1} s, {status}");
     // `timeout` exits with 124 (137 after the kill) when it had to end Bochs.
@@ -193,6 +201,13 @@ pub fn test() -> Result<(), String> {
     let elf = testbed::build(tb, &[], tb.package)?;
     let iso = iso(&elf)?;
     let (output, log) = boot(&iso)?;
+    // A triple fault of the host, or anything else Bochs gives up on.
+    if let Some(panic) = log
+        .lines()
+        .find(|l| l.contains(">>PANIC<<") && !l.contains(SHUTDOWN_LOG))
+    {
+        return Err(format!("x86 VMX in Bochs: Bochs panicked: {panic}"));
+    }
     if let Some(l) = output.lines().find(|l| l.ends_with(NO_BACKEND)) {
         return Err(format!(
             "x86 VMX in Bochs: every scenario N/A, the image has no VMX backend: {l}"
