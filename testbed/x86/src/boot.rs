@@ -76,8 +76,9 @@ pvh_start32:
     rdmsr
     orl $0x900, %eax
     wrmsr
+    // CR0: PG, WP, NE (VMXON refuses a CR0 without it), PE.
     movl %cr0, %eax
-    orl $0x80010001, %eax
+    orl $0x80010021, %eax
     movl %eax, %cr0
     lgdt boot_gdt_ptr
     ljmp $0x08, $bsp_entry64
@@ -99,7 +100,7 @@ testbed_ap_trampoline:
     rdmsr
     orl $0x900, %eax
     wrmsr
-    movl $0x80010001, %eax
+    movl $0x80010021, %eax
     movl %eax, %cr0
     ljmpl $0x08, $ap_entry64
     .balign 8
