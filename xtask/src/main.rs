@@ -1,11 +1,13 @@
 //! The project's task runner (`cargo xtask`, see README.md):
 //!
-//! - `cargo xtask run [kvm|riscv|aarch64|x86]`: runs the main job: a demo guest on our vCPUs
-//!   (default: the hosted KVM backend); the others boot a test hypervisor in QEMU.
+//! - `cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx]`: runs the main job: a demo guest on
+//!   our vCPUs (default: the hosted KVM backend); the others boot a test hypervisor in QEMU,
+//!   `x86-vmx` the x86 one in Bochs (Intel VMX).
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench`: prints the benchmark figures.
 
 mod aarch64;
+mod bochs;
 mod cmd;
 mod riscv;
 mod setup;
@@ -16,7 +18,7 @@ mod x86;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask run [kvm|riscv|aarch64|x86] | cargo xtask test | cargo xtask bench";
+    "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test | cargo xtask bench";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +46,11 @@ fn run(which: &str) -> Result<(), String> {
         "riscv" => riscv::test,
         "aarch64" => aarch64::test,
         "x86" => x86::test,
+        "x86-vmx" => {
+            setup::rust_targets()?;
+            setup::bochs()?;
+            return bochs::test();
+        }
         other => return Err(format!("unknown job `{other}`; {USAGE}")),
     };
     setup::rust_targets()?;

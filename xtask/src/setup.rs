@@ -1,4 +1,4 @@
-//! Installs what a fresh machine lacks: Rust targets and components, QEMU.
+//! Installs what a fresh machine lacks: Rust targets and components, QEMU, Bochs.
 
 use crate::cmd;
 
@@ -61,6 +61,47 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports \
     match SYSTEMS.iter().find(|s| !cmd::exists(s)) {
         None => Ok(()),
         Some(missing) => Err(format!("QEMU installed but {missing} is still missing")),
+    }
+}
+
+/// Bochs (Intel VMX for the x86 testbed), its firmware and `term` display, and what builds
+/// its boot medium (`grub-mkrescue` and the tools it runs), from Debian bookworm.
+pub fn bochs() -> Result<(), String> {
+    const PACKAGES: [&str; 8] = [
+        "bochs",
+        "bochsbios",
+        "vgabios",
+        "bochs-term",
+        "grub-pc-bin",
+        "grub-common",
+        "xorriso",
+        "mtools",
+    ];
+    let installed = |p: &str| {
+        std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", p])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout) == "install ok installed")
+            .unwrap_or(false)
+    };
+    let missing: Vec<&str> = PACKAGES.into_iter().filter(|p| !installed(p)).collect();
+    if missing.is_empty() && cmd::exists("script") {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing {} (Bochs and its boot medium)",
+        missing.join(" ")
+    );
+    let script = format!(
+        "set -e
+apt-get update -qq
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends          {} bsdutils >/dev/null",
+        missing.join(" ")
+    );
+    cmd::run("sh", &["-c", &script], &[])?;
+    match PACKAGES.into_iter().find(|p| !installed(p)) {
+        None => Ok(()),
+        Some(p) => Err(format!("Bochs installed but package {p} is still missing")),
     }
 }
 

@@ -71,7 +71,7 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
@@ -94,8 +94,9 @@ fn ensure_tools(tb: &Testbed) -> Result<(), String> {
     crate::setup::qemu()
 }
 
-/// Builds the image (with `features`) and copies it to `target/<name>.elf`.
-fn build(tb: &Testbed, features: &[&str], name: &str) -> Result<PathBuf, String> {
+/// Builds the image (with `features`) and copies it to `target/<name>.elf` (also the
+/// image `crate::bochs` boots).
+pub(crate) fn build(tb: &Testbed, features: &[&str], name: &str) -> Result<PathBuf, String> {
     let started = Instant::now();
     let mut args = vec![
         "build",
@@ -189,7 +190,7 @@ fn boot(tb: &Testbed, elf: &Path, extra: &[&str]) -> Result<(String, Option<i32>
 /// Checks the testbed's report: both passes (if there is a second) against exactly the
 /// scenarios of the suite and [`Testbed::not_applicable`], the self-tests, no failure or
 /// fatal line, no leak. Returns how many scenarios passed in the first pass.
-fn check_report(tb: &Testbed, output: &str) -> Result<usize, String> {
+pub(crate) fn check_report(tb: &Testbed, output: &str) -> Result<usize, String> {
     let mut problems = Vec::new();
     let passed = check_pass(output, "", tb.not_applicable).unwrap_or_else(|p| {
         problems.extend(p);

@@ -15,6 +15,8 @@
 //! host triple fault with `-no-reboot`) is a failure too. There is no second pass. The
 //! checks are [`crate::testbed`]'s.
 //!
+//! The same image runs on Intel VMX in Bochs: `crate::bochs`.
+//!
 //! `bench()` builds the image with the `bench` feature and boots it on one CPU with
 //! `-icount shift=0`, where QEMU derives the TSC from the instruction count (one tick per
 //! instruction), and prints hypervisor instructions per hypercall round trip.

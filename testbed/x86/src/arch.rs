@@ -1,44 +1,46 @@
-//! What is x86-64 SVM about this testbed, as the [`TestbedArch`] the shared boot flow, HAL,
-//! test VM, platform and benchmark of `axvcpu-testbed` are generic over.
+//! What is x86-64 about this testbed, as the [`TestbedArch`] the shared boot flow, HAL,
+//! test VM, platform and benchmark of `axvcpu-testbed` are generic over; the backend (SVM
+//! or VMX) is its type parameter.
 
 use alloc::string::String;
+use core::marker::PhantomData;
 
 use axvcpu::{GuestPhysAddr, SysRegAddr, VCpuResult};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Layout, PlatformInfo};
-use axvcpu_npt::{NestedPageTable, X86Npt};
-use axvcpu_svm::{GuestBoot, SvmPerCpu, SvmSetupConfig, SvmVCpu};
+use axvcpu_npt::NestedPageTable;
 use axvcpu_testbed::console::Console;
 use axvcpu_testbed::hal::FrameHal;
 use axvcpu_testbed::TestbedArch;
 
+use crate::backend::{Backend, Boot};
 use crate::guests::{self, BOOT_TABLES, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
 use crate::guests::{STACK_SIZE, SYSREG_MSR};
 use crate::hal;
 
-/// The x86-64 SVM testbed (QEMU TCG, `-cpu max`).
+/// The x86-64 testbed over backend `B` (SVM in QEMU TCG, VMX in Bochs).
 #[derive(Debug)]
-pub struct X86;
+pub struct X86<B>(PhantomData<fn() -> B>);
 
 /// The testbed's `AxVCpuHal`.
-pub type Hal = FrameHal<X86>;
+pub type Hal<B> = FrameHal<X86<B>>;
 /// The backend as the testbed instantiates it.
-pub type VCpu = SvmVCpu<Hal>;
+pub type VCpu<B> = <B as Backend>::VCpu<Hal<B>>;
 
 /// Random programs the `garbage` scenario runs.
 const GARBAGE_PROGRAMS: usize = 2000;
 
-impl TestbedArch for X86 {
+impl<B: Backend> TestbedArch for X86<B> {
     const NAME: &'static str = "testbed-x86";
     const CPU_WORD: &'static str = "CPU";
     const RAM_END: usize = hal::RAM_END;
     const BENCH: bool = cfg!(feature = "bench");
-    const BENCH_LOOP: &'static str = "vmmcall; jmp";
+    const BENCH_LOOP: &'static str = B::BENCH_LOOP;
 
-    type VCpu = VCpu;
-    type PerCpu = SvmPerCpu<Hal>;
-    type Setup = SvmSetupConfig;
-    type Npt = NestedPageTable<Hal, X86Npt>;
+    type VCpu = VCpu<B>;
+    type PerCpu = B::PerCpu<Hal<B>>;
+    type Setup = B::Setup;
+    type Npt = NestedPageTable<Hal<B>, B::Format>;
 
     fn cpu_id() -> usize {
         hal::cpu_id()
@@ -75,7 +77,7 @@ impl TestbedArch for X86 {
     fn info() -> PlatformInfo {
         PlatformInfo {
             isa: Isa::X86_64,
-            name: "x86_64-svm-qemu",
+            name: B::PLATFORM,
             irq_vector: IRQ_VECTOR,
             second_irq_vector: guests::SECOND_IRQ_VECTOR,
             sysreg_read: Some(SysRegAddr(SYSREG_MSR)),
@@ -86,39 +88,40 @@ impl TestbedArch for X86 {
             garbage_programs: GARBAGE_PROGRAMS,
         }
     }
-    fn program(_: &SvmSetupConfig, program: GuestProgram) -> Result<&'static [u8], &'static str> {
+    fn program(_: &B::Setup, program: GuestProgram) -> Result<&'static [u8], &'static str> {
         guests::code(program).ok_or("x86 has no architectural CPU-off")
     }
     /// Every MSR is intercepted already.
-    fn with_sysreg_traps(setup: SvmSetupConfig, _on: bool) -> SvmSetupConfig {
+    fn with_sysreg_traps(setup: B::Setup, _on: bool) -> B::Setup {
         setup
     }
-    fn new_npt(_: &SvmSetupConfig) -> VCpuResult<Self::Npt> {
+    fn new_npt(_: &B::Setup) -> VCpuResult<Self::Npt> {
         NestedPageTable::new()
     }
 
-    fn first_pass() -> SvmSetupConfig {
-        SvmSetupConfig {
-            boot: GuestBoot::WriteTablesAt(BOOT_TABLES as u64),
-            stack_top: (RAM_BASE + RAM_SIZE) as u64,
-            stack_stride: STACK_SIZE as u64,
-        }
+    fn first_pass() -> B::Setup {
+        B::setup(
+            Boot::WriteTablesAt(BOOT_TABLES as u64),
+            (RAM_BASE + RAM_SIZE) as u64,
+            STACK_SIZE as u64,
+        )
     }
-    fn second_pass() -> Option<(&'static str, SvmSetupConfig)> {
+    fn second_pass() -> Option<(&'static str, B::Setup)> {
         None
     }
-    fn describe(_: &SvmSetupConfig) -> String {
-        String::from("AMD SVM, 4-level NPT, long-mode guests")
+    fn describe(_: &B::Setup) -> String {
+        String::from(B::DESCRIBE)
     }
-    fn selftests(_: &SvmSetupConfig) -> bool {
-        crate::selftest::run_all()
+    fn selftests(_: &B::Setup) -> bool {
+        crate::selftest::run_all::<B>()
     }
 
     fn bench_code() -> &'static [u8] {
         axvcpu_testbed::guest_code!(guest_bench, guest_bench_end)
     }
     /// The TSC: under `-icount shift=0` QEMU derives it from the instruction count (1 ns
-    /// of virtual time per instruction).
+    /// of virtual time per instruction); Bochs with `clock: sync=none` counts one tick per
+    /// instruction too.
     fn bench_counter() -> u64 {
         // SAFETY: reads the TSC.
         unsafe { core::arch::x86_64::_rdtsc() }

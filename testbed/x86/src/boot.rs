@@ -1,15 +1,24 @@
-//! Boot: the PVH entry (32-bit protected mode) to long mode, BSS, one stack per CPU, the
-//! host IDT (exceptions are fatal, the kick and test vectors send EOI), the second CPU through
-//! INIT-SIPI and a real-mode trampoline, and the hand-over to the shared boot flow
-//! ([`Cpus::start`]: per-CPU SVM enable, then the suite on CPU 0, the mailbox on CPU 1).
+//! Boot: the 32-bit entry (PVH from QEMU's `-kernel`, Multiboot2 from GRUB; both enter in
+//! 32-bit protected mode with paging off and flat segments, and the entry uses nothing
+//! either passes) to long mode, BSS, one stack per CPU, the host IDT (exceptions are fatal,
+//! the kick and test vectors send EOI), the second CPU through INIT-SIPI and a real-mode
+//! trampoline, the backend chosen from CPUID ([`backend::detect`]), and the hand-over to the
+//! shared boot flow of that backend ([`Cpus::start`]: per-CPU enable, then the suite on
+//! CPU 0, the mailbox on CPU 1).
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use axvcpu_svm::KICK_VECTOR;
-use axvcpu_testbed::boot::{fail, Cpus};
+use axvcpu_testbed::boot::fail;
+use axvcpu_testbed::TestbedArch;
 
 use crate::arch::X86;
+use crate::backend::{self, Backend, Found, Svm};
 use crate::hal;
+
+/// The testbed as fatal reports name it: the console and the shutdown do not depend on
+/// the backend.
+type AnyX86 = X86<Svm>;
 
 /// CPUs the testbed uses (CPU id = local APIC id).
 pub const MAX_CPUS: usize = 2;
@@ -28,6 +37,21 @@ static mut TESTBED_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
 
 core::arch::global_asm!(
     r#"
+    // Multiboot2 (GRUB, Bochs): magic, i386, length, checksum, the end tag. The ELF's
+    // entry is the entry, its load segments are loaded. Not Multiboot1: QEMU's -kernel
+    // refuses an x86-64 ELF with a Multiboot1 header, and ignores this one (PVH instead).
+    .section .multiboot2, "a"
+    .balign 8
+mb2_header:
+    .long 0xe85250d6
+    .long 0
+    .long mb2_header_end - mb2_header
+    .long 0x100000000 - (0xe85250d6 + (mb2_header_end - mb2_header))
+    .word 0
+    .word 0
+    .long 8
+mb2_header_end:
+
     .section .note.pvh, "a"
     .balign 4
     .long 4
@@ -52,8 +76,9 @@ pvh_start32:
     rdmsr
     orl $0x900, %eax
     wrmsr
+    // CR0: PG, WP, NE (VMXON refuses a CR0 without it), PE.
     movl %cr0, %eax
-    orl $0x80010001, %eax
+    orl $0x80010021, %eax
     movl %eax, %cr0
     lgdt boot_gdt_ptr
     ljmp $0x08, $bsp_entry64
@@ -75,7 +100,7 @@ testbed_ap_trampoline:
     rdmsr
     orl $0x900, %eax
     wrmsr
-    movl $0x80010001, %eax
+    movl $0x80010021, %eax
     movl %eax, %cr0
     ljmpl $0x08, $ap_entry64
     .balign 8
@@ -230,9 +255,6 @@ fn load_idt() {
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack)) };
 }
 
-/// The CPUs' state; [`testbed_rust_start`] enters the shared boot flow through it.
-pub static CPUS: Cpus<X86, MAX_CPUS> = Cpus::new();
-
 /// The boot CPU's one-time setup, before the other CPU starts: legacy PIC masked, TSC
 /// calibrated, host IDT filled and loaded, local APIC enabled.
 pub fn boot_init() {
@@ -272,13 +294,69 @@ static AP_ENTERED: AtomicBool = AtomicBool::new(false);
 
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
-    if boot == 0 {
+    let found = if boot != 0 {
+        hal::init_uart();
+        backend::detect()
+    } else {
         AP_ENTERED.store(true, Ordering::Release);
         // The boot CPU filled the IDT before it started this CPU.
         load_idt();
         hal::enable_local_apic();
+        backend::found()
+    };
+    match found {
+        Found::Svm => Svm::cpus().start(cpu, boot != 0),
+        Found::Vmx => {
+            if boot != 0 {
+                let n = backend::patch_hypercalls();
+                axvcpu_testbed::say::<AnyX86>(format_args!(
+                    "{}: Intel VMX: {}; {n} hypercall sites of the guest programs now `vmcall`",
+                    AnyX86::NAME,
+                    backend::vmx_caps()
+                ));
+            }
+            no_backend(
+                "Intel VMX found; VMX backend not available in this build",
+                boot != 0,
+            )
+        }
+        Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID", boot != 0),
     }
-    CPUS.start(cpu, boot != 0)
+}
+
+/// Without a backend: the boot CPU still does the machine's part of the boot (PIC, TSC,
+/// IDT, local APIC, CPU 1 through INIT-SIPI: what every backend's run needs, so it is
+/// known to work here), reports every scenario `N/A` with `why` and ends the machine with
+/// the failure status: honestly not a pass. The other CPU parks.
+fn no_backend(why: &'static str, boot: bool) -> ! {
+    if !boot {
+        loop {
+            // SAFETY: parks this CPU with interrupts off.
+            unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
+        }
+    }
+    let say = |line: core::fmt::Arguments| axvcpu_testbed::say::<AnyX86>(line);
+    boot_init();
+    say(format_args!(
+        "{}: boot CPU {}, TSC {} ticks per ms; CPU 1 {}",
+        AnyX86::NAME,
+        hal::cpu_id(),
+        hal::tsc_per_ms(),
+        if start_cpu(1) {
+            "started"
+        } else {
+            "did not start"
+        }
+    ));
+    say(format_args!("{}: {why}", AnyX86::NAME));
+    let mut summary = axvcpu_conformance::Summary::default();
+    let mut w = hal::CONSOLE.writer();
+    for s in axvcpu_conformance::Scenario::ALL {
+        summary.record(&mut w, s, &axvcpu_conformance::Outcome::NotApplicable(why));
+    }
+    drop(w);
+    say(format_args!("{summary}"));
+    AnyX86::shutdown(false)
 }
 
 #[unsafe(no_mangle)]
@@ -288,7 +366,7 @@ extern "C" fn testbed_host_fault(vector: u64, frame: *const u64) -> ! {
     let cr2: u64;
     // SAFETY: reads CR2.
     unsafe { core::arch::asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack)) };
-    fail::<X86>(format_args!(
+    fail::<AnyX86>(format_args!(
         "host exception {vector} on CPU {}: frame {:#x} {:#x} {:#x} {:#x} cr2 {cr2:#x}",
         hal::cpu_id(),
         words[0],
@@ -300,5 +378,5 @@ extern "C" fn testbed_host_fault(vector: u64, frame: *const u64) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    fail::<X86>(format_args!("panic on CPU {}: {info}", hal::cpu_id()))
+    fail::<AnyX86>(format_args!("panic on CPU {}: {info}", hal::cpu_id()))
 }

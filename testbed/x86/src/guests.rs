@@ -1,5 +1,6 @@
-//! The contract's guest programs for x86-64 SVM: the shared ones of `axvcpu-guests-x86`
-//! (which the hosted KVM backend assembles too) with `vmmcall` as the hypercall, plus this
+//! The contract's guest programs for x86-64 SVM and VMX: the shared ones of
+//! `axvcpu-guests-x86` (which the hosted KVM backend assembles too) with `vmmcall` as the
+//! hypercall (`vmcall` on Intel, see [`crate::backend::patch_hypercalls`]), plus this
 //! testbed's own (`regs`, the benchmark, the self-tests). Each program is
 //! position-independent code between `guest_<name>` and `guest_<name>_end`, in its own
 //! 4 KiB-aligned section, copied to the start of guest RAM (the entry). Guests run in long
@@ -41,7 +42,13 @@ axvcpu_testbed::guest_asm!(
 # x86 INIT-SIPI carries no argument: CPU_UP_ARG is not used by any program.
 .set cpu_up_arg_unused, {cpu_up_arg}
 
+# `vmmcall` (AMD); every site is recorded, and on Intel the boot CPU rewrites them to
+# `vmcall` (crate::backend::patch_hypercalls).
 .macro hypercall
+    .pushsection .hypercall_sites, "a", @progbits
+    .quad 9999f
+    .popsection
+9999:
     vmmcall
 .endm
 .macro PROGRAM name
@@ -70,7 +77,7 @@ END_PROGRAM regs
 PROGRAM bench
     mov eax, {hc_bench}
 2:
-    vmmcall
+    hypercall
     jmp 2b
 END_PROGRAM bench
 

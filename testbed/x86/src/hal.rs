@@ -1,5 +1,5 @@
 //! The testbed's host services: COM1 console, TSC clock (calibrated against the PIT),
-//! local APIC, legacy PIC, QEMU exit.
+//! local APIC, legacy PIC, QEMU and Bochs exit.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,6 +13,8 @@ const APIC: usize = 0xfee0_0000;
 const COM1: u16 = 0x3f8;
 /// QEMU's `isa-debug-exit` port.
 const DEBUG_EXIT: u16 = 0xf4;
+/// Bochs's shutdown port.
+const BOCHS_SHUTDOWN: u16 = 0x8900;
 /// What the testbed writes to [`DEBUG_EXIT`] when everything passed: QEMU exits with
 /// status `(0x10 << 1) | 1` = 33.
 pub const EXIT_SUCCESS: u32 = 0x10;
@@ -31,6 +33,18 @@ pub fn inb(port: u16) -> u8 {
     // SAFETY: port I/O to legacy devices the testbed owns.
     unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack)) };
     v
+}
+
+/// Sets COM1 to 8 data bits, no parity, one stop bit, 115200 baud, FIFOs on, no
+/// interrupts. QEMU ignores the line settings, Bochs keeps only the bits of the word length
+/// (5 after reset).
+pub fn init_uart() {
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x80);
+    outb(COM1, 0x01);
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x03);
+    outb(COM1 + 2, 0xc7);
 }
 
 fn uart_putc(b: u8) {
@@ -125,8 +139,8 @@ pub fn delay_ms(ms: u64) {
     }
 }
 
-/// Ends QEMU through `isa-debug-exit` with [`EXIT_SUCCESS`] or [`EXIT_FAILURE`]. The first
-/// CPU to shut down decides; any other just parks.
+/// Ends QEMU through `isa-debug-exit` with [`EXIT_SUCCESS`] or [`EXIT_FAILURE`], or Bochs
+/// through its shutdown port. The first CPU to shut down decides; any other just parks.
 pub fn shutdown(ok: bool) -> ! {
     static SHUTTING_DOWN: core::sync::atomic::AtomicBool =
         core::sync::atomic::AtomicBool::new(false);
@@ -137,6 +151,11 @@ pub fn shutdown(ok: bool) -> ! {
             core::arch::asm!("out dx, eax", in("dx") DEBUG_EXIT, in("eax") code,
                 options(nomem, nostack))
         };
+        // Still here: Bochs, which ends on these bytes to its port 0x8900 (its exit status
+        // says nothing; the report says everything).
+        for b in *b"Shutdown" {
+            outb(BOCHS_SHUTDOWN, b);
+        }
     }
     loop {
         // SAFETY: parks this CPU with interrupts off.

@@ -1,20 +1,29 @@
-//! The x86-64 AMD SVM test hypervisor.
+//! The x86-64 test hypervisor, on AMD SVM (QEMU) or Intel VMX (Bochs).
 //!
 //! Built for `x86_64-unknown-none`, it is a bare-metal image QEMU boots through PVH
 //! (`qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 256M -nodefaults -display none
-//! -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel <elf>`).
-//! It switches from the PVH 32-bit entry to long mode (identity map of the low 4 GiB),
-//! masks the legacy PIC, calibrates the TSC against the PIT, starts CPU 1 with INIT-SIPI,
-//! enables SVM on both CPUs, then runs the conformance suite through
-//! `AxVCpu<SvmVCpu<_>>` exactly as a hypervisor would, printing one line per scenario on
-//! COM1. It ends QEMU through `isa-debug-exit`, which exits with status `(code << 1) | 1`:
-//! code 0x10 (status 33) when everything passed, 0x11 (status 35) otherwise; any other
-//! status (QEMU quitting on its own, a reset after a host triple fault) is a failure too.
-//! With the `bench` feature it measures hypercall round trips instead.
+//! -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel <elf>`)
+//! and GRUB through its Multiboot2 header (Bochs, which has no `-kernel`; see
+//! `cargo xtask run x86-vmx`). Both enter in 32-bit protected mode. It switches to long
+//! mode (identity map of the low 4 GiB), sets COM1 to 8N1, picks its backend from CPUID
+//! (`backend.rs`: SVM on AMD, VMX on Intel), masks the legacy PIC, calibrates the TSC
+//! against the PIT, starts CPU 1 with INIT-SIPI, enables virtualization on both CPUs, then
+//! runs the conformance suite through `AxVCpu<backend>` exactly as a hypervisor would,
+//! printing one line per scenario on COM1. It ends QEMU through `isa-debug-exit`, which
+//! exits with status `(code << 1) | 1`: code 0x10 (status 33) when everything passed, 0x11
+//! (status 35) otherwise; any other status (QEMU quitting on its own, a reset after a host
+//! triple fault) is a failure too. Bochs ignores that port and ends on `Shutdown` written to
+//! its port 0x8900 (its exit status says nothing: its runs are judged by the report). With
+//! the `bench` feature it measures hypercall round trips instead.
 //!
-//! This crate holds only what is x86-specific (`arch.rs`: the `TestbedArch` impl; entry
-//! assembly, COM1, APIC/PIC/PIT, guest programs); the boot flow after the entry, the HAL,
-//! the test VM, the platform and the runner are `axvcpu-testbed`'s.
+//! Until the VMX backend is in this build, an Intel CPU with VMX gets the line
+//! `testbed-x86: Intel VMX found; VMX backend not available in this build`, every scenario
+//! `N/A` with that reason, and the failure status.
+//!
+//! This crate holds only what is x86-specific (`arch.rs`: the `TestbedArch` impl, generic
+//! over `backend::Backend`, the one thing SVM and VMX differ in here; entry assembly, COM1,
+//! APIC/PIC/PIT, guest programs); the boot flow after the entry, the HAL, the test VM, the
+//! platform and the runner are `axvcpu-testbed`'s.
 //!
 //! On the build host this crate is an empty program, so the workspace builds anywhere.
 
@@ -25,6 +34,8 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 mod arch;
+#[cfg(target_os = "none")]
+mod backend;
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]

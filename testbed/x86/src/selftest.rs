@@ -1,4 +1,4 @@
-//! The testbed's own checks of the SVM backend, beyond the conformance contract.
+//! The testbed's own checks of the backend (SVM or VMX), beyond the conformance contract.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -7,27 +7,29 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use axvcpu::{AccessWidth, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState};
+use axvcpu::{
+    AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState,
+};
 use axvcpu_conformance::contract::{HC_DONE, HC_REPORT, IO_IN_RAX_BEFORE};
 use axvcpu_conformance::{Join, TestVm};
-use axvcpu_svm::{GuestBoot, SvmSetupConfig};
 use axvcpu_testbed::selftest::{self, Check, SelfTest};
 use axvcpu_testbed::vm::TestbedVm;
 use axvcpu_testbed::TestbedArch;
 use axvcpu_x86::boot::LongModeBoot;
 
 use crate::arch::{VCpu, X86};
-use crate::boot::{CPUS, TEST_VECTOR};
-use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE};
+use crate::backend::{Backend, Boot};
+use crate::boot::TEST_VECTOR;
+use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE, RAM_BASE, RAM_SIZE, STACK_SIZE};
 use crate::hal;
 
-type Vm = TestbedVm<X86>;
+type Vm<B> = TestbedVm<X86<B>>;
 
-fn vm(code: &[u8]) -> Result<Vm, String> {
-    Vm::new(code, X86::first_pass()).map_err(|e| format!("VM: {e}"))
+fn vm<B: Backend>(code: &[u8]) -> Result<Vm<B>, String> {
+    Vm::new(code, X86::<B>::first_pass()).map_err(|e| format!("VM: {e}"))
 }
 
-fn bound(vm: &Vm) -> Result<AxVCpu<VCpu>, String> {
+fn bound<B: Backend>(vm: &Vm<B>) -> Result<AxVCpu<VCpu<B>>, String> {
     let mut v = vm
         .new_vcpu(0, vm.entry())
         .map_err(|e| format!("new vCPU: {e}"))?;
@@ -35,18 +37,18 @@ fn bound(vm: &Vm) -> Result<AxVCpu<VCpu>, String> {
     Ok(v)
 }
 
-fn step(v: &mut AxVCpu<VCpu>) -> Result<AxVCpuExitReason, String> {
+fn step<V: AxArchVCpu>(v: &mut AxVCpu<V>) -> Result<AxVCpuExitReason, String> {
     v.run().map_err(|e| format!("run: {e}"))
 }
 
-fn expect(v: &mut AxVCpu<VCpu>, want: AxVCpuExitReason) -> Check {
+fn expect<V: AxArchVCpu>(v: &mut AxVCpu<V>, want: AxVCpuExitReason) -> Check {
     match step(v)? {
         got if got == want => Ok(()),
         got => Err(format!("expected {want:?}, got {got:?}")),
     }
 }
 
-fn expect_done(v: &mut AxVCpu<VCpu>) -> Check {
+fn expect_done<V: AxArchVCpu>(v: &mut AxVCpu<V>) -> Check {
     match step(v)? {
         AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
         other => Err(format!("expected HC_DONE, got {other:?}")),
@@ -54,15 +56,15 @@ fn expect_done(v: &mut AxVCpu<VCpu>) -> Check {
 }
 
 /// A triple fault is `SystemDown` (shutdown intercept).
-fn triple_fault(_: ()) -> Check {
-    let vm = vm(selftest_code(Guest::TripleFault))?;
+fn triple_fault<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(selftest_code(Guest::TripleFault))?;
     let mut v = bound(&vm)?;
     expect(&mut v, AxVCpuExitReason::SystemDown)
 }
 
 /// `rep outsb` is refused with an error; the vCPU becomes invalid.
-fn string_io(_: ()) -> Check {
-    let vm = vm(selftest_code(Guest::StringIo))?;
+fn string_io<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(selftest_code(Guest::StringIo))?;
     let mut v = bound(&vm)?;
     match v.run() {
         Err(e) if v.state() == VCpuState::Invalid && format!("{e}").contains("string") => Ok(()),
@@ -74,8 +76,8 @@ fn string_io(_: ()) -> Check {
 }
 
 /// MMIO through `ah`: the store carries bits 8..16 of `rax`, the load writes them.
-fn high_byte_mmio(_: ()) -> Check {
-    let vm = vm(selftest_code(Guest::HighByte))?;
+fn high_byte_mmio<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(selftest_code(Guest::HighByte))?;
     let mut v = bound(&vm)?;
     let base = GuestPhysAddr::from(MMIO_BASE);
     expect(
@@ -108,8 +110,8 @@ fn high_byte_mmio(_: ()) -> Check {
 }
 
 /// A fixed IPI written to the emulated ICR is `SendIPI`.
-fn send_ipi(_: ()) -> Check {
-    let vm = vm(selftest_code(Guest::SendIpi))?;
+fn send_ipi<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(selftest_code(Guest::SendIpi))?;
     let mut v = bound(&vm)?;
     expect(
         &mut v,
@@ -126,8 +128,8 @@ fn send_ipi(_: ()) -> Check {
 
 /// Every MSR traps: reading EFER and writing IA32_APIC_BASE reach the hypervisor, and the
 /// host's APIC stays where it was.
-fn msrs_trap(_: ()) -> Check {
-    let vm = vm(selftest_code(Guest::Msr))?;
+fn msrs_trap<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(selftest_code(Guest::Msr))?;
     let mut v = bound(&vm)?;
     match step(&mut v)? {
         AxVCpuExitReason::SysRegRead { addr, reg: 0 } if addr.0 == 0xc000_0080 => {}
@@ -153,12 +155,14 @@ fn msrs_trap(_: ()) -> Check {
     Ok(())
 }
 
-/// SVM off and on again on CPU 0, then a guest still runs.
-fn percpu_cycle(_: ()) -> Check {
-    let slot = CPUS.percpu(0).ok_or("no per-CPU slot")?;
+/// Virtualization (SVM or VMX) off and on again on CPU 0, then a guest still runs.
+fn percpu_cycle<B: Backend>(_: ()) -> Check {
+    let slot = B::cpus().percpu(0).ok_or("no per-CPU slot")?;
     {
         let mut guard = slot.lock();
-        let percpu = guard.as_mut().ok_or("SVM not enabled on CPU 0")?;
+        let percpu = guard
+            .as_mut()
+            .ok_or("virtualization not enabled on CPU 0")?;
         percpu
             .hardware_disable()
             .map_err(|e| format!("disable: {e}"))?;
@@ -169,7 +173,7 @@ fn percpu_cycle(_: ()) -> Check {
             .hardware_enable()
             .map_err(|e| format!("enable again: {e}"))?;
     }
-    let vm = vm(selftest_code(Guest::SendIpi))?;
+    let vm = vm::<B>(selftest_code(Guest::SendIpi))?;
     let mut v = bound(&vm)?;
     match step(&mut v)? {
         AxVCpuExitReason::SendIPI { .. } => Ok(()),
@@ -177,20 +181,22 @@ fn percpu_cycle(_: ()) -> Check {
     }
 }
 
-/// A guest state VMRUN refuses (a CR3 with bits above the physical-address width) is
-/// `FailEntry` with the VMEXIT_INVALID code, and the host goes on.
-fn fail_entry(_: ()) -> Check {
+/// A guest state the hardware refuses (a CR3 with bits above the physical-address width) is
+/// `FailEntry` with the reason the backend's hardware gives ([`Backend::refused_entry`]),
+/// and the host goes on.
+fn fail_entry<B: Backend>(_: ()) -> Check {
     let code = selftest_code(Guest::SendIpi);
-    let vm = vm(code)?;
-    let setup = SvmSetupConfig {
-        boot: GuestBoot::Tables(LongModeBoot {
+    let vm = vm::<B>(code)?;
+    let setup = B::setup(
+        Boot::Tables(LongModeBoot {
             cr3: 1 << 62,
             gdt_base: 0,
             gdt_limit: 0x17,
         }),
-        ..X86::first_pass()
-    };
-    let builder = AxVCpu::<VCpu>::builder(vm.vm_id(), 0, ()).map_err(|e| format!("new: {e}"))?;
+        (RAM_BASE + RAM_SIZE) as u64,
+        STACK_SIZE as u64,
+    );
+    let builder = AxVCpu::<VCpu<B>>::builder(vm.vm_id(), 0, ()).map_err(|e| format!("new: {e}"))?;
     // SAFETY: the VM's NPT outlives the vCPU, which is dropped first.
     let mut v = unsafe { builder.ept_root(vm.ept_root()) }
         .entry(vm.entry())
@@ -200,15 +206,15 @@ fn fail_entry(_: ()) -> Check {
     match step(&mut v)? {
         AxVCpuExitReason::FailEntry {
             hardware_entry_failure_reason,
-        } if hardware_entry_failure_reason as u32 == 0xffff_ffff => Ok(()),
+        } if B::refused_entry(hardware_entry_failure_reason) => Ok(()),
         other => Err(format!("expected FailEntry, got {other:?}")),
     }
 }
 
 /// A host interrupt pending at entry makes the guest exit at once: `ExternalInterrupt`
 /// with its vector, handled by the host's IDT when `run` returns; the guest then goes on.
-fn external_interrupt(_: ()) -> Check {
-    let vm = vm(selftest_code(Guest::SendIpi))?;
+fn external_interrupt<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(selftest_code(Guest::SendIpi))?;
     let mut v = bound(&vm)?;
     hal::apic_icr(hal::cpu_id() as u32, 0x4000 | u32::from(TEST_VECTOR));
     expect(
@@ -227,20 +233,20 @@ fn external_interrupt(_: ()) -> Check {
 const GARBAGE: u64 = 1000;
 const BUDGET_NS: u64 = 20_000_000;
 
-struct Dog {
-    armed: spin::Mutex<Option<(u64, VCpuHandle<VCpu>)>>,
+struct Dog<B: Backend> {
+    armed: spin::Mutex<Option<(u64, VCpuHandle<VCpu<B>>)>>,
     stop: AtomicBool,
 }
 
 /// 1,000 more random programs (other seeds than the suite's), with the exits tallied and
 /// printed: the host survives them all and they end in varied exits, not one kind.
-fn garbage_exits(_: ()) -> Check {
-    let dog = Arc::new(Dog {
+fn garbage_exits<B: Backend>(_: ()) -> Check {
+    let dog = Arc::new(Dog::<B> {
         armed: spin::Mutex::new(None),
         stop: AtomicBool::new(false),
     });
     let d = dog.clone();
-    let watcher = CPUS
+    let watcher = B::cpus()
         .post(
             1,
             Box::new(move || {
@@ -259,7 +265,7 @@ fn garbage_exits(_: ()) -> Check {
     let mut result = Ok(());
     'programs: for i in 0..GARBAGE {
         let seed = axvcpu_conformance::GARBAGE_SEED ^ (0x5eed << 32) ^ i;
-        let vm = vm(&axvcpu_conformance::random_program(seed, 256))?;
+        let vm = vm::<B>(&axvcpu_conformance::random_program(seed, 256))?;
         let mut v = bound(&vm)?;
         for _ in 0..32 {
             *dog.armed.lock() = Some((hal::now_ns() + BUDGET_NS, v.handle()));
@@ -297,7 +303,7 @@ fn garbage_exits(_: ()) -> Check {
     for (name, n) in &tally {
         line.push_str(&format!(" {name} {n}"));
     }
-    axvcpu_testbed::say::<X86>(format_args!("testbed-x86: garbage exits:{line}"));
+    axvcpu_testbed::say::<X86<B>>(format_args!("testbed-x86: garbage exits:{line}"));
     result?;
     if !joined {
         return Err("the watchdog did not finish".into());
@@ -309,17 +315,17 @@ fn garbage_exits(_: ()) -> Check {
 }
 
 /// Runs the self-tests; `true` if all passed.
-pub fn run_all() -> bool {
+pub fn run_all<B: Backend>() -> bool {
     let tests: [SelfTest<()>; 9] = [
-        ("fail-entry", fail_entry),
-        ("external-interrupt", external_interrupt),
-        ("triple-fault", triple_fault),
-        ("string-io", string_io),
-        ("high-byte-mmio", high_byte_mmio),
-        ("send-ipi", send_ipi),
-        ("msrs-trap", msrs_trap),
-        ("percpu-cycle", percpu_cycle),
-        ("garbage-exits", garbage_exits),
+        ("fail-entry", fail_entry::<B>),
+        ("external-interrupt", external_interrupt::<B>),
+        ("triple-fault", triple_fault::<B>),
+        ("string-io", string_io::<B>),
+        ("high-byte-mmio", high_byte_mmio::<B>),
+        ("send-ipi", send_ipi::<B>),
+        ("msrs-trap", msrs_trap::<B>),
+        ("percpu-cycle", percpu_cycle::<B>),
+        ("garbage-exits", garbage_exits::<B>),
     ];
     let mut w = hal::CONSOLE.writer();
     selftest::run_all(&tests, (), &mut w)

@@ -1,0 +1,269 @@
+//! The x86-64 testbed on Intel VMX, in Bochs: build the same image as the QEMU run, put it
+//! in a GRUB ISO, boot it headless in Bochs, check its report.
+//!
+//! `test()` builds `testbed-x86` (the `x86::TESTBED` image, which picks its backend from
+//! CPUID: Bochs's `corei7_haswell_4770` offers VMX), wraps it in a GRUB rescue ISO
+//! (`grub-mkrescue`; GRUB loads it through its Multiboot2 header, Bochs has no `-kernel`),
+//! writes `target/bochs/bochsrc` (two CPUs, 256 MiB, `clock: sync=none` with a fixed
+//! [`IPS`], COM1 to `target/bochs/com1.txt`, the log to `target/bochs/bochs.log`) and runs
+//! `bochs -q -f bochsrc -rc <file with "c">` under `script` (its `term` display wants a
+//! terminal; no network port is opened), killed after [`TIMEOUT`]. A triple fault of the
+//! host is a Bochs panic that ends the run at once (`reset_on_triple_fault=0`; with a reset
+//! the machine would boot again and hang). COM1's lines are echoed as they come. Bochs's exit status is 1 however the run went, so the run is judged by the
+//! report alone, with the checks of the QEMU runs (`crate::testbed::check_report`: exactly
+//! `cpu-down` `N/A`, every other scenario `PASS`, the closing line, `SELFTEST` lines and no
+//! failure, `testbed-x86: frames leaked: 0`), and by the log: the testbed ended Bochs
+//! through its shutdown port, not a reset loop or a Bochs panic.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axvcpu_conformance::Scenario;
+
+use crate::testbed;
+use crate::x86;
+
+/// Guest instructions per emulated second. With `clock: sync=none` time is counted in
+/// instructions, so the firmware's fixed waits cost fewer host seconds with a smaller
+/// figure (BIOS and GRUB on two CPUs: ~5 s at 10 M, ~12 s at 50 M), while the testbed's
+/// own timeouts (measured against the PIT, so in emulated time) still allow millions of
+/// instructions.
+pub const IPS: u64 = 10_000_000;
+/// The whole Bochs run, boot to shutdown.
+const TIMEOUT: Duration = Duration::from_secs(300);
+/// How the testbed's line ends when CPUID offers VMX but the image has no VMX backend.
+const NO_BACKEND: &str = "VMX backend not available in this build";
+/// What Bochs writes to its log when the testbed ends the run through port 0x8900.
+const SHUTDOWN_LOG: &str = "Shutdown port: shutdown requested";
+
+fn dir() -> PathBuf {
+    testbed::target_dir().join("bochs")
+}
+
+/// GRUB's menu: no wait, the testbed through Multiboot2.
+const GRUB_CFG: &str = "set timeout=0\nset default=0\nmenuentry \"testbed-x86\" {\n    \
+                        multiboot2 /boot/testbed-x86.elf\n    boot\n}\n";
+
+/// The Bochs configuration for booting `iso`, with COM1 to `com1` and the log to `log`.
+fn bochsrc(iso: &Path, com1: &Path, log: &Path) -> String {
+    format!(
+        "# Written by cargo xtask (xtask/src/bochs.rs).\n\
+         megs: 256\n\
+         cpu: model=corei7_haswell_4770, count=2, ips={IPS}, reset_on_triple_fault=0\n\
+         clock: sync=none, time0=local\n\
+         romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
+         vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest\n\
+         ata0-master: type=cdrom, path=\"{}\", status=inserted\n\
+         boot: cdrom\n\
+         display_library: term\n\
+         com1: enabled=1, mode=file, dev=\"{}\"\n\
+         log: \"{}\"\n\
+         panic: action=fatal\n\
+         error: action=report\n",
+        iso.display(),
+        com1.display(),
+        log.display()
+    )
+}
+
+/// Builds the GRUB ISO around `elf` in `target/bochs/`.
+fn iso(elf: &Path) -> Result<PathBuf, String> {
+    let root = dir().join("iso");
+    let boot = root.join("boot");
+    std::fs::create_dir_all(boot.join("grub")).map_err(|e| format!("{}: {e}", boot.display()))?;
+    std::fs::copy(elf, boot.join("testbed-x86.elf")).map_err(|e| format!("copying ELF: {e}"))?;
+    std::fs::write(boot.join("grub").join("grub.cfg"), GRUB_CFG)
+        .map_err(|e| format!("grub.cfg: {e}"))?;
+    let out = dir().join("testbed-x86.iso");
+    let (o, r) = (out.display().to_string(), root.display().to_string());
+    eprintln!("$ grub-mkrescue -o {o} {r}");
+    let made = Command::new("grub-mkrescue")
+        .args(["-o", &o, &r])
+        .output()
+        .map_err(|e| format!("grub-mkrescue: cannot start: {e}"))?;
+    if !made.status.success() {
+        return Err(format!(
+            "grub-mkrescue: {}: {}",
+            made.status,
+            String::from_utf8_lossy(&made.stderr)
+        ));
+    }
+    Ok(out)
+}
+
+/// Echoes the complete lines `file` has gained since `*done` bytes; keeps the rest.
+fn echo_new_lines(file: &Path, done: &mut u64, partial: &mut String) {
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return;
+    };
+    if f.seek(SeekFrom::Start(*done)).is_err() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    if let Ok(n) = f.read_to_end(&mut bytes) {
+        *done += n as u64;
+        partial.push_str(&String::from_utf8_lossy(&bytes));
+        while let Some(end) = partial.find('\n') {
+            println!("{}", partial[..end].trim_end_matches('\r'));
+            partial.drain(..=end);
+        }
+    }
+}
+
+/// Ends `child` (`script`), which ends Bochs with it: SIGTERM, which `script` passes on.
+fn stop(child: &mut Child) {
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !terminated {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+/// Boots `iso` in Bochs; returns COM1's output (`\r` removed) and the log.
+fn boot(iso: &Path) -> Result<(String, String), String> {
+    let d = dir();
+    let (rc, cmds) = (d.join("bochsrc"), d.join("bochs.rc"));
+    let (com1, log, screen) = (
+        d.join("com1.txt"),
+        d.join("bochs.log"),
+        d.join("screen.txt"),
+    );
+    std::fs::write(&rc, bochsrc(iso, &com1, &log)).map_err(|e| format!("bochsrc: {e}"))?;
+    // Bochs's built-in debugger stops at a prompt first: `c` continues.
+    std::fs::write(&cmds, "c\n").map_err(|e| format!("{}: {e}", cmds.display()))?;
+    for old in [&com1, &log] {
+        let _ = std::fs::remove_file(old);
+    }
+    let screen_file =
+        std::fs::File::create(&screen).map_err(|e| format!("{}: {e}", screen.display()))?;
+    let inner = format!(
+        "exec timeout --kill-after=5 {} bochs -q -f '{}' -rc '{}'",
+        TIMEOUT.as_secs(),
+        rc.display(),
+        cmds.display()
+    );
+    eprintln!(
+        "$ script -qec \"{inner}\" /dev/null   (COM1: {})",
+        com1.display()
+    );
+    let started = Instant::now();
+    // `script` gives Bochs's `term` display the terminal it wants; the screen goes to a file.
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(screen_file)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("script: cannot start: {e}"))?;
+    let (mut done, mut partial) = (0, String::new());
+    let status = loop {
+        echo_new_lines(&com1, &mut done, &mut partial);
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                stop(&mut child);
+                return Err(format!("waiting for Bochs: {e}"));
+            }
+        }
+    };
+    echo_new_lines(&com1, &mut done, &mut partial);
+    if !partial.is_empty() {
+        println!("{partial}");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("xtask: Bochs ran {secs:.1} s, {status}");
+    // `timeout` exits with 124 (137 after the kill) when it had to end Bochs.
+    if matches!(status.code(), Some(124) | Some(137)) {
+        return Err(format!(
+            "Bochs did not finish within {} s (see {})",
+            TIMEOUT.as_secs(),
+            log.display()
+        ));
+    }
+    let output = std::fs::read_to_string(&com1)
+        .map_err(|e| format!("{}: {e}", com1.display()))?
+        .replace('\r', "");
+    let log_text = std::fs::read(&log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Ok((output, log_text))
+}
+
+/// Builds the testbed, boots it in Bochs (Intel VMX, two CPUs) and checks its report.
+pub fn test() -> Result<(), String> {
+    let tb = &x86::TESTBED;
+    let elf = testbed::build(tb, &[], tb.package)?;
+    let iso = iso(&elf)?;
+    let (output, log) = boot(&iso)?;
+    // A triple fault of the host, or anything else Bochs gives up on.
+    if let Some(panic) = log
+        .lines()
+        .find(|l| l.contains(">>PANIC<<") && !l.contains(SHUTDOWN_LOG))
+    {
+        return Err(format!("x86 VMX in Bochs: Bochs panicked: {panic}"));
+    }
+    if let Some(l) = output.lines().find(|l| l.ends_with(NO_BACKEND)) {
+        return Err(format!(
+            "x86 VMX in Bochs: every scenario N/A, the image has no VMX backend: {l}"
+        ));
+    }
+    let passed = testbed::check_report(tb, &output).map_err(|e| {
+        format!(
+            "x86 VMX in Bochs: {e} (Bochs's log: {})",
+            dir().join("bochs.log").display()
+        )
+    })?;
+    if !log.contains(SHUTDOWN_LOG) {
+        return Err(format!(
+            "x86 VMX in Bochs: the testbed did not end the run (no `{SHUTDOWN_LOG}` in {})",
+            dir().join("bochs.log").display()
+        ));
+    }
+    eprintln!(
+        "xtask: x86 VMX testbed (Bochs, corei7_haswell_4770): {passed} of {} scenarios passed, \
+         N/A as expected: {}",
+        Scenario::COUNT,
+        tb.not_applicable
+            .iter()
+            .map(|s| s.id())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bochsrc_boots_the_iso_headless_with_vmx_and_opens_no_port() {
+        let rc = bochsrc(Path::new("/x/t.iso"), Path::new("/x/c"), Path::new("/x/l"));
+        for want in [
+            "cpu: model=corei7_haswell_4770, count=2,",
+            "clock: sync=none",
+            "path=\"/x/t.iso\"",
+            "boot: cdrom",
+            "display_library: term",
+            "com1: enabled=1, mode=file, dev=\"/x/c\"",
+        ] {
+            assert!(rc.contains(want), "{want} missing from\n{rc}");
+        }
+        assert!(
+            !rc.contains("rfb"),
+            "a display library that listens on a port"
+        );
+    }
+
+    #[test]
+    fn grub_loads_the_testbed_through_multiboot2_at_once() {
+        assert!(GRUB_CFG.contains("set timeout=0"));
+        assert!(GRUB_CFG.contains("multiboot2 /boot/testbed-x86.elf"));
+    }
+}
