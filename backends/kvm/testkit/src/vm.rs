@@ -1,5 +1,5 @@
-//! [`KvmTestVm`]: a small ready-to-run VM the conformance platform, tests, benches and the
-//! demo share, and [`kvm`], the enabled per-CPU state every one of them is made from.
+//! [`KvmTestVm`]: a small ready-to-run VM the conformance platform, tests and benches
+//! share, and [`kvm`], the enabled per-CPU state every one of them is made from.
 //!
 //! Guest-physical layout of every test VM:
 //!
