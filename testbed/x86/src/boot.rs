@@ -9,11 +9,14 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use axvcpu_svm::KICK_VECTOR;
+
+// The host IDT sends EOI for one kick vector, whichever backend runs.
+const _: () = assert!(axvcpu_svm::KICK_VECTOR == axvcpu_vmx::KICK_VECTOR);
 use axvcpu_testbed::boot::fail;
 use axvcpu_testbed::TestbedArch;
 
 use crate::arch::X86;
-use crate::backend::{self, Backend, Found, Svm};
+use crate::backend::{self, Backend, Found, Svm, Vmx};
 use crate::hal;
 
 /// The testbed as fatal reports name it: the console and the shutdown do not depend on
@@ -77,7 +80,7 @@ pvh_start32:
     orl $0x900, %eax
     wrmsr
     movl %cr0, %eax
-    orl $0x80010001, %eax
+    orl $0x80010021, %eax
     movl %eax, %cr0
     lgdt boot_gdt_ptr
     ljmp $0x08, $bsp_entry64
@@ -99,7 +102,7 @@ testbed_ap_trampoline:
     rdmsr
     orl $0x900, %eax
     wrmsr
-    movl $0x80010001, %eax
+    movl $0x80010021, %eax
     movl %eax, %cr0
     ljmpl $0x08, $ap_entry64
     .balign 8
@@ -314,10 +317,7 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
                     backend::vmx_caps()
                 ));
             }
-            no_backend(
-                "Intel VMX found; VMX backend not available in this build",
-                boot != 0,
-            )
+            Vmx::cpus().start(cpu, boot != 0)
         }
         Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID", boot != 0),
     }
