@@ -10,6 +10,11 @@ use core::fmt;
 
 pub use axerrno::{AxError, AxErrorKind};
 
+/// The seed's result type: code written against it keeps compiling, since every
+/// [`VCpuError`] converts into an [`AxError`] with `?` (the reason is lost in that
+/// conversion; prefer [`VCpuResult`], which keeps it).
+pub type AxResult<T = ()> = Result<T, AxError>;
+
 /// The result of a vCPU operation.
 pub type VCpuResult<T = ()> = Result<T, VCpuError>;
 

@@ -1,7 +1,7 @@
 //! What the host kernel lends the vCPU layer: frames, address translation, interrupts, and
 //! the identity of the CPU we run on.
 
-use crate::{HostPhysAddr, HostVirtAddr};
+use crate::{HostPhysAddr, HostVirtAddr, VCpuId};
 
 /// Services the host (a bare-metal hypervisor, or a hosted process) provides to backends.
 ///
@@ -54,6 +54,15 @@ pub trait AxVCpuHal: 'static {
     fn irq_handler() {
         #[allow(deprecated)]
         Self::irq_hanlder()
+    }
+
+    /// Called, on the injecting CPU or thread, when an injected interrupt makes a `Blocked`
+    /// vCPU `Ready`: the hook a host plugs its scheduler's wake-up into, so whatever waits
+    /// for that vCPU (a kernel task that parked it after a `Halt`, a hosted thread) needs
+    /// no polling. It must not block and must not call back into the vCPU. Does nothing by
+    /// default.
+    fn vcpu_woken(id: VCpuId) {
+        let _ = id;
     }
 
     /// The seed's spelling of [`irq_handler`](Self::irq_handler). Does nothing by default.

@@ -67,14 +67,16 @@ impl<K: VCpuKick> Shared<K> {
         fence(Ordering::SeqCst);
     }
 
-    pub(crate) fn inject(&self, vector: usize) {
+    /// Makes `vector` pending; `true` if that woke a `Blocked` vCPU.
+    pub(crate) fn inject(&self, vector: usize) -> bool {
         self.pending.insert(vector);
         // Orders the insertion before the state reads below (see the module's "Ordering").
         fence(Ordering::SeqCst);
-        self.state.transition(VCpuState::Blocked, VCpuState::Ready);
-        if self.state.get() == VCpuState::Running {
+        let woke = self.state.transition(VCpuState::Blocked, VCpuState::Ready);
+        if !woke && self.state.get() == VCpuState::Running {
             self.kicker.kick();
         }
+        woke
     }
 
     pub(crate) fn kick(&self) {
@@ -124,15 +126,14 @@ impl<A: AxArchVCpu> VCpuHandle<A> {
     /// next guest entry, or at once if the vCPU is running (it is kicked to take it), and
     /// the guest takes it once. Injecting a vector that is still pending merges with it
     /// (one interrupt, as a real controller's pending bit; see
-    /// [`AxArchVCpu::inject_interrupt`]). A `Blocked` vCPU becomes `Ready`. Fails
+    /// [`AxArchVCpu::inject_interrupt`]). A `Blocked` vCPU becomes `Ready`, and the HAL's
+    /// [`vcpu_woken`](crate::AxVCpuHal::vcpu_woken) hears of it. Fails
     /// (`InvalidInput`) only if the architecture cannot inject `vector`: unlike
     /// [`AxVCpu::inject_interrupt`](crate::AxVCpu::inject_interrupt) it does not look at the
     /// state, so a vector queued before `setup` waits for the first run, and one queued to
     /// an `Invalid` vCPU (or after the vCPU is dropped) is never delivered.
     pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
-        check_vector::<A>(vector)?;
-        self.shared.inject(vector);
-        Ok(())
+        inject::<A>(&self.shared, vector)
     }
 
     /// Makes the vCPU leave `run()` with [`Kicked`](crate::AxVCpuExitReason::Kicked): at once
@@ -141,6 +142,16 @@ impl<A: AxArchVCpu> VCpuHandle<A> {
     pub fn kick(&self) {
         self.shared.kick();
     }
+}
+
+/// Makes `vector` pending on the vCPU `shared` belongs to, and tells the HAL when that woke
+/// it.
+pub(crate) fn inject<A: AxArchVCpu>(shared: &Shared<A::Kicker>, vector: usize) -> VCpuResult {
+    check_vector::<A>(vector)?;
+    if shared.inject(vector) {
+        <A::Hal as crate::AxVCpuHal>::vcpu_woken(shared.id);
+    }
+    Ok(())
 }
 
 /// Refuses a vector the architecture cannot inject, or one the pending set cannot hold.

@@ -68,7 +68,7 @@ pub mod backend_guide {}
 
 pub use arch_vcpu::{AxArchVCpu, VCpuKick};
 pub use current::{current_vcpu, vcpu_on_cpu, VCpuId, MAX_CPUS};
-pub use error::{AxError, AxErrorKind, VCpuError, VCpuResult};
+pub use error::{AxError, AxErrorKind, AxResult, VCpuError, VCpuResult};
 pub use exit::{
     AccessFlags, AccessWidth, AxVCpuExitReason, Port, SysRegAddr, RISCV_HYPERCALL_EXT,
     X86_HYPERCALL_PORT, X86_SHUTDOWN_PORT,

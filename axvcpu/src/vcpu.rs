@@ -242,6 +242,18 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         Ok(())
     }
 
+    /// The seed's name of [`bind`](Self::bind).
+    #[deprecated(note = "the seed's name; call `bind`")]
+    pub fn bind_to_cpu(&mut self) -> VCpuResult {
+        self.bind()
+    }
+
+    /// The seed's name of [`unbind`](Self::unbind).
+    #[deprecated(note = "the seed's name; call `unbind`")]
+    pub fn unbind_from_cpu(&mut self) -> VCpuResult {
+        self.unbind()
+    }
+
     /// Checks the caller is on the CPU the vCPU is bound to and returns that CPU.
     fn expect_on_bound_cpu(&self, not_bound: &'static str) -> VCpuResult<usize> {
         let here = <A::Hal as AxVCpuHal>::current_cpu_id();
@@ -428,9 +440,7 @@ impl<A: AxArchVCpu> AxVCpu<A> {
     /// refused (`BadState`) before `setup` and once the vCPU is `Invalid`.
     pub fn inject_interrupt(&self, vector: usize) -> VCpuResult {
         self.expect_set_up()?;
-        crate::handle::check_vector::<A>(vector)?;
-        self.shared.inject(vector);
-        Ok(())
+        crate::handle::inject::<A>(&self.shared, vector)
     }
 
     /// Tells the backend the nested page table changed.

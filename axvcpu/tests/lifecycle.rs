@@ -192,6 +192,34 @@ fn an_injected_interrupt_wakes_a_blocked_vcpu_and_is_delivered_once() {
 }
 
 #[test]
+fn the_hal_hears_when_an_injection_wakes_a_blocked_vcpu_and_only_then() {
+    // A VM id no other test uses, so the shared log tells this test's vCPU apart.
+    let mut v = ready_vcpu(77, 0);
+    let id = v.id();
+    let woken = || {
+        woken_log()
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| **w == id)
+            .count()
+    };
+    v.inject_interrupt(0x30).unwrap();
+    assert_eq!(woken(), 0, "a Ready vCPU is not woken");
+    let a = v.arch_mut().unwrap();
+    a.push(Step::TakeInterrupt);
+    a.push_exit(AxVCpuExitReason::Halt);
+    v.run().unwrap();
+    v.run().unwrap();
+    assert_eq!(v.state(), VCpuState::Blocked);
+    v.handle().inject_interrupt(0x31).unwrap();
+    assert_eq!(v.state(), VCpuState::Ready);
+    assert_eq!(woken(), 1);
+    v.inject_interrupt(0x32).unwrap();
+    assert_eq!(woken(), 1, "already Ready: no second wake-up");
+}
+
+#[test]
 fn interrupts_queued_while_not_running_reach_the_backend_in_order_on_the_next_run() {
     let mut v = free_vcpu(0, 0);
     v.inject_interrupt(33).unwrap();
@@ -739,4 +767,22 @@ fn an_injection_racing_guest_entry_is_delivered_in_that_run() {
         assert_eq!(exit.unwrap(), hypercall(0x21), "race {i}");
         assert_eq!(v.arch().count(&Call::Inject(0x21)), 1, "race {i}");
     }
+}
+
+#[test]
+#[allow(deprecated)]
+fn code_written_to_the_seed_names_still_works() {
+    fn seed_style(v: &mut AxVCpu<TestArch>) -> AxResult {
+        v.bind_to_cpu()?;
+        v.arch_mut()?.push_exit(AxVCpuExitReason::Idle);
+        v.run()?;
+        v.unbind_from_cpu()?;
+        Ok(())
+    }
+    let mut v = free_vcpu(0, 0);
+    seed_style(&mut v).unwrap();
+    assert_eq!(v.state(), VCpuState::Free);
+    // A refusal still arrives, as the seed's bare error code.
+    v.bind().unwrap();
+    assert_eq!(seed_style(&mut v), Err(AxError::BadState));
 }

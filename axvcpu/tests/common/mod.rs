@@ -36,6 +36,17 @@ impl AxVCpuHal for TestHal {
     fn current_cpu_id() -> usize {
         CPU.with(|c| c.get())
     }
+    fn vcpu_woken(id: VCpuId) {
+        if let Ok(mut log) = woken_log().lock() {
+            log.push(id);
+        }
+    }
+}
+
+/// Every vCPU [`TestHal::vcpu_woken`] was told about, in order (all tests of a binary).
+pub fn woken_log() -> &'static Mutex<Vec<VCpuId>> {
+    static LOG: Mutex<Vec<VCpuId>> = Mutex::new(Vec::new());
+    &LOG
 }
 
 /// A call the core made into the backend.

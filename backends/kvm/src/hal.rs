@@ -4,9 +4,11 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use axvcpu::{AxVCpuHal, HostPhysAddr, HostVirtAddr, MAX_CPUS};
+use axvcpu::MAX_CPUS;
+use axvcpu::{AxArchVCpu, AxVCpuHal, HostPhysAddr, HostVirtAddr, VCpuHandle, VCpuId, VCpuState};
 
 const FRAME: usize = 4096;
 
@@ -20,6 +22,9 @@ const FRAME: usize = 4096;
 ///   meaningful.
 /// - **CPU ids** are small per-thread numbers below [`MAX_CPUS`]: each thread gets the
 ///   lowest free id when it first asks, and the id is freed when the thread exits.
+///
+/// - **Wake-ups** ([`vcpu_woken`](AxVCpuHal::vcpu_woken)) wake every thread waiting in
+///   [`wait_while_blocked`], so a thread waits for a halted vCPU without polling.
 ///
 /// [`live_frames`](Self::live_frames) counts the frames allocated and not yet freed, so
 /// tests can prove nothing leaks.
@@ -149,6 +154,68 @@ impl AxVCpuHal for HostedHal {
 
     fn current_cpu_id() -> usize {
         thread_cpu_id()
+    }
+
+    fn vcpu_woken(_id: VCpuId) {
+        // Taking the lock orders this notification after the waiter's state check (see
+        // `wait_while_blocked`): the waiter either saw the new state, or is already asleep
+        // on the condition variable and hears this.
+        let mut wakes = WAKES.lock().unwrap_or_else(|e| e.into_inner());
+        *wakes = wakes.wrapping_add(1);
+        WOKEN.notify_all();
+    }
+}
+
+/// Wake-ups so far (under the lock the waiters check the state with).
+static WAKES: Mutex<u64> = Mutex::new(0);
+static WOKEN: Condvar = Condvar::new();
+
+/// Waits until the vCPU of `handle` is no longer [`Blocked`](VCpuState::Blocked) (an
+/// injected interrupt woke it after a [`Halt`](axvcpu::AxVCpuExitReason::Halt), or it was
+/// unbound), or until `timeout` passes. Returns `true` if it is no longer `Blocked`, `false`
+/// on timeout. Returns at once if it is not `Blocked` now.
+///
+/// No polling: the thread sleeps on a condition variable that [`HostedHal`]'s
+/// [`vcpu_woken`](AxVCpuHal::vcpu_woken) signals whenever an injection wakes a vCPU of
+/// this process (any vCPU: a waiter for another one checks its state and sleeps again). An
+/// injection that wakes the vCPU between the check and the sleep is not lost: the check is
+/// made under the lock `vcpu_woken` takes to signal. A vCPU leaving `Blocked` without an
+/// injection (its own thread unbinds or runs it) signals nothing, so another thread waiting
+/// for it sees that only at its timeout; the usual waiter is the vCPU's own thread, which
+/// waits after a `Halt` and runs the vCPU again once woken:
+///
+/// ```no_run
+/// # use axvcpu_kvm::{axvcpu::{AxVCpu, AxVCpuExitReason}, KvmVCpu, wait_while_blocked};
+/// # fn f(vcpu: &mut AxVCpu<KvmVCpu>) -> axvcpu_kvm::axvcpu::VCpuResult {
+/// # use std::time::Duration;
+/// if vcpu.run()? == AxVCpuExitReason::Halt {
+///     // Another thread injects an interrupt through a `VCpuHandle` to wake it.
+///     wait_while_blocked(&vcpu.handle(), Duration::from_secs(1));
+/// }
+/// # Ok(()) }
+/// ```
+pub fn wait_while_blocked<A>(handle: &VCpuHandle<A>, timeout: Duration) -> bool
+where
+    A: AxArchVCpu<Hal = HostedHal>,
+{
+    let deadline = Instant::now().checked_add(timeout);
+    let mut wakes = WAKES.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if handle.state() != VCpuState::Blocked {
+            return true;
+        }
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            // A timeout beyond what `Instant` can hold: wait as long as it can.
+            None => Duration::from_secs(u32::MAX as u64),
+        };
+        if left.is_zero() {
+            return false;
+        }
+        wakes = match WOKEN.wait_timeout(wakes, left) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
     }
 }
 

@@ -1,16 +1,13 @@
 //! Hosted axvcpu backend: x86-64 guests on Linux KVM, through rust-vmm's `kvm-ioctls`.
 //!
-//! A hypervisor that is an ordinary Linux process drives [`KvmVCpu`] through
-//! [`axvcpu::AxVCpu`] exactly as a bare-metal one drives VMX or SVM: it builds guest memory
-//! and an x86-64 nested page table in [`HostedHal`] frames, hands the table's root to
-//! `set_ept_root`, and handles the [`AxVCpuExitReason`](axvcpu::AxVCpuExitReason)s `run()`
-//! returns. This runs a real guest of three instructions:
+//! A hypervisor that is an ordinary Linux process makes a [`HostedVm`] (guest memory, the
+//! nested page table, the boot tables and the KVM VM, owned together), loads its guest's
+//! bytes, takes vCPUs from it and handles the [`AxVCpuExitReason`]s their
+//! [`run`](AxVCpu::run) returns. This runs a real guest of three instructions, with no
+//! `unsafe`:
 //!
 //! ```
-//! use axvcpu::{AccessWidth, AxPerCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, Port};
-//! use axvcpu_kvm::{boot, HostFrames, HostedHal, KvmCreateConfig, KvmPerCpu, KvmSetupConfig};
-//! use axvcpu_kvm::{KvmVCpu, KvmVm, KvmVmConfig};
-//! use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
+//! use axvcpu_kvm::{AccessWidth, AxVCpuExitReason, HostedVm, Port};
 //!
 //! // The guest, 64-bit code, hand-encoded:
 //! //   mov al, 42      b0 2a
@@ -19,28 +16,11 @@
 //! const GUEST: [u8; 5] = [0xb0, 0x2a, 0xe6, 0x80, 0xf4];
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // "Virtualization on": /dev/kvm opened and checked. VMs are made through it.
-//! let mut percpu = AxPerCpu::<KvmPerCpu>::new(0)?;
-//! percpu.hardware_enable()?;
-//!
-//! // 64 KiB of guest RAM at guest-physical 0x10000: boot tables first, the guest at 0x18000.
-//! let ram = HostFrames::new(16)?;
-//! let mut image = vec![0u8; ram.len()];
-//! let boot = boot::write_long_mode_tables(&mut image, 0x10000, 0x10000)?;
-//! image[0x8000..0x8000 + GUEST.len()].copy_from_slice(&GUEST);
-//! ram.write(0, &image)?;
-//!
-//! // The nested page table maps it; the VM mirrors the table into KVM memory slots.
-//! let mut npt = NestedPageTable::<HostedHal, X86Npt>::new()?;
-//! let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
-//! npt.map(GuestPhysAddr::from(0x10000), ram.paddr(), ram.len(), rwx)?;
-//! let vm = KvmVm::new(percpu.arch(), KvmVmConfig::default())?;
-//!
-//! let builder = AxVCpu::<KvmVCpu>::builder(0, 0, KvmCreateConfig { vm: vm.clone() })?;
-//! // SAFETY: `npt` and `ram` are dropped after `vcpu` (declared before it).
-//! let mut vcpu = unsafe { builder.ept_root(npt.root_paddr()) }
-//!     .entry(GuestPhysAddr::from(0x18000))
-//!     .setup(KvmSetupConfig { boot, stack_top: 0x20000 })?;
+//! // 64 KiB of guest RAM at guest-physical 0x10000 (the boot tables take its first pages);
+//! // the guest at 0x18000, its stack below 0x20000.
+//! let vm = HostedVm::new(0x1_0000, 0x1_0000)?;
+//! vm.load(0x1_8000, &GUEST)?;
+//! let mut vcpu = vm.new_vcpu(0, 0x1_8000, 0x2_0000)?;
 //! vcpu.bind()?;
 //! let out = AxVCpuExitReason::IoWrite { port: Port(0x80), width: AccessWidth::Byte, data: 42 };
 //! assert_eq!(vcpu.run()?, out);
@@ -48,6 +28,27 @@
 //! vcpu.unbind()?;
 //! # Ok(()) }
 //! ```
+//!
+//! `examples/hosted.rs` (the repository README's "Use it") is a complete program with an
+//! MMIO device, and `examples/demo.rs` one with two vCPUs on two threads, an interrupt, and
+//! [`wait_while_blocked`] (`cargo run -p axvcpu-kvm --release --example demo`).
+//!
+//! Below [`HostedVm`] are the pieces it is made of, for a hypervisor that builds its own:
+//! [`KvmVm`] (made through an enabled [`KvmPerCpu`]), [`KvmVCpu`] driven through
+//! [`AxVCpu`], guest RAM in [`HostFrames`] mapped by an axvcpu-npt [`NestedPageTable`] of
+//! the [`X86Npt`] format in [`HostedHal`] frames, whose root `set_ept_root` takes (an
+//! `unsafe` promise that the table and memory outlive the VM's memory slots), and
+//! [`boot::write_long_mode_tables`].
+//!
+//! One dependency is enough: this crate re-exports [`axvcpu`] and `axvcpu_npt`, and the
+//! names a hosted hypervisor uses from them.
+//!
+//! # Errors
+//! Every failure is an `Err(`[`VCpuError`]`)` with a reason. A failed KVM call names the
+//! call and the `errno`: `"KVM_CREATE_VM: ENOMEM (Cannot allocate memory)"`, the value
+//! being the `errno` number. A vCPU id is used once per VM (KVM keeps a vCPU until its VM
+//! is destroyed): making it again, even after its vCPU was dropped, is refused
+//! (`ResourceBusy`, the value being the id).
 //!
 //! # What the guest sees
 //! Each vCPU starts in 64-bit long mode at its entry (see [`KvmSetupConfig`]), with the GDT
@@ -63,7 +64,7 @@
 //! | other `out` / `in` (1, 2, 4 bytes) | `KVM_EXIT_IO` | `IoWrite` / `IoRead`; string I/O is reported one element per exit |
 //! | load / store to unmapped guest-physical memory | `KVM_EXIT_MMIO` | `MmioRead { reg: None, .. }` / `MmioWrite` (KVM's emulator writes the destination register) |
 //! | store to a read-only mapping | `KVM_EXIT_MMIO` in a read-only slot | `NestedPageFault { addr, WRITE }`; the write is held and stored into host memory by the next `run()` once the table maps it writable, or faults again |
-//! | 4-byte ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }` (physical destination, no shorthand; later SIPIs are absorbed); fixed and lowest-priority IPIs → `SendIPI { vector }`, NMIs → `SendIPI { vector: 2 }`; other delivery modes are absorbed (decoded by the shared [`axvcpu_x86::apic::IcrDecoder`]) |
+//! | 4-byte ICR writes to the local APIC (0xFEE0_0300/0310): INIT, then SIPI | `KVM_EXIT_MMIO` | `CpuUp { target_cpu: APIC id, entry_point: vector << 12, arg: 0 }` (physical destination, no shorthand; later SIPIs are absorbed); fixed and lowest-priority IPIs → `SendIPI { vector }`, NMIs → `SendIPI { vector: 2 }`; other delivery modes are absorbed (decoded by the shared `axvcpu_x86::apic::IcrDecoder`) |
 //! | `rdmsr` / `wrmsr` of an MSR in [`KvmVmConfig::trapped_msrs`] | `KVM_EXIT_X86_RDMSR/WRMSR` | `SysRegRead { reg: 0 }` / `SysRegWrite` |
 //! | `hlt` | `KVM_EXIT_HLT` | `Halt` |
 //! | — (kicked) | `EINTR` | `Kicked` |
@@ -88,15 +89,18 @@
 //! # Layout
 //! `vcpu.rs` (the vCPU, thin) with `vcpu/exit.rs` (KVM exits → exit reasons) and
 //! `vcpu/irq.rs` (interrupt injection); `switch.rs` (`KVM_RUN` and the shared `kvm_run`
-//! page); `percpu.rs`; `regs.rs`; and the hosted pieces `vm.rs` (the VM and its memory
-//! slots), `memory.rs` (guest RAM), `hal.rs` (frames from the process heap), `kick.rs`
-//! (the hosted kick) and `boot.rs` (long-mode start state). The conformance platform, the
-//! test VM and the guest programs of the tests, benches and demo are in the
-//! `axvcpu-kvm-testkit` crate, which only they depend on.
+//! page); `percpu.rs`; `regs.rs`; and the hosted pieces `guest.rs` (the [`HostedVm`]
+//! owner), `vm.rs` (the VM and its memory slots), `memory.rs` (guest RAM), `hal.rs` (frames
+//! from the process heap, the wake-up [`wait_while_blocked`] sleeps on), `kick.rs` (the
+//! hosted kick), `boot.rs` (long-mode start state) and `errno.rs` (KVM errors). The
+//! conformance platform, the test VM and the guest programs of the tests and benches are
+//! in the `axvcpu-kvm-testkit` crate, which only they depend on.
 
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod boot;
+mod errno;
+mod guest;
 mod hal;
 mod kick;
 mod memory;
@@ -106,9 +110,22 @@ mod switch;
 mod vcpu;
 mod vm;
 
-pub use hal::HostedHal;
+pub use guest::{GuestVCpu, HostedVm, HostedVmConfig};
+pub use hal::{wait_while_blocked, HostedHal};
 pub use kick::{kick_signal, Kicker};
 pub use memory::HostFrames;
 pub use percpu::KvmPerCpu;
 pub use vcpu::{KvmCreateConfig, KvmSetupConfig, KvmVCpu};
 pub use vm::{KvmVm, KvmVmConfig};
+
+#[doc(no_inline)]
+pub use axvcpu::{
+    self, AccessWidth, AxPerCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, Port,
+    VCpuError, VCpuHandle, VCpuResult, VCpuState,
+};
+#[doc(no_inline)]
+pub use axvcpu_npt;
+// Inlined: a documentation set of this crate and the core (`cargo doc -p axvcpu -p
+// axvcpu-kvm`) then has them.
+#[doc(inline)]
+pub use axvcpu_npt::{MapFlags, Mapping, NestedPageTable, PagingFormat, X86Npt};

@@ -1,10 +1,12 @@
 //! [`KvmPerCpu`]: the hosted meaning of "virtualization enabled on this CPU": an opened,
 //! checked `/dev/kvm`, from which VMs are made.
 
+use std::sync::OnceLock;
+
 use axvcpu::{AxArchPerCpu, VCpuError, VCpuResult};
 use kvm_ioctls::{Cap, Kvm};
 
-use crate::vm::kvm_error;
+use crate::errno::kvm_error;
 
 /// Checks that `kvm` offers what the backend relies on.
 fn check_caps(kvm: &Kvm) -> VCpuResult {
@@ -30,10 +32,11 @@ fn check_caps(kvm: &Kvm) -> VCpuResult {
 /// needs (API 12, sync regs, immediate exit, read-only memory), and the kick signal's
 /// handler is installed. Disabling closes the file.
 ///
-/// Hosted hypervisors need one: [`KvmVm::new`](crate::KvmVm::new) takes an enabled
-/// `KvmPerCpu` and creates the VM through its `/dev/kvm`. One is enough for the whole
-/// process (`/dev/kvm` is not tied to a CPU or thread): vCPUs run on any thread without a
-/// `KvmPerCpu` of their own, and VMs keep working after it is disabled.
+/// A hosted hypervisor that uses [`HostedVm`](crate::HostedVm) never sees one: it uses
+/// [`process_wide`](Self::process_wide). One that builds a [`KvmVm`](crate::KvmVm) itself
+/// passes an enabled `KvmPerCpu`, through whose `/dev/kvm` the VM is made. One is enough
+/// for the whole process (`/dev/kvm` is not tied to a CPU or thread): vCPUs run on any
+/// thread without a `KvmPerCpu` of their own, and VMs keep working after it is disabled.
 #[derive(Debug)]
 pub struct KvmPerCpu {
     cpu_id: usize,
@@ -41,6 +44,20 @@ pub struct KvmPerCpu {
 }
 
 impl KvmPerCpu {
+    /// The process's own enabled `KvmPerCpu`, enabled at the first call (one serves every
+    /// VM and thread); should `/dev/kvm` be unusable, every call returns that error.
+    /// [`HostedVm`](crate::HostedVm) makes its VMs through it.
+    pub fn process_wide() -> VCpuResult<&'static KvmPerCpu> {
+        static KVM: OnceLock<VCpuResult<KvmPerCpu>> = OnceLock::new();
+        KVM.get_or_init(|| {
+            let mut percpu = KvmPerCpu::new(0)?;
+            percpu.hardware_enable()?;
+            Ok(percpu)
+        })
+        .as_ref()
+        .map_err(|e| *e)
+    }
+
     /// The opened `/dev/kvm`, while enabled.
     pub fn kvm(&self) -> Option<&Kvm> {
         self.kvm.as_ref()

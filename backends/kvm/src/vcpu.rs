@@ -14,10 +14,11 @@ use axvcpu::{
 use kvm_bindings::CpuId;
 
 use crate::boot::{long_mode_sregs, LongModeBoot};
+use crate::errno::kvm_error;
 use crate::kick::{pthread_self, Kicker};
 use crate::regs::RegFile;
 use crate::switch::{RawExit, Switch};
-use crate::vm::{kvm_error, KvmVm};
+use crate::vm::KvmVm;
 use crate::HostedHal;
 use exit::Exits;
 use irq::Irqs;
@@ -49,7 +50,7 @@ pub struct KvmSetupConfig {
 /// An x86-64 vCPU of a [`KvmVm`].
 ///
 /// - **Nested page table**: [`set_ept_root`](AxArchVCpu::set_ept_root) takes the root of an
-///   axvcpu-npt [`X86Npt`](axvcpu_npt::X86Npt) table built in frames of `H`; `setup` and
+///   axvcpu-npt [`X86Npt`](crate::X86Npt) table built in frames of `H`; `setup` and
 ///   [`nested_page_table_changed`](AxArchVCpu::nested_page_table_changed) turn its merged
 ///   mappings into KVM memory slots (`userspace_addr = H::phys_to_virt(hpa)`; mappings
 ///   without `WRITE` become read-only slots). The table and the memory it maps must outlive
@@ -177,7 +178,7 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
         Ok(())
     }
 
-    /// Takes the root of an [`X86Npt`](axvcpu_npt::X86Npt) nested page table built in
+    /// Takes the root of an [`X86Npt`](crate::X86Npt) nested page table built in
     /// frames of `H`. It must stay alive, and the memory it maps allocated, while the VM's
     /// memory slots exist.
     unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {

@@ -13,13 +13,8 @@ use kvm_ioctls::{
     Cap, Kvm, MsrFilterDefaultAction, MsrFilterRange, MsrFilterRangeFlags, VcpuFd, VmFd,
 };
 
+use crate::errno::kvm_error;
 use crate::KvmPerCpu;
-
-/// A KVM error as a [`VCpuError`]: `reason` names the failed operation, the value is the
-/// `errno`.
-pub(crate) fn kvm_error(reason: &'static str, e: kvm_ioctls::Error) -> VCpuError {
-    VCpuError::new(AxErrorKind::Io, reason).with_value(e.errno() as u64)
-}
 
 /// VM-wide settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -190,11 +185,19 @@ impl KvmVm {
         self.run_size
     }
 
-    /// Creates KVM vCPU `id`.
+    /// Creates KVM vCPU `id`. An id is used once per VM: KVM keeps a vCPU until its VM is
+    /// destroyed, even after the vCPU's file is closed, so creating `id` again after its
+    /// vCPU was dropped fails (`ResourceBusy`) like creating it twice.
     pub(crate) fn create_vcpu(&self, id: u64) -> VCpuResult<VcpuFd> {
-        self.fd
-            .create_vcpu(id)
-            .map_err(|e| kvm_error("KVM_CREATE_VCPU", e))
+        self.fd.create_vcpu(id).map_err(|e| match e.errno() {
+            libc::EEXIST => VCpuError::new(
+                AxErrorKind::ResourceBusy,
+                "KVM_CREATE_VCPU: EEXIST (File exists): this vCPU id was already used in this VM; \
+                 KVM frees vCPU ids only when the VM is destroyed (use another id, or a new VM)",
+            )
+            .with_value(id),
+            _ => kvm_error("KVM_CREATE_VCPU", e),
+        })
     }
 
     /// The number of VM ioctls made so far (creation, MSR filter, memory slots).

@@ -79,6 +79,7 @@ pvh_start32:
     rdmsr
     orl $0x900, %eax
     wrmsr
+    // CR0: PG, WP, NE (VMXON refuses a CR0 without it), PE.
     movl %cr0, %eax
     orl $0x80010021, %eax
     movl %eax, %cr0

@@ -10,9 +10,10 @@ use axvcpu::{
 
 use axvcpu_x86::apic::IcrDecoder;
 
+use crate::errno::kvm_error;
 use crate::regs::{gpr, RegFile};
 use crate::switch::{RawExit, Switch};
-use crate::vm::{kvm_error, Backing, KvmVm};
+use crate::vm::{Backing, KvmVm};
 
 /// A port or MMIO access KVM handed over whole, reported to the hypervisor in pieces of a
 /// width it can express: one element at a time for string I/O (`rep ins/outs`), natural

@@ -1,6 +1,6 @@
 //! Guest programs, written as 64-bit assembly (Intel syntax) and copied into guest RAM: the
 //! contract programs shared with the other x86 backend (`axvcpu-guests-x86`), then this
-//! backend's own (`guests.s`: the demo, the self-test and benchmark loops).
+//! backend's own (`guests.s`: the self-test and benchmark loops).
 //!
 //! Each program is position-independent code between a start and an end symbol, in its own
 //! 4 KiB-aligned section, so offsets inside it that are 4 KiB aligned stay page aligned in
@@ -19,8 +19,6 @@ use crate::vm::{IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE, SYSREG_MSR};
 
 /// The port [`string_io`] uses.
 pub const STRING_IO_PORT: u16 = 0xe8;
-/// The demo's hypercall: returns `rdi + rsi`.
-pub const HC_ADD: u64 = 0x4144;
 
 global_asm!(
     // What the shared contract programs need from their user (see axvcpu-guests-x86): the
@@ -76,7 +74,6 @@ axvcpu_kvm_guest_\name\()_end:
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const c::SMP_ITERATIONS,
     port_str = const STRING_IO_PORT,
-    hc_add = const HC_ADD,
 );
 
 /// Declares `fn $name() -> &'static [u8]` returning the bytes of program `$name`.
@@ -156,13 +153,6 @@ program!(
 program!(
     /// Hypercall `HYPERCALL_NR`, forever.
     pub hypercall_loop
-);
-program!(
-    /// The demo: prints a greeting to the serial port 0x3f8, asks hypercall [`HC_ADD`] for
-    /// 40 + 2 and reports the result, writes 21 to the MMIO register at [`MMIO_BASE`] and
-    /// reports what it reads back from `MMIO_BASE + 4`, takes interrupt [`IRQ_VECTOR`] (its
-    /// handler prints a line), prints goodbye and powers off through port 0x604.
-    pub demo
 );
 
 /// The x86 code of a contract program, or `None` for programs x86 cannot express

@@ -1,10 +1,10 @@
-//! Test kit of the hosted KVM backend (`axvcpu-kvm`), for its tests, benches and demo only:
+//! Test kit of the hosted KVM backend (`axvcpu-kvm`), for its tests and benches only:
 //! no production crate depends on it.
 //!
 //! - [`KvmPlatform`] runs `axvcpu-conformance`'s scenarios on KVM;
 //! - [`KvmTestVm`] is a small ready-to-run VM (its guest-physical layout is in [`vm`]);
 //! - [`guests`] holds the x86 guest programs: the shared contract programs of
-//!   `axvcpu-guests-x86` and this backend's own (the demo, self-test and benchmark loops);
+//!   `axvcpu-guests-x86` and this backend's own (the self-test and benchmark loops);
 //! - [`kvm`] is the process's enabled [`KvmPerCpu`](axvcpu_kvm::KvmPerCpu), which every
 //!   [`KvmVm`](axvcpu_kvm::KvmVm) of the kit is made from.
 

@@ -1,5 +1,5 @@
-//! [`KvmTestVm`]: a small ready-to-run VM the conformance platform, tests, benches and the
-//! demo share, and [`kvm`], the enabled per-CPU state every one of them is made from.
+//! [`KvmTestVm`]: a small ready-to-run VM the conformance platform, tests and benches
+//! share, and [`kvm`], the enabled per-CPU state every one of them is made from.
 //!
 //! Guest-physical layout of every test VM:
 //!
@@ -12,9 +12,9 @@
 //! | read-only page | [`RO_PAGE`] | read/execute |
 //! | MMIO window (unmapped) | [`MMIO_BASE`] | — |
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use axvcpu::{AxArchPerCpu, GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
+use axvcpu::{GuestPhysAddr, HostPhysAddr, VCpuError, VCpuResult};
 use axvcpu_conformance::{Layout, TestVm};
 use axvcpu_kvm::boot::{write_long_mode_tables, LongModeBoot};
 use axvcpu_kvm::{
@@ -46,17 +46,9 @@ const RWX: MapFlags = MapFlags::READ
     .union(MapFlags::WRITE)
     .union(MapFlags::EXECUTE);
 
-/// The process's enabled [`KvmPerCpu`] (one serves every VM and thread), enabled at the
-/// first call; the error, should `/dev/kvm` be unusable, is returned to every caller.
+/// The process's enabled [`KvmPerCpu`]: [`KvmPerCpu::process_wide`].
 pub fn kvm() -> VCpuResult<&'static KvmPerCpu> {
-    static KVM: OnceLock<VCpuResult<KvmPerCpu>> = OnceLock::new();
-    KVM.get_or_init(|| {
-        let mut percpu = KvmPerCpu::new(0)?;
-        percpu.hardware_enable()?;
-        Ok(percpu)
-    })
-    .as_ref()
-    .map_err(|e| *e)
+    KvmPerCpu::process_wide()
 }
 
 /// A test VM: RAM and a read-only page in [`HostedHal`] frames, a nested page table mapping
