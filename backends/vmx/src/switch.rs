@@ -4,6 +4,8 @@
 
 use core::arch::global_asm;
 
+use axvcpu::{VCpuError, VCpuResult};
+
 use crate::hw;
 use crate::regs::Gprs;
 use crate::vmcs::{host, Vmcs};
@@ -125,15 +127,23 @@ pub unsafe fn enter(gprs: &mut Gprs, launched: bool) -> Entry {
 /// world switch writes `rsp` at each entry). The exit loads GDTR/IDTR limits of 0xffff and
 /// a TR limit of 0x67, which the host does not rely on.
 ///
+/// A host without a task register is refused here: the VM-entry checks refuse host TR
+/// selector 0 (VM-instruction error 8), so every entry would fail.
+///
 /// # Safety
 /// VMX is on and `vmcs` is current on this CPU (the state is this CPU's: write it again
 /// after moving the VMCS to another CPU).
-pub unsafe fn write_host_state(vmcs: Vmcs) {
+pub unsafe fn write_host_state(vmcs: Vmcs) -> VCpuResult {
+    let sel = hw::selectors();
+    if sel[6] & !7 == 0 {
+        return Err(VCpuError::bad_state(
+            "the host CPU has no task register (TR is 0): VMX needs a 64-bit TSS loaded",
+        ));
+    }
     let w = |f, v| vmcs.write(f, v);
     w(host::CR0, hw::cr0());
     w(host::CR3, hw::cr3());
     w(host::CR4, hw::cr4());
-    let sel = hw::selectors();
     let fields = [
         host::ES_SELECTOR,
         host::CS_SELECTOR,
@@ -162,4 +172,5 @@ pub unsafe fn write_host_state(vmcs: Vmcs) {
     }
     w(host::EFER, hw::efer());
     w(host::RIP, axvcpu_vmx_exit as *const () as usize as u64);
+    Ok(())
 }

@@ -44,6 +44,8 @@ mod guests;
 mod hal;
 #[cfg(target_os = "none")]
 mod selftest;
+#[cfg(target_os = "none")]
+mod tss;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

@@ -43,7 +43,7 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         }
         self.state = VmcsState::Active(cpu);
         // SAFETY: the VMCS is current on this CPU, with VMX on.
-        unsafe { crate::switch::write_host_state(self.vmcs()) };
+        unsafe { crate::switch::write_host_state(self.vmcs()) }?;
         // Translations tagged with this VPID/EPTP may be stale on this CPU.
         self.flush_tlb = true;
         Ok(())
