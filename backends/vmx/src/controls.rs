@@ -46,6 +46,8 @@ pub mod pin {
     pub const EXTERNAL_INTERRUPT: u32 = 1 << 0;
     /// NMIs exit.
     pub const NMI: u32 = 1 << 3;
+    /// The VMX-preemption timer counts down in the guest and exits at zero.
+    pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
 
 /// Primary processor-based controls.
@@ -285,13 +287,14 @@ impl Controls {
     /// WBINVD exiting; a 64-bit host, interrupts acknowledged at exit, `EFER` saved and
     /// loaded; a settable interrupt-window control. Refused when the CPU forces them on:
     /// CR3-load/store, INVLPG and RDTSC exiting, TPR shadow, I/O bitmaps, NMI-window
-    /// exiting, entry to SMM. Used when allowed: RDTSCP, EPT accessed/dirty flags,
+    /// exiting, entry to SMM. Used when allowed: the VMX-preemption timer, RDTSCP, EPT
+    /// accessed/dirty flags,
     /// single-context INVEPT/INVVPID.
     pub fn compute(caps: &VmxCaps) -> VCpuResult<Self> {
         let pin = adjust(
             caps.pin,
             pin::EXTERNAL_INTERRUPT | pin::NMI,
-            0,
+            pin::PREEMPTION_TIMER,
             0,
             [
                 "VMX: external-interrupt or NMI exiting is not available (value: the bits)",

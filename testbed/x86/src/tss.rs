@@ -84,4 +84,3 @@ pub fn load(cpu: usize) {
     // SAFETY: the selector names the available 64-bit TSS descriptor just written.
     unsafe { core::arch::asm!("ltr {0:x}", in(reg) selector, options(nostack)) };
 }
-

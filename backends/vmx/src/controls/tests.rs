@@ -19,8 +19,9 @@ fn bochs_controls() {
     // TRUE_* were read: CR3 exiting is not forced.
     assert_eq!(caps.proc as u32, 0x0400_6172);
     let c = Controls::compute(&caps).expect("Bochs has all the backend needs");
-    // Default-1 bits 1, 2, 4 plus external-interrupt (0) and NMI (3) exiting.
-    assert_eq!(c.pin, 0x1f);
+    // Default-1 bits 1, 2, 4 plus external-interrupt (0) and NMI (3) exiting and the
+    // preemption timer (6).
+    assert_eq!(c.pin, 0x5f);
     // Default-1 bits plus HLT, MWAIT, CR8 load/store, I/O, MSR bitmaps, MONITOR, secondary.
     assert_eq!(
         c.proc,

@@ -106,7 +106,8 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
                 return self.host_interrupt_exit(reason, i);
             }
             // The window opened: the next entry injects.
-            exit::INTERRUPT_WINDOW => AxVCpuExitReason::Nothing,
+            // Nothing to do: the next entry takes kick requests first.
+            exit::INTERRUPT_WINDOW | exit::PREEMPTION_TIMER => AxVCpuExitReason::Nothing,
             exit::HLT => {
                 self.regs.advance_rip(len());
                 AxVCpuExitReason::Halt
