@@ -10,10 +10,12 @@ use axvcpu::{HostPhysAddr, VCpuError, VCpuResult};
 use crate::MapFlags;
 
 mod aarch64;
+mod ept;
 mod riscv;
 mod x86;
 
 pub use aarch64::Aarch64Stage2;
+pub use ept::Ept;
 pub use riscv::{RiscvSv39x4, RiscvSv48x4};
 pub use x86::X86Npt;
 
@@ -38,7 +40,7 @@ pub enum Pte {
 ///
 /// Every format has 4 KiB pages, 512 eight-byte entries per table frame, and a root of
 /// [`ROOT_FRAMES`](Self::ROOT_FRAMES) frames aligned to its own size. The trait is sealed: the
-/// formats are [`X86Npt`], [`RiscvSv39x4`], [`RiscvSv48x4`] and [`Aarch64Stage2`].
+/// formats are [`X86Npt`], [`Ept`], [`RiscvSv39x4`], [`RiscvSv48x4`] and [`Aarch64Stage2`].
 pub trait PagingFormat: sealed::Sealed + Send + Sync + 'static {
     /// A human-readable name, e.g. `"RISC-V Sv39x4"`.
     const NAME: &'static str;
@@ -111,6 +113,7 @@ mod tests {
     #[test]
     fn geometry() {
         assert_eq!(X86Npt::GPA_BITS, 48);
+        assert_eq!(Ept::GPA_BITS, 48);
         assert_eq!(RiscvSv39x4::GPA_BITS, 41);
         assert_eq!(RiscvSv48x4::GPA_BITS, 50);
         assert_eq!(Aarch64Stage2::GPA_BITS, 39);
@@ -183,6 +186,7 @@ mod tests {
     #[test]
     fn encodings_round_trip() {
         round_trip::<X86Npt>();
+        round_trip::<Ept>();
         round_trip::<RiscvSv39x4>();
         round_trip::<RiscvSv48x4>();
         round_trip::<Aarch64Stage2>();
@@ -197,6 +201,10 @@ mod tests {
             assert!(ok(Aarch64Stage2::check_flags(f)));
         }
         assert!(!ok(X86Npt::check_flags(M::EXECUTE)));
+        assert!(ok(Ept::check_flags(M::EXECUTE)) && ok(Ept::check_flags(M::all())));
+        assert!(!ok(Ept::check_flags(M::WRITE)));
+        assert!(!ok(Ept::check_flags(M::WRITE | M::EXECUTE)));
+        assert!(!ok(Ept::check_flags(M::empty())));
         assert!(ok(RiscvSv48x4::check_flags(M::EXECUTE)));
         assert!(!ok(RiscvSv48x4::check_flags(M::WRITE)));
         assert!(!ok(RiscvSv48x4::check_flags(M::WRITE | M::EXECUTE)));

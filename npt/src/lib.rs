@@ -1,7 +1,7 @@
 //! Nested page tables: how a hypervisor tells the hardware where guest-physical memory is.
 //!
 //! A [`NestedPageTable`] maps guest-physical ranges to host-physical ranges with
-//! [`MapFlags`] permissions, in one of four hardware formats, building its tables in frames
+//! [`MapFlags`] permissions, in one of five hardware formats, building its tables in frames
 //! from an [`AxVCpuHal`](axvcpu::AxVCpuHal). Its [`root_paddr`](NestedPageTable::root_paddr)
 //! is what a backend's [`set_ept_root`](axvcpu::AxArchVCpu::set_ept_root) takes; a backend
 //! that needs the mappings back (the hosted KVM backend turns them into memory slots) walks
@@ -67,12 +67,13 @@
 //! | format            | levels | root              | GPA bits | leaves         | register      |
 //! |-------------------|--------|-------------------|----------|----------------|---------------|
 //! | [`X86Npt`]        | 4      | 1 frame           | 48       | 4 KiB, 2 MiB, 1 GiB | VMCB `N_CR3` = root |
+//! | [`Ept`]           | 4      | 1 frame           | 48       | 4 KiB, 2 MiB, 1 GiB | VMCS EPT pointer = [`eptp`](Ept::eptp) |
 //! | [`RiscvSv39x4`]   | 3      | 4 frames, 16 KiB aligned | 41 | 4 KiB, 2 MiB, 1 GiB | [`hgatp`](RiscvSv39x4::hgatp) |
 //! | [`RiscvSv48x4`]   | 4      | 4 frames, 16 KiB aligned | 50 | 4 KiB, 2 MiB, 1 GiB | [`hgatp`](RiscvSv48x4::hgatp) |
 //! | [`Aarch64Stage2`] | 3      | 1 frame           | 39       | 4 KiB, 2 MiB, 1 GiB | [`vtcr_el2`](Aarch64Stage2::vtcr_el2), [`vttbr_el2`](Aarch64Stage2::vttbr_el2) |
 //!
 //! Each format's page documents its exact entry bits. Not every permission set is
-//! expressible: x86 pages are always readable, RISC-V has no write-only pages;
+//! expressible: AMD NPT pages are always readable, RISC-V and EPT have no write-only pages;
 //! [`PagingFormat::check_flags`] says, and `map`/`protect` refuse what a format cannot
 //! express rather than widen it.
 //!
@@ -114,7 +115,7 @@ mod gstage;
 mod table;
 mod view;
 
-pub use format::{Aarch64Stage2, PagingFormat, Pte, RiscvSv39x4, RiscvSv48x4, X86Npt};
+pub use format::{Aarch64Stage2, Ept, PagingFormat, Pte, RiscvSv39x4, RiscvSv48x4, X86Npt};
 pub use gstage::{GStageMappings, GStageMode, GStageTable, GStageView};
 pub use table::NestedPageTable;
 pub use view::{Mappings, NptView};

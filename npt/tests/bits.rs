@@ -1,6 +1,6 @@
 //! Bit-exact entries, read back from the frames and checked against the architecture
 //! specifications (AMD APM vol. 2 nested paging, RISC-V privileged spec H extension, Arm ARM
-//! stage-2 VMSAv8-64 descriptors).
+//! stage-2 VMSAv8-64 descriptors, Intel SDM vol. 3C EPT).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,7 +8,7 @@ mod common;
 
 use axvcpu::{GuestPhysAddr, HostPhysAddr};
 use axvcpu_npt::{
-    Aarch64Stage2, MapFlags, NestedPageTable, PagingFormat, RiscvSv39x4, RiscvSv48x4, X86Npt,
+    Aarch64Stage2, Ept, MapFlags, NestedPageTable, PagingFormat, RiscvSv39x4, RiscvSv48x4, X86Npt,
 };
 use common::{live_frames, raw_entry, set_raw_entry, TestHal};
 
@@ -85,6 +85,73 @@ fn x86_npt_entries() {
         assert_eq!(e & !0x000f_ffff_ffff_f000, 0x7, "level {level}: {e:#x}");
         assert_eq!(next(e) % 4096, 0);
     }
+}
+
+#[test]
+fn intel_ept_entries() {
+    let next = |e: u64| (e & 0x000f_ffff_ffff_f000) as usize;
+    let mut npt = NestedPageTable::<TestHal, Ept>::new().unwrap();
+    assert_eq!(live_frames(), 1);
+    map(&mut npt, 0x1000, 0x5000, 0x1000, R | W);
+    map(&mut npt, 0x2000, 0x000f_ffff_ffff_f000, 0x1000, R | X);
+    map(&mut npt, 0x3000, 0x7000, 0x1000, X);
+    map(&mut npt, 0x20_0000, 0x1_0020_0000, 0x20_0000, R | W | X);
+    map(&mut npt, 0x4000_0000, 0x80_4000_0000, 0x4000_0000, R);
+    // 4 KiB RW leaf: hpa | R | W | memory type WB (6 << 3); IPAT, A, D clear.
+    assert_eq!(raw(&npt, 0x1000, 0, next), 0x5033);
+    // RX leaf at the top of the 52-bit physical space.
+    assert_eq!(raw(&npt, 0x2000, 0, next), 0x000f_ffff_ffff_f035);
+    // Execute-only leaf.
+    assert_eq!(raw(&npt, 0x3000, 0, next), 0x7034);
+    // 2 MiB RWX leaf: bit 7.
+    assert_eq!(raw(&npt, 0x20_0000, 1, next), 0x1_0020_00b7);
+    // 1 GiB read-only leaf.
+    assert_eq!(raw(&npt, 0x4000_0000, 2, next), 0x80_4000_00b1);
+    // Table entries: next | R | W | X, reserved bits 3..8 zero.
+    for level in 1..4 {
+        let e = raw(&npt, 0x1000, level, next);
+        assert_eq!(e & !0x000f_ffff_ffff_f000, 0x7, "level {level}: {e:#x}");
+    }
+    // Write without read is refused (a misconfiguration to the hardware).
+    assert!(npt
+        .map(
+            GuestPhysAddr::from(0x8000),
+            HostPhysAddr::from(0x8000),
+            0x1000,
+            W
+        )
+        .is_err());
+}
+
+#[test]
+fn intel_ept_misconfigurations_decode_as_empty() {
+    use axvcpu_npt::Pte;
+    let leaf = 0x5000 | Ept::MEMORY_TYPE_WB;
+    assert!(matches!(Ept::decode(0, leaf | 1), Pte::Leaf(..)));
+    // W without R.
+    assert_eq!(Ept::decode(0, leaf | 2), Pte::Empty);
+    assert_eq!(Ept::decode(0, leaf | 6), Pte::Empty);
+    // Reserved memory types 2, 3, 7; UC (0) is a valid type.
+    for mt in [2u64, 3, 7] {
+        assert_eq!(Ept::decode(0, 0x5000 | (mt << 3) | 1), Pte::Empty, "{mt}");
+    }
+    assert!(matches!(Ept::decode(0, 0x5001), Pte::Leaf(..)));
+    // Bit 7 in a PML4E, reserved bits in a table entry.
+    assert_eq!(Ept::decode(3, 0x5000 | 0x87), Pte::Empty);
+    assert_eq!(Ept::decode(2, 0x5000 | 0x0f), Pte::Empty);
+    assert_eq!(
+        Ept::decode(2, 0x5007),
+        Pte::Table(HostPhysAddr::from(0x5000))
+    );
+}
+
+#[test]
+fn intel_eptp() {
+    let npt = NestedPageTable::<TestHal, Ept>::new().unwrap();
+    let root = npt.root_paddr().as_usize() as u64;
+    // Memory type WB (6), walk length 4 (3 << 3), accessed/dirty flags (bit 6).
+    assert_eq!(Ept::eptp(npt.root_paddr(), false), root | 0x1e);
+    assert_eq!(Ept::eptp(npt.root_paddr(), true), root | 0x5e);
 }
 
 fn riscv_entries<F: PagingFormat>() {
@@ -244,6 +311,17 @@ fn x86_npt_accessed_dirty() {
         next,
         [(false, false); 2],
         &[(1 << 5, 0, (true, false)), (1 << 6, 0, (true, true))],
+    );
+}
+
+#[test]
+fn intel_ept_accessed_dirty() {
+    // A = bit 8, D = bit 9; map leaves both to the processor.
+    let next = |e: u64| (e & 0x000f_ffff_ffff_f000) as usize;
+    accessed_dirty::<Ept>(
+        next,
+        [(false, false); 2],
+        &[(1 << 8, 0, (true, false)), (1 << 9, 0, (true, true))],
     );
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use axvcpu::{AxErrorKind, GuestPhysAddr, HostPhysAddr, VCpuResult};
 use axvcpu_npt::{
-    Aarch64Stage2, MapFlags, Mapping, NestedPageTable, NptView, PagingFormat, RiscvSv39x4,
+    Aarch64Stage2, Ept, MapFlags, Mapping, NestedPageTable, NptView, PagingFormat, RiscvSv39x4,
     RiscvSv48x4, X86Npt,
 };
 use common::{live_frames, set_budget, MisalignedHal, NoContigHal, TestHal};
@@ -330,7 +330,7 @@ fn expressible<F: PagingFormat>(flags: MapFlags) -> bool {
     }
     match F::NAME {
         n if n.starts_with("x86") => flags.contains(MapFlags::READ),
-        n if n.starts_with("RISC-V") => {
+        n if n.starts_with("RISC-V") || n == "Intel EPT" => {
             !flags.contains(MapFlags::WRITE) || flags.contains(MapFlags::READ)
         }
         _ => true,
@@ -488,6 +488,7 @@ macro_rules! per_format {
 
 per_format! {
     x86_npt => X86Npt,
+    intel_ept => Ept,
     riscv_sv39x4 => RiscvSv39x4,
     riscv_sv48x4 => RiscvSv48x4,
     aarch64_stage2 => Aarch64Stage2,

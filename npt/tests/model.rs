@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use axvcpu::{AxErrorKind, GuestPhysAddr, HostPhysAddr};
 use axvcpu_npt::{
-    Aarch64Stage2, MapFlags, Mapping, NestedPageTable, PagingFormat, RiscvSv39x4, RiscvSv48x4,
+    Aarch64Stage2, Ept, MapFlags, Mapping, NestedPageTable, PagingFormat, RiscvSv39x4, RiscvSv48x4,
     X86Npt,
 };
 use common::{live_frames, TestHal};
@@ -74,7 +74,7 @@ fn expressible<F: PagingFormat>(flags: MapFlags) -> bool {
     !flags.is_empty()
         && match F::NAME {
             n if n.starts_with("x86") => flags.contains(MapFlags::READ),
-            n if n.starts_with("RISC-V") => {
+            n if n.starts_with("RISC-V") || n == "Intel EPT" => {
                 !flags.contains(MapFlags::WRITE) || flags.contains(MapFlags::READ)
             }
             _ => true,
@@ -225,6 +225,9 @@ proptest! {
 
     #[test]
     fn x86_npt_matches_model(ops in ops()) { run::<X86Npt>(ops) }
+
+    #[test]
+    fn intel_ept_matches_model(ops in ops()) { run::<Ept>(ops) }
 
     #[test]
     fn riscv_sv39x4_matches_model(ops in ops()) { run::<RiscvSv39x4>(ops) }

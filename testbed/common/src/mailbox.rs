@@ -20,6 +20,11 @@ const ABANDONED: u8 = 2;
 
 struct Slot {
     job: spin::Mutex<Option<(Job, Arc<AtomicU8>)>>,
+    /// A job is in `job`. The serving CPU polls this, not the lock: a server taking and
+    /// dropping the lock in a tight loop can starve the poster for good where CPUs are
+    /// interleaved in fixed slices (Bochs runs each CPU a few instructions in turn, so the
+    /// poster saw the lock held at every one of its turns: preempt hung there).
+    posted: AtomicBool,
     busy: AtomicBool,
 }
 
@@ -77,6 +82,7 @@ impl<const N: usize> Mailbox<N> {
             slots: [const {
                 Slot {
                     job: spin::Mutex::new(None),
+                    posted: AtomicBool::new(false),
                     busy: AtomicBool::new(false),
                 }
             }; N],
@@ -95,6 +101,7 @@ impl<const N: usize> Mailbox<N> {
         }
         let state = Arc::new(AtomicU8::new(RUNNING));
         *slot.job.lock() = Some((job, state.clone()));
+        slot.posted.store(true, Ordering::Release);
         Ok(Ticket { state })
     }
 
@@ -103,9 +110,14 @@ impl<const N: usize> Mailbox<N> {
         let Some(slot) = self.slots.get(cpu) else {
             return false;
         };
+        if !slot.posted.load(Ordering::Acquire) {
+            return false;
+        }
         let Some((job, state)) = slot.job.lock().take() else {
             return false;
         };
+        // No new job until this one settles `busy`.
+        slot.posted.store(false, Ordering::Release);
         let settle = Settle {
             busy: &slot.busy,
             state,

@@ -88,6 +88,43 @@ impl Backend for Svm {
     }
 }
 
+/// Intel VMX (`axvcpu-vmx`).
+#[derive(Debug)]
+pub struct Vmx;
+
+/// The boot flow's CPUs when the testbed runs VMX.
+pub static VMX_CPUS: Cpus<X86<Vmx>, MAX_CPUS> = Cpus::new();
+
+impl Backend for Vmx {
+    const DESCRIBE: &'static str = "Intel VMX, 4-level EPT, VPID, long-mode guests";
+    const PLATFORM: &'static str = "x86_64-vmx-bochs";
+    const BENCH_LOOP: &'static str = "vmcall; jmp";
+
+    type VCpu<H: AxVCpuHal> = axvcpu_vmx::VmxVCpu<H>;
+    type PerCpu<H: AxVCpuHal> = axvcpu_vmx::VmxPerCpu<H>;
+    type Setup = axvcpu_vmx::VmxSetupConfig;
+    type Format = axvcpu_npt::Ept;
+
+    fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup {
+        use axvcpu_vmx::GuestBoot;
+        axvcpu_vmx::VmxSetupConfig {
+            boot: match boot {
+                Boot::WriteTablesAt(at) => GuestBoot::WriteTablesAt(at),
+                Boot::Tables(t) => GuestBoot::Tables(t),
+            },
+            stack_top,
+            stack_stride,
+        }
+    }
+    fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS> {
+        &VMX_CPUS
+    }
+    /// Exit reason 33 (invalid guest state) with the entry-failure bit 31.
+    fn refused_entry(reason: u64) -> bool {
+        reason as u32 == 0x8000_0021
+    }
+}
+
 /// What CPUID offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {

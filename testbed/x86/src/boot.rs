@@ -13,8 +13,11 @@ use axvcpu_testbed::boot::fail;
 use axvcpu_testbed::TestbedArch;
 
 use crate::arch::X86;
-use crate::backend::{self, Backend, Found, Svm};
-use crate::hal;
+use crate::backend::{self, Backend, Found, Svm, Vmx};
+use crate::{hal, tss};
+
+// The host IDT sends EOI for one kick vector, whichever backend runs.
+const _: () = assert!(axvcpu_svm::KICK_VECTOR == axvcpu_vmx::KICK_VECTOR);
 
 /// The testbed as fatal reports name it: the console and the shutdown do not depend on
 /// the backend.
@@ -80,7 +83,7 @@ pvh_start32:
     movl %cr0, %eax
     orl $0x80010021, %eax
     movl %eax, %cr0
-    lgdt boot_gdt_ptr
+    lgdt testbed_gdt_ptr
     ljmp $0x08, $bsp_entry64
 
     .code16
@@ -105,8 +108,8 @@ testbed_ap_trampoline:
     ljmpl $0x08, $ap_entry64
     .balign 8
 ap_gdt_ptr:
-    .word 23
-    .long boot_gdt
+    .word {gdt_limit}
+    .long testbed_gdt
     .global testbed_ap_trampoline_end
 testbed_ap_trampoline_end:
 
@@ -183,14 +186,17 @@ testbed_isr_common:
     iretq
 
     .section .data.boot, "aw"
+    // Null, 64-bit code 0x08, data 0x10, then each CPU's TSS descriptor (tss.rs).
     .balign 8
-boot_gdt:
+    .global testbed_gdt
+testbed_gdt:
     .quad 0
     .quad 0x00af9a000000ffff
     .quad 0x00cf92000000ffff
-boot_gdt_ptr:
-    .word 23
-    .quad boot_gdt
+    .fill {gdt_slots} - 3, 8, 0
+testbed_gdt_ptr:
+    .word {gdt_limit}
+    .quad testbed_gdt
 
     .balign 4096
 boot_pml4:
@@ -214,6 +220,8 @@ boot_pd:
     stack_shift = const STACK_SIZE.trailing_zeros(),
     kick = const KICK_VECTOR,
     test_vector = const TEST_VECTOR,
+    gdt_slots = const tss::GDT_SLOTS,
+    gdt_limit = const tss::GDT_SLOTS * 8 - 1,
     options(att_syntax)
 );
 
@@ -294,6 +302,7 @@ static AP_ENTERED: AtomicBool = AtomicBool::new(false);
 
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
+    tss::load(cpu);
     let found = if boot != 0 {
         hal::init_uart();
         backend::detect()
@@ -315,10 +324,7 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
                     backend::vmx_caps()
                 ));
             }
-            no_backend(
-                "Intel VMX found; VMX backend not available in this build",
-                boot != 0,
-            )
+            Vmx::cpus().start(cpu, boot != 0)
         }
         Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID", boot != 0),
     }

@@ -1,0 +1,382 @@
+//! [`VmxVCpu`]: one guest CPU in 64-bit long mode under Intel VMX with EPT, its
+//! configuration, and its [`AxArchVCpu`] impl, which delegates to [`bind`] (the VMCS on a
+//! CPU), [`exit`] (exit decoding) and [`irq`] (interrupt delivery, kicks, the entry around
+//! the world switch).
+
+mod bind;
+mod exit;
+mod irq;
+#[cfg(test)]
+mod tests;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use axvcpu::{
+    AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, IpiKicker,
+    VCpuError, VCpuResult,
+};
+use axvcpu_npt::{Ept, MapFlags, NestedPageTable, NptView};
+use axvcpu_x86::apic::IcrDecoder;
+use axvcpu_x86::boot::{long_mode_tables_size, write_long_mode_tables, LongModeBoot};
+
+use crate::controls::Controls;
+use crate::regs::{gpr, Regs};
+use crate::vmcs::Vmcs;
+
+pub use irq::{VmxKickIpi, KICK_VECTOR};
+
+/// Where a vCPU's long-mode boot structures (GDT, page tables) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestBoot {
+    /// The hypervisor wrote them (see
+    /// [`write_long_mode_tables`](axvcpu_x86::boot::write_long_mode_tables)).
+    Tables(LongModeBoot),
+    /// `setup` writes them itself at this 4 KiB-aligned guest-physical address (they take
+    /// [`long_mode_tables_size`](axvcpu_x86::boot::long_mode_tables_size) bytes, 28 KiB
+    /// below 4 GiB), through the EPT, which must map that range writable. Every vCPU's
+    /// `setup` writes the same bytes again.
+    WriteTablesAt(u64),
+}
+
+impl Default for GuestBoot {
+    fn default() -> Self {
+        Self::Tables(LongModeBoot::default())
+    }
+}
+
+/// [`VmxVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts (the same
+/// fields, meaning and start state as `axvcpu_svm::SvmSetupConfig`).
+///
+/// Every vCPU starts in 64-bit long mode at its entry (a secondary started through
+/// [`CpuUp`](AxVCpuExitReason::CpuUp) too, unlike hardware, which starts it in real mode):
+/// CS = [`CODE_SELECTOR`](axvcpu_x86::boot::CODE_SELECTOR) (64-bit), the other segments
+/// [`DATA_SELECTOR`](axvcpu_x86::boot::DATA_SELECTOR), paging through the boot tables'
+/// CR3, `EFER` = LME | LMA, interrupts disabled (RFLAGS = 2),
+/// `rsp` = `stack_top - vcpu_id * stack_stride`, every other GPR 0, and no IDT (limit 0):
+/// the guest installs its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VmxSetupConfig {
+    /// The GDT and page tables.
+    pub boot: GuestBoot,
+    /// The initial `rsp` of vCPU 0.
+    pub stack_top: u64,
+    /// How far below the previous vCPU's each vCPU's stack starts.
+    pub stack_stride: u64,
+}
+
+static NEXT_VPID: AtomicU32 = AtomicU32::new(0);
+
+/// Where the VMCS is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VmcsState {
+    /// Never loaded: the first `bind` clears, loads and fills it.
+    Fresh,
+    /// Filled and cleared (in memory, not active on any CPU).
+    Clear,
+    /// Active (loaded) on this CPU.
+    Active(usize),
+}
+
+/// An x86-64 vCPU under Intel VMX: the guest runs in long mode, translated by the EPT
+/// given to `set_ept_root` (`NestedPageTable<H, Ept>`, EPTP = [`Ept::eptp`] of its root).
+///
+/// **Exits.** External interrupts (acknowledged at exit), NMIs, HLT, every port
+/// (unconditional I/O exiting), every MSR (MSR bitmap all ones), MWAIT, MONITOR, WBINVD,
+/// moves to and from CR8, CR0/CR4 writes of the bits VMX fixes, the interrupt window while
+/// an interrupt waits, and what VMX always exits on (CPUID, VMCALL, INVD, XSETBV, the VMX
+/// instructions, triple fault). CPUID is answered inside (the host's values without VMX);
+/// see the crate docs for the rest.
+///
+/// **Interrupts.** `inject_interrupt(vector)` takes vectors 32..=255 and makes them
+/// pending (a pending vector injected again merges with it). The highest pending vector is
+/// injected through the VM-entry interruption information when the guest has `RFLAGS.IF`
+/// and no STI/MOV-SS blocking; otherwise interrupt-window exiting is on, and the window's
+/// exit ([`Nothing`](AxVCpuExitReason::Nothing)) injects it. An event whose delivery an exit
+/// cut short (IDT-vectoring information) is re-injected as is.
+///
+/// **Kicks and host interrupts.** The kicker is an [`IpiKicker`] sending [`KICK_VECTOR`]
+/// ([`VmxKickIpi`]). External-interrupt exiting makes any host interrupt end the guest's
+/// run; the exit acknowledges it, and the backend hands its vector to the host's IDT
+/// (`int vector`, interrupts still off) before `run` returns: `Kicked` if a kick was
+/// requested, `Nothing` for [`KICK_VECTOR`] (the late IPI of a kick already taken),
+/// otherwise `ExternalInterrupt { vector }`; an NMI is `ExternalInterrupt { vector: 2 }`.
+///
+/// **State.** The VMCS switches the guest's segments, control registers, `rip`, `rsp`,
+/// `RFLAGS`, `EFER`, `SYSENTER_*`, `DEBUGCTL`, DR7; the world switch moves the other 15
+/// GPRs. Not switched: x87/SSE/AVX state and `XCR0`, `DR0..3`, and `KernelGSBase`/`STAR`/
+/// `LSTAR`/`SFMASK` (the guest cannot write them: every MSR exits; its `swapgs` would swap
+/// with the host's `KernelGSBase`).
+pub struct VmxVCpu<H: AxVCpuHal> {
+    vmcs: HostPhysAddr,
+    msr_bitmap: HostPhysAddr,
+    state: VmcsState,
+    launched: bool,
+    regs: Regs,
+    vm_id: usize,
+    vcpu_id: usize,
+    entry: GuestPhysAddr,
+    ept_root: HostPhysAddr,
+    vpid: u16,
+    /// What `setup` decided: the boot tables and the first `rsp`.
+    start: Option<(LongModeBoot, u64)>,
+    /// The controls the VMCS was filled with (first `bind`).
+    controls: Option<Controls>,
+    /// Flush EPT and VPID translations at the next entry.
+    flush_tlb: bool,
+    kicker: IpiKicker<VmxKickIpi<H>>,
+    irq: irq::Interrupts,
+    pending_read: Option<exit::PendingRead>,
+    icr: IcrDecoder,
+}
+
+impl<H: AxVCpuHal> core::fmt::Debug for VmxVCpu<H> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VmxVCpu")
+            .field("vm_id", &self.vm_id)
+            .field("vcpu_id", &self.vcpu_id)
+            .field("vpid", &self.vpid)
+            .field("vmcs", &self.vmcs)
+            .field("state", &self.state)
+            .field("regs", &self.regs)
+            .field("irq", &self.irq)
+            .field("pending_read", &self.pending_read)
+            .finish()
+    }
+}
+
+impl<H: AxVCpuHal> VmxVCpu<H> {
+    /// The VMCS, for code that runs while it is current (`bind`, `run`; the tests' fake).
+    #[inline]
+    fn vmcs(&self) -> Vmcs {
+        // SAFETY: called only from `bind` and `run` on the bound CPU after `vmptrld` (and in
+        // the host tests, where the frame is this vCPU's fake VMCS).
+        unsafe { Vmcs::current(H::phys_to_virt(self.vmcs).as_usize()) }
+    }
+
+    fn eptp(&self, c: &Controls) -> u64 {
+        Ept::eptp(self.ept_root, c.ept_accessed_dirty)
+    }
+
+    fn npt(&self) -> Option<NptView<H, Ept>> {
+        // SAFETY: `set_ept_root`'s contract: the table stays alive and its frames mapped
+        // while the vCPU uses it.
+        unsafe { NestedPageTable::<H, Ept>::from_root(self.ept_root) }.ok()
+    }
+
+    /// Fills the VMCS (current) for the guest `setup` described, with `controls`.
+    fn init_vmcs(&mut self, controls: Controls) -> VCpuResult {
+        let Some((boot, rsp)) = self.start else {
+            return Err(VCpuError::bad_state("bind before setup"));
+        };
+        let v = self.vmcs();
+        // SAFETY: the MSR bitmap is this vCPU's, all ones, freed only with the VMCS; the
+        // EPT root came through `set_ept_root`, whose contract is the one required.
+        unsafe { v.init_control(&controls, self.msr_bitmap, self.vpid, self.eptp(&controls)) };
+        v.init_long_mode_guest(&controls, &boot, self.entry.as_usize() as u64, rsp);
+        self.controls = Some(controls);
+        self.irq.proc_ctl = controls.proc;
+        Ok(())
+    }
+
+    /// `GuestBoot::WriteTablesAt(at)`: writes the boot tables through the EPT.
+    fn write_boot_tables(&self, at: u64) -> VCpuResult<LongModeBoot> {
+        let size = long_mode_tables_size(0);
+        let mut tables = alloc::vec![0u8; size];
+        let boot = write_long_mode_tables(&mut tables, at, at)?;
+        let npt = self
+            .npt()
+            .ok_or(VCpuError::bad_state("setup before set_ept_root"))?;
+        for (i, page) in tables.chunks(4096).enumerate() {
+            let gpa = at + (i * 4096) as u64;
+            let (hpa, flags, _) = npt.query(GuestPhysAddr::from(gpa as usize)).ok_or(
+                VCpuError::invalid_input("the boot tables' address is not mapped").with_value(gpa),
+            )?;
+            if !flags.contains(MapFlags::WRITE) {
+                return Err(
+                    VCpuError::invalid_input("the boot tables' page is read-only").with_value(gpa),
+                );
+            }
+            let dst = H::phys_to_virt(hpa).as_usize() as *mut u8;
+            // SAFETY: the EPT maps this guest page to `hpa`, a host frame that stays
+            // allocated for the vCPU's life (set_ept_root's contract); `at` is 4 KiB
+            // aligned, so the page fills the frame from its start.
+            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), dst, page.len()) };
+        }
+        Ok(boot)
+    }
+}
+
+fn check_gpr(reg: usize) -> VCpuResult {
+    if reg < gpr::COUNT {
+        Ok(())
+    } else {
+        Err(VCpuError::invalid_input("x86 has GPRs 0..16").with_value(reg as u64))
+    }
+}
+
+fn alloc_zeroed<H: AxVCpuHal>(fill: u8, what: &'static str) -> VCpuResult<HostPhysAddr> {
+    let pa = H::alloc_frame().ok_or(VCpuError::new(AxErrorKind::NoMemory, what))?;
+    let va = H::phys_to_virt(pa).as_usize() as *mut u8;
+    // SAFETY: a frame just allocated, through the HAL's mapping.
+    unsafe { core::ptr::write_bytes(va, fill, 4096) };
+    Ok(pa)
+}
+
+impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
+    type CreateConfig = ();
+    type SetupConfig = VmxSetupConfig;
+    type Hal = H;
+    type Kicker = IpiKicker<VmxKickIpi<H>>;
+
+    fn new(vm_id: usize, vcpu_id: usize, _config: ()) -> VCpuResult<Self> {
+        let vmcs = alloc_zeroed::<H>(0, "no frame for the VMCS")?;
+        let msr_bitmap = match alloc_zeroed::<H>(0xff, "no frame for the MSR bitmap") {
+            Ok(pa) => pa,
+            Err(e) => {
+                H::dealloc_frame(vmcs);
+                return Err(e);
+            }
+        };
+        let vpid = 1 + (NEXT_VPID.fetch_add(1, Ordering::Relaxed) % 0xffff) as u16;
+        Ok(Self {
+            vmcs,
+            msr_bitmap,
+            state: VmcsState::Fresh,
+            launched: false,
+            regs: Regs::default(),
+            vm_id,
+            vcpu_id,
+            entry: GuestPhysAddr::from(0),
+            ept_root: HostPhysAddr::from(0),
+            vpid,
+            start: None,
+            controls: None,
+            flush_tlb: true,
+            kicker: IpiKicker::new(),
+            irq: irq::Interrupts::default(),
+            pending_read: None,
+            icr: IcrDecoder::new(),
+        })
+    }
+
+    fn set_entry(&mut self, entry: GuestPhysAddr) -> VCpuResult {
+        self.entry = entry;
+        self.regs.set_rip(entry.as_usize() as u64);
+        Ok(())
+    }
+
+    unsafe fn set_ept_root(&mut self, ept_root: HostPhysAddr) -> VCpuResult {
+        if ept_root.as_usize() & 0xfff != 0 {
+            return Err(
+                VCpuError::invalid_input("the EPT root must be 4 KiB aligned")
+                    .with_value(ept_root.as_usize() as u64),
+            );
+        }
+        self.ept_root = ept_root;
+        Ok(())
+    }
+
+    fn setup(&mut self, config: VmxSetupConfig) -> VCpuResult {
+        let boot = match config.boot {
+            GuestBoot::Tables(boot) => boot,
+            GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
+        };
+        let rsp = config
+            .stack_top
+            .wrapping_sub(config.stack_stride.wrapping_mul(self.vcpu_id as u64));
+        self.start = Some((boot, rsp));
+        self.regs.set(gpr::RSP, rsp);
+        self.regs.set_rip(self.entry.as_usize() as u64);
+        Ok(())
+    }
+
+    fn run(&mut self) -> VCpuResult<AxVCpuExitReason> {
+        match self.enter()? {
+            irq::Entered::Kicked => Ok(AxVCpuExitReason::Kicked),
+            irq::Entered::Failed(reason) => Ok(AxVCpuExitReason::FailEntry {
+                hardware_entry_failure_reason: reason,
+            }),
+            irq::Entered::Exited => self.decode_exit(),
+        }
+    }
+
+    fn bind(&mut self) -> VCpuResult {
+        self.load()?;
+        self.kicker.bind_to(H::current_cpu_id());
+        Ok(())
+    }
+
+    fn unbind(&mut self) -> VCpuResult {
+        self.kicker.unbind();
+        self.clear()
+    }
+
+    fn set_gpr(&mut self, reg: usize, val: usize) -> VCpuResult {
+        check_gpr(reg)?;
+        self.regs.set(reg, val as u64);
+        Ok(())
+    }
+
+    fn get_gpr(&self, reg: usize) -> VCpuResult<usize> {
+        check_gpr(reg)?;
+        Ok(self.regs.get(reg) as usize)
+    }
+
+    fn pc(&self) -> usize {
+        self.regs.rip as usize
+    }
+
+    fn set_pc(&mut self, pc: usize) -> VCpuResult {
+        self.regs.set_rip(pc as u64);
+        Ok(())
+    }
+
+    fn set_return_value(&mut self, val: usize) {
+        self.regs.set(gpr::RAX, val as u64);
+    }
+
+    fn set_boot_arg(&mut self, _arg: usize) -> VCpuResult {
+        // x86 INIT-SIPI carries no argument.
+        Ok(())
+    }
+
+    fn complete_read(&mut self, value: u64) -> VCpuResult {
+        self.finish_read(value)
+    }
+
+    fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
+        self.irq.inject(vector)
+    }
+
+    fn has_pending_interrupt(&self) -> bool {
+        self.irq.has_pending()
+    }
+
+    fn check_interrupt_vector(vector: usize) -> VCpuResult {
+        irq::check_vector(vector)
+    }
+
+    fn kicker(&self) -> Self::Kicker {
+        self.kicker.clone()
+    }
+
+    fn nested_page_table_changed(&mut self) -> VCpuResult {
+        self.flush_tlb = true;
+        Ok(())
+    }
+}
+
+impl<H: AxVCpuHal> Drop for VmxVCpu<H> {
+    fn drop(&mut self) {
+        if let VmcsState::Active(cpu) = self.state {
+            if cpu != H::current_cpu_id() || self.clear().is_err() {
+                // Still active on another CPU, which may write it back at any time: leak
+                // the frame rather than hand it out again.
+                H::dealloc_frame(self.msr_bitmap);
+                return;
+            }
+        }
+        H::dealloc_frame(self.vmcs);
+        H::dealloc_frame(self.msr_bitmap);
+    }
+}

@@ -1,0 +1,549 @@
+//! Host tests of exit decoding, read completion and interrupt delivery: a vCPU over heap
+//! frames (host-physical = host-virtual), its VMCS the fake of `vmcs.rs` (fields in slots
+//! of the VMCS frame), exits written there as a VM exit would leave them. Nothing here
+//! executes a VMX instruction.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::Cell;
+
+use axvcpu::{
+    AccessFlags, AccessWidth, AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
+    HostPhysAddr, HostVirtAddr, Port, SysRegAddr, VCpuKick,
+};
+use axvcpu_npt::{Ept, MapFlags, NestedPageTable};
+
+use super::{GuestBoot, VmxSetupConfig, VmxVCpu, KICK_VECTOR};
+use crate::controls::{proc, Controls, VmxCaps, BOCHS_CAPS};
+use crate::regs::gpr;
+use crate::vmcs::{ctrl, exit, guest, host, info, intr, GUEST_CR0};
+
+std::thread_local! {
+    static LIVE_FRAMES: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Frames from the heap, host-physical = host-virtual, counted per thread.
+struct HeapHal;
+
+impl AxVCpuHal for HeapHal {
+    fn alloc_frame() -> Option<HostPhysAddr> {
+        Self::alloc_contiguous_frames(1, 1)
+    }
+    fn dealloc_frame(pa: HostPhysAddr) {
+        Self::dealloc_contiguous_frames(pa, 1)
+    }
+    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
+        if align_frames != 1 {
+            return None;
+        }
+        let layout = Layout::from_size_align(count * 4096, 4096).ok()?;
+        // SAFETY: the layout is not zero-sized.
+        let p = unsafe { alloc_zeroed(layout) };
+        if p.is_null() {
+            return None;
+        }
+        LIVE_FRAMES.with(|l| l.set(l.get() + count));
+        Some(HostPhysAddr::from(p as usize))
+    }
+    fn dealloc_contiguous_frames(pa: HostPhysAddr, count: usize) {
+        LIVE_FRAMES.with(|l| l.set(l.get() - count));
+        let layout = Layout::from_size_align(count * 4096, 4096).expect("layout");
+        // SAFETY: allocated by `alloc_contiguous_frames` with this layout.
+        unsafe { dealloc(pa.as_usize() as *mut u8, layout) }
+    }
+    fn phys_to_virt(pa: HostPhysAddr) -> HostVirtAddr {
+        HostVirtAddr::from(pa.as_usize())
+    }
+    fn virt_to_phys(va: HostVirtAddr) -> HostPhysAddr {
+        HostPhysAddr::from(va.as_usize())
+    }
+    fn current_cpu_id() -> usize {
+        0
+    }
+}
+
+const CODE: u64 = 0x1000;
+
+fn bochs_controls() -> Controls {
+    let caps = VmxCaps::read(|m| {
+        BOCHS_CAPS
+            .iter()
+            .find(|&&(n, _)| n == m)
+            .map_or(0, |&(_, v)| v)
+    });
+    Controls::compute(&caps).expect("Bochs's controls")
+}
+
+/// A vCPU set up at [`CODE`] with paging off (guest-linear = guest-physical), the EPT
+/// mapping one code page there holding `code`, its (fake) VMCS filled as `bind` fills it.
+struct Rig {
+    vcpu: VmxVCpu<HeapHal>,
+    _npt: NestedPageTable<HeapHal, Ept>,
+    code_page: HostPhysAddr,
+}
+
+impl Rig {
+    fn new(code: &[u8]) -> Self {
+        let mut npt = NestedPageTable::<HeapHal, Ept>::new().expect("EPT");
+        let code_page = HeapHal::alloc_frame().expect("frame");
+        // SAFETY: a frame of ours, 4 KiB.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                code.as_ptr(),
+                code_page.as_usize() as *mut u8,
+                code.len(),
+            )
+        };
+        npt.map(
+            GuestPhysAddr::from(CODE as usize),
+            code_page,
+            4096,
+            MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE,
+        )
+        .expect("map");
+        let mut vcpu = VmxVCpu::<HeapHal>::new(0, 0, ()).expect("new");
+        vcpu.set_entry(GuestPhysAddr::from(CODE as usize))
+            .expect("entry");
+        // SAFETY: the table outlives the vCPU (dropped after it: field order).
+        unsafe { vcpu.set_ept_root(npt.root_paddr()) }.expect("root");
+        vcpu.setup(VmxSetupConfig {
+            boot: GuestBoot::default(),
+            stack_top: 0x8000,
+            stack_stride: 0,
+        })
+        .expect("setup");
+        vcpu.init_vmcs(bochs_controls()).expect("init");
+        vcpu.vmcs().write(guest::CR0, 0x31); // PE, ET, NE: no paging
+        Self {
+            vcpu,
+            _npt: npt,
+            code_page,
+        }
+    }
+
+    /// Makes the VMCS look like a VM exit with `reason`, `qualification` and instruction
+    /// length `len` (and, for EPT exits, `gpa`) just happened, and decodes it.
+    fn exit(
+        &mut self,
+        reason: u32,
+        qualification: u64,
+        len: u64,
+    ) -> axvcpu::VCpuResult<AxVCpuExitReason> {
+        let v = self.vcpu.vmcs();
+        v.write(info::EXIT_REASON, u64::from(reason));
+        v.write(info::EXIT_QUALIFICATION, qualification);
+        v.write(info::EXIT_INSN_LEN, len);
+        self.vcpu.decode_exit()
+    }
+
+    fn ept(&mut self, qualification: u64, gpa: u64) -> axvcpu::VCpuResult<AxVCpuExitReason> {
+        self.vcpu.vmcs().write(info::GUEST_PHYSICAL_ADDR, gpa);
+        self.exit(exit::EPT_VIOLATION, qualification, 0)
+    }
+
+    fn rip(&self) -> u64 {
+        self.vcpu.pc() as u64
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        HeapHal::dealloc_frame(self.code_page);
+    }
+}
+
+#[test]
+fn the_vmcs_holds_the_controls_and_the_long_mode_guest() {
+    let r = Rig::new(&[]);
+    let v = r.vcpu.vmcs();
+    let c = bochs_controls();
+    assert_eq!(v.read(ctrl::PROC_BASED), u64::from(c.proc));
+    assert_eq!(v.read(ctrl::PROC_BASED2), u64::from(c.proc2));
+    assert_eq!(
+        v.read(ctrl::EPTP),
+        Ept::eptp(r._npt.root_paddr(), true),
+        "WB, 4 levels, A/D"
+    );
+    assert_ne!(v.read(ctrl::VPID), 0);
+    assert_eq!(v.read(guest::CR4) & (1 << 13), 1 << 13, "VMXE, fixed");
+    assert_eq!(
+        v.read(ctrl::CR4_SHADOW) & (1 << 13),
+        0,
+        "the guest reads it clear"
+    );
+    assert_eq!(v.read(ctrl::CR0_SHADOW), GUEST_CR0);
+    assert_eq!(v.read(guest::EFER), 0x500);
+    assert_eq!(v.read(guest::ES_SELECTOR + 2), 0x08, "CS");
+    assert_eq!(v.read(guest::ES_ACCESS_RIGHTS + 2), 0xa09b, "64-bit code");
+    assert_eq!(v.read(guest::VMCS_LINK_POINTER), u64::MAX);
+    assert_eq!(v.read(guest::RIP), CODE);
+    assert_eq!(v.read(guest::RSP), 0x8000);
+    // The MSR bitmap is all ones: every MSR exits.
+    let bitmap = v.read(ctrl::MSR_BITMAP) as usize as *const u8;
+    // SAFETY: the vCPU's bitmap frame, alive with it.
+    assert!((0..4096).all(|i| unsafe { *bitmap.add(i) } == 0xff));
+}
+
+#[test]
+fn vmcall_is_a_hypercall_with_the_contract_registers_and_moves_rip_by_its_length() {
+    let mut r = Rig::new(&[]);
+    for (i, reg) in [gpr::RDI, gpr::RSI, gpr::RDX, gpr::RCX, gpr::R8, gpr::R9]
+        .into_iter()
+        .enumerate()
+    {
+        r.vcpu.set_gpr(reg, 10 + i).expect("set");
+    }
+    r.vcpu.set_gpr(gpr::RAX, 7).expect("set");
+    let e = r.exit(exit::VMCALL, 0, 3).expect("exit");
+    assert_eq!(
+        e,
+        AxVCpuExitReason::Hypercall {
+            nr: 7,
+            args: [10, 11, 12, 13, 14, 15]
+        }
+    );
+    assert_eq!(r.rip(), CODE + 3);
+    r.vcpu.set_return_value(99);
+    assert_eq!(r.vcpu.get_gpr(gpr::RAX).expect("get"), 99);
+}
+
+fn intr_exit(r: &mut Rig, reason: u32, info_field: u32) -> axvcpu::VCpuResult<AxVCpuExitReason> {
+    r.vcpu
+        .vmcs()
+        .write(info::EXIT_INTR_INFO, u64::from(info_field));
+    r.exit(reason, 0, 0)
+}
+
+#[test]
+fn host_interrupts_kicks_and_nmis() {
+    let mut r = Rig::new(&[]);
+    let nothing = Ok(AxVCpuExitReason::Nothing);
+    let ext = exit::EXTERNAL_INTERRUPT;
+    assert_eq!(
+        r.exit(exit::INTERRUPT_WINDOW, 0, 0),
+        nothing,
+        "window opened"
+    );
+    assert_eq!(
+        intr_exit(&mut r, ext, intr::VALID | 0x30),
+        Ok(AxVCpuExitReason::ExternalInterrupt { vector: 0x30 })
+    );
+    let kick = intr::VALID | u32::from(KICK_VECTOR);
+    assert_eq!(intr_exit(&mut r, ext, kick), nothing, "late kick IPI");
+    r.vcpu.kicker().kick();
+    assert_eq!(intr_exit(&mut r, ext, kick), Ok(AxVCpuExitReason::Kicked));
+    assert_eq!(
+        intr_exit(&mut r, ext, kick),
+        nothing,
+        "the kick was taken once"
+    );
+    let nmi = intr::VALID | intr::TYPE_NMI | 2;
+    assert_eq!(
+        intr_exit(&mut r, exit::EXCEPTION_NMI, nmi),
+        Ok(AxVCpuExitReason::ExternalInterrupt { vector: 2 })
+    );
+    // A guest exception (type 3, #PF) never exits with an empty bitmap: an error if it does.
+    let pf = intr::VALID | (3 << 8) | 14;
+    assert!(intr_exit(&mut r, exit::EXCEPTION_NMI, pf).is_err());
+    assert_eq!(r.rip(), CODE, "none of them moves rip");
+}
+
+#[test]
+fn hlt_triple_fault_cpuid_failed_entries_and_unknown_exits() {
+    let mut r = Rig::new(&[]);
+    assert_eq!(r.exit(exit::HLT, 0, 1), Ok(AxVCpuExitReason::Halt));
+    assert_eq!(r.rip(), CODE + 1);
+    assert_eq!(
+        r.exit(exit::TRIPLE_FAULT, 0, 0),
+        Ok(AxVCpuExitReason::SystemDown)
+    );
+    r.vcpu.set_gpr(gpr::RAX, 1).expect("set");
+    r.vcpu.set_gpr(gpr::RCX, 0).expect("set");
+    assert_eq!(r.exit(exit::CPUID, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    let ecx = r.vcpu.get_gpr(gpr::RCX).expect("get") as u64;
+    assert_eq!(ecx & (1 << 5), 0, "no VMX for the guest");
+    assert_eq!(ecx, u64::from(crate::hw::cpuid(1, 0).2 & !(1 << 5)));
+    assert_eq!(r.rip(), CODE + 3);
+    // Invalid guest state: bit 31 and the qualification.
+    assert_eq!(
+        r.exit(exit::FAILED_ENTRY | exit::INVALID_GUEST_STATE, 3, 0),
+        Ok(AxVCpuExitReason::FailEntry {
+            hardware_entry_failure_reason: (3 << 32) | 0x8000_0021
+        })
+    );
+    let err = r.exit(55, 0, 3).expect_err("XSETBV is not handled");
+    assert_eq!(
+        (err.kind(), err.value()),
+        (AxErrorKind::Unsupported, Some(55))
+    );
+    r.vcpu.vmcs().write(info::GUEST_PHYSICAL_ADDR, 0xdead_0000);
+    let err = r
+        .exit(exit::EPT_MISCONFIG, 0, 0)
+        .expect_err("misconfiguration");
+    assert_eq!(err.value(), Some(0xdead_0000));
+}
+
+/// The qualification of an I/O exit: port, size, direction.
+fn io(port: u16, bytes: u64, input: bool) -> u64 {
+    (u64::from(port) << 16) | (bytes - 1) | (u64::from(input) << 3)
+}
+
+#[test]
+fn port_reads_merge_into_rax_and_writes_carry_its_low_bytes() {
+    let mut r = Rig::new(&[]);
+    r.vcpu
+        .set_gpr(gpr::RAX, 0x1111_2222_3333_4444)
+        .expect("set");
+    assert_eq!(
+        r.exit(exit::IO, io(0x60, 2, true), 2),
+        Ok(AxVCpuExitReason::IoRead {
+            port: Port(0x60),
+            width: AccessWidth::Word
+        })
+    );
+    assert_eq!(r.rip(), CODE, "complete_read moves rip");
+    r.vcpu.complete_read(0xabcd_ef01).expect("complete");
+    assert_eq!(
+        r.vcpu.get_gpr(gpr::RAX).expect("get"),
+        0x1111_2222_3333_ef01
+    );
+    assert_eq!(r.rip(), CODE + 2);
+    assert!(r.vcpu.complete_read(0).is_err(), "one completion per read");
+    assert_eq!(
+        r.exit(exit::IO, io(0x61, 4, false), 1),
+        Ok(AxVCpuExitReason::IoWrite {
+            port: Port(0x61),
+            width: AccessWidth::Dword,
+            data: 0x3333_ef01
+        })
+    );
+    assert_eq!(r.rip(), CODE + 3);
+    let down = io(axvcpu::X86_SHUTDOWN_PORT, 1, false);
+    assert_eq!(r.exit(exit::IO, down, 1), Ok(AxVCpuExitReason::SystemDown));
+    let outsb = io(0x60, 1, false) | 0x10;
+    assert!(r.exit(exit::IO, outsb, 1).is_err(), "string I/O");
+}
+
+#[test]
+fn msr_reads_fill_edx_eax_and_writes_join_them() {
+    let mut r = Rig::new(&[]);
+    r.vcpu.set_gpr(gpr::RCX, 0xc000_0080).expect("set");
+    assert_eq!(
+        r.exit(exit::RDMSR, 0, 2),
+        Ok(AxVCpuExitReason::SysRegRead {
+            addr: SysRegAddr(0xc000_0080),
+            reg: gpr::RAX
+        })
+    );
+    r.vcpu
+        .complete_read(0x1234_5678_9abc_def0)
+        .expect("complete");
+    assert_eq!(r.vcpu.get_gpr(gpr::RAX).expect("get"), 0x9abc_def0);
+    assert_eq!(r.vcpu.get_gpr(gpr::RDX).expect("get"), 0x1234_5678);
+    assert_eq!(r.rip(), CODE + 2);
+    assert_eq!(
+        r.exit(exit::WRMSR, 0, 2),
+        Ok(AxVCpuExitReason::SysRegWrite {
+            addr: SysRegAddr(0xc000_0080),
+            value: 0x1234_5678_9abc_def0
+        })
+    );
+    assert_eq!(r.rip(), CODE + 4);
+}
+
+/// EPT-violation qualifications: a data read / write of an unmapped page, with a valid
+/// guest-linear address of the translated access.
+const EPT_READ: u64 = 1 | (1 << 7) | (1 << 8);
+const EPT_WRITE: u64 = 2 | (1 << 7) | (1 << 8);
+
+#[test]
+fn mmio_loads_and_stores_are_decoded_from_the_fetched_instruction() {
+    // mov esi, dword ptr [rbx + 0x10]; mov byte ptr [rbx], ah
+    let mut r = Rig::new(&[0x8b, 0x73, 0x10, 0x88, 0x23]);
+    r.vcpu.set_gpr(gpr::RSI, u64::MAX as usize).expect("set");
+    let addr = GuestPhysAddr::from(0xd000_0010usize);
+    assert_eq!(
+        r.ept(EPT_READ, 0xd000_0010),
+        Ok(AxVCpuExitReason::MmioRead {
+            addr,
+            width: AccessWidth::Dword,
+            reg: Some(gpr::RSI),
+            reg_width: AccessWidth::Dword,
+            signed_ext: false
+        })
+    );
+    r.vcpu
+        .complete_read(0xffff_ffff_8765_4321)
+        .expect("complete");
+    assert_eq!(
+        r.vcpu.get_gpr(gpr::RSI).expect("get"),
+        0x8765_4321,
+        "zero-extended"
+    );
+    assert_eq!(r.rip(), CODE + 3);
+    r.vcpu.set_gpr(gpr::RAX, 0xab00).expect("set");
+    assert_eq!(
+        r.ept(EPT_WRITE, 0xd000_0000),
+        Ok(AxVCpuExitReason::MmioWrite {
+            addr: GuestPhysAddr::from(0xd000_0000usize),
+            width: AccessWidth::Byte,
+            data: 0xab
+        })
+    );
+    assert_eq!(r.rip(), CODE + 5);
+}
+
+#[test]
+fn undecodable_mmio_is_an_error_with_the_instruction_bytes() {
+    // add dword ptr [rbx], eax
+    let mut r = Rig::new(&[0x01, 0x03, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90]);
+    let err = r.ept(EPT_WRITE, 0xd000_0000).expect_err("not a mov");
+    assert_eq!(err.value(), Some(0x9090_9090_9090_0301));
+}
+
+#[test]
+fn permission_fetch_and_walk_faults_are_nested_page_faults() {
+    let mut r = Rig::new(&[]);
+    let addr = GuestPhysAddr::from(0x5000usize);
+    let npf = |access_flags| Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
+    // A write to a page mapped readable (bit 3).
+    assert_eq!(r.ept(EPT_WRITE | (1 << 3), 0x5000), npf(AccessFlags::WRITE));
+    // A read of an execute-only page (bit 5).
+    assert_eq!(r.ept(EPT_READ | (1 << 5), 0x5000), npf(AccessFlags::READ));
+    // A fetch from unmapped memory.
+    assert_eq!(
+        r.ept(4 | (1 << 7) | (1 << 8), 0x5000),
+        npf(AccessFlags::EXECUTE)
+    );
+    // The guest's own page walk (linear address valid, not the translated access).
+    assert_eq!(r.ept(1 | (1 << 7), 0x5000), npf(AccessFlags::READ));
+    assert_eq!(r.rip(), CODE);
+}
+
+#[test]
+fn icr_writes_are_the_guests_ipis() {
+    // mov dword ptr [rbx + 0x310], eax; mov dword ptr [rbx + 0x300], ecx
+    let mut r = Rig::new(&[
+        0x89, 0x83, 0x10, 0x03, 0x00, 0x00, 0x89, 0x8b, 0x00, 0x03, 0x00, 0x00,
+    ]);
+    r.vcpu.set_gpr(gpr::RAX, 3 << 24).expect("set");
+    r.vcpu.set_gpr(gpr::RCX, 0x4055).expect("set");
+    assert_eq!(r.ept(EPT_WRITE, 0xfee0_0310), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(
+        r.ept(EPT_WRITE, 0xfee0_0300),
+        Ok(AxVCpuExitReason::SendIPI {
+            target_cpu: 3,
+            target_cpu_aux: 0,
+            send_to_all: false,
+            send_to_self: false,
+            vector: 0x55
+        })
+    );
+    assert_eq!(r.rip(), CODE + 12);
+}
+
+/// The injection fields after `prepare_injection`: the entry interruption information
+/// (which every VM exit clears) and whether interrupt-window exiting is on.
+fn injection(r: &mut Rig) -> (u64, bool) {
+    let v = r.vcpu.vmcs();
+    v.write(ctrl::ENTRY_INTR_INFO, 0);
+    r.vcpu.prepare_injection();
+    let window = v.read(ctrl::PROC_BASED) as u32 & proc::INTERRUPT_WINDOW != 0;
+    (v.read(ctrl::ENTRY_INTR_INFO), window)
+}
+
+const VALID: u64 = intr::VALID as u64;
+
+#[test]
+fn a_vector_injected_twice_before_the_guest_takes_it_is_delivered_once() {
+    let mut r = Rig::new(&[]);
+    assert!(VmxVCpu::<HeapHal>::check_interrupt_vector(31).is_err());
+    assert!(VmxVCpu::<HeapHal>::check_interrupt_vector(256).is_err());
+    r.vcpu.inject_interrupt(0x40).expect("inject");
+    r.vcpu.inject_interrupt(0x40).expect("inject");
+    r.vcpu.inject_interrupt(0x41).expect("inject");
+    // Interrupts masked (RFLAGS = 2): a window is requested, nothing injected.
+    assert_eq!(injection(&mut r), (0, true));
+    assert!(r.vcpu.has_pending_interrupt());
+    r.vcpu.vmcs().write(guest::RFLAGS, 0x202);
+    assert_eq!(
+        injection(&mut r),
+        (0x41 | VALID, true),
+        "highest first, window for the rest"
+    );
+    assert_eq!(injection(&mut r), (0x40 | VALID, false));
+    assert_eq!(injection(&mut r), (0, false), "0x40 merged: taken once");
+    assert!(!r.vcpu.has_pending_interrupt());
+    // An STI shadow holds it too.
+    r.vcpu.inject_interrupt(0x40).expect("inject");
+    r.vcpu.vmcs().write(guest::INTERRUPTIBILITY, 1);
+    assert_eq!(injection(&mut r), (0, true));
+}
+
+#[test]
+fn an_event_cut_short_by_an_exit_is_delivered_again_as_it_was() {
+    let mut r = Rig::new(&[]);
+    let v = r.vcpu.vmcs();
+    // A #GP (hardware exception 13) with error code 0x18, its delivery cut short.
+    let gp = intr::VALID | intr::ERROR_CODE | (3 << 8) | 13;
+    v.write(info::IDT_VECTORING_INFO, u64::from(gp) | (1 << 12));
+    v.write(info::IDT_VECTORING_ERROR, 0x18);
+    v.write(guest::RIP, CODE + 7);
+    r.vcpu.after_exit();
+    assert_eq!(r.rip(), CODE + 7);
+    r.vcpu.inject_interrupt(0x50).expect("inject");
+    r.vcpu.vmcs().write(guest::RFLAGS, 0x202);
+    assert_eq!(
+        injection(&mut r),
+        (u64::from(gp), true),
+        "the event first, bit 12 dropped"
+    );
+    assert_eq!(r.vcpu.vmcs().read(ctrl::ENTRY_EXCEPTION_ERROR), 0x18);
+    v.write(info::IDT_VECTORING_INFO, 0);
+    assert_eq!(injection(&mut r), (0x50 | VALID, false));
+}
+
+#[test]
+fn a_vcpu_frees_its_frames() {
+    let before = LIVE_FRAMES.with(Cell::get);
+    drop(Rig::new(&[]));
+    assert_eq!(LIVE_FRAMES.with(Cell::get), before);
+}
+
+#[test]
+fn the_fake_vmcs_slots_are_distinct_and_inside_the_frame() {
+    let mut fields = std::vec::Vec::new();
+    for m in [
+        &[
+            ctrl::VPID,
+            ctrl::MSR_BITMAP,
+            ctrl::EPTP,
+            ctrl::PIN_BASED,
+            ctrl::PROC_BASED2,
+        ][..],
+        &[ctrl::ENTRY_INSN_LEN, ctrl::CR0_MASK, ctrl::CR4_SHADOW],
+        &[
+            info::VM_INSTRUCTION_ERROR,
+            info::EXIT_REASON,
+            info::EXIT_INSN_LEN,
+        ],
+        &[info::GUEST_PHYSICAL_ADDR, info::EXIT_QUALIFICATION],
+        &[
+            guest::ES_SELECTOR + 14,
+            guest::VMCS_LINK_POINTER,
+            guest::EFER,
+        ],
+        &[
+            guest::ES_LIMIT + 14,
+            guest::SYSENTER_CS,
+            guest::ES_BASE + 14,
+        ],
+        &[guest::SYSENTER_EIP, guest::RIP, guest::RSP, guest::RFLAGS],
+        &[host::TR_SELECTOR, host::EFER, host::SYSENTER_CS, host::RIP],
+    ] {
+        fields.extend_from_slice(m);
+    }
+    let slots: std::collections::BTreeSet<usize> =
+        fields.iter().map(|&f| crate::vmcs::test_slot(f)).collect();
+    assert_eq!(slots.len(), fields.len());
+    assert!(slots.iter().all(|&s| s < 512));
+}
