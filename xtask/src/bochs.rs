@@ -20,8 +20,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axvcpu_conformance::Scenario;
-
 use crate::testbed;
 use crate::x86;
 
@@ -225,16 +223,7 @@ pub fn test() -> Result<(), String> {
             dir().join("bochs.log").display()
         ));
     }
-    eprintln!(
-        "xtask: x86 VMX testbed (Bochs, corei7_haswell_4770): {passed} of {} scenarios passed, \
-         N/A as expected: {}",
-        Scenario::COUNT,
-        tb.not_applicable
-            .iter()
-            .map(|s| s.id())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    testbed::say_passed(tb, "x86 VMX testbed (Bochs, corei7_haswell_4770)", passed);
     Ok(())
 }
 

@@ -238,18 +238,19 @@ pub fn test(tb: &Testbed) -> Result<(), String> {
                 tb.name, tb.exit_status
             ));
         }
-        eprintln!(
-            "xtask: {} testbed (-cpu {cpu}): {passed} of {} scenarios passed, N/A as expected: {}",
-            tb.name,
-            Scenario::COUNT,
-            tb.not_applicable
-                .iter()
-                .map(|s| s.id())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        say_passed(tb, &format!("{} testbed (-cpu {cpu})", tb.name), passed);
     }
     Ok(())
+}
+
+/// The line that closes a passing run of testbed `tb`, run as `what`.
+pub(crate) fn say_passed(tb: &Testbed, what: &str, passed: usize) {
+    let not_applicable: Vec<_> = tb.not_applicable.iter().map(|s| s.id()).collect();
+    eprintln!(
+        "xtask: {what}: {passed} of {} scenarios passed, N/A as expected: {}",
+        Scenario::COUNT,
+        not_applicable.join(", ")
+    );
 }
 
 /// Builds the benchmark image and prints hypervisor instructions per hypercall round trip,
