@@ -90,6 +90,24 @@ pub fn write_long_mode_tables(ram: &mut [u8], ram_gpa: u64, at: u64) -> VCpuResu
     })
 }
 
+/// Where a vCPU's long-mode boot structures (GDT, page tables) come from, for the
+/// bare-metal x86 backends' setup configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestBoot {
+    /// The hypervisor wrote them (see [`write_long_mode_tables`]).
+    Tables(LongModeBoot),
+    /// `setup` writes them itself at this 4 KiB-aligned guest-physical address (they take
+    /// [`long_mode_tables_size`] bytes, 28 KiB below 4 GiB), through the nested page table,
+    /// which must map that range writable. Every vCPU's `setup` writes the same bytes again.
+    WriteTablesAt(u64),
+}
+
+impl Default for GuestBoot {
+    fn default() -> Self {
+        Self::Tables(LongModeBoot::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -45,4 +45,5 @@ pub mod apic;
 pub mod boot;
 pub mod decode;
 pub mod gpr;
+pub mod lapic;
 pub mod paging;

@@ -5,7 +5,7 @@
 use core::arch::asm;
 use core::arch::x86_64::__cpuid;
 
-use axvcpu::{AxVCpuHal, HostPhysAddr};
+use axvcpu::HostPhysAddr;
 
 /// `IA32_EFER`.
 pub const MSR_EFER: u32 = 0xc000_0080;
@@ -13,8 +13,6 @@ pub const MSR_EFER: u32 = 0xc000_0080;
 pub const MSR_VM_CR: u32 = 0xc001_0114;
 /// `VM_HSAVE_PA`.
 pub const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
-/// `IA32_APIC_BASE`.
-pub const MSR_APIC_BASE: u32 = 0x1b;
 /// `EFER.NXE`.
 pub const EFER_NXE: u64 = 1 << 11;
 /// `EFER.SVME`.
@@ -95,70 +93,6 @@ pub fn svm_with_np() -> Option<u32> {
     }
     let (_, nasid, _, edx) = cpuid(0x8000_000a);
     (edx & 1 != 0).then_some(nasid)
-}
-
-/// Sends a fixed IPI with `vector` to the CPU whose local APIC id is `apic_id`, through this
-/// CPU's local APIC (x2APIC MSRs when enabled, else the xAPIC page reached through the HAL).
-pub fn send_ipi<H: AxVCpuHal>(apic_id: u32, vector: u8) {
-    // Fixed delivery, physical destination, level assert.
-    let low = u32::from(vector) | (1 << 14);
-    // SAFETY: IA32_APIC_BASE exists on every CPU with SVM.
-    let base = unsafe { rdmsr(MSR_APIC_BASE) };
-    if base & (1 << 10) != 0 {
-        // SAFETY: x2APIC ICR; sending a fixed IPI has no other effect.
-        unsafe { wrmsr(0x830, (u64::from(apic_id) << 32) | u64::from(low)) };
-        return;
-    }
-    let page = H::phys_to_virt(HostPhysAddr::from((base & 0x000f_ffff_ffff_f000) as usize));
-    let icr_low = (page.as_usize() + 0x300) as *mut u32;
-    let icr_high = (page.as_usize() + 0x310) as *mut u32;
-    // SAFETY: the local APIC's register page as the HAL maps it; the host does not use
-    // the ICR from interrupt context, so these two writes are not interleaved with another
-    // sender on this CPU.
-    unsafe {
-        icr_high.write_volatile(apic_id << 24);
-        icr_low.write_volatile(low);
-    }
-}
-
-/// The interrupt request register of this CPU's local APIC: one bit per vector, pending
-/// and not yet accepted (x2APIC MSRs when enabled, else the xAPIC page through the HAL).
-pub fn apic_irr<H: AxVCpuHal>() -> [u32; 8] {
-    let mut irr = [0u32; 8];
-    // SAFETY: IA32_APIC_BASE exists on every CPU with SVM.
-    let base = unsafe { rdmsr(MSR_APIC_BASE) };
-    if base & (1 << 11) == 0 {
-        // The local APIC is disabled: nothing is pending there.
-        return irr;
-    }
-    if base & (1 << 10) != 0 {
-        for (i, word) in irr.iter_mut().enumerate() {
-            // SAFETY: x2APIC IRR registers 0x820..0x828, readable in x2APIC mode.
-            *word = unsafe { rdmsr(0x820 + i as u32) } as u32;
-        }
-        return irr;
-    }
-    let page = H::phys_to_virt(HostPhysAddr::from((base & 0x000f_ffff_ffff_f000) as usize));
-    for (i, word) in irr.iter_mut().enumerate() {
-        let reg = (page.as_usize() + 0x200 + 0x10 * i) as *const u32;
-        // SAFETY: the local APIC's IRR registers as the HAL maps the APIC page; reading
-        // them has no side effect.
-        *word = unsafe { reg.read_volatile() };
-    }
-    irr
-}
-
-/// The highest vector set in `irr`.
-pub fn highest_vector(irr: &[u32; 8]) -> Option<u8> {
-    (0..8)
-        .rev()
-        .find(|&i| irr[i] != 0)
-        .map(|i| (i * 32 + 31 - irr[i].leading_zeros() as usize) as u8)
-}
-
-/// Whether `vector` is set in `irr`.
-pub fn has_vector(irr: &[u32; 8], vector: u8) -> bool {
-    irr[usize::from(vector / 32)] & (1 << (vector % 32)) != 0
 }
 
 /// `clgi`: holds host interrupts (and NMIs) until `stgi`, whatever `RFLAGS.IF`.

@@ -39,7 +39,7 @@
 //! - [`SvmVCpu`] (x86_64 only) implements [`axvcpu::AxArchVCpu`]: VMCB per vCPU, world
 //!   switch in assembly (`vmsave`/`vmload`/`vmrun`), exit decoding, injection through
 //!   `EVENTINJ` with a VINTR window, kicks through a fixed IPI
-//!   ([`IpiKicker`](axvcpu::IpiKicker)`<`[`SvmKickIpi`]`>`, vector [`KICK_VECTOR`]).
+//!   ([`IpiKicker`](axvcpu::IpiKicker)`<`[`LapicKick`]`>`, vector [`KICK_VECTOR`]).
 //! - [`SvmPerCpu`] (x86_64 only) implements [`axvcpu::AxArchPerCpu`]: `EFER.SVME`,
 //!   `VM_HSAVE_PA`.
 //!
@@ -87,7 +87,7 @@
 //! |---|---|
 //! | `vcpu` | [`SvmVCpu`], [`SvmSetupConfig`], [`GuestBoot`]; `AxArchVCpu` (thin: delegates) |
 //! | `vcpu/exit` | exit decoding: `EXITCODE`/`EXITINFO` → exit, `Nothing` or `Err`; completing reads |
-//! | `vcpu/irq` | pending vectors (`VectorSet`), `EVENTINJ`/VINTR/re-injection, [`SvmKickIpi`], the entry with GIF and the host's interrupts |
+//! | `vcpu/irq` | pending vectors (`VectorSet`), `EVENTINJ`/VINTR/re-injection, [`LapicKick`], the entry with GIF and the host's interrupts |
 //! | `switch` | the world switch (assembly: `vmsave`/`vmload`/`vmrun`) |
 //! | `percpu` | [`SvmPerCpu`]: `EFER.SVME`, the host save area |
 //! | [`regs`] | the GPRs the world switch moves and their numbering |
@@ -119,4 +119,4 @@ mod vcpu;
 #[cfg(target_arch = "x86_64")]
 pub use percpu::SvmPerCpu;
 #[cfg(target_arch = "x86_64")]
-pub use vcpu::{GuestBoot, SvmKickIpi, SvmSetupConfig, SvmVCpu, KICK_VECTOR};
+pub use vcpu::{GuestBoot, LapicKick, SvmSetupConfig, SvmVCpu, KICK_VECTOR};

@@ -22,26 +22,9 @@ use crate::hw;
 use crate::regs::{gpr, Gprs};
 use crate::vmcb::{Vmcb, IOPM_FRAMES, MSRPM_FRAMES};
 
-pub use irq::{SvmKickIpi, KICK_VECTOR};
+pub use axvcpu_x86::lapic::{LapicKick, KICK_VECTOR};
 
-/// Where a vCPU's long-mode boot structures (GDT, page tables) come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestBoot {
-    /// The hypervisor wrote them (see
-    /// [`write_long_mode_tables`](axvcpu_x86::boot::write_long_mode_tables)).
-    Tables(LongModeBoot),
-    /// `setup` writes them itself at this 4 KiB-aligned guest-physical address (they take
-    /// [`long_mode_tables_size`](axvcpu_x86::boot::long_mode_tables_size) bytes, 28 KiB
-    /// below 4 GiB), through the nested page table, which must map that range. Every
-    /// vCPU's `setup` writes the same bytes again.
-    WriteTablesAt(u64),
-}
-
-impl Default for GuestBoot {
-    fn default() -> Self {
-        Self::Tables(LongModeBoot::default())
-    }
-}
+pub use axvcpu_x86::boot::GuestBoot;
 
 /// [`SvmVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts.
 ///
@@ -132,7 +115,7 @@ impl Frames {
 /// is taken once.
 ///
 /// **Kicks and host interrupts.** The kicker is an [`IpiKicker`] sending [`KICK_VECTOR`]
-/// ([`SvmKickIpi`]). `V_INTR_MASKING` = 1 and the host enters with `RFLAGS.IF` = 1 under
+/// ([`LapicKick`]). `V_INTR_MASKING` = 1 and the host enters with `RFLAGS.IF` = 1 under
 /// GIF = 0, so any host interrupt makes the guest exit. At an INTR exit the backend reads
 /// the local APIC's IRR (before the host takes anything), then sets GIF and lets the host
 /// take pending interrupts through its own IDT (the kick vector's handler only sends EOI),
@@ -161,7 +144,7 @@ pub struct SvmVCpu<H: AxVCpuHal> {
     asid: u32,
     /// Flush the whole TLB at the next entry (no flush-by-ASID under QEMU).
     flush_tlb: bool,
-    kicker: IpiKicker<SvmKickIpi<H>>,
+    kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
     pending_read: Option<exit::PendingRead>,
     icr: IcrDecoder,
@@ -244,7 +227,7 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     type CreateConfig = ();
     type SetupConfig = SvmSetupConfig;
     type Hal = H;
-    type Kicker = IpiKicker<SvmKickIpi<H>>;
+    type Kicker = IpiKicker<LapicKick<H>>;
 
     fn new(vm_id: usize, vcpu_id: usize, _config: ()) -> VCpuResult<Self> {
         let frames = Frames::alloc::<H>()?;
@@ -360,7 +343,7 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     }
 
     fn check_interrupt_vector(vector: usize) -> VCpuResult {
-        irq::check_vector(vector)
+        axvcpu_x86::lapic::check_injectable_vector(vector)
     }
 
     fn kicker(&self) -> Self::Kicker {

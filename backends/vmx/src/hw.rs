@@ -6,7 +6,7 @@
 use core::arch::x86_64::__cpuid_count;
 use core::arch::{asm, global_asm};
 
-use axvcpu::{AxVCpuHal, HostPhysAddr};
+use axvcpu::HostPhysAddr;
 
 /// `IA32_EFER`.
 pub const MSR_EFER: u32 = 0xc000_0080;
@@ -16,8 +16,6 @@ pub const MSR_FS_BASE: u32 = 0xc000_0100;
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
 /// `IA32_SYSENTER_CS`; `_ESP` and `_EIP` follow.
 pub const MSR_SYSENTER_CS: u32 = 0x174;
-/// `IA32_APIC_BASE`.
-pub const MSR_APIC_BASE: u32 = 0x1b;
 /// `IA32_FEATURE_CONTROL` bit 0: locked until reset.
 pub const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 /// `IA32_FEATURE_CONTROL` bit 2: VMXON allowed outside SMX.
@@ -288,30 +286,6 @@ pub unsafe fn invvpid(ty: u64, vpid: u16) {
     let desc = [u64::from(vpid), 0u64];
     // SAFETY: the caller guarantees it; the descriptor is 16 readable bytes.
     unsafe { asm!("invvpid {}, [{}]", in(reg) ty, in(reg) &desc, options(nostack)) };
-}
-
-/// Sends a fixed IPI with `vector` to the CPU whose local APIC id is `apic_id`, through this
-/// CPU's local APIC (x2APIC MSRs when enabled, else the xAPIC page reached through the HAL).
-pub fn send_ipi<H: AxVCpuHal>(apic_id: u32, vector: u8) {
-    // Fixed delivery, physical destination, level assert.
-    let low = u32::from(vector) | (1 << 14);
-    // SAFETY: IA32_APIC_BASE exists on every CPU with VMX.
-    let base = unsafe { rdmsr(MSR_APIC_BASE) };
-    if base & (1 << 10) != 0 {
-        // SAFETY: x2APIC ICR; sending a fixed IPI has no other effect.
-        unsafe { wrmsr(0x830, (u64::from(apic_id) << 32) | u64::from(low)) };
-        return;
-    }
-    let page = H::phys_to_virt(HostPhysAddr::from((base & 0x000f_ffff_ffff_f000) as usize));
-    let icr_low = (page.as_usize() + 0x300) as *mut u32;
-    let icr_high = (page.as_usize() + 0x310) as *mut u32;
-    // SAFETY: the local APIC's register page as the HAL maps it; the host does not use
-    // the ICR from interrupt context, so these two writes are not interleaved with another
-    // sender on this CPU.
-    unsafe {
-        icr_high.write_volatile(apic_id << 24);
-        icr_low.write_volatile(low);
-    }
 }
 
 // 256 stubs of 4 bytes, `int N; ret; int3`, vector N at `axvcpu_vmx_int_stubs + 4 * N`.

@@ -34,7 +34,7 @@
 //! - [`VmxVCpu`] (x86_64 only) implements [`axvcpu::AxArchVCpu`]: a VMCS per vCPU, world
 //!   switch in assembly (`vmlaunch`/`vmresume`), exit decoding, injection through the
 //!   VM-entry interruption information with interrupt-window exiting, kicks through a fixed
-//!   IPI ([`IpiKicker`](axvcpu::IpiKicker)`<`[`VmxKickIpi`]`>`, vector [`KICK_VECTOR`]).
+//!   IPI ([`IpiKicker`](axvcpu::IpiKicker)`<`[`LapicKick`]`>`, vector [`KICK_VECTOR`]).
 //! - [`VmxPerCpu`] (x86_64 only) implements [`axvcpu::AxArchPerCpu`]: `CR4.VMXE`, `vmxon`.
 //!
 //! # What the hypervisor must provide
@@ -81,7 +81,7 @@
 //! |---|---|
 //! | `vcpu` | [`VmxVCpu`], [`VmxSetupConfig`], [`GuestBoot`]; the VMCS on CPUs (`bind`: load, fill, host state; `unbind`: clear); `AxArchVCpu` (thin: delegates) |
 //! | `vcpu/exit` | exit decoding: exit reason/qualification → exit, `Nothing` or `Err`; completing reads |
-//! | `vcpu/irq` | pending vectors (`VectorSet`), entry injection, the interrupt window, re-injection, [`VmxKickIpi`], the entry with the host's interrupts |
+//! | `vcpu/irq` | pending vectors (`VectorSet`), entry injection, the interrupt window, re-injection, [`LapicKick`], the entry with the host's interrupts |
 //! | `switch` | the world switch (assembly: `vmlaunch`/`vmresume` and the exit path), the host state |
 //! | `percpu` | [`VmxPerCpu`]: checks, `IA32_FEATURE_CONTROL`, `CR4.VMXE`, `vmxon` |
 //! | [`regs`] | the GPRs the world switch moves, `rip`, their numbering |
@@ -117,4 +117,4 @@ mod vcpu;
 #[cfg(target_arch = "x86_64")]
 pub use percpu::VmxPerCpu;
 #[cfg(target_arch = "x86_64")]
-pub use vcpu::{GuestBoot, VmxKickIpi, VmxSetupConfig, VmxVCpu, KICK_VECTOR};
+pub use vcpu::{GuestBoot, LapicKick, VmxSetupConfig, VmxVCpu, KICK_VECTOR};

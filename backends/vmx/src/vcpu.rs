@@ -23,26 +23,9 @@ use crate::controls::Controls;
 use crate::regs::{gpr, Regs};
 use crate::vmcs::Vmcs;
 
-pub use irq::{VmxKickIpi, KICK_VECTOR};
+pub use axvcpu_x86::lapic::{LapicKick, KICK_VECTOR};
 
-/// Where a vCPU's long-mode boot structures (GDT, page tables) come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestBoot {
-    /// The hypervisor wrote them (see
-    /// [`write_long_mode_tables`](axvcpu_x86::boot::write_long_mode_tables)).
-    Tables(LongModeBoot),
-    /// `setup` writes them itself at this 4 KiB-aligned guest-physical address (they take
-    /// [`long_mode_tables_size`](axvcpu_x86::boot::long_mode_tables_size) bytes, 28 KiB
-    /// below 4 GiB), through the EPT, which must map that range writable. Every vCPU's
-    /// `setup` writes the same bytes again.
-    WriteTablesAt(u64),
-}
-
-impl Default for GuestBoot {
-    fn default() -> Self {
-        Self::Tables(LongModeBoot::default())
-    }
-}
+pub use axvcpu_x86::boot::GuestBoot;
 
 /// [`VmxVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts (the same
 /// fields, meaning and start state as `axvcpu_svm::SvmSetupConfig`).
@@ -95,7 +78,7 @@ enum VmcsState {
 /// cut short (IDT-vectoring information) is re-injected as is.
 ///
 /// **Kicks and host interrupts.** The kicker is an [`IpiKicker`] sending [`KICK_VECTOR`]
-/// ([`VmxKickIpi`]). External-interrupt exiting makes any host interrupt end the guest's
+/// ([`LapicKick`]). External-interrupt exiting makes any host interrupt end the guest's
 /// run; the exit acknowledges it, and the backend hands its vector to the host's IDT
 /// (`int vector`, interrupts still off) before `run` returns: `Kicked` if a kick was
 /// requested, `Nothing` for [`KICK_VECTOR`] (the late IPI of a kick already taken),
@@ -123,7 +106,7 @@ pub struct VmxVCpu<H: AxVCpuHal> {
     controls: Option<Controls>,
     /// Flush EPT and VPID translations at the next entry.
     flush_tlb: bool,
-    kicker: IpiKicker<VmxKickIpi<H>>,
+    kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
     pending_read: Option<exit::PendingRead>,
     icr: IcrDecoder,
@@ -226,7 +209,7 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
     type CreateConfig = ();
     type SetupConfig = VmxSetupConfig;
     type Hal = H;
-    type Kicker = IpiKicker<VmxKickIpi<H>>;
+    type Kicker = IpiKicker<LapicKick<H>>;
 
     fn new(vm_id: usize, vcpu_id: usize, _config: ()) -> VCpuResult<Self> {
         let vmcs = alloc_zeroed::<H>(0, "no frame for the VMCS")?;
@@ -353,7 +336,7 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
     }
 
     fn check_interrupt_vector(vector: usize) -> VCpuResult {
-        irq::check_vector(vector)
+        axvcpu_x86::lapic::check_injectable_vector(vector)
     }
 
     fn kicker(&self) -> Self::Kicker {

@@ -2,50 +2,17 @@
 //! window, re-injection after `EXITINTINFO`), the kick IPI, and the host interrupts taken
 //! around each entry (GIF, the local APIC's IRR at an INTR exit).
 
-use core::marker::PhantomData;
-
-use axvcpu::{AxVCpuExitReason, AxVCpuHal, KickIpi, VCpuError, VCpuResult, VectorSet};
+use axvcpu::{AxVCpuExitReason, AxVCpuHal, VCpuResult, VectorSet};
+use axvcpu_x86::lapic::{self, check_injectable_vector, KICK_VECTOR};
 
 use super::SvmVCpu;
 use crate::hw;
 use crate::switch;
 use crate::vmcb::{ctrl, event, exit, icpt3, int_ctl, save, TLB_FLUSH_ALL};
 
-/// The vector of the kick IPI. The host must give it an IDT handler that sends EOI to its
-/// local APIC (the backend lets the host take interrupts right after every #VMEXIT).
-pub const KICK_VECTOR: u8 = 0xf2;
-
 const RFLAGS_IF: u64 = 1 << 9;
 /// `INT_STATE` bit 0: the guest is in an interrupt shadow (`sti`, `mov ss`).
 const INTERRUPT_SHADOW: u64 = 1;
-
-/// The kick's interrupt: a fixed IPI with [`KICK_VECTOR`] to the bound CPU's local APIC
-/// (x2APIC MSR or xAPIC page, reached through `H`). The kicker of [`SvmVCpu`] is
-/// [`IpiKicker<SvmKickIpi<H>>`](axvcpu::IpiKicker).
-pub struct SvmKickIpi<H: AxVCpuHal>(PhantomData<fn() -> H>);
-
-impl<H: AxVCpuHal> core::fmt::Debug for SvmKickIpi<H> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("SvmKickIpi")
-    }
-}
-
-impl<H: AxVCpuHal> KickIpi for SvmKickIpi<H> {
-    fn send_kick(cpu: usize) {
-        hw::send_ipi::<H>(cpu as u32, KICK_VECTOR);
-    }
-}
-
-pub(super) fn check_vector(vector: usize) -> VCpuResult {
-    if (32..256).contains(&vector) {
-        Ok(())
-    } else {
-        Err(
-            VCpuError::invalid_input("x86 injects external interrupt vectors 32..=255")
-                .with_value(vector as u64),
-        )
-    }
-}
 
 /// The host interrupt pending at an INTR exit, read from the local APIC's IRR before the
 /// host takes it.
@@ -70,7 +37,7 @@ pub(super) struct Interrupts {
 
 impl Interrupts {
     pub(super) fn inject(&mut self, vector: usize) -> VCpuResult {
-        check_vector(vector)?;
+        check_injectable_vector(vector)?;
         self.pending.insert(vector);
         Ok(())
     }
@@ -151,11 +118,11 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
         }
         self.irq.host_irq = None;
         if v.r64(ctrl::EXITCODE) == exit::INTR {
-            let irr = hw::apic_irr::<H>();
-            self.irq.host_irq = if hw::has_vector(&irr, KICK_VECTOR) {
+            let irr = lapic::irr::<H>();
+            self.irq.host_irq = if lapic::has_vector(&irr, KICK_VECTOR) {
                 Some(HostIrq::StaleKick)
             } else {
-                hw::highest_vector(&irr).map(HostIrq::Other)
+                lapic::highest_vector(&irr).map(HostIrq::Other)
             };
         }
         // SAFETY: as above; with GIF set and IF = 1 the host's IDT takes what is pending.

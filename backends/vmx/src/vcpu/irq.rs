@@ -3,9 +3,8 @@
 //! the kick IPI, and the entry around the world switch with the host's interrupts (taken at
 //! an exit that acknowledged one and handed to the host's IDT).
 
-use core::marker::PhantomData;
-
-use axvcpu::{AxVCpuExitReason, AxVCpuHal, KickIpi, VCpuError, VCpuResult, VectorSet};
+use axvcpu::{AxVCpuExitReason, AxVCpuHal, VCpuError, VCpuResult, VectorSet};
+use axvcpu_x86::lapic::{check_injectable_vector, KICK_VECTOR};
 
 use super::{VmcsState, VmxVCpu};
 use crate::controls::proc;
@@ -14,41 +13,9 @@ use crate::regs::gpr;
 use crate::switch::{self, Entry};
 use crate::vmcs::{ctrl, exit, guest, info, intr};
 
-/// The vector of the kick IPI. The host must give it an IDT handler that sends EOI to its
-/// local APIC (the backend hands it every interrupt an exit acknowledged).
-pub const KICK_VECTOR: u8 = 0xf2;
-
 const RFLAGS_IF: u64 = 1 << 9;
 /// Interruptibility bits 0 and 1: blocking by STI, by MOV SS.
 const SHADOW: u64 = 0b11;
-
-/// The kick's interrupt: a fixed IPI with [`KICK_VECTOR`] to the bound CPU's local APIC
-/// (x2APIC MSR or xAPIC page, reached through `H`). The kicker of [`VmxVCpu`] is
-/// [`IpiKicker<VmxKickIpi<H>>`](axvcpu::IpiKicker).
-pub struct VmxKickIpi<H: AxVCpuHal>(PhantomData<fn() -> H>);
-
-impl<H: AxVCpuHal> core::fmt::Debug for VmxKickIpi<H> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("VmxKickIpi")
-    }
-}
-
-impl<H: AxVCpuHal> KickIpi for VmxKickIpi<H> {
-    fn send_kick(cpu: usize) {
-        hw::send_ipi::<H>(cpu as u32, KICK_VECTOR);
-    }
-}
-
-pub(super) fn check_vector(vector: usize) -> VCpuResult {
-    if (32..256).contains(&vector) {
-        Ok(())
-    } else {
-        Err(
-            VCpuError::invalid_input("x86 injects external interrupt vectors 32..=255")
-                .with_value(vector as u64),
-        )
-    }
-}
 
 /// An event to deliver again: interruption information, error code, instruction length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +40,7 @@ pub(super) struct Interrupts {
 
 impl Interrupts {
     pub(super) fn inject(&mut self, vector: usize) -> VCpuResult {
-        check_vector(vector)?;
+        check_injectable_vector(vector)?;
         self.pending.insert(vector);
         Ok(())
     }
