@@ -212,8 +212,8 @@ pub enum AxVCpuExitReason {
     ExternalInterrupt {
         /// The host interrupt number (RISC-V: the `scause` interrupt code; AArch64: the GIC
         /// INTID; x86 SVM: the highest vector pending in the local APIC at the exit, 2 for
-        /// an NMI). Hosted KVM never returns this exit: a signal that interrupts the guest
-        /// is a kick.
+        /// an NMI; x86 VMX: the vector the exit acknowledged, 2 for an NMI). Hosted KVM
+        /// never returns this exit: a signal that interrupts the guest is a kick.
         vector: u64,
     },
     /// The guest accessed guest-physical memory the nested page table maps, but without the
@@ -274,8 +274,9 @@ pub enum AxVCpuExitReason {
     Nothing,
     /// The hardware refused to enter the guest (bad guest state).
     FailEntry {
-        /// The hardware's reason code (VMX exit qualification, SVM `VMEXIT_INVALID`, KVM
-        /// `hardware_entry_failure_reason`, ...).
+        /// The hardware's reason code: VMX, the VM-instruction error (`u64::MAX` for
+        /// VMfailInvalid) or, for a failed-entry exit, `qualification << 32 | exit reason`;
+        /// SVM, the exit code (`VMEXIT_INVALID`); KVM, `hardware_entry_failure_reason`.
         hardware_entry_failure_reason: u64,
     },
     /// The guest sent an inter-processor interrupt the backend does not deliver itself.
