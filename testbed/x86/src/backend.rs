@@ -9,20 +9,13 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use axvcpu::{AxArchPerCpu, AxArchVCpu, AxVCpuHal};
 use axvcpu_npt::PagingFormat;
 use axvcpu_testbed::boot::Cpus;
-use axvcpu_x86::boot::LongModeBoot;
 
 use crate::arch::X86;
 use crate::boot::MAX_CPUS;
 
-/// Where a vCPU's GDT and page tables come from: the same choice in every x86 backend's
-/// setup config, so the testbed states it once.
-#[derive(Debug, Clone, Copy)]
-pub enum Boot {
-    /// The backend's `setup` writes them at this guest-physical address.
-    WriteTablesAt(u64),
-    /// Already there (the `fail-entry` self-test gives a CR3 the hardware refuses).
-    Tables(LongModeBoot),
-}
+/// Where a vCPU's GDT and page tables come from: one type for every x86 backend's setup
+/// config.
+pub use axvcpu_x86::boot::GuestBoot as Boot;
 
 /// What differs between the x86 backends, as the testbed uses them.
 pub trait Backend: Sized + Send + Sync + 'static {
@@ -69,12 +62,8 @@ impl Backend for Svm {
     type Format = axvcpu_npt::X86Npt;
 
     fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup {
-        use axvcpu_svm::GuestBoot;
         axvcpu_svm::SvmSetupConfig {
-            boot: match boot {
-                Boot::WriteTablesAt(at) => GuestBoot::WriteTablesAt(at),
-                Boot::Tables(t) => GuestBoot::Tables(t),
-            },
+            boot,
             stack_top,
             stack_stride,
         }
@@ -106,12 +95,8 @@ impl Backend for Vmx {
     type Format = axvcpu_npt::Ept;
 
     fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup {
-        use axvcpu_vmx::GuestBoot;
         axvcpu_vmx::VmxSetupConfig {
-            boot: match boot {
-                Boot::WriteTablesAt(at) => GuestBoot::WriteTablesAt(at),
-                Boot::Tables(t) => GuestBoot::Tables(t),
-            },
+            boot,
             stack_top,
             stack_stride,
         }
