@@ -68,3 +68,42 @@ pub fn exists(program: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// Runs `program args` in directory `dir`, its output going straight to ours.
+pub fn run_in(program: &str, args: &[&str], dir: &std::path::Path) -> Result<(), String> {
+    let line = describe(program, args);
+    eprintln!("$ (in {}) {line}", dir.display());
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("{line}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{line}: {status}"))
+    }
+}
+
+/// Runs `program args` (in `dir`, if given) quietly and returns its standard output;
+/// its standard error goes to ours.
+pub fn output(
+    program: &str,
+    args: &[&str],
+    dir: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let line = describe(program, args);
+    let mut c = Command::new(program);
+    c.args(args).stderr(Stdio::inherit());
+    if let Some(dir) = dir {
+        c.current_dir(dir);
+    }
+    let out = c
+        .output()
+        .map_err(|e| format!("{line}: cannot start: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{line}: {}", out.status))
+    }
+}

@@ -9,6 +9,9 @@
 mod aarch64;
 mod bochs;
 mod cmd;
+mod debian;
+mod initramfs;
+mod linux;
 mod riscv;
 mod setup;
 mod test;
@@ -46,6 +49,15 @@ fn run(which: &str) -> Result<(), String> {
         "riscv" => riscv::test,
         "aarch64" => aarch64::test,
         "x86" => x86::test,
+        "linux-aarch64" => {
+            let images = linux::AARCH64.images()?;
+            eprintln!(
+                "xtask: booting {} with {} is not wired yet",
+                images.kernel.display(),
+                images.initrd.display()
+            );
+            return Ok(());
+        }
         "x86-vmx" => {
             setup::rust_targets()?;
             setup::bochs()?;

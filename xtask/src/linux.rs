@@ -1,0 +1,93 @@
+//! Linux guests: which Debian packages hold each architecture's kernel and busybox, and
+//! the images made from them (the kernel as packaged, an initramfs built by
+//! [`crate::initramfs`]), all cached under `target/`.
+//!
+//! One [`Guest`] per architecture; [`Guest::images`] fetches what is missing (printing
+//! progress) and returns the files to boot.
+
+use std::path::{Path, PathBuf};
+
+use crate::debian::Distro;
+
+/// A Linux guest of one architecture, as Debian packages it.
+#[derive(Debug, Clone, Copy)]
+pub struct Guest {
+    /// Names the images under `target/`: `linux-aarch64`.
+    pub name: &'static str,
+    /// The suite and architecture the packages come from.
+    pub distro: Distro,
+    /// The kernel metapackage (`linux-image-arm64`), which depends on the current
+    /// `linux-image-<version>-<flavour>` package holding the kernel.
+    pub kernel_package: &'static str,
+    /// The kernel file's path in that package, up to the version: `boot/vmlinuz-`.
+    pub kernel_file: &'static str,
+    /// The package with a static busybox.
+    pub busybox_package: &'static str,
+    /// Where that package keeps the binary.
+    pub busybox_file: &'static str,
+}
+
+/// Debian bookworm's arm64 kernel (6.1; its `vmlinuz` is an uncompressed arm64 `Image`
+/// with an EFI stub) and busybox.
+pub const AARCH64: Guest = Guest {
+    name: "linux-aarch64",
+    distro: Distro {
+        suite: "bookworm",
+        arch: "arm64",
+        security: true,
+    },
+    kernel_package: "linux-image-arm64",
+    kernel_file: "boot/vmlinuz-",
+    busybox_package: "busybox-static",
+    busybox_file: "bin/busybox",
+};
+
+/// The files a guest boots.
+#[derive(Debug, Clone)]
+pub struct Images {
+    /// The kernel as packaged.
+    pub kernel: PathBuf,
+    /// The initramfs (`newc` cpio, uncompressed).
+    pub initrd: PathBuf,
+}
+
+impl Guest {
+    /// Fetches the packages (when not cached) and builds the initramfs.
+    pub fn images(&self) -> Result<Images, String> {
+        let kernel_root = self
+            .distro
+            .package_through(self.kernel_package, "linux-image-")?;
+        let kernel = find_prefixed(&kernel_root, self.kernel_file)?;
+        let busybox_root = self.distro.package(self.busybox_package)?;
+        let busybox = busybox_root.join(self.busybox_file);
+        let initrd = crate::testbed::target_dir().join(format!("{}-initramfs.cpio", self.name));
+        crate::initramfs::build(&busybox, &initrd)?;
+        eprintln!(
+            "xtask: {}: kernel {}, initramfs {}",
+            self.name,
+            kernel.display(),
+            initrd.display()
+        );
+        Ok(Images { kernel, initrd })
+    }
+}
+
+/// The one file under `root` whose path starts with `prefix` (`boot/vmlinuz-`).
+fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
+    let (dir, stem) = match prefix.rsplit_once('/') {
+        Some((d, s)) => (root.join(d), s),
+        None => (root.to_path_buf(), prefix),
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(stem))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no {prefix}* in {}", root.display())),
+        _ => Err(format!("more than one {prefix}* in {}", root.display())),
+    }
+}
