@@ -17,6 +17,8 @@
 //! `-icount shift=0`, where QEMU's PMU cycle counter advances once per instruction, and
 //! prints hypervisor instructions per hypercall round trip.
 
+use std::path::Path;
+
 use axvcpu_conformance::Scenario;
 
 use crate::testbed::{self, SecondPass, Testbed};
@@ -57,4 +59,104 @@ pub fn test() -> Result<(), String> {
 /// counted with the PMU cycle counter under `-icount shift=0` (one cycle per instruction).
 pub fn bench() -> Result<(), String> {
     testbed::bench(&TESTBED)
+}
+
+/// The Linux-booting build of the testbed (feature `linux`): QEMU with 1 GiB (the
+/// hypervisor's heap and frames, the guest's 256 MiB, the staging area for the files).
+pub const LINUX_HOST: Testbed = Testbed {
+    name: "AArch64 Linux host",
+    machine: &[
+        "-machine",
+        "virt,virtualization=on,gic-version=2",
+        "-m",
+        "1G",
+    ],
+    ..TESTBED
+};
+
+/// Host-physical addresses the hypervisor reads the guest's files from (its
+/// `linux::loader`): the parameter block, the kernel, the initrd.
+const PARAMS_ADDR: u64 = 0x6000_0000;
+const KERNEL_ADDR: u64 = 0x6010_0000;
+const INITRD_ADDR: u64 = 0x6800_0000;
+const STAGING_END: u64 = 0x8000_0000;
+/// The most vCPUs: one per host CPU of the testbed.
+pub const MAX_VCPUS: usize = 2;
+
+/// Boots `kernel` (an arm64 `Image` or a raw binary) under the AArch64 hypervisor with
+/// `cpus` vCPUs; returns the console output (the guest's and the hypervisor's lines).
+/// Fails when the hypervisor or the guest fails, or the guest does not power off cleanly.
+pub fn boot_linux(
+    kernel: &Path,
+    initrd: Option<&Path>,
+    append: &str,
+    cpus: usize,
+) -> Result<String, String> {
+    if cpus == 0 || cpus > MAX_VCPUS {
+        return Err(format!(
+            "--cpus {cpus}: the AArch64 hypervisor runs 1 to {MAX_VCPUS} vCPUs (one per host CPU)"
+        ));
+    }
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let kernel_size = size(kernel)?;
+    let initrd_size = initrd.map(size).transpose()?.unwrap_or(0);
+    if kernel_size > INITRD_ADDR - KERNEL_ADDR {
+        return Err(format!(
+            "{}: larger than the kernel staging area",
+            kernel.display()
+        ));
+    }
+    if initrd_size > STAGING_END - INITRD_ADDR {
+        return Err("the initrd is larger than its staging area".into());
+    }
+    let tb = &LINUX_HOST;
+    testbed::ensure_tools(tb)?;
+    let elf = testbed::build(tb, &["linux"], "testbed-aarch64-linux")?;
+    let params = testbed::target_dir().join("linux-aarch64-params.bin");
+    std::fs::write(
+        &params,
+        params_block(kernel_size, initrd_size, cpus, append),
+    )
+    .map_err(|e| format!("writing {}: {e}", params.display()))?;
+    let loader = |file: &Path, addr: u64| {
+        format!("loader,file={},addr={addr:#x},force-raw=on", file.display())
+    };
+    let mut devices = vec![loader(&params, PARAMS_ADDR), loader(kernel, KERNEL_ADDR)];
+    if let Some(initrd) = initrd {
+        devices.push(loader(initrd, INITRD_ADDR));
+    }
+    // Two host CPUs whatever the vCPU count (CPU 1 serves jobs either way); a Cortex-A72
+    // has no SVE, pointer authentication or MTE for the guest to find and use.
+    let mut extra = vec!["-cpu", "cortex-a72", "-smp", "2"];
+    for d in &devices {
+        extra.extend(["-device", d.as_str()]);
+    }
+    let (output, status) = testbed::boot(tb, &elf, &extra)?;
+    if let Some(l) = output
+        .lines()
+        .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
+    {
+        return Err(format!("hypervisor: {l}"));
+    }
+    if status != Some(0) {
+        return Err(format!(
+            "the guest did not power off cleanly (QEMU status {status:?})"
+        ));
+    }
+    Ok(output)
+}
+
+/// The parameter block the hypervisor reads at `PARAMS_ADDR`: magic, kernel size, initrd
+/// size, vCPUs, command-line length (little-endian `u64`s), the command line.
+fn params_block(kernel_size: u64, initrd_size: u64, cpus: usize, append: &str) -> Vec<u8> {
+    let mut b = b"AXVLINUX".to_vec();
+    for v in [kernel_size, initrd_size, cpus as u64, append.len() as u64] {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend(append.as_bytes());
+    b
 }

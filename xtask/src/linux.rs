@@ -91,3 +91,44 @@ fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
         _ => Err(format!("more than one {prefix}* in {}", root.display())),
     }
 }
+
+/// The command line `cargo xtask run linux-<arch>` boots the Debian kernel with.
+pub const APPEND: &str = "console=ttyAMA0 panic=-1";
+
+/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn boot_command(args: &[String]) -> Result<(), String> {
+    const USAGE: &str =
+        "usage: cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]";
+    let (arch, rest) = args.split_first().ok_or(USAGE)?;
+    let (mut kernel, mut initrd, mut append, mut cpus) = (None, None, APPEND.to_string(), 2);
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))
+        };
+        match flag.as_str() {
+            "--kernel" => kernel = Some(PathBuf::from(value()?)),
+            "--initrd" => initrd = Some(PathBuf::from(value()?)),
+            "--append" => append = value()?.clone(),
+            "--cpus" => {
+                let v = value()?;
+                cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
+            }
+            other => return Err(format!("unknown option {other}; {USAGE}")),
+        }
+    }
+    let kernel = kernel.ok_or(USAGE)?;
+    match arch.as_str() {
+        "aarch64" => {
+            crate::aarch64::boot_linux(&kernel, initrd.as_deref(), &append, cpus).map(drop)
+        }
+        other => Err(format!("cannot boot {other} yet; {USAGE}")),
+    }
+}
+
+/// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
+pub fn run_aarch64() -> Result<String, String> {
+    let images = AARCH64.images()?;
+    crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
+}

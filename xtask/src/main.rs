@@ -20,14 +20,16 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test | cargo xtask bench";
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
+cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
+cargo xtask test | cargo xtask bench";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
+        Some("boot") => linux::boot_command(&args[1..]),
         Some("bench") => bench(),
         _ => Err(USAGE.to_string()),
     };
@@ -50,13 +52,9 @@ fn run(which: &str) -> Result<(), String> {
         "aarch64" => aarch64::test,
         "x86" => x86::test,
         "linux-aarch64" => {
-            let images = linux::AARCH64.images()?;
-            eprintln!(
-                "xtask: booting {} with {} is not wired yet",
-                images.kernel.display(),
-                images.initrd.display()
-            );
-            return Ok(());
+            setup::rust_targets()?;
+            setup::qemu()?;
+            return linux::run_aarch64().map(drop);
         }
         "x86-vmx" => {
             setup::rust_targets()?;

@@ -78,7 +78,7 @@ pub(crate) fn target_dir() -> PathBuf {
 }
 
 /// Installs the bare-metal targets and QEMU if this machine lacks them.
-fn ensure_tools(tb: &Testbed) -> Result<(), String> {
+pub(crate) fn ensure_tools(tb: &Testbed) -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -127,7 +127,11 @@ pub(crate) fn build(tb: &Testbed, features: &[&str], name: &str) -> Result<PathB
 
 /// Boots `elf` in QEMU, echoing its output; returns the output (`\r` removed) and QEMU's
 /// exit status (`None` if killed by a signal). Killed after [`TIMEOUT`].
-fn boot(tb: &Testbed, elf: &Path, extra: &[&str]) -> Result<(String, Option<i32>), String> {
+pub(crate) fn boot(
+    tb: &Testbed,
+    elf: &Path,
+    extra: &[&str],
+) -> Result<(String, Option<i32>), String> {
     let qemu = tb.qemu;
     let mut args: Vec<String> = tb.machine.iter().map(|s| s.to_string()).collect();
     args.extend(extra.iter().map(|s| s.to_string()));

@@ -21,6 +21,12 @@ use axvcpu::VectorSet;
 pub const KICK_SGI: u32 = 14;
 /// The INTID a GICv2 acknowledge returns when nothing is pending.
 pub const SPURIOUS: u32 = 1023;
+/// The EL1 virtual timer's PPI (INTID 27, level-sensitive), the guest's own timer. With the
+/// vGIC the backend delivers it to the guest as virtual INTID 27.
+pub const VTIMER_PPI: u32 = 27;
+/// The GICv2 virtual interface's maintenance interrupt (PPI 9, INTID 25, as QEMU virt
+/// wires it): the backend asks for it when the guest ends an interrupt it must see end.
+pub const MAINTENANCE_PPI: u32 = 25;
 
 static GICD: AtomicUsize = AtomicUsize::new(0);
 static GICC: AtomicUsize = AtomicUsize::new(0);
@@ -28,6 +34,7 @@ static GICH: AtomicUsize = AtomicUsize::new(0);
 
 const GICD_CTLR: usize = 0x000;
 const GICD_ISENABLER: usize = 0x100;
+const GICD_ICENABLER: usize = 0x180;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_SGIR: usize = 0xf00;
 const GICC_CTLR: usize = 0x000;
@@ -78,9 +85,26 @@ impl ListReg {
     const STATE: u32 = 0b11 << 28;
     const PENDING: u32 = 0b01 << 28;
 
+    /// `EOI` (bit 19): a maintenance interrupt when the guest ends it.
+    const EOI: u32 = 1 << 19;
+
     /// `intid` offered to the guest, not yet acknowledged.
     pub const fn pending(intid: usize) -> Self {
         Self(Self::PENDING | (intid as u32 & 0x3ff))
+    }
+
+    /// The same, with a maintenance interrupt when the guest ends it.
+    pub const fn pending_with_eoi(intid: usize) -> Self {
+        Self(Self::pending(intid).0 | Self::EOI)
+    }
+
+    /// The interrupt it holds (pending, active or both), if any.
+    pub const fn intid(self) -> Option<usize> {
+        if self.is_free() {
+            None
+        } else {
+            Some((self.0 & 0x3ff) as usize)
+        }
     }
 
     /// Whether it holds nothing: the guest ended its interrupt (`GICV_EOIR`), or none was
@@ -101,10 +125,18 @@ impl ListReg {
 
 /// The virtual CPU interface state of one vCPU, live in `GICH` while it is bound. One
 /// interrupt is in flight at a time, in list register 0; the rest wait in a [`VectorSet`].
+///
+/// A list register is loaded with its `EOI` bit when more wait, or when it holds the
+/// virtual timer: the guest's end of it then raises the maintenance interrupt, so the
+/// next one is offered at once, and the timer's physical PPI (masked while the guest
+/// handles its virtual one: it is level-sensitive and stays asserted until the guest
+/// reprograms the timer) is unmasked again.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct VgicState {
     /// List register 0: the interrupt in flight.
     pub lr0: ListReg,
+    /// The physical timer PPI is masked until the guest ends virtual [`VTIMER_PPI`].
+    pub timer_masked: bool,
     /// `GICH_VMCR`: the guest's `GICV_CTLR`, `GICV_PMR`, `GICV_BPR`.
     vmcr: u32,
     /// `GICH_APR`: active priorities.
@@ -121,14 +153,34 @@ impl VgicState {
         }
     }
 
-    /// Before an entry: a free list register takes the lowest waiting interrupt.
+    /// Before an entry: a free list register takes the lowest waiting interrupt, with a
+    /// maintenance interrupt at its end when more wait or it is the timer. A free one that
+    /// takes nothing is cleared (its `EOI` bit would keep the maintenance interrupt up).
     pub fn refill(&mut self, waiting: &mut VectorSet) {
         if self.lr0.is_free() {
-            if let Some(intid) = waiting.lowest() {
-                waiting.remove(intid);
-                self.lr0 = ListReg::pending(intid);
-            }
+            self.lr0 = match waiting.lowest() {
+                Some(intid) => {
+                    waiting.remove(intid);
+                    if !waiting.is_empty() || intid == VTIMER_PPI as usize {
+                        ListReg::pending_with_eoi(intid)
+                    } else {
+                        ListReg::pending(intid)
+                    }
+                }
+                None => ListReg::default(),
+            };
         }
+    }
+
+    /// Whether the guest has ended the virtual timer interrupt that masked the physical
+    /// one: it is neither waiting nor in the list register. Clears `timer_masked` then.
+    pub fn timer_ended(&mut self, waiting: &VectorSet) -> bool {
+        let timer = VTIMER_PPI as usize;
+        if self.timer_masked && !waiting.contains(timer) && self.lr0.intid() != Some(timer) {
+            self.timer_masked = false;
+            return true;
+        }
+        false
     }
 
     /// Loads the state into `GICH` and enables the virtual CPU interface.
@@ -182,14 +234,25 @@ fn read(base: &AtomicUsize, off: usize) -> u32 {
     unsafe { ((b + off) as *const u32).read_volatile() }
 }
 
-/// Enables the distributor, this CPU's interface (all priorities) and the kick SGI.
+/// Enables the distributor, this CPU's interface (all priorities), the kick SGI and the
+/// virtual interface's maintenance interrupt.
 pub(crate) fn cpu_init() {
     write(&GICD, GICD_CTLR, 1);
-    write(&GICD, GICD_ISENABLER, 1 << KICK_SGI);
+    write(
+        &GICD,
+        GICD_ISENABLER,
+        (1 << KICK_SGI) | (1 << MAINTENANCE_PPI),
+    );
     // Priority 0x80 for SGIs 12..15 (one byte each, banked per CPU).
     write(&GICD, GICD_IPRIORITYR + 12, 0x8080_8080);
     write(&GICC, GICC_PMR, 0xff);
     write(&GICC, GICC_CTLR, 1);
+}
+
+/// Enables (`on`) or masks PPI `ppi` (16..32) of this CPU at the distributor.
+pub(crate) fn set_ppi_enabled(ppi: u32, on: bool) {
+    let reg = if on { GICD_ISENABLER } else { GICD_ICENABLER };
+    write(&GICD, reg, 1 << (ppi & 31));
 }
 
 /// Sends SGI `sgi` to the CPU whose GIC interface number is `cpu` (0..8; others are

@@ -68,8 +68,15 @@ pub struct Aarch64SetupConfig {
 /// at `bind`/`unbind`. The guest reads `MPIDR_EL1` as `VMPIDR_EL2` = `0x8000_0000 |
 /// vcpu_id` (Aff0 = vCPU id), and `MIDR_EL1` as the host's.
 ///
-/// Not virtualised: the virtual timer's interrupt (the guest may program `CNTV_*`, but the
-/// INTID is not delivered), debug and PMU registers (`MDCR_EL2` traps them: they become
+/// **Virtual timer.** The guest owns `CNTV_*`. With the vGIC its interrupt (PPI 27, level)
+/// is delivered as virtual INTID 27: the physical PPI is enabled on the CPU the vCPU is
+/// bound to, masked from its arrival until the guest ends the virtual one (then unmasked:
+/// still asserted, it comes again), so it is never lost, never stuck and never a storm.
+/// While the vCPU is bound and halted (`wfi` → `Halt`, the vCPU `Blocked`), a host `wfi`
+/// on its CPU therefore ends at the guest's timer deadline, or at a kick. Without the vGIC
+/// the timer's interrupt is not delivered (it is an `ExternalInterrupt{27}` exit).
+///
+/// Not virtualised: debug and PMU registers (`MDCR_EL2` traps them: they become
 /// `SysRegRead`/`SysRegWrite` exits), AArch32 at EL1 (`HCR_EL2.RW` = 1).
 #[derive(Debug)]
 pub struct Aarch64VCpu<H: AxVCpuHal> {
@@ -222,6 +229,8 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         self.el1.load();
         if let Some(v) = &self.vgic {
             v.load();
+            // The guest's timer PPI reaches this CPU while the vCPU is bound here.
+            gic::set_ppi_enabled(gic::VTIMER_PPI, !v.timer_masked);
         }
         // The VMID may have been used by an earlier VM: forget its translations.
         hw::flush_guest_tlb();
@@ -236,6 +245,7 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         self.el1.save();
         if let Some(v) = self.vgic.as_mut() {
             v.save();
+            gic::set_ppi_enabled(gic::VTIMER_PPI, false);
         }
         // SAFETY: the host value (VM clear) and no table: no guest is entered until a
         // `bind` (and every entry) loads a vCPU's own again.

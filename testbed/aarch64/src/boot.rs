@@ -151,7 +151,14 @@ pub fn start_cpu(cpu: usize) -> bool {
 
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
-    CPUS.start(cpu, boot != 0)
+    #[cfg(feature = "linux")]
+    {
+        CPUS.start_with(cpu, boot != 0, crate::linux::main)
+    }
+    #[cfg(not(feature = "linux"))]
+    {
+        CPUS.start(cpu, boot != 0)
+    }
 }
 
 #[unsafe(no_mangle)]

@@ -14,8 +14,13 @@ pub const GICC: usize = 0x0801_0000;
 pub const GICH: usize = 0x0803_0000;
 /// QEMU virt's GICv2 virtual CPU interface (`GICV`), 8 KiB, mapped into vGIC guests.
 pub const GICV: usize = 0x0804_0000;
-/// End of QEMU virt RAM with `-m 128M`.
+/// End of QEMU virt RAM with `-m 128M`: the heap and frames use it all.
+#[cfg(not(feature = "linux"))]
 pub const RAM_END: usize = 0x4800_0000;
+/// With the `linux` feature (`-m 1G`) the heap and frames end here: the guest's RAM and
+/// the staging area QEMU loads the guest's files into follow (`linux::loader`).
+#[cfg(feature = "linux")]
+pub const RAM_END: usize = 0x5000_0000;
 
 fn uart_putc(b: u8) {
     let dr = UART as *mut u32;
@@ -36,6 +41,27 @@ pub fn cpu_id() -> usize {
     // SAFETY: reads a register.
     unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
     (mpidr & 0xff) as usize
+}
+
+/// Sleeps until an interrupt is pending at this CPU's GIC interface (taken or not: EL2
+/// keeps IRQs masked, `wfi` ends all the same).
+pub fn wait_for_interrupt() {
+    // SAFETY: waits; changes no state.
+    unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+}
+
+/// The CPU model from `MIDR_EL1` (what the guest reads too).
+pub fn cpu_model() -> &'static str {
+    let midr: u64;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("mrs {}, midr_el1", out(reg) midr, options(nomem, nostack)) };
+    match (midr >> 24 & 0xff, midr >> 4 & 0xfff) {
+        (0x41, 0xd08) => "Cortex-A72",
+        (0x41, 0xd07) => "Cortex-A57",
+        (0x41, 0xd03) => "Cortex-A53",
+        (0, 0x51) => "QEMU max",
+        _ => "other Armv8-A",
+    }
 }
 
 /// The current exception level.

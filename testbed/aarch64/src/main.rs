@@ -29,8 +29,15 @@ mod boot;
 mod guests;
 #[cfg(target_os = "none")]
 mod hal;
+#[cfg(all(target_os = "none", feature = "linux"))]
+mod linux;
 #[cfg(target_os = "none")]
 mod selftest;
+
+// The loader's checks run on the build host too.
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/loader.rs"]
+mod loader;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

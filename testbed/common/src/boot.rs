@@ -67,7 +67,14 @@ impl<A: TestbedArch, const N: usize> Cpus<A, N> {
     }
 
     /// The Rust entry of every CPU (`boot` on the one firmware started): never returns.
+    /// CPU 0 runs the conformance suite ([`run::main`](crate::run::main)).
     pub fn start(&'static self, cpu: usize, boot: bool) -> ! {
+        self.start_with(cpu, boot, crate::run::main)
+    }
+
+    /// [`start`](Self::start) with another job for CPU 0 (`true` when it succeeded): an OS
+    /// guest's hypervisor, say. The other CPUs serve their mailboxes as always.
+    pub fn start_with(&'static self, cpu: usize, boot: bool, main: fn(&'static Self) -> bool) -> ! {
         if boot {
             // SAFETY: RAM past the image up to the end of RAM is unused until now, and
             // nothing has allocated yet (this is the boot CPU, before any other starts).
@@ -102,7 +109,7 @@ impl<A: TestbedArch, const N: usize> Cpus<A, N> {
                     core::hint::spin_loop();
                 }
             }
-            let ok = crate::run::main(self);
+            let ok = main(self);
             A::shutdown(ok)
         } else {
             self.mailbox.serve(cpu)

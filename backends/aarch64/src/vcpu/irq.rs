@@ -77,11 +77,15 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
     }
 
     /// Before an entry: offers the guest what is pending. Returns the `HCR_EL2` bits for
-    /// it (`VI` while any is pending without the vGIC).
+    /// it (`VI` while any is pending without the vGIC). With the vGIC, the physical timer
+    /// PPI is unmasked again once the guest has ended the virtual one.
     #[inline]
     pub(super) fn offer_irqs(&mut self) -> u64 {
         match self.vgic.as_mut() {
             Some(v) => {
+                if v.timer_ended(&self.pending) {
+                    gic::set_ppi_enabled(gic::VTIMER_PPI, true);
+                }
                 v.refill(&mut self.pending);
                 v.put_lr0();
                 0
@@ -107,6 +111,23 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
         if intid == gic::SPURIOUS {
             // Withdrawn, or taken by another CPU of its target list.
             return AxVCpuExitReason::Nothing;
+        }
+        if let Some(v) = self.vgic.as_mut() {
+            if intid == gic::VTIMER_PPI {
+                // The guest's own timer: level-sensitive, so it stays asserted until the
+                // guest reprograms it. Masked here, offered as virtual INTID 27, unmasked
+                // when the guest ends that (`offer_irqs`).
+                gic::set_ppi_enabled(gic::VTIMER_PPI, false);
+                gic::eoi(iar);
+                v.timer_masked = true;
+                v.inject(gic::VTIMER_PPI as usize, &mut self.pending);
+                return AxVCpuExitReason::Nothing;
+            }
+            if intid == gic::MAINTENANCE_PPI {
+                // The guest ended an interrupt loaded with `EOI`: `offer_irqs` refills.
+                gic::eoi(iar);
+                return AxVCpuExitReason::Nothing;
+            }
         }
         if intid == gic::KICK_SGI {
             gic::eoi(iar);

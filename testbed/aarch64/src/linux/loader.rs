@@ -1,0 +1,203 @@
+//! What `cargo xtask boot aarch64` hands the hypervisor and where the guest's pieces go:
+//! the boot parameters QEMU loads at [`PARAMS`], the arm64 `Image` header (Linux's
+//! `Documentation/arch/arm64/booting.rst`) and the guest-physical layout.
+//!
+//! QEMU puts the files in host RAM with `-device loader` (raw, at fixed addresses); the
+//! hypervisor checks them and copies them into the guest's RAM per the header, so a bad
+//! image is refused before any guest instruction runs.
+
+/// Where QEMU loads the parameter block (host physical).
+pub const PARAMS: usize = 0x6000_0000;
+/// Where QEMU loads the kernel file.
+pub const KERNEL_STAGING: usize = 0x6010_0000;
+/// Where QEMU loads the initrd file.
+pub const INITRD_STAGING: usize = 0x6800_0000;
+/// The end of QEMU's RAM (`-m 1G`).
+pub const STAGING_END: usize = 0x8000_0000;
+
+/// The guest's RAM, guest-physical (where QEMU virt has its RAM).
+pub const RAM_IPA: usize = 0x4000_0000;
+/// The guest's RAM size.
+pub const RAM_SIZE: usize = 0x1000_0000;
+/// The host RAM behind the guest's.
+pub const RAM_HPA: usize = 0x5000_0000;
+
+/// The parameter block's first 8 bytes.
+pub const MAGIC: &[u8; 8] = b"AXVLINUX";
+/// Its fixed part: magic, kernel size, initrd size, vCPU count, command-line length.
+const HEADER: usize = 40;
+/// The longest command line accepted.
+pub const MAX_CMDLINE: usize = 2048;
+
+/// The boot parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params<'a> {
+    /// The kernel file's length.
+    pub kernel_size: usize,
+    /// The initrd's length (0: none).
+    pub initrd_size: usize,
+    /// vCPUs to give the guest.
+    pub cpus: usize,
+    /// The kernel command line.
+    pub cmdline: &'a str,
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        w.copy_from_slice(s);
+    }
+    u64::from_le_bytes(w)
+}
+
+impl<'a> Params<'a> {
+    /// Reads the block (little-endian: magic, kernel size, initrd size, CPUs, command-line
+    /// length, command line).
+    pub fn parse(b: &'a [u8]) -> Result<Self, &'static str> {
+        if b.get(..8) != Some(&MAGIC[..]) {
+            return Err("no boot parameters (boot with `cargo xtask boot aarch64`)");
+        }
+        let field = |i: usize| usize::try_from(u64_at(b, 8 + 8 * i)).unwrap_or(usize::MAX);
+        let (kernel_size, initrd_size, cpus, len) = (field(0), field(1), field(2), field(3));
+        if len > MAX_CMDLINE {
+            return Err("the command line is too long");
+        }
+        let cmdline = b
+            .get(HEADER..HEADER + len)
+            .and_then(|c| core::str::from_utf8(c).ok())
+            .ok_or("the command line is not UTF-8")?;
+        if kernel_size == 0 || kernel_size > INITRD_STAGING - KERNEL_STAGING {
+            return Err("the kernel is empty or larger than its staging area");
+        }
+        if initrd_size > STAGING_END - INITRD_STAGING {
+            return Err("the initrd is larger than its staging area");
+        }
+        Ok(Self {
+            kernel_size,
+            initrd_size,
+            cpus,
+            cmdline,
+        })
+    }
+}
+
+/// The arm64 `Image` header's magic, `ARM\x64` at offset 0x38.
+const IMAGE_MAGIC: u32 = 0x644d_5241;
+/// Where a raw binary (no header) goes, as QEMU's `-kernel` does.
+pub const RAW_OFFSET: usize = 0x8_0000;
+
+/// Where the kernel goes in guest RAM and how much RAM it takes from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// Offset of the kernel's first byte from the start of guest RAM (also the entry).
+    pub offset: usize,
+    /// Bytes it occupies from there, its BSS included.
+    pub size: usize,
+}
+
+/// Places `kernel`: an `Image` (magic at 0x38) at `text_offset` from the 2 MiB aligned
+/// start of RAM, taking `image_size` (at least the file); anything else as a raw binary at
+/// [`RAW_OFFSET`]. An `Image` whose header says big-endian, or that does not fit in
+/// `ram_size` (with `reserve` bytes kept at the top), is refused.
+pub fn place(kernel: &[u8], ram_size: usize, reserve: usize) -> Result<Placement, &'static str> {
+    let magic = kernel
+        .get(0x38..0x3c)
+        .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+    let p = if magic == Some(IMAGE_MAGIC) {
+        let text_offset = u64_at(kernel, 0x08) as usize;
+        let image_size = u64_at(kernel, 0x10) as usize;
+        let flags = u64_at(kernel, 0x18);
+        if flags & 1 != 0 {
+            return Err(
+                "the Image header says big-endian; this hypervisor runs little-endian guests",
+            );
+        }
+        // image_size 0: a kernel older than 3.17, text_offset then 0x80000.
+        let (offset, size) = if image_size == 0 {
+            (RAW_OFFSET, kernel.len())
+        } else {
+            (text_offset, image_size.max(kernel.len()))
+        };
+        if offset % 4096 != 0 {
+            return Err("the Image header's text_offset is not page aligned");
+        }
+        Placement { offset, size }
+    } else {
+        Placement {
+            offset: RAW_OFFSET,
+            size: kernel.len(),
+        }
+    };
+    match p.offset.checked_add(p.size) {
+        Some(end) if end <= ram_size.saturating_sub(reserve) => Ok(p),
+        _ => Err("the kernel does not fit in the guest's RAM"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(text_offset: u64, image_size: u64, flags: u64) -> [u8; 64] {
+        let mut h = [0u8; 64];
+        h[8..16].copy_from_slice(&text_offset.to_le_bytes());
+        h[16..24].copy_from_slice(&image_size.to_le_bytes());
+        h[24..32].copy_from_slice(&flags.to_le_bytes());
+        h[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        h
+    }
+
+    #[test]
+    fn an_image_goes_per_its_header_a_raw_binary_at_0x80000() {
+        let p = place(&image(0, 32 << 20, 0xa), 256 << 20, 2 << 20).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                offset: 0,
+                size: 32 << 20
+            }
+        );
+        let p = place(&image(0x80000, 0, 0), 256 << 20, 0).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                offset: 0x80000,
+                size: 64
+            }
+        );
+        let p = place(&[0u8; 100], 256 << 20, 0).unwrap();
+        assert_eq!(
+            p,
+            Placement {
+                offset: 0x80000,
+                size: 100
+            }
+        );
+    }
+
+    #[test]
+    fn bad_headers_and_images_that_do_not_fit_are_refused() {
+        assert!(place(&image(0, 32 << 20, 1), 256 << 20, 0).is_err());
+        assert!(place(&image(0x123, 32 << 20, 0), 256 << 20, 0).is_err());
+        assert!(place(&image(0, 300 << 20, 0), 256 << 20, 0).is_err());
+        assert!(place(&image(0, 255 << 20, 0), 256 << 20, 2 << 20).is_err());
+        assert!(place(&image(u64::MAX - 4095, 1 << 20, 0), 256 << 20, 0).is_err());
+    }
+
+    #[test]
+    fn parameters_read_back() {
+        let mut b = [0u8; 64];
+        b[..8].copy_from_slice(MAGIC);
+        for (i, v) in [1000u64, 20, 2, 5].iter().enumerate() {
+            b[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        b[40..45].copy_from_slice(b"quiet");
+        let p = Params::parse(&b).unwrap();
+        assert_eq!(
+            (p.kernel_size, p.initrd_size, p.cpus, p.cmdline),
+            (1000, 20, 2, "quiet")
+        );
+        b[0] = b'X';
+        assert!(Params::parse(&b).is_err());
+    }
+}

@@ -1,0 +1,406 @@
+//! The `linux` feature: instead of the conformance suite, the testbed is a small hypervisor
+//! that boots an unmodified Linux kernel on `axvcpu-aarch64` vCPUs through `AxVCpu`.
+//!
+//! `cargo xtask boot aarch64 --kernel FILE ...` builds it and has QEMU load the kernel,
+//! the initrd and a parameter block at fixed host addresses ([`loader`]). CPU 0 then:
+//! checks and places the kernel per its `Image` header, copies the initrd, writes the
+//! device tree ([`fdt`]), maps the guest's RAM and the GICv2 virtual CPU interface (at the
+//! guest's GICC) in a stage-2 table, and runs vCPU 0 at the kernel's entry with `x0` = the
+//! tree. vCPU `n` runs on CPU `n`, started by the guest's PSCI `CPU_ON`. Exits are served
+//! here: MMIO to the emulated distributor and PL011 ([`devices`]), SGIs to the target
+//! vCPUs through their `VCpuHandle`, trapped debug/PMU registers (reads as zero, writes
+//! ignored), unknown hypercalls (`NOT_SUPPORTED`), `Halt` (a host `wfi`: the guest's timer
+//! PPI or a kick ends it). `SystemDown` ends the run.
+//!
+//! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest at
+//! EL1`), the guest's console, and one after it ends (`linux: guest powered off ...;
+//! exits: ...`).
+
+pub mod devices;
+pub mod fdt;
+pub mod loader;
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, VCpuHandle, VCpuState};
+use axvcpu_aarch64::Aarch64SetupConfig;
+use axvcpu_npt::{MapFlags, NestedPageTable};
+use axvcpu_testbed::boot::Cpus;
+use axvcpu_testbed::say;
+
+use crate::arch::{Aarch64, Hal, VCpu};
+use crate::boot::MAX_CPUS;
+use crate::hal;
+use devices::{Gicd, Pl011, GICC_IPA, GICD_IPA, UART_IPA};
+use loader::{Params, RAM_HPA, RAM_IPA, RAM_SIZE};
+
+/// Room kept at the top of guest RAM for the device tree.
+const DTB_ROOM: usize = 2 << 20;
+/// Where the initrd goes in guest RAM (offset), above any kernel that fits below it.
+const INITRD_OFFSET: usize = 128 << 20;
+/// The guest's console line that says its init reached user space.
+const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
+/// PSCI return codes the hypervisor gives for `CPU_ON`.
+const PSCI_INVALID_PARAMETERS: i64 = -2;
+const PSCI_ALREADY_ON: i64 = -4;
+const SMCCC_NOT_SUPPORTED: i64 = -1;
+
+type Npt = NestedPageTable<Hal, axvcpu_npt::Aarch64Stage2>;
+
+/// Exit kinds counted for the closing line.
+const KINDS: [&str; 14] = [
+    "MmioRead",
+    "MmioWrite",
+    "SysRegRead",
+    "SysRegWrite",
+    "Hypercall",
+    "Halt",
+    "CpuUp",
+    "CpuDown",
+    "SystemDown",
+    "Kicked",
+    "ExternalInterrupt",
+    "NestedPageFault",
+    "Idle",
+    "other",
+];
+
+/// What the vCPUs share.
+struct Machine {
+    cpus: &'static Cpus<Aarch64, MAX_CPUS>,
+    setup: Aarch64SetupConfig,
+    gicd: spin::Mutex<Gicd>,
+    uart: spin::Mutex<Pl011>,
+    handles: Vec<VCpuHandle<VCpu>>,
+    /// vCPUs not started yet (taken by `CPU_ON`).
+    parked: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
+    done: AtomicBool,
+    /// How it ended: `true` for a clean power-off.
+    clean: AtomicBool,
+    exits: [AtomicU64; KINDS.len()],
+    halts_slept: AtomicU64,
+    userspace_ns: AtomicU64,
+}
+
+/// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
+pub fn main(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> bool {
+    match boot(cpus) {
+        Ok(ok) => ok,
+        Err(why) => {
+            say::<Aarch64>(format_args!("linux: FATAL {why}"));
+            false
+        }
+    }
+}
+
+fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::String> {
+    use alloc::format;
+    let t0 = hal::now_ns();
+    // SAFETY: QEMU loaded the parameter block there (`cargo xtask boot`); RAM, identity
+    // mapped, that nothing else uses. A block QEMU did not load reads as zeros and is
+    // refused by its magic.
+    let block = unsafe { core::slice::from_raw_parts(loader::PARAMS as *const u8, 4096) };
+    let params = Params::parse(block)?;
+    let online = (0..MAX_CPUS).filter(|&c| cpus.online(c)).count();
+    if params.cpus == 0 || params.cpus > online {
+        return Err(format!(
+            "{} vCPUs asked for, {online} host CPUs online (one vCPU per CPU; QEMU -smp)",
+            params.cpus
+        ));
+    }
+    // SAFETY: QEMU loaded the kernel file there, `kernel_size` bytes (checked against the
+    // staging area by `parse`).
+    let kernel = unsafe {
+        core::slice::from_raw_parts(loader::KERNEL_STAGING as *const u8, params.kernel_size)
+    };
+    // SAFETY: as above, for the initrd.
+    let initrd = unsafe {
+        core::slice::from_raw_parts(loader::INITRD_STAGING as *const u8, params.initrd_size)
+    };
+    let place =
+        loader::place(kernel, INITRD_OFFSET, 0).map_err(|e| format!("kernel refused: {e}"))?;
+    if INITRD_OFFSET + initrd.len() > RAM_SIZE - DTB_ROOM {
+        return Err("the initrd does not fit in the guest's RAM".into());
+    }
+    let initrd_range = (!initrd.is_empty()).then(|| {
+        let start = (RAM_IPA + INITRD_OFFSET) as u64;
+        (start, start + initrd.len() as u64)
+    });
+    let dtb = fdt::build(&fdt::Machine {
+        ram: (RAM_IPA as u64, RAM_SIZE as u64),
+        cpus: params.cpus as u32,
+        cmdline: params.cmdline,
+        initrd: initrd_range,
+    })
+    .map_err(|e| format!("device tree: {e}"))?;
+    if dtb.len() > DTB_ROOM {
+        return Err("the device tree is larger than 2 MiB".into());
+    }
+    let dtb_offset = RAM_SIZE - DTB_ROOM;
+    // SAFETY: the guest's RAM, host RAM above the frame allocator's end (`hal::RAM_END`)
+    // and below the staging area, used by nothing else; each copy is checked to fit above.
+    unsafe {
+        let ram = RAM_HPA as *mut u8;
+        core::ptr::copy_nonoverlapping(kernel.as_ptr(), ram.add(place.offset), kernel.len());
+        core::ptr::write_bytes(
+            ram.add(place.offset + kernel.len()),
+            0,
+            place.size - kernel.len(),
+        );
+        core::ptr::copy_nonoverlapping(initrd.as_ptr(), ram.add(INITRD_OFFSET), initrd.len());
+        core::ptr::copy_nonoverlapping(dtb.as_ptr(), ram.add(dtb_offset), dtb.len());
+    }
+
+    let mut npt = Npt::new().map_err(|e| format!("stage 2: {e}"))?;
+    npt.map(
+        GuestPhysAddr::from(RAM_IPA),
+        HostPhysAddr::from(RAM_HPA),
+        RAM_SIZE,
+        MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE,
+    )
+    .map_err(|e| format!("stage 2 RAM: {e}"))?;
+    npt.map(
+        GuestPhysAddr::from(GICC_IPA),
+        HostPhysAddr::from(hal::GICV),
+        0x2000,
+        MapFlags::READ | MapFlags::WRITE,
+    )
+    .map_err(|e| format!("stage 2 GICV: {e}"))?;
+
+    let setup = Aarch64SetupConfig {
+        vgic: true,
+        ..Aarch64SetupConfig::default()
+    };
+    let vm_id = axvcpu_testbed::vm::next_vm_id();
+    let mut vcpus = Vec::new();
+    for i in 0..params.cpus {
+        let mut v = AxVCpu::<VCpu>::new(vm_id, i, ()).map_err(|e| format!("vCPU {i}: {e}"))?;
+        // SAFETY: `npt` maps only the guest's RAM and the GICV frame, and lives until this
+        // function returns, after every vCPU has stopped running (CPU 0 waits for the
+        // others' jobs, or the machine is shut down).
+        unsafe { v.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU {i}: {e}"))?;
+        if i == 0 {
+            v.set_entry(GuestPhysAddr::from(RAM_IPA + place.offset))
+                .map_err(|e| format!("vCPU 0: {e}"))?;
+            v.setup(setup).map_err(|e| format!("vCPU 0: {e}"))?;
+        }
+        vcpus.push(Some(v));
+    }
+    let handles = vcpus.iter().flatten().map(AxVCpu::handle).collect();
+    let mut boot_vcpu = vcpus[0].take().ok_or("no vCPU 0")?;
+    boot_vcpu
+        .set_gpr(0, RAM_IPA + dtb_offset)
+        .map_err(|e| format!("vCPU 0: {e}"))?;
+    let machine = Arc::new(Machine {
+        cpus,
+        setup,
+        gicd: spin::Mutex::new(Gicd::new(params.cpus)),
+        uart: spin::Mutex::new(Pl011::default()),
+        handles,
+        parked: spin::Mutex::new(vcpus),
+        done: AtomicBool::new(false),
+        clean: AtomicBool::new(false),
+        exits: [const { AtomicU64::new(0) }; KINDS.len()],
+        halts_slept: AtomicU64::new(0),
+        userspace_ns: AtomicU64::new(0),
+    });
+    say::<Aarch64>(format_args!(
+        "linux: backend axvcpu-aarch64 (vGIC: GICv2 virtual CPU interface), CPU {}, {} vCPUs, guest at EL1; kernel at {:#x} ({} KiB, image {} KiB), initrd {} KiB, device tree {} bytes, set up in {} ms",
+        hal::cpu_model(),
+        params.cpus,
+        RAM_IPA + place.offset,
+        kernel.len() / 1024,
+        place.size / 1024,
+        initrd.len() / 1024,
+        dtb.len(),
+        (hal::now_ns() - t0) / 1_000_000
+    ));
+    let ended = run_vcpu(&machine, boot_vcpu);
+    machine.done.store(true, Ordering::Release);
+    for h in &machine.handles {
+        h.kick();
+    }
+    let ms = (hal::now_ns() - t0) / 1_000_000;
+    let mut counts = alloc::string::String::new();
+    for (k, n) in KINDS.iter().zip(&machine.exits) {
+        let n = n.load(Ordering::Relaxed);
+        if n != 0 {
+            counts += &format!(" {k} {n},");
+        }
+    }
+    let userspace = machine.userspace_ns.load(Ordering::Acquire);
+    let userspace = if userspace == 0 {
+        alloc::string::String::from("never")
+    } else {
+        format!("at {} ms", (userspace - t0) / 1_000_000)
+    };
+    say::<Aarch64>(format_args!(
+        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
+        match &ended {
+            Ok(()) => "guest powered off (PSCI SYSTEM_OFF)".into(),
+            Err(e) => format!("FAIL vCPU 0: {e}"),
+        },
+        machine.halts_slept.load(Ordering::Relaxed),
+        counts.trim_end_matches(',')
+    ));
+    drop(npt);
+    Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
+}
+
+/// Runs `vcpu` on this CPU until the guest powers off, the vCPU turns itself off, or the
+/// machine is done.
+fn run_vcpu(m: &Arc<Machine>, mut vcpu: AxVCpu<VCpu>) -> Result<(), alloc::string::String> {
+    use alloc::format;
+    let id = vcpu.id().vcpu_id;
+    vcpu.bind().map_err(|e| format!("bind: {e}"))?;
+    let result = loop {
+        if m.done.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        let exit = match vcpu.run() {
+            Ok(e) => e,
+            Err(e) => break Err(format!("run: {e} (pc {:#x})", vcpu.pc().unwrap_or(0))),
+        };
+        let kind = KINDS
+            .iter()
+            .position(|k| *k == exit.name())
+            .unwrap_or(KINDS.len() - 1);
+        m.exits[kind].fetch_add(1, Ordering::Relaxed);
+        match handle_exit(m, &mut vcpu, id, exit) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = vcpu.unbind();
+    result
+}
+
+/// Serves one exit; `false` when this vCPU stops.
+fn handle_exit(
+    m: &Arc<Machine>,
+    vcpu: &mut AxVCpu<VCpu>,
+    id: usize,
+    exit: AxVCpuExitReason,
+) -> Result<bool, alloc::string::String> {
+    use alloc::format;
+    let e = |e: axvcpu::VCpuError| format!("{e}");
+    match exit {
+        AxVCpuExitReason::MmioRead { addr, width, .. } => {
+            let a = addr.as_usize();
+            let v = match a {
+                _ if (GICD_IPA..GICD_IPA + 0x1000).contains(&a) => {
+                    m.gicd.lock().read(id, a - GICD_IPA, width.size())
+                }
+                _ if (UART_IPA..UART_IPA + 0x1000).contains(&a) => m.uart.lock().read(a - UART_IPA),
+                _ => return Err(format!("read of unemulated MMIO at {a:#x}")),
+            };
+            vcpu.complete_read(v).map_err(e)?;
+        }
+        AxVCpuExitReason::MmioWrite { addr, width, data } => {
+            let a = addr.as_usize();
+            if (GICD_IPA..GICD_IPA + 0x1000).contains(&a) {
+                let sgi = m.gicd.lock().write(id, a - GICD_IPA, width.size(), data);
+                if let Some(sgi) = sgi {
+                    for (t, h) in m.handles.iter().enumerate() {
+                        if sgi.targets & (1 << t) != 0 {
+                            h.inject_interrupt(sgi.id as usize).map_err(e)?;
+                            // Wakes its CPU if it sleeps in `Halt` (the kick SGI ends the
+                            // host `wfi`); a running vCPU was kicked by the injection.
+                            if h.state() != VCpuState::Running {
+                                h.kick();
+                            }
+                        }
+                    }
+                }
+            } else if (UART_IPA..UART_IPA + 0x1000).contains(&a) {
+                let line = m.uart.lock().write(a - UART_IPA, data);
+                if let Some(line) = line {
+                    if line.starts_with(USERSPACE_MARKER) {
+                        let _ = m.userspace_ns.compare_exchange(
+                            0,
+                            hal::now_ns(),
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                    }
+                    say::<Aarch64>(format_args!(
+                        "{}",
+                        alloc::string::String::from_utf8_lossy(&line)
+                    ));
+                }
+            } else {
+                return Err(format!("write of unemulated MMIO at {a:#x}"));
+            }
+        }
+        // Debug and PMU registers (`MDCR_EL2` traps them): no debug or PMU features; the
+        // architecture lets such registers read as zero with no effect.
+        AxVCpuExitReason::SysRegRead { .. } => vcpu.complete_read(0).map_err(e)?,
+        AxVCpuExitReason::SysRegWrite { .. } => {}
+        AxVCpuExitReason::Hypercall { .. } => vcpu
+            .set_return_value(SMCCC_NOT_SUPPORTED as usize)
+            .map_err(e)?,
+        AxVCpuExitReason::Halt | AxVCpuExitReason::Idle => {
+            if vcpu.state() == VCpuState::Blocked {
+                m.halts_slept.fetch_add(1, Ordering::Relaxed);
+                hal::wait_for_interrupt();
+            }
+        }
+        AxVCpuExitReason::Kicked | AxVCpuExitReason::ExternalInterrupt { .. } => {}
+        AxVCpuExitReason::CpuUp {
+            target_cpu,
+            entry_point,
+            arg,
+        } => {
+            let answer = cpu_on(m, target_cpu, entry_point, arg as usize);
+            if answer != 0 {
+                vcpu.set_gpr(0, answer as usize).map_err(e)?;
+            }
+        }
+        AxVCpuExitReason::CpuDown { .. } => return Ok(false),
+        AxVCpuExitReason::SystemDown => {
+            m.clean.store(true, Ordering::Release);
+            m.done.store(true, Ordering::Release);
+            for h in &m.handles {
+                h.kick();
+            }
+            return Ok(false);
+        }
+        other => return Err(format!("unexpected exit {other:?}")),
+    }
+    Ok(true)
+}
+
+/// PSCI `CPU_ON`: starts the parked vCPU `target` (its MPIDR: Aff0 = vCPU id) on its CPU.
+fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i64 {
+    let id = (target & 0xff) as usize;
+    if target >> 8 != 0 || id >= m.handles.len() {
+        return PSCI_INVALID_PARAMETERS;
+    }
+    let Some(mut vcpu) = m.parked.lock().get_mut(id).and_then(Option::take) else {
+        return PSCI_ALREADY_ON;
+    };
+    if vcpu.set_entry(entry).is_err()
+        || vcpu.setup(m.setup).is_err()
+        || vcpu.set_gpr(0, arg).is_err()
+    {
+        return PSCI_INVALID_PARAMETERS;
+    }
+    let machine = m.clone();
+    let job = Box::new(move || {
+        if let Err(why) = run_vcpu(&machine, vcpu) {
+            say::<Aarch64>(format_args!("linux: FAIL vCPU {id}: {why}"));
+            machine.done.store(true, Ordering::Release);
+            for h in &machine.handles {
+                h.kick();
+            }
+        }
+    });
+    match m.cpus.post(id, job) {
+        Ok(_) => 0,
+        Err(_) => PSCI_INVALID_PARAMETERS,
+    }
+}
