@@ -75,11 +75,13 @@ pub const LINUX_HOST: Testbed = Testbed {
 };
 
 /// Host-physical addresses the hypervisor reads the guest's files from (its
-/// `linux::loader`): the parameter block, the kernel, the initrd.
+/// `linux::loader`): the kernel (at the start of the guest's RAM), the initrd (where the
+/// guest finds it, up to the device tree's room), the parameter block (past the guest's
+/// RAM).
+const KERNEL_ADDR: u64 = 0x5000_0000;
+const INITRD_ADDR: u64 = 0x5800_0000;
+const STAGING_END: u64 = 0x5fe0_0000;
 const PARAMS_ADDR: u64 = 0x6000_0000;
-const KERNEL_ADDR: u64 = 0x6010_0000;
-const INITRD_ADDR: u64 = 0x6800_0000;
-const STAGING_END: u64 = 0x8000_0000;
 /// The most vCPUs: one per host CPU of the testbed.
 pub const MAX_VCPUS: usize = 2;
 

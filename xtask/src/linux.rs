@@ -93,7 +93,9 @@ fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
 }
 
 /// The command line `cargo xtask run linux-<arch>` boots the Debian kernel with.
-pub const APPEND: &str = "console=ttyAMA0 panic=-1";
+/// (`quiet`: every console byte is an MMIO exit or two; the kernel's log would dominate
+/// the time to user space.)
+pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 
 /// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
 pub fn boot_command(args: &[String]) -> Result<(), String> {

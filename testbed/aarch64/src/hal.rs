@@ -43,6 +43,7 @@ pub fn cpu_id() -> usize {
     (mpidr & 0xff) as usize
 }
 
+#[cfg(feature = "linux")]
 /// Sleeps until an interrupt is pending at this CPU's GIC interface (taken or not: EL2
 /// keeps IRQs masked, `wfi` ends all the same).
 pub fn wait_for_interrupt() {
@@ -50,6 +51,7 @@ pub fn wait_for_interrupt() {
     unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
 }
 
+#[cfg(feature = "linux")]
 /// The CPU model from `MIDR_EL1` (what the guest reads too).
 pub fn cpu_model() -> &'static str {
     let midr: u64;

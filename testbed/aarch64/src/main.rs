@@ -37,6 +37,7 @@ mod selftest;
 // The loader's checks run on the build host too.
 #[cfg(all(test, not(target_os = "none")))]
 #[path = "linux/loader.rs"]
+#[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only
 mod loader;
 
 #[cfg(not(target_os = "none"))]

@@ -2,18 +2,11 @@
 //! the boot parameters QEMU loads at [`PARAMS`], the arm64 `Image` header (Linux's
 //! `Documentation/arch/arm64/booting.rst`) and the guest-physical layout.
 //!
-//! QEMU puts the files in host RAM with `-device loader` (raw, at fixed addresses); the
-//! hypervisor checks them and copies them into the guest's RAM per the header, so a bad
-//! image is refused before any guest instruction runs.
-
-/// Where QEMU loads the parameter block (host physical).
-pub const PARAMS: usize = 0x6000_0000;
-/// Where QEMU loads the kernel file.
-pub const KERNEL_STAGING: usize = 0x6010_0000;
-/// Where QEMU loads the initrd file.
-pub const INITRD_STAGING: usize = 0x6800_0000;
-/// The end of QEMU's RAM (`-m 1G`).
-pub const STAGING_END: usize = 0x8000_0000;
+//! QEMU puts the files in host RAM with `-device loader` (raw, at fixed addresses): the
+//! kernel file at the start of the guest's RAM, the initrd where the guest will find it.
+//! The hypervisor checks the kernel and moves it where its header says (nothing to move
+//! for the usual `text_offset` 0), so a bad image is refused before any guest instruction
+//! runs and nothing is copied twice.
 
 /// The guest's RAM, guest-physical (where QEMU virt has its RAM).
 pub const RAM_IPA: usize = 0x4000_0000;
@@ -21,6 +14,19 @@ pub const RAM_IPA: usize = 0x4000_0000;
 pub const RAM_SIZE: usize = 0x1000_0000;
 /// The host RAM behind the guest's.
 pub const RAM_HPA: usize = 0x5000_0000;
+/// Where the initrd goes in guest RAM (offset): kernels must end below it.
+pub const INITRD_OFFSET: usize = 128 << 20;
+/// Room kept at the top of guest RAM for the device tree.
+pub const DTB_ROOM: usize = 2 << 20;
+
+/// Where QEMU loads the kernel file (host physical): the start of the guest's RAM.
+pub const KERNEL_STAGING: usize = RAM_HPA;
+/// Where QEMU loads the initrd file: where the guest finds it.
+pub const INITRD_STAGING: usize = RAM_HPA + INITRD_OFFSET;
+/// The end of the initrd's room: the device tree follows.
+pub const STAGING_END: usize = RAM_HPA + RAM_SIZE - DTB_ROOM;
+/// Where QEMU loads the parameter block (host physical), past the guest's RAM.
+pub const PARAMS: usize = RAM_HPA + RAM_SIZE;
 
 /// The parameter block's first 8 bytes.
 pub const MAGIC: &[u8; 8] = b"AXVLINUX";

@@ -35,12 +35,8 @@ use crate::arch::{Aarch64, Hal, VCpu};
 use crate::boot::MAX_CPUS;
 use crate::hal;
 use devices::{Gicd, Pl011, GICC_IPA, GICD_IPA, UART_IPA};
-use loader::{Params, RAM_HPA, RAM_IPA, RAM_SIZE};
+use loader::{Params, DTB_ROOM, INITRD_OFFSET, RAM_HPA, RAM_IPA, RAM_SIZE};
 
-/// Room kept at the top of guest RAM for the device tree.
-const DTB_ROOM: usize = 2 << 20;
-/// Where the initrd goes in guest RAM (offset), above any kernel that fits below it.
-const INITRD_OFFSET: usize = 128 << 20;
 /// The guest's console line that says its init reached user space.
 const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
 /// PSCI return codes the hypervisor gives for `CPU_ON`.
@@ -122,9 +118,8 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
     };
     let place =
         loader::place(kernel, INITRD_OFFSET, 0).map_err(|e| format!("kernel refused: {e}"))?;
-    if INITRD_OFFSET + initrd.len() > RAM_SIZE - DTB_ROOM {
-        return Err("the initrd does not fit in the guest's RAM".into());
-    }
+    // The kernel is moved below: only its length is used from here on.
+    let kernel_len = kernel.len();
     let initrd_range = (!initrd.is_empty()).then(|| {
         let start = (RAM_IPA + INITRD_OFFSET) as u64;
         (start, start + initrd.len() as u64)
@@ -140,17 +135,20 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         return Err("the device tree is larger than 2 MiB".into());
     }
     let dtb_offset = RAM_SIZE - DTB_ROOM;
-    // SAFETY: the guest's RAM, host RAM above the frame allocator's end (`hal::RAM_END`)
-    // and below the staging area, used by nothing else; each copy is checked to fit above.
+    // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
+    // that nothing else uses. The kernel moves (overlapping copy) within the room below the
+    // initrd, which `place` checked it fits in; the device tree goes above the initrd's
+    // room, which `parse` checked.
     unsafe {
         let ram = RAM_HPA as *mut u8;
-        core::ptr::copy_nonoverlapping(kernel.as_ptr(), ram.add(place.offset), kernel.len());
+        if place.offset != 0 {
+            core::ptr::copy(ram, ram.add(place.offset), kernel_len);
+        }
         core::ptr::write_bytes(
-            ram.add(place.offset + kernel.len()),
+            ram.add(place.offset + kernel_len),
             0,
-            place.size - kernel.len(),
+            place.size - kernel_len,
         );
-        core::ptr::copy_nonoverlapping(initrd.as_ptr(), ram.add(INITRD_OFFSET), initrd.len());
         core::ptr::copy_nonoverlapping(dtb.as_ptr(), ram.add(dtb_offset), dtb.len());
     }
 
@@ -212,7 +210,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         hal::cpu_model(),
         params.cpus,
         RAM_IPA + place.offset,
-        kernel.len() / 1024,
+        kernel_len / 1024,
         place.size / 1024,
         initrd.len() / 1024,
         dtb.len(),
