@@ -17,7 +17,7 @@
 //! `-icount shift=0`, where QEMU's PMU cycle counter advances once per instruction, and
 //! prints hypervisor instructions per hypercall round trip.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axvcpu_conformance::Scenario;
 
@@ -85,15 +85,15 @@ const PARAMS_ADDR: u64 = 0x6000_0000;
 /// The most vCPUs: one per host CPU of the testbed.
 pub const MAX_VCPUS: usize = 2;
 
-/// Boots `kernel` (an arm64 `Image` or a raw binary) under the AArch64 hypervisor with
-/// `cpus` vCPUs; returns the console output (the guest's and the hypervisor's lines).
-/// Fails when the hypervisor or the guest fails, or the guest does not power off cleanly.
-pub fn boot_linux(
+/// Builds the Linux-booting hypervisor and writes the parameter block; returns the image
+/// and the QEMU arguments (before `-no-reboot -kernel <elf>`, which
+/// [`testbed::boot`] adds) that load the guest's files where the hypervisor reads them.
+pub fn linux_host(
     kernel: &Path,
     initrd: Option<&Path>,
     append: &str,
     cpus: usize,
-) -> Result<String, String> {
+) -> Result<(PathBuf, Vec<String>), String> {
     if cpus == 0 || cpus > MAX_VCPUS {
         return Err(format!(
             "--cpus {cpus}: the AArch64 hypervisor runs 1 to {MAX_VCPUS} vCPUs (one per host CPU)"
@@ -108,12 +108,12 @@ pub fn boot_linux(
     let initrd_size = initrd.map(size).transpose()?.unwrap_or(0);
     if kernel_size > INITRD_ADDR - KERNEL_ADDR {
         return Err(format!(
-            "{}: larger than the kernel staging area",
+            "{}: larger than the kernel's room (128 MiB)",
             kernel.display()
         ));
     }
     if initrd_size > STAGING_END - INITRD_ADDR {
-        return Err("the initrd is larger than its staging area".into());
+        return Err("the initrd is larger than its room in the guest's RAM".into());
     }
     let tb = &LINUX_HOST;
     testbed::ensure_tools(tb)?;
@@ -133,11 +133,28 @@ pub fn boot_linux(
     }
     // Two host CPUs whatever the vCPU count (CPU 1 serves jobs either way); a Cortex-A72
     // has no SVE, pointer authentication or MTE for the guest to find and use.
-    let mut extra = vec!["-cpu", "cortex-a72", "-smp", "2"];
-    for d in &devices {
-        extra.extend(["-device", d.as_str()]);
+    let mut args: Vec<String> = ["-cpu", "cortex-a72", "-smp", "2"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for d in devices {
+        args.extend(["-device".to_string(), d]);
     }
-    let (output, status) = testbed::boot(tb, &elf, &extra)?;
+    Ok((elf, args))
+}
+
+/// Boots `kernel` (an arm64 `Image` or a raw binary) under the AArch64 hypervisor with
+/// `cpus` vCPUs; returns the console output (the guest's and the hypervisor's lines).
+/// Fails when the hypervisor or the guest fails, or the guest does not power off cleanly.
+pub fn boot_linux(
+    kernel: &Path,
+    initrd: Option<&Path>,
+    append: &str,
+    cpus: usize,
+) -> Result<String, String> {
+    let (elf, args) = linux_host(kernel, initrd, append, cpus)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (output, status) = testbed::boot(&LINUX_HOST, &elf, &args)?;
     if let Some(l) = output
         .lines()
         .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))

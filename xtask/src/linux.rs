@@ -134,3 +134,269 @@ pub fn run_aarch64() -> Result<String, String> {
     let images = AARCH64.images()?;
     crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
 }
+
+/// The most guest-clock time from the hypervisor's start to the guest's user-space marker
+/// that `cargo xtask test` accepts (plain QEMU takes 2–4 s, the hypervisor 5–10 s on a
+/// loaded 2-core machine).
+pub const USERSPACE_BOUND_MS: u64 = 60_000;
+
+/// What a passing boot showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootSummary {
+    /// Milliseconds (hypervisor clock) from its start to the user-space marker.
+    pub userspace_ms: u64,
+    /// The hypervisor's closing line.
+    pub closing: String,
+}
+
+/// Checks the console of a Linux boot under our hypervisor: the init's user-space marker,
+/// `cpus` CPUs, the timer interrupt count (`arch_timer` in `/proc/interrupts`) rising on
+/// every CPU between init's two copies, the power-off marker, and the hypervisor's closing
+/// line saying the guest powered off through PSCI with user space reached within
+/// [`USERSPACE_BOUND_MS`].
+pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
+    use crate::initramfs::{CPUS_PREFIX, IRQS_MARKER, POWEROFF_MARKER, USERSPACE_MARKER};
+    let lines: Vec<&str> = output.lines().collect();
+    let has = |m: &str| lines.iter().any(|l| l.trim() == m);
+    if !has(USERSPACE_MARKER) {
+        return Err("the guest's init never reached user space".into());
+    }
+    let reported = lines
+        .iter()
+        .find_map(|l| l.strip_prefix(CPUS_PREFIX))
+        .ok_or("no CPU count from the guest")?;
+    if reported.trim() != cpus.to_string() {
+        return Err(format!(
+            "Linux reports {} CPUs, not {cpus}",
+            reported.trim()
+        ));
+    }
+    let timer_counts: Vec<Vec<u64>> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == IRQS_MARKER)
+        .map(|(i, _)| {
+            lines[i + 1..]
+                .iter()
+                .take_while(|l| l.trim() != IRQS_MARKER)
+                .find(|l| l.contains("arch_timer"))
+                .map(|l| per_cpu_counts(l, cpus))
+                .unwrap_or_default()
+        })
+        .collect();
+    match timer_counts.as_slice() {
+        [a, b] if a.len() == cpus && b.len() == cpus => {
+            if let Some(cpu) = (0..cpus).find(|&c| b[c] <= a[c]) {
+                return Err(format!(
+                    "the timer interrupt count did not rise on CPU {cpu} ({} then {})",
+                    a[cpu], b[cpu]
+                ));
+            }
+        }
+        _ => return Err("no two arch_timer lines of /proc/interrupts from the guest".into()),
+    }
+    if !has(POWEROFF_MARKER) {
+        return Err("the guest's init did not get to its power-off".into());
+    }
+    let closing = lines
+        .iter()
+        .find(|l| l.starts_with("linux: guest powered off (PSCI SYSTEM_OFF)"))
+        .ok_or("the hypervisor did not see the guest power off")?;
+    let userspace_ms = closing
+        .split("user space reached at ")
+        .nth(1)
+        .and_then(|r| r.split(" ms").next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or("the hypervisor's closing line has no time to user space")?;
+    if userspace_ms > USERSPACE_BOUND_MS {
+        return Err(format!(
+            "user space reached after {userspace_ms} ms, more than {USERSPACE_BOUND_MS} ms"
+        ));
+    }
+    Ok(BootSummary {
+        userspace_ms,
+        closing: closing.to_string(),
+    })
+}
+
+/// The first `cpus` counts of a `/proc/interrupts` line (` 11:  883  692 GIC-0 27 Level
+/// arch_timer`).
+fn per_cpu_counts(line: &str, cpus: usize) -> Vec<u64> {
+    line.split_whitespace()
+        .skip(1)
+        .take(cpus)
+        .map_while(|w| w.parse().ok())
+        .collect()
+}
+
+/// `cargo xtask test`'s Linux step: boots the Debian images on 2 vCPUs and checks the run
+/// ([`check_boot`]).
+pub fn test_aarch64() -> Result<(), String> {
+    let output = run_aarch64()?;
+    let s = check_boot(&output, 2)?;
+    eprintln!(
+        "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+        s.userspace_ms
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+linux: backend axvcpu-aarch64, CPU Cortex-A72, 2 vCPUs, guest at EL1
+AXVCPU-USERSPACE: init reached user space
+AXVCPU-CPUS: 2
+AXVCPU-IRQS:
+           CPU0       CPU1
+ 11:        883        692 GIC-0  27 Level     arch_timer
+IPI0:        16         21       Rescheduling interrupts
+AXVCPU-IRQS:
+           CPU0       CPU1
+ 11:        909        720 GIC-0  27 Level     arch_timer
+IPI0:        16         23       Rescheduling interrupts
+AXVCPU-POWEROFF
+[    5.551496] reboot: Power down
+linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 8627 ms; exits: Halt 3
+";
+
+    #[test]
+    fn a_complete_boot_passes() {
+        let s = check_boot(GOOD, 2).unwrap();
+        assert_eq!(s.userspace_ms, 8627);
+    }
+
+    fn refused(from: &str, to: &str, why: &str) {
+        assert!(GOOD.contains(from), "{from}");
+        let err = check_boot(&GOOD.replacen(from, to, 1), 2).unwrap_err();
+        assert!(err.contains(why), "{from:?} -> {to:?}: {err}");
+    }
+
+    #[test]
+    fn each_requirement_can_fail() {
+        refused(
+            "AXVCPU-USERSPACE: init reached user space\n",
+            "",
+            "user space",
+        );
+        refused("AXVCPU-CPUS: 2", "AXVCPU-CPUS: 1", "reports 1 CPUs");
+        refused("909        720", "909        692", "did not rise on CPU 1");
+        refused("883        692", "883", "no two arch_timer lines");
+        refused("AXVCPU-POWEROFF\n", "", "power-off");
+        refused(
+            "(PSCI SYSTEM_OFF)",
+            "(error)",
+            "did not see the guest power off",
+        );
+        refused("reached at 8627 ms", "reached at 61000 ms", "more than");
+        refused(
+            "reached at 8627 ms",
+            "reached never",
+            "no time to user space",
+        );
+        assert!(check_boot(GOOD, 1).is_err());
+    }
+}
+
+/// Runs `program args` (QEMU) to its end, at most `TIMEOUT`; returns the seconds from its
+/// start to the line holding the user-space marker (if any) and its output.
+fn time_to_marker(program: &str, args: &[String]) -> Result<(Option<f64>, String), String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    const TIMEOUT: Duration = Duration::from_secs(120);
+    eprintln!("$ {program} {}", args.join(" "));
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{program}: cannot start: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
+    let child = Arc::new(Mutex::new(child));
+    let finished = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (child, finished) = (child.clone(), finished.clone());
+        std::thread::spawn(move || {
+            while !finished.load(Ordering::Acquire) {
+                if started.elapsed() > TIMEOUT {
+                    let _ = child.lock().map(|mut c| c.kill());
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let (mut marker, mut output) = (None, String::new());
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading QEMU output: {e}"))?;
+        if marker.is_none() && line.contains(crate::initramfs::USERSPACE_MARKER) {
+            marker = Some(started.elapsed().as_secs_f64());
+        }
+        output.push_str(line.trim_end_matches('\r'));
+        output.push('\n');
+    }
+    let _ = child.lock().map(|mut c| c.wait());
+    finished.store(true, Ordering::Release);
+    let _ = watchdog.join();
+    Ok((marker, output))
+}
+
+/// `cargo xtask bench`'s Linux figures: wall-clock seconds from QEMU's start to the
+/// user-space marker, under our hypervisor and in plain QEMU TCG (the same kernel,
+/// initramfs and command line; QEMU's own device tree), and the exits by kind.
+pub fn bench_aarch64() -> Result<(), String> {
+    let images = AARCH64.images()?;
+    let (elf, host_args) =
+        crate::aarch64::linux_host(&images.kernel, Some(&images.initrd), APPEND, 2)?;
+    let tb = &crate::aarch64::LINUX_HOST;
+    let mut ours: Vec<String> = tb.machine.iter().map(|s| s.to_string()).collect();
+    ours.extend(host_args);
+    ours.extend(tb.boot.iter().map(|s| s.to_string()));
+    ours.extend([
+        "-no-reboot".into(),
+        "-kernel".into(),
+        elf.display().to_string(),
+    ]);
+    let plain: Vec<String> = [
+        "-machine",
+        "virt,gic-version=2",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        "256M",
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([
+        images.kernel.display().to_string(),
+        "-initrd".into(),
+        images.initrd.display().to_string(),
+        "-append".into(),
+        APPEND.into(),
+    ])
+    .collect();
+    let (t_ours, out) = time_to_marker(tb.qemu, &ours)?;
+    let summary = check_boot(&out, 2)?;
+    let (t_plain, _) = time_to_marker(tb.qemu, &plain)?;
+    let (Some(t_ours), Some(t_plain)) = (t_ours, t_plain) else {
+        return Err("a boot did not reach the user-space marker".into());
+    };
+    println!(
+        "linux-aarch64 (QEMU TCG, 2 vCPUs): user space after {t_ours:.2} s under axvcpu-aarch64, {t_plain:.2} s in plain QEMU ({:.2}x)",
+        t_ours / t_plain
+    );
+    let exits = summary.closing.split("exits:").nth(1).unwrap_or("").trim();
+    println!("linux-aarch64 exits by kind during the boot: {exits}");
+    Ok(())
+}

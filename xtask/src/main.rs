@@ -3,8 +3,12 @@
 //! - `cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx]`: runs the main job: a demo guest on
 //!   our vCPUs (default: the hosted KVM backend); the others boot a test hypervisor in QEMU,
 //!   `x86-vmx` the x86 one in Bochs (Intel VMX).
+//! - `cargo xtask run linux-aarch64`: fetches Debian's arm64 kernel and busybox (cached
+//!   under `target/`), builds the initramfs and boots it on the AArch64 hypervisor, 2 vCPUs.
+//! - `cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`:
+//!   boots any kernel on the AArch64 hypervisor (exit 0 when the guest powers off cleanly).
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
-//! - `cargo xtask bench`: prints the benchmark figures.
+//! - `cargo xtask bench [linux-aarch64]`: prints the benchmark figures (only Linux's).
 
 mod aarch64;
 mod bochs;
@@ -22,7 +26,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
-cargo xtask test | cargo xtask bench";
+cargo xtask test | cargo xtask bench [linux-aarch64]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +34,11 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("boot") => linux::boot_command(&args[1..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("linux-aarch64") => {
+            setup::rust_targets()
+                .and_then(|()| setup::qemu())
+                .and_then(|()| linux::bench_aarch64())
+        }
         Some("bench") => bench(),
         _ => Err(USAGE.to_string()),
     };
@@ -54,7 +63,7 @@ fn run(which: &str) -> Result<(), String> {
         "linux-aarch64" => {
             setup::rust_targets()?;
             setup::qemu()?;
-            return linux::run_aarch64().map(drop);
+            return linux::test_aarch64();
         }
         "x86-vmx" => {
             setup::rust_targets()?;
@@ -75,5 +84,6 @@ fn bench() -> Result<(), String> {
     setup::qemu()?;
     riscv::bench()?;
     aarch64::bench()?;
+    linux::bench_aarch64()?;
     x86::bench()
 }

@@ -3,7 +3,7 @@
 //! Steps run in order and all run even when one fails, so one red step does not hide
 //! another; the last line counts the tests that ran, so a run that ran none shows it.
 
-use crate::{aarch64, cmd, riscv, setup, x86};
+use crate::{aarch64, cmd, linux, riscv, setup, x86};
 
 /// Test counts read from cargo's `test result:` lines.
 #[derive(Default)]
@@ -108,6 +108,10 @@ pub fn all() -> Result<(), String> {
     );
     step("RISC-V testbed in QEMU", riscv::test());
     step("AArch64 testbed in QEMU", aarch64::test());
+    step(
+        "Linux on the AArch64 hypervisor in QEMU (user space, 2 CPUs, timer, power-off)",
+        linux::test_aarch64(),
+    );
     step("x86-64 SVM testbed in QEMU", x86::test());
 
     let failed_steps = failures.len();
