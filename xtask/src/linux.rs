@@ -241,65 +241,6 @@ pub fn test_aarch64() -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = "\
-linux: backend axvcpu-aarch64, CPU Cortex-A72, 2 vCPUs, guest at EL1
-AXVCPU-USERSPACE: init reached user space
-AXVCPU-CPUS: 2
-AXVCPU-IRQS:
-           CPU0       CPU1
- 11:        883        692 GIC-0  27 Level     arch_timer
-IPI0:        16         21       Rescheduling interrupts
-AXVCPU-IRQS:
-           CPU0       CPU1
- 11:        909        720 GIC-0  27 Level     arch_timer
-IPI0:        16         23       Rescheduling interrupts
-AXVCPU-POWEROFF
-[    5.551496] reboot: Power down
-linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 8627 ms; exits: Halt 3
-";
-
-    #[test]
-    fn a_complete_boot_passes() {
-        let s = check_boot(GOOD, 2).unwrap();
-        assert_eq!(s.userspace_ms, 8627);
-    }
-
-    fn refused(from: &str, to: &str, why: &str) {
-        assert!(GOOD.contains(from), "{from}");
-        let err = check_boot(&GOOD.replacen(from, to, 1), 2).unwrap_err();
-        assert!(err.contains(why), "{from:?} -> {to:?}: {err}");
-    }
-
-    #[test]
-    fn each_requirement_can_fail() {
-        refused(
-            "AXVCPU-USERSPACE: init reached user space\n",
-            "",
-            "user space",
-        );
-        refused("AXVCPU-CPUS: 2", "AXVCPU-CPUS: 1", "reports 1 CPUs");
-        refused("909        720", "909        692", "did not rise on CPU 1");
-        refused("883        692", "883", "no two arch_timer lines");
-        refused("AXVCPU-POWEROFF\n", "", "power-off");
-        refused(
-            "(PSCI SYSTEM_OFF)",
-            "(error)",
-            "did not see the guest power off",
-        );
-        refused("reached at 8627 ms", "reached at 61000 ms", "more than");
-        refused(
-            "reached at 8627 ms",
-            "reached never",
-            "no time to user space",
-        );
-        assert!(check_boot(GOOD, 1).is_err());
-    }
-}
-
 /// Runs `program args` (QEMU) to its end, at most `TIMEOUT`; returns the seconds from its
 /// start to the line holding the user-space marker (if any) and its output.
 fn time_to_marker(program: &str, args: &[String]) -> Result<(Option<f64>, String), String> {
@@ -399,4 +340,63 @@ pub fn bench_aarch64() -> Result<(), String> {
     let exits = summary.closing.split("exits:").nth(1).unwrap_or("").trim();
     println!("linux-aarch64 exits by kind during the boot: {exits}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+linux: backend axvcpu-aarch64, CPU Cortex-A72, 2 vCPUs, guest at EL1
+AXVCPU-USERSPACE: init reached user space
+AXVCPU-CPUS: 2
+AXVCPU-IRQS:
+           CPU0       CPU1
+ 11:        883        692 GIC-0  27 Level     arch_timer
+IPI0:        16         21       Rescheduling interrupts
+AXVCPU-IRQS:
+           CPU0       CPU1
+ 11:        909        720 GIC-0  27 Level     arch_timer
+IPI0:        16         23       Rescheduling interrupts
+AXVCPU-POWEROFF
+[    5.551496] reboot: Power down
+linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 8627 ms; exits: Halt 3
+";
+
+    #[test]
+    fn a_complete_boot_passes() {
+        let s = check_boot(GOOD, 2).unwrap();
+        assert_eq!(s.userspace_ms, 8627);
+    }
+
+    fn refused(from: &str, to: &str, why: &str) {
+        assert!(GOOD.contains(from), "{from}");
+        let err = check_boot(&GOOD.replacen(from, to, 1), 2).unwrap_err();
+        assert!(err.contains(why), "{from:?} -> {to:?}: {err}");
+    }
+
+    #[test]
+    fn each_requirement_can_fail() {
+        refused(
+            "AXVCPU-USERSPACE: init reached user space\n",
+            "",
+            "user space",
+        );
+        refused("AXVCPU-CPUS: 2", "AXVCPU-CPUS: 1", "reports 1 CPUs");
+        refused("909        720", "909        692", "did not rise on CPU 1");
+        refused("883        692", "883", "no two arch_timer lines");
+        refused("AXVCPU-POWEROFF\n", "", "power-off");
+        refused(
+            "(PSCI SYSTEM_OFF)",
+            "(error)",
+            "did not see the guest power off",
+        );
+        refused("reached at 8627 ms", "reached at 61000 ms", "more than");
+        refused(
+            "reached at 8627 ms",
+            "reached never",
+            "no time to user space",
+        );
+        assert!(check_boot(GOOD, 1).is_err());
+    }
 }
