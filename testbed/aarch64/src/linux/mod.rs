@@ -216,7 +216,19 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         dtb.len(),
         (hal::now_ns() - t0) / 1_000_000
     ));
-    let ended = run_vcpu(&machine, boot_vcpu);
+    let ended = match run_vcpu(&machine, boot_vcpu) {
+        // vCPU 0 turned itself off: the others may still power the guest off. (CPU 0 runs
+        // this loop, not its mailbox, so vCPU 0 cannot be started again.)
+        Ok(Some(off)) => {
+            while !machine.done.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+            drop(off);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
     machine.done.store(true, Ordering::Release);
     for h in &machine.handles {
         h.kick();
@@ -237,9 +249,10 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
     };
     say::<Aarch64>(format_args!(
         "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
-        match &ended {
-            Ok(()) => "guest powered off (PSCI SYSTEM_OFF)".into(),
-            Err(e) => format!("FAIL vCPU 0: {e}"),
+        match (&ended, machine.clean.load(Ordering::Acquire)) {
+            (Ok(()), true) => "guest powered off (PSCI SYSTEM_OFF)".into(),
+            (Ok(()), false) => alloc::string::String::from("FAIL another vCPU failed"),
+            (Err(e), _) => format!("FAIL vCPU 0: {e}"),
         },
         machine.halts_slept.load(Ordering::Relaxed),
         counts.trim_end_matches(',')
@@ -248,15 +261,18 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
     Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
 }
 
-/// Runs `vcpu` on this CPU until the guest powers off, the vCPU turns itself off, or the
-/// machine is done.
-fn run_vcpu(m: &Arc<Machine>, mut vcpu: AxVCpu<VCpu>) -> Result<(), alloc::string::String> {
+/// Runs `vcpu` on this CPU until the guest powers off or the machine is done (`None`), or
+/// the vCPU turns itself off (PSCI `CPU_OFF`: returned, unbound, for a later `CPU_ON`).
+fn run_vcpu(
+    m: &Arc<Machine>,
+    mut vcpu: AxVCpu<VCpu>,
+) -> Result<Option<AxVCpu<VCpu>>, alloc::string::String> {
     use alloc::format;
     let id = vcpu.id().vcpu_id;
     vcpu.bind().map_err(|e| format!("bind: {e}"))?;
     let result = loop {
         if m.done.load(Ordering::Acquire) {
-            break Ok(());
+            break Ok(false);
         }
         let exit = match vcpu.run() {
             Ok(e) => e,
@@ -268,22 +284,33 @@ fn run_vcpu(m: &Arc<Machine>, mut vcpu: AxVCpu<VCpu>) -> Result<(), alloc::strin
             .unwrap_or(KINDS.len() - 1);
         m.exits[kind].fetch_add(1, Ordering::Relaxed);
         match handle_exit(m, &mut vcpu, id, exit) {
-            Ok(true) => {}
-            Ok(false) => break Ok(()),
+            Ok(Next::Run) => {}
+            Ok(Next::Stop) => break Ok(false),
+            Ok(Next::Off) => break Ok(true),
             Err(e) => break Err(e),
         }
     };
-    let _ = vcpu.unbind();
-    result
+    vcpu.unbind().map_err(|e| format!("unbind: {e}"))?;
+    result.map(|off| off.then_some(vcpu))
 }
 
-/// Serves one exit; `false` when this vCPU stops.
+/// What a vCPU's loop does after an exit.
+enum Next {
+    /// Enter the guest again.
+    Run,
+    /// The guest powered off.
+    Stop,
+    /// The vCPU turned itself off (PSCI `CPU_OFF`).
+    Off,
+}
+
+/// Serves one exit.
 fn handle_exit(
     m: &Arc<Machine>,
     vcpu: &mut AxVCpu<VCpu>,
     id: usize,
     exit: AxVCpuExitReason,
-) -> Result<bool, alloc::string::String> {
+) -> Result<Next, alloc::string::String> {
     use alloc::format;
     let e = |e: axvcpu::VCpuError| format!("{e}");
     match exit {
@@ -358,18 +385,18 @@ fn handle_exit(
                 vcpu.set_gpr(0, answer as usize).map_err(e)?;
             }
         }
-        AxVCpuExitReason::CpuDown { .. } => return Ok(false),
+        AxVCpuExitReason::CpuDown { .. } => return Ok(Next::Off),
         AxVCpuExitReason::SystemDown => {
             m.clean.store(true, Ordering::Release);
             m.done.store(true, Ordering::Release);
             for h in &m.handles {
                 h.kick();
             }
-            return Ok(false);
+            return Ok(Next::Stop);
         }
         other => return Err(format!("unexpected exit {other:?}")),
     }
-    Ok(true)
+    Ok(Next::Run)
 }
 
 /// PSCI `CPU_ON`: starts the parked vCPU `target` (its MPIDR: Aff0 = vCPU id) on its CPU.
@@ -381,15 +408,27 @@ fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i6
     let Some(mut vcpu) = m.parked.lock().get_mut(id).and_then(Option::take) else {
         return PSCI_ALREADY_ON;
     };
-    if vcpu.set_entry(entry).is_err()
-        || vcpu.setup(m.setup).is_err()
-        || vcpu.set_gpr(0, arg).is_err()
-    {
+    // First start: entry and setup; a start after `CPU_OFF`: the new entry.
+    let ready = if vcpu.state() == VCpuState::Created {
+        vcpu.set_entry(entry).and_then(|()| vcpu.setup(m.setup))
+    } else {
+        vcpu.set_pc(entry.as_usize())
+    };
+    if ready.and_then(|()| vcpu.set_gpr(0, arg)).is_err() {
+        if let Some(slot) = m.parked.lock().get_mut(id) {
+            *slot = Some(vcpu);
+        }
         return PSCI_INVALID_PARAMETERS;
     }
     let machine = m.clone();
-    let job = Box::new(move || {
-        if let Err(why) = run_vcpu(&machine, vcpu) {
+    let job = Box::new(move || match run_vcpu(&machine, vcpu) {
+        Ok(None) => {}
+        Ok(Some(off)) => {
+            if let Some(slot) = machine.parked.lock().get_mut(id) {
+                *slot = Some(off);
+            }
+        }
+        Err(why) => {
             say::<Aarch64>(format_args!("linux: FAIL vCPU {id}: {why}"));
             machine.done.store(true, Ordering::Release);
             for h in &machine.handles {
