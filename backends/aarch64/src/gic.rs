@@ -331,4 +331,54 @@ mod tests {
         assert!(v.lr0.is_free());
         assert_eq!(ListReg::pending(1019).0, 0x1000_03fb);
     }
+
+    #[test]
+    fn the_end_of_an_interrupt_is_asked_for_when_more_wait_or_it_is_the_timer() {
+        const EOI: u32 = 1 << 19;
+        let mut v = VgicState::default();
+        let mut waiting = VectorSet::new();
+        v.inject(48, &mut waiting);
+        v.refill(&mut waiting);
+        assert_eq!(v.lr0.0 & EOI, 0, "alone: no maintenance interrupt");
+        acknowledge(&mut v);
+        end(&mut v);
+        for intid in [50, 52] {
+            v.inject(intid, &mut waiting);
+        }
+        v.refill(&mut waiting);
+        assert_eq!(v.lr0.0 & EOI, EOI, "another waits: its end is seen");
+        acknowledge(&mut v);
+        end(&mut v);
+        v.refill(&mut waiting);
+        assert_eq!((v.lr0.intid(), v.lr0.0 & EOI), (Some(52), 0));
+        acknowledge(&mut v);
+        end(&mut v);
+        // A free register that takes nothing is cleared, its EOI bit with it (else the
+        // maintenance interrupt stays asserted).
+        v.lr0 = ListReg(EOI);
+        v.refill(&mut waiting);
+        assert_eq!(v.lr0, ListReg::default());
+        v.inject(VTIMER_PPI as usize, &mut waiting);
+        v.refill(&mut waiting);
+        assert_eq!(v.lr0.0 & EOI, EOI, "the timer: always");
+    }
+
+    #[test]
+    fn the_masked_timer_ends_only_when_the_guest_has_ended_it() {
+        let timer = VTIMER_PPI as usize;
+        let mut v = VgicState::default();
+        let mut waiting = VectorSet::new();
+        assert!(!v.timer_ended(&waiting), "not masked: nothing to end");
+        v.timer_masked = true;
+        v.inject(timer, &mut waiting);
+        assert!(!v.timer_ended(&waiting), "waiting");
+        v.refill(&mut waiting);
+        assert!(!v.timer_ended(&waiting), "offered");
+        acknowledge(&mut v);
+        assert!(!v.timer_ended(&waiting), "being handled");
+        end(&mut v);
+        assert!(v.timer_ended(&waiting), "ended: unmask");
+        assert!(!v.timer_masked);
+        assert!(!v.timer_ended(&waiting), "once");
+    }
 }

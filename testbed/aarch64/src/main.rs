@@ -34,7 +34,13 @@ mod linux;
 #[cfg(target_os = "none")]
 mod selftest;
 
-// The loader's checks run on the build host too.
+// The loader's and the devices' checks run on the build host too.
+#[cfg(all(test, not(target_os = "none")))]
+extern crate alloc;
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/devices.rs"]
+#[allow(dead_code)]
+mod devices;
 #[cfg(all(test, not(target_os = "none")))]
 #[path = "linux/loader.rs"]
 #[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only

@@ -225,3 +225,78 @@ impl Pl011 {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cpu_reads_its_own_interface_in_the_banked_targets_registers() {
+        let d = Gicd::new(2);
+        assert_eq!(d.read(0, 0x800, 4), 0x0101_0101);
+        assert_eq!(d.read(1, 0x81c, 4), 0x0202_0202);
+        assert_eq!(d.read(1, 0x801, 1), 0x02);
+        // TYPER: 2 CPUs, 64 lines; ICPIDR2: GICv2.
+        assert_eq!(d.read(0, 0x004, 4), (1 << 5) | 1);
+        assert_eq!(d.read(0, 0xfe8, 4) >> 4 & 0xf, 2);
+    }
+
+    #[test]
+    fn sgir_targets_by_list_others_or_self_once_enabled() {
+        let mut d = Gicd::new(2);
+        assert_eq!(
+            d.write(0, 0xf00, 4, 1 << 16 | 3),
+            Some(Sgi { targets: 0, id: 3 })
+        );
+        d.write(0, 0x000, 4, 1);
+        assert_eq!(
+            d.write(0, 0xf00, 4, 2 << 16 | 5),
+            Some(Sgi { targets: 2, id: 5 })
+        );
+        assert_eq!(
+            d.write(1, 0xf00, 4, 1 << 24 | 1),
+            Some(Sgi { targets: 1, id: 1 })
+        );
+        assert_eq!(
+            d.write(1, 0xf00, 4, 2 << 24 | 15),
+            Some(Sgi { targets: 2, id: 15 })
+        );
+        // A CPU the machine does not have is not a target.
+        assert_eq!(
+            d.write(0, 0xf00, 4, 0xfc << 16),
+            Some(Sgi { targets: 0, id: 0 })
+        );
+        assert_eq!(d.write(0, 0x100, 4, 1), None);
+    }
+
+    #[test]
+    fn enables_priorities_and_targets_are_kept_per_bank() {
+        let mut d = Gicd::new(2);
+        d.write(0, 0x100, 4, 1 << 27);
+        assert_eq!(d.read(0, 0x100, 4), 0xffff | 1 << 27);
+        assert_eq!(d.read(1, 0x100, 4), 0xffff);
+        d.write(1, 0x180, 4, u64::MAX);
+        assert_eq!(d.read(1, 0x100, 4), 0xffff, "SGIs stay enabled");
+        d.write(0, 0x41b, 1, 0xa0);
+        assert_eq!(d.read(0, 0x418, 4), 0xa000_0000);
+        assert_eq!(d.read(1, 0x418, 4), 0);
+        d.write(1, 0x821, 1, 2);
+        assert_eq!(d.read(0, 0x820, 4), 0x0200);
+        d.write(0, 0xc00, 4, 0);
+        assert_eq!(d.read(0, 0xc00, 4), 0xaaaa_aaaa, "ICFGR0 is read-only");
+    }
+
+    #[test]
+    fn the_uart_is_always_ready_identifies_itself_and_gives_whole_lines() {
+        let mut u = Pl011::default();
+        assert_eq!(u.read(0x018), 0x90);
+        let id: Vec<u64> = (0..8).map(|i| u.read(0xfe0 + 4 * i)).collect();
+        assert_eq!(id, [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1]);
+        assert_eq!(u.write(0x000, b'o' as u64), None);
+        assert_eq!(u.write(0x000, b'k' as u64), None);
+        assert_eq!(u.write(0x000, b'\r' as u64), None);
+        assert_eq!(u.write(0x000, b'\n' as u64).as_deref(), Some(&b"ok"[..]));
+        u.write(0x030, 0x301);
+        assert_eq!(u.read(0x030), 0x301);
+    }
+}
