@@ -1,10 +1,12 @@
 //! The little of a GICv2 the backend needs: a software-generated interrupt to kick a CPU
-//! out of its guest, acknowledging the interrupts that made a guest exit, and the virtual
-//! CPU interface's list register (`GICH_LR0`) for `Aarch64SetupConfig::vgic`.
+//! out of its guest, acknowledging the interrupts that made a guest exit, masking the
+//! virtual timer's PPI, and the virtual CPU interface's list register (`GICH_LR0`) for
+//! `Aarch64SetupConfig::vgic`.
 //!
 //! The hypervisor names its GIC once with [`set_gic_v2`] before enabling virtualization on
 //! any CPU; [`AxArchPerCpu::hardware_enable`](axvcpu::AxArchPerCpu::hardware_enable) then
-//! enables the distributor, this CPU's interface and the kick SGI ([`KICK_SGI`]). Without
+//! enables the distributor, this CPU's interface, the kick SGI ([`KICK_SGI`]) and the vGIC
+//! maintenance interrupt ([`MAINTENANCE_PPI`]). Without
 //! a GIC, a kick still stops the vCPU at its next entry, but cannot interrupt a guest
 //! that never exits.
 //!

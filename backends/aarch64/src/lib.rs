@@ -64,6 +64,8 @@
 //! | `wfi` / `wfe` (`TWI`/`TWE`) | `Halt` / `Idle` |
 //! | `mrs`/`msr` of a trapped register (`TID3` ID registers, `TVM` VM registers, `MDCR_EL2` debug/PMU, `CNTP_*`) | `SysRegRead{addr, reg: Rt}` / `SysRegWrite{addr, value}` |
 //! | kick SGI while the guest runs | `Kicked` |
+//! | the virtual timer's PPI 27 while a `vgic` guest runs | handled: masked, virtual INTID 27 injected; unmasked when the guest ends it |
+//! | the vGIC maintenance interrupt (INTID 25: the guest ended an interrupt loaded with `EOI`) | handled: the next one is offered |
 //! | other physical IRQ/FIQ (routed by `IMO`/`FMO`) | `ExternalInterrupt{vector: INTID}` after `Hal::irq_handler`, then EOI; a spurious one is handled |
 //! | anything else (SError, FP traps, ...) | `Err` (value: `ESR_EL2`) |
 //!

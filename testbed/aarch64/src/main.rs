@@ -8,13 +8,16 @@
 //! `AxVCpu<Aarch64VCpu<_>>` exactly as a hypervisor would, printing one line per scenario on
 //! the PL011. It ends QEMU through semihosting `SYS_EXIT` (status 0 when everything passed,
 //! 1 otherwise), since PSCI `SYSTEM_OFF` carries no status. With the `bench` feature it
-//! measures hypercall round trips instead.
+//! measures hypercall round trips instead. With the `linux` feature CPU 0 boots a Linux
+//! guest instead (`linux/`: `cargo xtask boot aarch64`, `cargo xtask run linux-aarch64`;
+//! QEMU `-m 1G -cpu cortex-a72`, the guest's files loaded with `-device loader`).
 //!
 //! This crate holds only what is AArch64-specific (`arch.rs`: the `TestbedArch` impl;
 //! entry assembly, UART, firmware calls, guest programs, self-tests); the boot flow after
 //! the entry, the HAL, the test VM, the platform and the runner are `axvcpu-testbed`'s.
 //!
-//! On the build host this crate is an empty program, so the workspace builds anywhere.
+//! On the build host this crate is an empty program, so the workspace builds anywhere;
+//! its tests there check the Linux loader's and emulated devices' plain code.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
