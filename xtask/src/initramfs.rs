@@ -9,6 +9,7 @@
 //! `/init` prints, each on its own line:
 //! - [`USERSPACE_MARKER`] — the guest's init runs in user space;
 //! - `AXVCPU-CPUS: N` — the CPUs Linux brought up (`processor` lines of `/proc/cpuinfo`);
+//! - with a second CPU, [`HOTPLUG_PREFIX`]`N` once CPU 1 went offline and online again;
 //! - `AXVCPU-IRQS:` followed by `/proc/interrupts`, twice, 200 ms apart (the timer line
 //!   must rise on every CPU between the two);
 //! - [`POWEROFF_MARKER`], then runs `poweroff -f` (PSCI `SYSTEM_OFF` on arm64).
@@ -19,6 +20,9 @@ use std::path::Path;
 pub const USERSPACE_MARKER: &str = "AXVCPU-USERSPACE: init reached user space";
 /// The prefix of the CPU-count line.
 pub const CPUS_PREFIX: &str = "AXVCPU-CPUS: ";
+/// The prefix of the line saying CPU 1 went offline and online again (CPU hotplug: PSCI
+/// `CPU_OFF`, `AFFINITY_INFO`, `CPU_ON` on arm64), with the CPU count after.
+pub const HOTPLUG_PREFIX: &str = "AXVCPU-HOTPLUG: CPU 1 off and on again, CPUs: ";
 /// The line before each copy of `/proc/interrupts`.
 pub const IRQS_MARKER: &str = "AXVCPU-IRQS:";
 /// The line `/init` prints just before `poweroff -f`.
@@ -34,6 +38,10 @@ echo '{USERSPACE_MARKER}'
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 echo \"{CPUS_PREFIX}$(grep -c ^processor /proc/cpuinfo)\"
+if [ -w /sys/devices/system/cpu/cpu1/online ]; then
+  echo 0 > /sys/devices/system/cpu/cpu1/online && echo 1 > /sys/devices/system/cpu/cpu1/online \
+    && echo \"{HOTPLUG_PREFIX}$(grep -c ^processor /proc/cpuinfo)\"
+fi
 echo '{IRQS_MARKER}'
 cat /proc/interrupts
 sleep 0.2
@@ -208,7 +216,13 @@ mod tests {
     fn init_says_each_marker_and_powers_off_last() {
         let s = init_script();
         assert!(s.starts_with("#!/bin/busybox sh\n"));
-        for m in [USERSPACE_MARKER, CPUS_PREFIX, IRQS_MARKER, POWEROFF_MARKER] {
+        for m in [
+            USERSPACE_MARKER,
+            CPUS_PREFIX,
+            HOTPLUG_PREFIX,
+            IRQS_MARKER,
+            POWEROFF_MARKER,
+        ] {
             assert!(s.contains(m), "{m}");
         }
         assert!(s.trim_end().ends_with("poweroff -f"));

@@ -150,12 +150,14 @@ pub struct BootSummary {
 }
 
 /// Checks the console of a Linux boot under our hypervisor: the init's user-space marker,
-/// `cpus` CPUs, the timer interrupt count (`arch_timer` in `/proc/interrupts`) rising on
+/// `cpus` CPUs (and, with more than one, CPU 1 offline and online again), the timer interrupt count (`arch_timer` in `/proc/interrupts`) rising on
 /// every CPU between init's two copies, the power-off marker, and the hypervisor's closing
 /// line saying the guest powered off through PSCI with user space reached within
 /// [`USERSPACE_BOUND_MS`].
 pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
-    use crate::initramfs::{CPUS_PREFIX, IRQS_MARKER, POWEROFF_MARKER, USERSPACE_MARKER};
+    use crate::initramfs::{
+        CPUS_PREFIX, HOTPLUG_PREFIX, IRQS_MARKER, POWEROFF_MARKER, USERSPACE_MARKER,
+    };
     let lines: Vec<&str> = output.lines().collect();
     let has = |m: &str| lines.iter().any(|l| l.trim() == m);
     if !has(USERSPACE_MARKER) {
@@ -170,6 +172,18 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
             "Linux reports {} CPUs, not {cpus}",
             reported.trim()
         ));
+    }
+    if cpus > 1 {
+        let after = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(HOTPLUG_PREFIX))
+            .ok_or("CPU 1 did not go offline and online again")?;
+        if after.trim() != cpus.to_string() {
+            return Err(format!(
+                "after CPU 1 went offline and online, {} CPUs, not {cpus}",
+                after.trim()
+            ));
+        }
     }
     let timer_counts: Vec<Vec<u64>> = lines
         .iter()
@@ -350,6 +364,7 @@ mod tests {
 linux: backend axvcpu-aarch64, CPU Cortex-A72, 2 vCPUs, guest at EL1
 AXVCPU-USERSPACE: init reached user space
 AXVCPU-CPUS: 2
+AXVCPU-HOTPLUG: CPU 1 off and on again, CPUs: 2
 AXVCPU-IRQS:
            CPU0       CPU1
  11:        883        692 GIC-0  27 Level     arch_timer
@@ -384,6 +399,8 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
         );
         refused("AXVCPU-CPUS: 2", "AXVCPU-CPUS: 1", "reports 1 CPUs");
         refused("909        720", "909        692", "did not rise on CPU 1");
+        refused("again, CPUs: 2", "again, CPUs: 1", "1 CPUs, not 2");
+        refused("AXVCPU-HOTPLUG", "AXVCPU-NOPLUG", "did not go offline");
         refused("883        692", "883", "no two arch_timer lines");
         refused("AXVCPU-POWEROFF\n", "", "power-off");
         refused(

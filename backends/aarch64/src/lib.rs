@@ -48,11 +48,12 @@
 //!
 //! | guest does (`ESR_EL2.EC`) | exit |
 //! |---|---|
-//! | `hvc #0`, `x0` outside the PSCI range | `Hypercall{nr: x0, args: x1..x6}`; `set_return_value` writes `x0` |
+//! | `hvc #0`, `x0` outside the PSCI and SMCCC architecture ranges | `Hypercall{nr: x0, args: x1..x6}`; `set_return_value` writes `x0` |
 //! | `hvc #0` or `smc` (trapped by `TSC`), PSCI `CPU_ON(mpidr, entry, ctx)` | `CpuUp{target_cpu: mpidr, entry_point: entry, arg: ctx}`, `x0` = 0 |
-//! | PSCI `CPU_OFF` | `CpuDown{state: 0}` |
+//! | PSCI `CPU_OFF` | `CpuDown{state: 0}`; the vCPU's EL1 state is back at reset (MMU off, EL1h, DAIF masked, timer off), so `set_pc` + `set_boot_arg` start it as `CPU_ON` would |
+//! | PSCI `AFFINITY_INFO(mpidr, level)` | `Hypercall{nr: x0, args: x1..x6}`: the hypervisor answers (0 on, 1 off, 2 on pending) |
 //! | PSCI `SYSTEM_OFF` / `SYSTEM_RESET` | `SystemDown` |
-//! | PSCI `VERSION` (1.0), `FEATURES`, `MIGRATE_INFO_TYPE`; any other `smc`/PSCI id; `hvc #n`, n ≥ 2 | handled (unknown: `NOT_SUPPORTED` = -1 in `x0`) |
+//! | PSCI `VERSION` (1.0), `FEATURES`, `MIGRATE_INFO_TYPE`, `SMCCC_VERSION` (1.1), `SMCCC_ARCH_FEATURES`; any other `smc`/PSCI/SMCCC id; `hvc #n`, n ≥ 2 | handled (unknown: `NOT_SUPPORTED` = -1 in `x0`) |
 //! | `hvc #1` | handled: the virtual interrupt acknowledge (lowest pending INTID in `x0`, 1023 if none) |
 //! | load/store to an IPA stage 2 does not map, `ISV` = 1 | `MmioRead{width: SAS, reg: SRT, reg_width: SF ? 64 : 32, signed_ext: SSE}` / `MmioWrite` |
 //! | the same with `ISV` = 0 (pair, writeback, SIMD, exclusive) | `Err` (value: `ESR_EL2`); the backend does not decode instructions |

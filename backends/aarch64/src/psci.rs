@@ -1,5 +1,7 @@
-//! PSCI (Arm DEN 0022) as the guest sees it, over `HVC #0` or a trapped `SMC`: which calls
-//! become exits and which the backend answers itself. Plain functions, tested on any host.
+//! PSCI (Arm DEN 0022) and the SMCCC architecture calls (Arm DEN 0028: `SMCCC_VERSION`,
+//! `SMCCC_ARCH_FEATURES`) as the guest sees them, over `HVC #0` or a trapped `SMC`: which
+//! calls become exits and which the backend answers itself. Plain functions, tested on
+//! any host.
 
 /// PSCI function ids (SMC32 `0x8400_00xx`, SMC64 `0xC400_00xx`).
 pub mod fid {
@@ -27,6 +29,10 @@ pub mod fid {
     pub const SYSTEM_RESET: u32 = 0x8400_0009;
     /// `PSCI_FEATURES`.
     pub const FEATURES: u32 = 0x8400_000a;
+    /// `SMCCC_VERSION`.
+    pub const SMCCC_VERSION: u32 = 0x8000_0000;
+    /// `SMCCC_ARCH_FEATURES`.
+    pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 }
 
 /// PSCI return codes.
@@ -39,6 +45,8 @@ pub mod ret {
 
 /// The PSCI version the backend reports: 1.0.
 pub const VERSION_1_0: u64 = 0x0001_0000;
+/// The SMCCC version the backend reports: 1.1.
+pub const SMCCC_1_1: u64 = 0x0001_0001;
 
 /// What a guest's PSCI call (or any other `SMC`) means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +62,9 @@ pub enum PsciCall {
     },
     /// `CPU_OFF`.
     CpuOff,
+    /// `AFFINITY_INFO(target_mpidr, lowest_level)`: only the hypervisor knows which vCPUs
+    /// are on, so it answers (`0` on, `1` off, `2` on pending).
+    AffinityInfo,
     /// `SYSTEM_OFF` or `SYSTEM_RESET`.
     SystemDown,
     /// Answered by the backend: this value goes to `x0`.
@@ -67,6 +78,12 @@ pub const fn is_psci(x0: u64) -> bool {
     x0 >> 32 == 0 && f == 0x8400_0000
 }
 
+/// Whether `x0` names a call [`classify`] handles: PSCI, or an SMCCC architecture call
+/// (`0x8000_0000..=0x8000_ffff`).
+pub const fn is_firmware(x0: u64) -> bool {
+    is_psci(x0) || x0 & !0xffff == 0x8000_0000
+}
+
 fn implemented(f: u32) -> bool {
     matches!(
         f,
@@ -78,6 +95,9 @@ fn implemented(f: u32) -> bool {
             | fid::SYSTEM_OFF
             | fid::SYSTEM_RESET
             | fid::FEATURES
+            | fid::AFFINITY_INFO32
+            | fid::AFFINITY_INFO64
+            | fid::SMCCC_VERSION
     )
 }
 
@@ -105,6 +125,16 @@ pub fn classify(x: [u64; 4]) -> PsciCall {
             context_id: arg(x[3]),
         },
         fid::CPU_OFF => PsciCall::CpuOff,
+        fid::AFFINITY_INFO32 | fid::AFFINITY_INFO64 => PsciCall::AffinityInfo,
+        fid::SMCCC_VERSION => PsciCall::Answer(SMCCC_1_1),
+        // Of the architecture calls, only these two; no firmware workaround is offered
+        // (`NOT_SUPPORTED` for SMCCC_ARCH_WORKAROUND_1/2/3, SOC_ID).
+        fid::SMCCC_ARCH_FEATURES => match x[1] {
+            v if v == fid::SMCCC_VERSION as u64 || v == fid::SMCCC_ARCH_FEATURES as u64 => {
+                PsciCall::Answer(ret::SUCCESS as u64)
+            }
+            _ => not_supported,
+        },
         fid::SYSTEM_OFF | fid::SYSTEM_RESET => PsciCall::SystemDown,
         // 2: no Trusted OS, migration not required.
         fid::MIGRATE_INFO_TYPE => PsciCall::Answer(2),
@@ -176,7 +206,39 @@ mod tests {
             ns
         );
         assert_eq!(classify([fid::CPU_SUSPEND32 as u64, 0, 0, 0]), ns);
-        assert_eq!(classify([fid::AFFINITY_INFO64 as u64, 0, 0, 0]), ns);
+        assert_eq!(
+            classify([fid::AFFINITY_INFO64 as u64, 0, 0, 0]),
+            PsciCall::AffinityInfo
+        );
+        assert_eq!(
+            classify([fid::FEATURES as u64, fid::AFFINITY_INFO32 as u64, 0, 0]),
+            PsciCall::Answer(0)
+        );
+        assert_eq!(
+            classify([fid::FEATURES as u64, fid::SMCCC_VERSION as u64, 0, 0]),
+            PsciCall::Answer(0)
+        );
+        assert_eq!(
+            classify([fid::SMCCC_VERSION as u64, 0, 0, 0]),
+            PsciCall::Answer(SMCCC_1_1)
+        );
+        assert_eq!(
+            classify([
+                fid::SMCCC_ARCH_FEATURES as u64,
+                fid::SMCCC_VERSION as u64,
+                0,
+                0
+            ]),
+            PsciCall::Answer(0)
+        );
+        // SMCCC_ARCH_WORKAROUND_1: no firmware mitigation.
+        assert_eq!(
+            classify([fid::SMCCC_ARCH_FEATURES as u64, 0x8000_8000, 0, 0]),
+            ns
+        );
+        assert!(is_firmware(0x8000_0000) && is_firmware(0x8000_ffff));
+        assert!(is_firmware(0x8400_0004) && !is_firmware(0x8001_0000));
+        assert!(!is_firmware(0x8600_ff01) && !is_firmware(0x4143));
         assert_eq!(classify([0x8400_001f, 0, 0, 0]), ns);
         assert_eq!(classify([0x1_8400_0008, 0, 0, 0]), ns);
     }

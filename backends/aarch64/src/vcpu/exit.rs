@@ -17,8 +17,10 @@
 //! | 0x20 instruction abort | `NestedPageFault`, `Nothing` (stale TLB, retried once), or `Err` |
 //! | anything else | `Err`, value `ESR_EL2` |
 //!
-//! PSCI: `CPU_ON` → `CpuUp` (`x0` = SUCCESS), `CPU_OFF` → `CpuDown`, `SYSTEM_OFF` /
-//! `SYSTEM_RESET` → `SystemDown`, everything else answered in `x0` → `Nothing`.
+//! PSCI and SMCCC: `CPU_ON` → `CpuUp` (`x0` = SUCCESS), `CPU_OFF` → `CpuDown` (the vCPU's
+//! EL1 state back to reset, for a later start with `set_pc`/`set_boot_arg`),
+//! `AFFINITY_INFO` → `Hypercall`, `SYSTEM_OFF` / `SYSTEM_RESET` → `SystemDown`, everything
+//! else answered in `x0` → `Nothing`.
 
 use axvcpu::{AccessFlags, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, VCpuError, VCpuResult};
 use axvcpu_npt::{Aarch64Stage2, MapFlags, NestedPageTable, NptView};
@@ -26,6 +28,7 @@ use axvcpu_npt::{Aarch64Stage2, MapFlags, NestedPageTable, NptView};
 use super::Aarch64VCpu;
 use crate::decode::{self, ec, AbortAction, DataAbort, Esr, SysRegAccess, Wfx};
 use crate::psci::{self, PsciCall};
+use crate::regs::{El1Regs, SPSR_EL1H_MASKED};
 use crate::switch::kind;
 
 use AxVCpuExitReason::Nothing;
@@ -106,7 +109,7 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
 
     fn hvc(&mut self, imm: u16) -> AxVCpuExitReason {
         match imm {
-            0 if psci::is_psci(self.regs.x[0]) => self.psci(),
+            0 if psci::is_firmware(self.regs.x[0]) => self.psci(),
             0 => {
                 let x = &self.regs.x;
                 AxVCpuExitReason::Hypercall {
@@ -140,7 +143,19 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
                     arg: context_id,
                 }
             }
-            PsciCall::CpuOff => AxVCpuExitReason::CpuDown { state: 0 },
+            PsciCall::CpuOff => {
+                // PSCI: a CPU turned on again starts as from reset (EL1h, DAIF masked, MMU
+                // and caches off, its timer off), not where it left off. The vCPU is bound
+                // (exits only happen in `run`), so its EL1 registers are live in the CPU.
+                self.el1 = El1Regs::reset();
+                self.el1.load();
+                self.regs.spsr = SPSR_EL1H_MASKED;
+                AxVCpuExitReason::CpuDown { state: 0 }
+            }
+            PsciCall::AffinityInfo => AxVCpuExitReason::Hypercall {
+                nr: x[0],
+                args: [x[1], x[2], x[3], x[4], x[5], x[6]],
+            },
             PsciCall::SystemDown => AxVCpuExitReason::SystemDown,
             PsciCall::Answer(v) => {
                 self.regs.x[0] = v;

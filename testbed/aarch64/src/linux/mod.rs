@@ -26,9 +26,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, VCpuHandle, VCpuState};
+use axvcpu_aarch64::psci::fid;
 use axvcpu_aarch64::Aarch64SetupConfig;
 use axvcpu_npt::{MapFlags, NestedPageTable};
 use axvcpu_testbed::boot::Cpus;
+use axvcpu_testbed::mailbox::PostError;
 use axvcpu_testbed::say;
 
 use crate::arch::{Aarch64, Hal, VCpu};
@@ -71,8 +73,10 @@ struct Machine {
     gicd: spin::Mutex<Gicd>,
     uart: spin::Mutex<Pl011>,
     handles: Vec<VCpuHandle<VCpu>>,
-    /// vCPUs not started yet (taken by `CPU_ON`).
+    /// vCPUs not started yet, or turned off (taken by `CPU_ON`).
     parked: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
+    /// vCPUs `CPU_ON` made ready, until the job on their CPU takes them.
+    starting: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
     done: AtomicBool,
     /// How it ended: `true` for a clean power-off.
     clean: AtomicBool,
@@ -198,6 +202,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         gicd: spin::Mutex::new(Gicd::new(params.cpus)),
         uart: spin::Mutex::new(Pl011::default()),
         handles,
+        starting: spin::Mutex::new((0..params.cpus).map(|_| None).collect()),
         parked: spin::Mutex::new(vcpus),
         done: AtomicBool::new(false),
         clean: AtomicBool::new(false),
@@ -365,9 +370,15 @@ fn handle_exit(
         // architecture lets such registers read as zero with no effect.
         AxVCpuExitReason::SysRegRead { .. } => vcpu.complete_read(0).map_err(e)?,
         AxVCpuExitReason::SysRegWrite { .. } => {}
-        AxVCpuExitReason::Hypercall { .. } => vcpu
-            .set_return_value(SMCCC_NOT_SUPPORTED as usize)
-            .map_err(e)?,
+        AxVCpuExitReason::Hypercall { nr, args } => {
+            let affinity_info_fids = [fid::AFFINITY_INFO32, fid::AFFINITY_INFO64];
+            let answer = if affinity_info_fids.iter().any(|&f| f as u64 == nr) {
+                affinity_info(m, args[0], args[1])
+            } else {
+                SMCCC_NOT_SUPPORTED
+            };
+            vcpu.set_return_value(answer as usize).map_err(e)?
+        }
         AxVCpuExitReason::Halt | AxVCpuExitReason::Idle => {
             if vcpu.state() == VCpuState::Blocked {
                 m.halts_slept.fetch_add(1, Ordering::Relaxed);
@@ -420,24 +431,63 @@ fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i6
         }
         return PSCI_INVALID_PARAMETERS;
     }
-    let machine = m.clone();
-    let job = Box::new(move || match run_vcpu(&machine, vcpu) {
+    if let Some(slot) = m.starting.lock().get_mut(id) {
+        *slot = Some(vcpu);
+    }
+    // The job that ran this vCPU before a `CPU_OFF` may still be returning: its CPU's
+    // mailbox is busy for those few instructions.
+    loop {
+        let machine = m.clone();
+        let job = Box::new(move || start_vcpu(&machine, id));
+        match m.cpus.post(id, job) {
+            Ok(_) => return 0,
+            Err(PostError::Busy) => core::hint::spin_loop(),
+            Err(PostError::NoSuchCpu) => {
+                let back = m.starting.lock().get_mut(id).and_then(Option::take);
+                if let (Some(slot), Some(v)) = (m.parked.lock().get_mut(id), back) {
+                    *slot = Some(v);
+                }
+                return PSCI_INVALID_PARAMETERS;
+            }
+        }
+    }
+}
+
+/// The job on vCPU `id`'s CPU: runs the vCPU `CPU_ON` made ready; parks it again if it
+/// turns itself off.
+fn start_vcpu(m: &Arc<Machine>, id: usize) {
+    let Some(vcpu) = m.starting.lock().get_mut(id).and_then(Option::take) else {
+        return;
+    };
+    match run_vcpu(m, vcpu) {
         Ok(None) => {}
         Ok(Some(off)) => {
-            if let Some(slot) = machine.parked.lock().get_mut(id) {
+            if let Some(slot) = m.parked.lock().get_mut(id) {
                 *slot = Some(off);
             }
         }
         Err(why) => {
             say::<Aarch64>(format_args!("linux: FAIL vCPU {id}: {why}"));
-            machine.done.store(true, Ordering::Release);
-            for h in &machine.handles {
+            m.done.store(true, Ordering::Release);
+            for h in &m.handles {
                 h.kick();
             }
         }
-    });
-    match m.cpus.post(id, job) {
-        Ok(_) => 0,
-        Err(_) => PSCI_INVALID_PARAMETERS,
+    }
+}
+
+/// PSCI `AFFINITY_INFO(target, level)`: 0 on, 1 off, 2 on pending; only level 0 (one
+/// vCPU) is answered.
+fn affinity_info(m: &Arc<Machine>, target: u64, level: u64) -> i64 {
+    let id = (target & 0xff) as usize;
+    if level != 0 || target >> 8 != 0 || id >= m.handles.len() {
+        return PSCI_INVALID_PARAMETERS;
+    }
+    if m.parked.lock().get(id).is_some_and(Option::is_some) {
+        1
+    } else if m.starting.lock().get(id).is_some_and(Option::is_some) {
+        2
+    } else {
+        0
     }
 }
