@@ -1,0 +1,266 @@
+//! The vCPUs' loops: each vCPU runs on its own CPU and serves its exits here (the emulated
+//! devices, SGIs, debug/PMU registers, PSCI calls the backend leaves to the hypervisor,
+//! `Halt`); `CPU_ON` starts a vCPU on its CPU through that CPU's mailbox.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
+use axvcpu_aarch64::psci::fid;
+use axvcpu_testbed::mailbox::PostError;
+use axvcpu_testbed::say;
+
+use super::devices::{GICD_IPA, UART_IPA};
+use super::Machine;
+use crate::arch::{Aarch64, VCpu};
+use crate::hal;
+
+/// The guest's console line that says its init reached user space.
+const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
+/// PSCI return codes the hypervisor gives for `CPU_ON`.
+const PSCI_INVALID_PARAMETERS: i64 = -2;
+const PSCI_ALREADY_ON: i64 = -4;
+const SMCCC_NOT_SUPPORTED: i64 = -1;
+
+/// Exit kinds counted for the closing line.
+pub(super) const KINDS: [&str; 14] = [
+    "MmioRead",
+    "MmioWrite",
+    "SysRegRead",
+    "SysRegWrite",
+    "Hypercall",
+    "Halt",
+    "CpuUp",
+    "CpuDown",
+    "SystemDown",
+    "Kicked",
+    "ExternalInterrupt",
+    "NestedPageFault",
+    "Idle",
+    "other",
+];
+
+/// Runs `vcpu` on this CPU until the guest powers off or the machine is done (`None`), or
+/// the vCPU turns itself off (PSCI `CPU_OFF`: returned, unbound, for a later `CPU_ON`).
+pub(super) fn run_vcpu(
+    m: &Arc<Machine>,
+    mut vcpu: AxVCpu<VCpu>,
+) -> Result<Option<AxVCpu<VCpu>>, String> {
+    use alloc::format;
+    let id = vcpu.id().vcpu_id;
+    vcpu.bind().map_err(|e| format!("bind: {e}"))?;
+    let result = loop {
+        if m.done.load(Ordering::Acquire) {
+            break Ok(false);
+        }
+        let exit = match vcpu.run() {
+            Ok(e) => e,
+            Err(e) => break Err(format!("run: {e} (pc {:#x})", vcpu.pc().unwrap_or(0))),
+        };
+        let kind = KINDS
+            .iter()
+            .position(|k| *k == exit.name())
+            .unwrap_or(KINDS.len() - 1);
+        m.exits[kind].fetch_add(1, Ordering::Relaxed);
+        match handle_exit(m, &mut vcpu, id, exit) {
+            Ok(Next::Run) => {}
+            Ok(Next::Stop) => break Ok(false),
+            Ok(Next::Off) => break Ok(true),
+            Err(e) => break Err(e),
+        }
+    };
+    vcpu.unbind().map_err(|e| format!("unbind: {e}"))?;
+    result.map(|off| off.then_some(vcpu))
+}
+
+/// What a vCPU's loop does after an exit.
+enum Next {
+    /// Enter the guest again.
+    Run,
+    /// The guest powered off.
+    Stop,
+    /// The vCPU turned itself off (PSCI `CPU_OFF`).
+    Off,
+}
+
+/// Serves one exit.
+fn handle_exit(
+    m: &Arc<Machine>,
+    vcpu: &mut AxVCpu<VCpu>,
+    id: usize,
+    exit: AxVCpuExitReason,
+) -> Result<Next, String> {
+    use alloc::format;
+    let e = |e: axvcpu::VCpuError| format!("{e}");
+    match exit {
+        AxVCpuExitReason::MmioRead { addr, width, .. } => {
+            let a = addr.as_usize();
+            let v = match a {
+                _ if (GICD_IPA..GICD_IPA + 0x1000).contains(&a) => {
+                    m.gicd.lock().read(id, a - GICD_IPA, width.size())
+                }
+                _ if (UART_IPA..UART_IPA + 0x1000).contains(&a) => m.uart.lock().read(a - UART_IPA),
+                _ => return Err(format!("read of unemulated MMIO at {a:#x}")),
+            };
+            vcpu.complete_read(v).map_err(e)?;
+        }
+        AxVCpuExitReason::MmioWrite { addr, width, data } => {
+            let a = addr.as_usize();
+            if (GICD_IPA..GICD_IPA + 0x1000).contains(&a) {
+                let sgi = m.gicd.lock().write(id, a - GICD_IPA, width.size(), data);
+                if let Some(sgi) = sgi {
+                    for (t, h) in m.handles.iter().enumerate() {
+                        if sgi.targets & (1 << t) != 0 {
+                            h.inject_interrupt(sgi.id as usize).map_err(e)?;
+                            // Wakes its CPU if it sleeps in `Halt` (the kick SGI ends the
+                            // host `wfi`); a running vCPU was kicked by the injection.
+                            if h.state() != VCpuState::Running {
+                                h.kick();
+                            }
+                        }
+                    }
+                }
+            } else if (UART_IPA..UART_IPA + 0x1000).contains(&a) {
+                let line = m.uart.lock().write(a - UART_IPA, data);
+                if let Some(line) = line {
+                    if line.starts_with(USERSPACE_MARKER) {
+                        let _ = m.userspace_ns.compare_exchange(
+                            0,
+                            hal::now_ns(),
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                    }
+                    say::<Aarch64>(format_args!("{}", String::from_utf8_lossy(&line)));
+                }
+            } else {
+                return Err(format!("write of unemulated MMIO at {a:#x}"));
+            }
+        }
+        // Debug and PMU registers (`MDCR_EL2` traps them): no debug or PMU features; the
+        // architecture lets such registers read as zero with no effect.
+        AxVCpuExitReason::SysRegRead { .. } => vcpu.complete_read(0).map_err(e)?,
+        AxVCpuExitReason::SysRegWrite { .. } => {}
+        AxVCpuExitReason::Hypercall { nr, args } => {
+            let affinity_info_fids = [fid::AFFINITY_INFO32, fid::AFFINITY_INFO64];
+            let answer = if affinity_info_fids.iter().any(|&f| f as u64 == nr) {
+                affinity_info(m, args[0], args[1])
+            } else {
+                SMCCC_NOT_SUPPORTED
+            };
+            vcpu.set_return_value(answer as usize).map_err(e)?
+        }
+        AxVCpuExitReason::Halt | AxVCpuExitReason::Idle => {
+            if vcpu.state() == VCpuState::Blocked {
+                m.halts_slept.fetch_add(1, Ordering::Relaxed);
+                hal::wait_for_interrupt();
+            }
+        }
+        AxVCpuExitReason::Kicked | AxVCpuExitReason::ExternalInterrupt { .. } => {}
+        AxVCpuExitReason::CpuUp {
+            target_cpu,
+            entry_point,
+            arg,
+        } => {
+            let answer = cpu_on(m, target_cpu, entry_point, arg as usize);
+            if answer != 0 {
+                vcpu.set_gpr(0, answer as usize).map_err(e)?;
+            }
+        }
+        AxVCpuExitReason::CpuDown { .. } => return Ok(Next::Off),
+        AxVCpuExitReason::SystemDown => {
+            m.clean.store(true, Ordering::Release);
+            m.done.store(true, Ordering::Release);
+            for h in &m.handles {
+                h.kick();
+            }
+            return Ok(Next::Stop);
+        }
+        other => return Err(format!("unexpected exit {other:?}")),
+    }
+    Ok(Next::Run)
+}
+
+/// PSCI `CPU_ON`: starts the parked vCPU `target` (its MPIDR: Aff0 = vCPU id) on its CPU.
+fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i64 {
+    let id = (target & 0xff) as usize;
+    if target >> 8 != 0 || id >= m.handles.len() {
+        return PSCI_INVALID_PARAMETERS;
+    }
+    let Some(mut vcpu) = m.parked.lock().get_mut(id).and_then(Option::take) else {
+        return PSCI_ALREADY_ON;
+    };
+    // First start: entry and setup; a start after `CPU_OFF`: the new entry.
+    let ready = if vcpu.state() == VCpuState::Created {
+        vcpu.set_entry(entry).and_then(|()| vcpu.setup(m.setup))
+    } else {
+        vcpu.set_pc(entry.as_usize())
+    };
+    if ready.and_then(|()| vcpu.set_gpr(0, arg)).is_err() {
+        if let Some(slot) = m.parked.lock().get_mut(id) {
+            *slot = Some(vcpu);
+        }
+        return PSCI_INVALID_PARAMETERS;
+    }
+    if let Some(slot) = m.starting.lock().get_mut(id) {
+        *slot = Some(vcpu);
+    }
+    // The job that ran this vCPU before a `CPU_OFF` may still be returning: its CPU's
+    // mailbox is busy for those few instructions.
+    loop {
+        let machine = m.clone();
+        let job = Box::new(move || start_vcpu(&machine, id));
+        match m.cpus.post(id, job) {
+            Ok(_) => return 0,
+            Err(PostError::Busy) => core::hint::spin_loop(),
+            Err(PostError::NoSuchCpu) => {
+                let back = m.starting.lock().get_mut(id).and_then(Option::take);
+                if let (Some(slot), Some(v)) = (m.parked.lock().get_mut(id), back) {
+                    *slot = Some(v);
+                }
+                return PSCI_INVALID_PARAMETERS;
+            }
+        }
+    }
+}
+
+/// The job on vCPU `id`'s CPU: runs the vCPU `CPU_ON` made ready; parks it again if it
+/// turns itself off.
+fn start_vcpu(m: &Arc<Machine>, id: usize) {
+    let Some(vcpu) = m.starting.lock().get_mut(id).and_then(Option::take) else {
+        return;
+    };
+    match run_vcpu(m, vcpu) {
+        Ok(None) => {}
+        Ok(Some(off)) => {
+            if let Some(slot) = m.parked.lock().get_mut(id) {
+                *slot = Some(off);
+            }
+        }
+        Err(why) => {
+            say::<Aarch64>(format_args!("linux: FAIL vCPU {id}: {why}"));
+            m.done.store(true, Ordering::Release);
+            for h in &m.handles {
+                h.kick();
+            }
+        }
+    }
+}
+
+/// PSCI `AFFINITY_INFO(target, level)`: 0 on, 1 off, 2 on pending; only level 0 (one
+/// vCPU) is answered.
+fn affinity_info(m: &Arc<Machine>, target: u64, level: u64) -> i64 {
+    let id = (target & 0xff) as usize;
+    if level != 0 || target >> 8 != 0 || id >= m.handles.len() {
+        return PSCI_INVALID_PARAMETERS;
+    }
+    if m.parked.lock().get(id).is_some_and(Option::is_some) {
+        1
+    } else if m.starting.lock().get(id).is_some_and(Option::is_some) {
+        2
+    } else {
+        0
+    }
+}
