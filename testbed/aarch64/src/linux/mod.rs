@@ -9,8 +9,11 @@
 //! tree. vCPU `n` runs on CPU `n`, started by the guest's PSCI `CPU_ON`. Exits are served
 //! here: MMIO to the emulated distributor and PL011 ([`devices`]), SGIs to the target
 //! vCPUs through their `VCpuHandle`, trapped debug/PMU registers (reads as zero, writes
-//! ignored), unknown hypercalls (`NOT_SUPPORTED`), `Halt` (a host `wfi`: the guest's timer
-//! PPI or a kick ends it). `SystemDown` ends the run.
+//! ignored), PSCI `AFFINITY_INFO`, unknown hypercalls and SMCCC calls (`NOT_SUPPORTED`),
+//! `Halt` (a host `wfi`: the guest's timer PPI or a kick ends it), `CPU_OFF` (the vCPU is
+//! parked for a later `CPU_ON`). `SystemDown` ends the run: cleanly for PSCI `SYSTEM_OFF`,
+//! as a failure for `SYSTEM_RESET` (what Linux does after a panic with `panic=-1`; the
+//! hypervisor does not reboot guests).
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest at
 //! EL1`), the guest's console, and one after it ends (`linux: guest powered off ...;
@@ -54,6 +57,9 @@ struct Machine {
     done: AtomicBool,
     /// How it ended: `true` for a clean power-off.
     clean: AtomicBool,
+    /// The guest asked for a reset (PSCI `SYSTEM_RESET`), which this hypervisor does not
+    /// do: the run ends.
+    reset: AtomicBool,
     exits: [AtomicU64; KINDS.len()],
     halts_slept: AtomicU64,
     userspace_ns: AtomicU64,
@@ -180,6 +186,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         parked: spin::Mutex::new(vcpus),
         done: AtomicBool::new(false),
         clean: AtomicBool::new(false),
+        reset: AtomicBool::new(false),
         exits: [const { AtomicU64::new(0) }; KINDS.len()],
         halts_slept: AtomicU64::new(0),
         userspace_ns: AtomicU64::new(0),
@@ -230,6 +237,9 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
         match (&ended, machine.clean.load(Ordering::Acquire)) {
             (Ok(()), true) => "guest powered off (PSCI SYSTEM_OFF)".into(),
+            (Ok(()), false) if machine.reset.load(Ordering::Acquire) => {
+                "FAIL guest reset (PSCI SYSTEM_RESET: a panic with panic=-1?)".into()
+            }
             (Ok(()), false) => alloc::string::String::from("FAIL another vCPU failed"),
             (Err(e), _) => format!("FAIL vCPU 0: {e}"),
         },

@@ -171,7 +171,11 @@ fn handle_exit(
         }
         AxVCpuExitReason::CpuDown { .. } => return Ok(Next::Off),
         AxVCpuExitReason::SystemDown => {
-            m.clean.store(true, Ordering::Release);
+            // `SYSTEM_OFF` or `SYSTEM_RESET`: the function id is still in `x0`. A reset is
+            // how Linux ends after a panic (`panic=-1`): not a clean end.
+            let reset = vcpu.get_gpr(0).map_err(e)? as u32 == fid::SYSTEM_RESET;
+            m.reset.store(reset, Ordering::Release);
+            m.clean.store(!reset, Ordering::Release);
             m.done.store(true, Ordering::Release);
             for h in &m.handles {
                 h.kick();
