@@ -2,9 +2,10 @@
 //! that boots an unmodified Linux kernel on `axvcpu-aarch64` vCPUs through `AxVCpu`.
 //!
 //! `cargo xtask boot aarch64 --kernel FILE ...` builds it and has QEMU load the kernel,
-//! the initrd and a parameter block at fixed host addresses ([`loader`]). CPU 0 then:
-//! checks and places the kernel per its `Image` header, copies the initrd, writes the
-//! device tree ([`fdt`]), maps the guest's RAM and the GICv2 virtual CPU interface (at the
+//! the initrd and a parameter block at fixed host addresses ([`loader`]: the kernel at the
+//! start of the guest's RAM, the initrd where the guest finds it). CPU 0 then: checks the
+//! kernel's `Image` header and moves the kernel where it says (refusing a bad header or a
+//! kernel that does not fit), writes the device tree ([`fdt`]), maps the guest's RAM and the GICv2 virtual CPU interface (at the
 //! guest's GICC) in a stage-2 table, and runs vCPU 0 at the kernel's entry with `x0` = the
 //! tree. vCPU `n` runs on CPU `n`, started by the guest's PSCI `CPU_ON`. Exits are served
 //! here: MMIO to the emulated distributor and PL011 ([`devices`]), SGIs to the target
@@ -172,7 +173,10 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         vcpus.push(Some(v));
     }
     let handles = vcpus.iter().flatten().map(AxVCpu::handle).collect();
-    let mut boot_vcpu = vcpus[0].take().ok_or("no vCPU 0")?;
+    let mut boot_vcpu = vcpus
+        .first_mut()
+        .and_then(Option::take)
+        .ok_or("no vCPU 0")?;
     boot_vcpu
         .set_gpr(0, RAM_IPA + dtb_offset)
         .map_err(|e| format!("vCPU 0: {e}"))?;
