@@ -88,11 +88,14 @@ pub const MAX_VCPUS: usize = 2;
 /// Builds the Linux-booting hypervisor and writes the parameter block; returns the image
 /// and the QEMU arguments (before `-no-reboot -kernel <elf>`, which
 /// [`testbed::boot`] adds) that load the guest's files where the hypervisor reads them.
+/// With `print_dtb` the hypervisor prints the guest's device tree (`linux: device tree
+/// <hex>`) before starting it.
 pub fn linux_host(
     kernel: &Path,
     initrd: Option<&Path>,
     append: &str,
     cpus: usize,
+    print_dtb: bool,
 ) -> Result<(PathBuf, Vec<String>), String> {
     if cpus == 0 || cpus > MAX_VCPUS {
         return Err(format!(
@@ -121,7 +124,7 @@ pub fn linux_host(
     let params = testbed::target_dir().join("linux-aarch64-params.bin");
     std::fs::write(
         &params,
-        params_block(kernel_size, initrd_size, cpus, append),
+        params_block(kernel_size, initrd_size, cpus, print_dtb, append),
     )
     .map_err(|e| format!("writing {}: {e}", params.display()))?;
     let loader = |file: &Path, addr: u64| {
@@ -152,7 +155,7 @@ pub fn boot_linux(
     append: &str,
     cpus: usize,
 ) -> Result<String, String> {
-    let (elf, args) = linux_host(kernel, initrd, append, cpus)?;
+    let (elf, args) = linux_host(kernel, initrd, append, cpus, false)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (output, status) = testbed::boot(&LINUX_HOST, &elf, &args)?;
     if let Some(l) = output
@@ -170,10 +173,24 @@ pub fn boot_linux(
 }
 
 /// The parameter block the hypervisor reads at `PARAMS_ADDR`: magic, kernel size, initrd
-/// size, vCPUs, command-line length (little-endian `u64`s), the command line.
-fn params_block(kernel_size: u64, initrd_size: u64, cpus: usize, append: &str) -> Vec<u8> {
+/// size, vCPUs, flags (bit 0: print the device tree), command-line length (little-endian
+/// `u64`s), the command line.
+fn params_block(
+    kernel_size: u64,
+    initrd_size: u64,
+    cpus: usize,
+    print_dtb: bool,
+    append: &str,
+) -> Vec<u8> {
     let mut b = b"AXVLINUX".to_vec();
-    for v in [kernel_size, initrd_size, cpus as u64, append.len() as u64] {
+    let flags = u64::from(print_dtb);
+    for v in [
+        kernel_size,
+        initrd_size,
+        cpus as u64,
+        flags,
+        append.len() as u64,
+    ] {
         b.extend(v.to_le_bytes());
     }
     b.extend(append.as_bytes());

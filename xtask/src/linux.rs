@@ -304,11 +304,11 @@ fn time_to_marker(program: &str, args: &[String]) -> Result<(Option<f64>, String
 
 /// `cargo xtask bench`'s Linux figures: wall-clock seconds from QEMU's start to the
 /// user-space marker, under our hypervisor and in plain QEMU TCG (the same kernel,
-/// initramfs and command line; QEMU's own device tree), and the exits by kind.
+/// initramfs, command line and device tree), and the exits by kind.
 pub fn bench_aarch64() -> Result<(), String> {
     let images = AARCH64.images()?;
     let (elf, host_args) =
-        crate::aarch64::linux_host(&images.kernel, Some(&images.initrd), APPEND, 2)?;
+        crate::aarch64::linux_host(&images.kernel, Some(&images.initrd), APPEND, 2, true)?;
     let tb = &crate::aarch64::LINUX_HOST;
     let mut ours: Vec<String> = tb.machine.iter().map(|s| s.to_string()).collect();
     ours.extend(host_args);
@@ -318,6 +318,17 @@ pub fn bench_aarch64() -> Result<(), String> {
         "-kernel".into(),
         elf.display().to_string(),
     ]);
+    let (t_ours, out) = time_to_marker(tb.qemu, &ours)?;
+    let summary = check_boot(&out, 2)?;
+    // The same device tree for plain QEMU (it fills in the memory node and the initrd's
+    // place itself).
+    let dtb = out
+        .lines()
+        .find_map(|l| l.strip_prefix("linux: device tree "))
+        .map(from_hex)
+        .ok_or("the hypervisor did not print the device tree")??;
+    let dtb_path = crate::testbed::target_dir().join("linux-aarch64.dtb");
+    std::fs::write(&dtb_path, dtb).map_err(|e| format!("writing {}: {e}", dtb_path.display()))?;
     let plain: Vec<String> = [
         "-machine",
         "virt,gic-version=2",
@@ -339,10 +350,10 @@ pub fn bench_aarch64() -> Result<(), String> {
         images.initrd.display().to_string(),
         "-append".into(),
         APPEND.into(),
+        "-dtb".into(),
+        dtb_path.display().to_string(),
     ])
     .collect();
-    let (t_ours, out) = time_to_marker(tb.qemu, &ours)?;
-    let summary = check_boot(&out, 2)?;
     let (t_plain, _) = time_to_marker(tb.qemu, &plain)?;
     let (Some(t_ours), Some(t_plain)) = (t_ours, t_plain) else {
         return Err("a boot did not reach the user-space marker".into());
@@ -354,6 +365,22 @@ pub fn bench_aarch64() -> Result<(), String> {
     let exits = summary.closing.split("exits:").nth(1).unwrap_or("").trim();
     println!("linux-aarch64 exits by kind during the boot: {exits}");
     Ok(())
+}
+
+/// Bytes from their hex digits.
+fn from_hex(hex: &str) -> Result<Vec<u8>, String> {
+    let hex = hex.trim();
+    if !hex.len().is_multiple_of(2) {
+        return Err("odd number of hex digits".into());
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| format!("not hex at {i}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -415,5 +442,15 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
             "no time to user space",
         );
         assert!(check_boot(GOOD, 1).is_err());
+    }
+
+    #[test]
+    fn hex_reads_back() {
+        assert_eq!(
+            from_hex("d00dfeed00\n").unwrap(),
+            [0xd0, 0x0d, 0xfe, 0xed, 0]
+        );
+        assert!(from_hex("abc").is_err());
+        assert!(from_hex("zz").is_err());
     }
 }

@@ -30,8 +30,11 @@ pub const PARAMS: usize = RAM_HPA + RAM_SIZE;
 
 /// The parameter block's first 8 bytes.
 pub const MAGIC: &[u8; 8] = b"AXVLINUX";
-/// Its fixed part: magic, kernel size, initrd size, vCPU count, command-line length.
-const HEADER: usize = 40;
+/// Its fixed part: magic, kernel size, initrd size, vCPU count, flags, command-line length.
+const HEADER: usize = 48;
+/// Flag: print the device tree (hex) before the guest starts, so plain QEMU can boot the
+/// same kernel with the same tree (`cargo xtask bench linux-aarch64`).
+pub const FLAG_PRINT_DTB: u64 = 1;
 /// The longest command line accepted.
 pub const MAX_CMDLINE: usize = 2048;
 
@@ -44,6 +47,8 @@ pub struct Params<'a> {
     pub initrd_size: usize,
     /// vCPUs to give the guest.
     pub cpus: usize,
+    /// `FLAG_*` bits.
+    pub flags: u64,
     /// The kernel command line.
     pub cmdline: &'a str,
 }
@@ -57,14 +62,15 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 impl<'a> Params<'a> {
-    /// Reads the block (little-endian: magic, kernel size, initrd size, CPUs, command-line
-    /// length, command line).
+    /// Reads the block (little-endian: magic, kernel size, initrd size, CPUs, flags,
+    /// command-line length, command line).
     pub fn parse(b: &'a [u8]) -> Result<Self, &'static str> {
         if b.get(..8) != Some(&MAGIC[..]) {
             return Err("no boot parameters (boot with `cargo xtask boot aarch64`)");
         }
         let field = |i: usize| usize::try_from(u64_at(b, 8 + 8 * i)).unwrap_or(usize::MAX);
-        let (kernel_size, initrd_size, cpus, len) = (field(0), field(1), field(2), field(3));
+        let (kernel_size, initrd_size, cpus, len) = (field(0), field(1), field(2), field(4));
+        let flags = u64_at(b, 8 + 8 * 3);
         if len > MAX_CMDLINE {
             return Err("the command line is too long");
         }
@@ -82,6 +88,7 @@ impl<'a> Params<'a> {
             kernel_size,
             initrd_size,
             cpus,
+            flags,
             cmdline,
         })
     }
@@ -194,14 +201,14 @@ mod tests {
     fn parameters_read_back() {
         let mut b = [0u8; 64];
         b[..8].copy_from_slice(MAGIC);
-        for (i, v) in [1000u64, 20, 2, 5].iter().enumerate() {
+        for (i, v) in [1000u64, 20, 2, FLAG_PRINT_DTB, 5].iter().enumerate() {
             b[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
         }
-        b[40..45].copy_from_slice(b"quiet");
+        b[48..53].copy_from_slice(b"quiet");
         let p = Params::parse(&b).unwrap();
         assert_eq!(
-            (p.kernel_size, p.initrd_size, p.cpus, p.cmdline),
-            (1000, 20, 2, "quiet")
+            (p.kernel_size, p.initrd_size, p.cpus, p.flags, p.cmdline),
+            (1000, 20, 2, FLAG_PRINT_DTB, "quiet")
         );
         b[0] = b'X';
         assert!(Params::parse(&b).is_err());

@@ -25,6 +25,7 @@ pub mod fdt;
 pub mod loader;
 mod vcpus;
 
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,7 +78,7 @@ pub fn main(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> bool {
     }
 }
 
-fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::String> {
+fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
     use alloc::format;
     let t0 = hal::now_ns();
     // SAFETY: QEMU loaded the parameter block there (`cargo xtask boot`); RAM, identity
@@ -120,6 +121,13 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         return Err("the device tree is larger than 2 MiB".into());
     }
     let dtb_offset = RAM_SIZE - DTB_ROOM;
+    if params.flags & loader::FLAG_PRINT_DTB != 0 {
+        let mut hex = String::with_capacity(dtb.len() * 2);
+        for b in &dtb {
+            hex += &format!("{b:02x}");
+        }
+        say::<Aarch64>(format_args!("linux: device tree {hex}"));
+    }
     // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
     // that nothing else uses. The kernel moves (overlapping copy) within the room below the
     // initrd, which `place` checked it fits in; the device tree goes above the initrd's
@@ -224,7 +232,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
         h.kick();
     }
     let ms = (hal::now_ns() - t0) / 1_000_000;
-    let mut counts = alloc::string::String::new();
+    let mut counts = String::new();
     for (k, n) in KINDS.iter().zip(&machine.exits) {
         let n = n.load(Ordering::Relaxed);
         if n != 0 {
@@ -233,7 +241,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
     }
     let userspace = machine.userspace_ns.load(Ordering::Acquire);
     let userspace = if userspace == 0 {
-        alloc::string::String::from("never")
+        String::from("never")
     } else {
         format!("at {} ms", (userspace - t0) / 1_000_000)
     };
@@ -244,7 +252,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, alloc::string::S
             (Ok(()), false) if machine.reset.load(Ordering::Acquire) => {
                 "FAIL guest reset (PSCI SYSTEM_RESET: a panic with panic=-1?)".into()
             }
-            (Ok(()), false) => alloc::string::String::from("FAIL another vCPU failed"),
+            (Ok(()), false) => String::from("FAIL another vCPU failed"),
             (Err(e), _) => format!("FAIL vCPU 0: {e}"),
         },
         machine.halts_slept.load(Ordering::Relaxed),
