@@ -28,7 +28,7 @@ mod vcpus;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use axvcpu::{AxVCpu, GuestPhysAddr, HostPhysAddr, VCpuHandle};
 use axvcpu_aarch64::Aarch64SetupConfig;
@@ -64,6 +64,8 @@ struct Machine {
     reset: AtomicBool,
     exits: [AtomicU64; KINDS.len()],
     halts_slept: AtomicU64,
+    /// vCPUs bound to a CPU (inside their run loop).
+    bound: AtomicUsize,
     userspace_ns: AtomicU64,
 }
 
@@ -169,9 +171,8 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
     let mut vcpus = Vec::new();
     for i in 0..params.cpus {
         let mut v = AxVCpu::<VCpu>::new(vm_id, i, ()).map_err(|e| format!("vCPU {i}: {e}"))?;
-        // SAFETY: `npt` maps only the guest's RAM and the GICV frame, and lives until this
-        // function returns, after every vCPU has stopped running (CPU 0 waits for the
-        // others' jobs, or the machine is shut down).
+        // SAFETY: `npt` maps only the guest's RAM and the GICV frame, and is freed only
+        // after every vCPU has left its run loop (`Machine::bound` back at 0), or never.
         unsafe { v.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU {i}: {e}"))?;
         if i == 0 {
             v.set_entry(GuestPhysAddr::from(RAM_IPA + place.offset))
@@ -201,6 +202,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         reset: AtomicBool::new(false),
         exits: [const { AtomicU64::new(0) }; KINDS.len()],
         halts_slept: AtomicU64::new(0),
+        bound: AtomicUsize::new(0),
         userspace_ns: AtomicU64::new(0),
     });
     say::<Aarch64>(format_args!(
@@ -258,6 +260,16 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         machine.halts_slept.load(Ordering::Relaxed),
         counts.trim_end_matches(',')
     ));
-    drop(npt);
+    // The other vCPUs were kicked out of their guests: once they are all out, the stage-2
+    // table can go; if one does not come out, it stays (the machine is shut down next).
+    let t1 = hal::now_ns();
+    while machine.bound.load(Ordering::Acquire) != 0 && hal::now_ns() - t1 < 1_000_000_000 {
+        core::hint::spin_loop();
+    }
+    if machine.bound.load(Ordering::Acquire) == 0 {
+        drop(npt);
+    } else {
+        core::mem::forget(npt);
+    }
     Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
 }

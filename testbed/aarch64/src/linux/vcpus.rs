@@ -51,6 +51,7 @@ pub(super) fn run_vcpu(
     use alloc::format;
     let id = vcpu.id().vcpu_id;
     vcpu.bind().map_err(|e| format!("bind: {e}"))?;
+    m.bound.fetch_add(1, Ordering::AcqRel);
     let result = loop {
         if m.done.load(Ordering::Acquire) {
             break Ok(false);
@@ -71,7 +72,10 @@ pub(super) fn run_vcpu(
             Err(e) => break Err(e),
         }
     };
-    vcpu.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let unbound = vcpu.unbind().map_err(|e| format!("unbind: {e}"));
+    // Out of the guest for good: the stage-2 table may go once every vCPU got here.
+    m.bound.fetch_sub(1, Ordering::AcqRel);
+    unbound?;
     result.map(|off| off.then_some(vcpu))
 }
 
