@@ -3,7 +3,7 @@
 //! Steps run in order and all run even when one fails, so one red step does not hide
 //! another; the last line counts the tests that ran, so a run that ran none shows it.
 
-use crate::{aarch64, cmd, riscv, setup, x86};
+use crate::{aarch64, bochs, cmd, riscv, setup, x86};
 
 /// Test counts read from cargo's `test result:` lines.
 #[derive(Default)]
@@ -109,6 +109,7 @@ pub fn all() -> Result<(), String> {
     step("RISC-V testbed in QEMU", riscv::test());
     step("AArch64 testbed in QEMU", aarch64::test());
     step("x86-64 SVM testbed in QEMU", x86::test());
+    step("x86-64 VMX testbed in Bochs", bochs::test());
 
     let failed_steps = failures.len();
     for f in &failures {
@@ -138,5 +139,6 @@ fn install() -> Result<(), String> {
     setup::rust_components()?;
     setup::rust_targets()?;
     setup::nightly_miri()?;
-    setup::qemu()
+    setup::qemu()?;
+    setup::bochs()
 }
