@@ -4,7 +4,8 @@
 //!   our vCPUs (default: the hosted KVM backend); the others boot a test hypervisor in QEMU,
 //!   `x86-vmx` the x86 one in Bochs (Intel VMX).
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
-//! - `cargo xtask bench`: prints the benchmark figures.
+//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx]`: prints the benchmark figures (of
+//!   every backend, or of one).
 
 mod aarch64;
 mod bochs;
@@ -17,15 +18,18 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test | cargo xtask bench";
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test \
+                     | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx]";
+
+/// What `cargo xtask bench` can measure alone.
+const BENCHES: [&str; 5] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
-        Some("bench") => bench(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -58,12 +62,33 @@ fn run(which: &str) -> Result<(), String> {
     testbed()
 }
 
-fn bench() -> Result<(), String> {
-    setup::require_kvm()?;
-    cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
+/// Prints the benchmark figures of `which` backend, or of every backend.
+fn bench(which: Option<&str>) -> Result<(), String> {
+    let all = which.is_none();
+    let wants = |name: &str| all || which == Some(name);
+    if let Some(other) = which.filter(|w| !BENCHES.contains(w)) {
+        return Err(format!("unknown benchmark `{other}`; {USAGE}"));
+    }
+    if wants("kvm") {
+        setup::require_kvm()?;
+        cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
+    }
     setup::rust_targets()?;
-    setup::qemu()?;
-    riscv::bench()?;
-    aarch64::bench()?;
-    x86::bench()
+    if wants("riscv") || wants("aarch64") || wants("x86") {
+        setup::qemu()?;
+    }
+    if wants("riscv") {
+        riscv::bench()?;
+    }
+    if wants("aarch64") {
+        aarch64::bench()?;
+    }
+    if wants("x86") {
+        x86::bench()?;
+    }
+    if wants("x86-vmx") {
+        setup::bochs()?;
+        bochs::bench()?;
+    }
+    Ok(())
 }
