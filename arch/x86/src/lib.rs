@@ -37,6 +37,7 @@
 //! | [`apic`] | the local APIC's ICR written through the xAPIC page → `CpuUp` (INIT-SIPI), `SendIPI`, or absorbed |
 //! | [`paging`] | the guest's 4-level page-table walk, and fetching instruction bytes at `rip` through it, over any [`paging::GuestMemory`] |
 //! | [`decode`] | the `mov`/`movzx`/`movsx`/`movsxd` forms that access MMIO, and `in`/`out` lengths |
+//! | [`exit`] | port I/O, MSR and MMIO exits → `AxVCpuExitReason`, and completing their reads, over any [`exit::GuestRegs`] |
 
 #![no_std]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -44,6 +45,7 @@
 pub mod apic;
 pub mod boot;
 pub mod decode;
+pub mod exit;
 pub mod gpr;
 pub mod lapic;
 pub mod paging;

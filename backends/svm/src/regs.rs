@@ -50,3 +50,24 @@ impl Gprs {
         ]
     }
 }
+
+/// The guest's registers as the shared x86 exit code sees them: `gprs`, with `rax`, `rsp`
+/// and `rip` in `vmcb`.
+pub(crate) struct GuestView<'a> {
+    pub(crate) gprs: &'a mut Gprs,
+    pub(crate) vmcb: Vmcb,
+}
+
+impl axvcpu_x86::exit::GuestRegs for GuestView<'_> {
+    fn gpr(&self, r: usize) -> u64 {
+        self.gprs.get(self.vmcb, r)
+    }
+
+    fn set_gpr(&mut self, r: usize, value: u64) {
+        self.gprs.set(self.vmcb, r, value);
+    }
+
+    fn advance_rip(&mut self, len: u64) {
+        self.vmcb.advance_rip(len);
+    }
+}

@@ -146,7 +146,7 @@ pub struct SvmVCpu<H: AxVCpuHal> {
     flush_tlb: bool,
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
-    pending_read: Option<exit::PendingRead>,
+    pending_read: Option<axvcpu_x86::exit::PendingRead>,
     icr: IcrDecoder,
 }
 

@@ -66,3 +66,17 @@ impl Regs {
         self.set_rip(self.rip.wrapping_add(len));
     }
 }
+
+impl axvcpu_x86::exit::GuestRegs for Regs {
+    fn gpr(&self, r: usize) -> u64 {
+        self.get(r)
+    }
+
+    fn set_gpr(&mut self, r: usize, value: u64) {
+        self.set(r, value);
+    }
+
+    fn advance_rip(&mut self, len: u64) {
+        Regs::advance_rip(self, len);
+    }
+}

@@ -108,7 +108,7 @@ pub struct VmxVCpu<H: AxVCpuHal> {
     flush_tlb: bool,
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
-    pending_read: Option<exit::PendingRead>,
+    pending_read: Option<axvcpu_x86::exit::PendingRead>,
     icr: IcrDecoder,
 }
 
