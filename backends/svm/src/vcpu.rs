@@ -14,7 +14,7 @@ use axvcpu::{
     AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, IpiKicker,
     VCpuError, VCpuResult,
 };
-use axvcpu_npt::{MapFlags, NestedPageTable, NptView, X86Npt};
+use axvcpu_npt::{NestedPageTable, NptView, X86Npt};
 use axvcpu_x86::apic::IcrDecoder;
 use axvcpu_x86::boot::{long_mode_tables_size, write_long_mode_tables, LongModeBoot};
 
@@ -190,27 +190,14 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
     /// Writes the long-mode boot tables into guest memory at `at`, through the NPT.
     fn write_boot_tables(&self, at: u64) -> VCpuResult<LongModeBoot> {
         let size = long_mode_tables_size(at.saturating_add(1 << 20));
-        let mut image = vec![0u8; size];
-        let boot = write_long_mode_tables(&mut image, at, at)?;
+        let mut tables = vec![0u8; size];
+        let boot = write_long_mode_tables(&mut tables, at, at)?;
         let npt = self
             .npt()
             .ok_or(VCpuError::invalid_input("the NPT root is not a table"))?;
-        for (i, page) in image.chunks(4096).enumerate() {
-            let gpa = at + (i as u64) * 4096;
-            let (hpa, flags, _) = npt.query(GuestPhysAddr::from(gpa as usize)).ok_or(
-                VCpuError::invalid_input("the boot tables' address is not mapped").with_value(gpa),
-            )?;
-            if !flags.contains(MapFlags::WRITE) {
-                return Err(
-                    VCpuError::invalid_input("the boot tables' page is read-only").with_value(gpa),
-                );
-            }
-            let dst = H::phys_to_virt(hpa).as_usize() as *mut u8;
-            // SAFETY: the NPT maps this guest page to `hpa`, a host frame that stays
-            // allocated for the vCPU's life (set_ept_root's contract); `at` is 4 KiB
-            // aligned, so the page fills the frame from its start.
-            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), dst, page.len()) };
-        }
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life and reaches only through raw pointers (set_ept_root's contract).
+        unsafe { npt.write_guest(GuestPhysAddr::from(at as usize), &tables) }?;
         Ok(boot)
     }
 }

@@ -15,7 +15,7 @@ use axvcpu::{
     AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, IpiKicker,
     VCpuError, VCpuResult,
 };
-use axvcpu_npt::{Ept, MapFlags, NestedPageTable, NptView};
+use axvcpu_npt::{Ept, NestedPageTable, NptView};
 use axvcpu_x86::apic::IcrDecoder;
 use axvcpu_x86::boot::{long_mode_tables_size, write_long_mode_tables, LongModeBoot};
 
@@ -169,22 +169,9 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         let npt = self
             .npt()
             .ok_or(VCpuError::bad_state("setup before set_ept_root"))?;
-        for (i, page) in tables.chunks(4096).enumerate() {
-            let gpa = at + (i * 4096) as u64;
-            let (hpa, flags, _) = npt.query(GuestPhysAddr::from(gpa as usize)).ok_or(
-                VCpuError::invalid_input("the boot tables' address is not mapped").with_value(gpa),
-            )?;
-            if !flags.contains(MapFlags::WRITE) {
-                return Err(
-                    VCpuError::invalid_input("the boot tables' page is read-only").with_value(gpa),
-                );
-            }
-            let dst = H::phys_to_virt(hpa).as_usize() as *mut u8;
-            // SAFETY: the EPT maps this guest page to `hpa`, a host frame that stays
-            // allocated for the vCPU's life (set_ept_root's contract); `at` is 4 KiB
-            // aligned, so the page fills the frame from its start.
-            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), dst, page.len()) };
-        }
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life and reaches only through raw pointers (set_ept_root's contract).
+        unsafe { npt.write_guest(GuestPhysAddr::from(at as usize), &tables) }?;
         Ok(boot)
     }
 }

@@ -7,10 +7,9 @@
 use axvcpu::{
     AccessWidth, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, Port, VCpuError, VCpuResult,
 };
-use axvcpu_npt::{NptView, X86Npt};
 use axvcpu_x86::decode::{self, MAX_INSN_LEN};
 use axvcpu_x86::exit::{self as x86_exit};
-use axvcpu_x86::paging::{GuestMemory, PagingRegs};
+use axvcpu_x86::paging::PagingRegs;
 
 use super::SvmVCpu;
 use crate::regs::GuestView;
@@ -20,25 +19,6 @@ use crate::vmcb::{ctrl, exit, save};
 const MSR_INSN_LEN: u64 = 2;
 const HLT_LEN: u64 = 1;
 const VMMCALL_LEN: u64 = 3;
-
-/// Guest RAM as the nested page table maps it.
-struct NptMemory<'a, H: AxVCpuHal>(&'a NptView<H, X86Npt>);
-
-impl<H: AxVCpuHal> GuestMemory for NptMemory<'_, H> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some((hpa, _, _)) = self.0.query(GuestPhysAddr::from(gpa as usize)) else {
-            return false;
-        };
-        let va = H::phys_to_virt(hpa).as_usize() as *const u8;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: the table maps `gpa`'s page to this host frame, which stays allocated
-            // for the vCPU's life (set_ept_root's contract); the read stays in that page
-            // (`GuestMemory`'s contract). Volatile: other vCPUs may write guest RAM.
-            *b = unsafe { va.add(i).read_volatile() };
-        }
-        true
-    }
-}
 
 impl<H: AxVCpuHal> SvmVCpu<H> {
     /// Fetches up to 15 instruction bytes at the guest's `rip`; returns how many it could.
@@ -51,7 +31,12 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
             cr4: v.r64(save::CR4),
             efer: v.r64(save::EFER),
         };
-        regs.fetch_insn(&NptMemory(&npt), v.r64(save::RIP), buf)
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life (set_ept_root's contract).
+        let memory = |gpa: u64, buf: &mut [u8]| unsafe {
+            npt.read_guest(GuestPhysAddr::from(gpa as usize), buf)
+        };
+        regs.fetch_insn(&memory, v.r64(save::RIP), buf)
     }
 
     /// Decodes the exit `vmrun` just returned from.

@@ -8,34 +8,14 @@
 use axvcpu::{
     AccessWidth, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, Port, VCpuError, VCpuResult,
 };
-use axvcpu_npt::{Ept, NptView};
 use axvcpu_x86::decode::MAX_INSN_LEN;
 use axvcpu_x86::exit::{self as x86_exit};
-use axvcpu_x86::paging::{GuestMemory, PagingRegs};
+use axvcpu_x86::paging::PagingRegs;
 
 use super::VmxVCpu;
 use crate::hw;
 use crate::regs::gpr;
 use crate::vmcs::{exit, guest, info};
-
-/// Guest RAM as the EPT maps it.
-struct EptMemory<'a, H: AxVCpuHal>(&'a NptView<H, Ept>);
-
-impl<H: AxVCpuHal> GuestMemory for EptMemory<'_, H> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some((hpa, _, _)) = self.0.query(GuestPhysAddr::from(gpa as usize)) else {
-            return false;
-        };
-        let va = H::phys_to_virt(hpa).as_usize() as *const u8;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: the table maps `gpa`'s page to this host frame, which stays allocated
-            // for the vCPU's life (set_ept_root's contract); the read stays in that page
-            // (`GuestMemory`'s contract). Volatile: other vCPUs may write guest RAM.
-            *b = unsafe { va.add(i).read_volatile() };
-        }
-        true
-    }
-}
 
 /// EPT-violation qualification bits.
 mod qual {
@@ -60,7 +40,12 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             cr4: v.read(guest::CR4),
             efer: v.read(guest::EFER),
         };
-        regs.fetch_insn(&EptMemory(&npt), self.regs.rip, buf)
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life (set_ept_root's contract).
+        let memory = |gpa: u64, buf: &mut [u8]| unsafe {
+            npt.read_guest(GuestPhysAddr::from(gpa as usize), buf)
+        };
+        regs.fetch_insn(&memory, self.regs.rip, buf)
     }
 
     /// Decodes the exit `enter` just returned from.
