@@ -16,7 +16,9 @@ use axvcpu::{
 };
 use axvcpu_npt::{NestedPageTable, NptView, X86Npt};
 use axvcpu_x86::apic::IcrDecoder;
-use axvcpu_x86::boot::{long_mode_tables_size, write_long_mode_tables, LongModeBoot};
+use axvcpu_x86::boot::{
+    long_mode_tables_size, write_long_mode_tables, LongModeBoot, LongModeSetup,
+};
 
 use crate::hw;
 use crate::regs::{gpr, Gprs};
@@ -26,24 +28,9 @@ pub use axvcpu_x86::lapic::{LapicKick, KICK_VECTOR};
 
 pub use axvcpu_x86::boot::GuestBoot;
 
-/// [`SvmVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts.
-///
-/// Every vCPU starts in 64-bit long mode at its entry (a secondary started through
-/// [`CpuUp`](AxVCpuExitReason::CpuUp) too, unlike hardware, which starts it in real mode):
-/// CS = [`CODE_SELECTOR`](axvcpu_x86::boot::CODE_SELECTOR) (64-bit), the other segments
-/// [`DATA_SELECTOR`](axvcpu_x86::boot::DATA_SELECTOR), paging through the boot tables'
-/// CR3, `EFER` = LME | LMA | SVME, interrupts disabled (RFLAGS = 2),
-/// `rsp` = `stack_top - vcpu_id * stack_stride`, every other GPR 0, and no IDT (limit 0):
-/// the guest installs its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SvmSetupConfig {
-    /// The GDT and page tables.
-    pub boot: GuestBoot,
-    /// The initial `rsp` of vCPU 0.
-    pub stack_top: u64,
-    /// How far below the previous vCPU's each vCPU's stack starts.
-    pub stack_stride: u64,
-}
+/// [`SvmVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts (the start
+/// state is [`LongModeSetup`]'s, shared by the bare-metal x86 backends).
+pub type SvmSetupConfig = LongModeSetup;
 
 static NEXT_ASID: AtomicU32 = AtomicU32::new(0);
 
@@ -257,9 +244,7 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
             GuestBoot::Tables(boot) => boot,
             GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
         };
-        let stack_top = config
-            .stack_top
-            .wrapping_sub(config.stack_stride.wrapping_mul(self.vcpu_id as u64));
+        let stack_top = config.rsp_of(self.vcpu_id);
         let v = self.vmcb();
         let f = self.frames;
         // SAFETY: the permission maps are this vCPU's, all ones, freed only with the VMCB;

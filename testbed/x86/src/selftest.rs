@@ -18,7 +18,7 @@ use axvcpu_testbed::TestbedArch;
 use axvcpu_x86::boot::LongModeBoot;
 
 use crate::arch::{VCpu, X86};
-use crate::backend::{Backend, Boot};
+use crate::backend::{Backend, Boot, Setup};
 use crate::boot::TEST_VECTOR;
 use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE, RAM_BASE, RAM_SIZE, STACK_SIZE};
 use crate::hal;
@@ -187,15 +187,15 @@ fn percpu_cycle<B: Backend>(_: ()) -> Check {
 fn fail_entry<B: Backend>(_: ()) -> Check {
     let code = selftest_code(Guest::SendIpi);
     let vm = vm::<B>(code)?;
-    let setup = B::setup(
-        Boot::Tables(LongModeBoot {
+    let setup = Setup {
+        boot: Boot::Tables(LongModeBoot {
             cr3: 1 << 62,
             gdt_base: 0,
             gdt_limit: 0x17,
         }),
-        (RAM_BASE + RAM_SIZE) as u64,
-        STACK_SIZE as u64,
-    );
+        stack_top: (RAM_BASE + RAM_SIZE) as u64,
+        stack_stride: STACK_SIZE as u64,
+    };
     let builder = AxVCpu::<VCpu<B>>::builder(vm.vm_id(), 0, ()).map_err(|e| format!("new: {e}"))?;
     // SAFETY: the VM's NPT outlives the vCPU, which is dropped first.
     let mut v = unsafe { builder.ept_root(vm.ept_root()) }
