@@ -17,15 +17,7 @@ pub struct Gprs(pub [u64; gpr::COUNT]);
 impl Gprs {
     /// The hypercall arguments of the contract: `rdi, rsi, rdx, rcx, r8, r9`.
     pub(crate) fn hypercall_args(&self) -> [u64; 6] {
-        let g = &self.0;
-        [
-            g[gpr::RDI],
-            g[gpr::RSI],
-            g[gpr::RDX],
-            g[gpr::RCX],
-            g[gpr::R8],
-            g[gpr::R9],
-        ]
+        gpr::hypercall_args(&self.0)
     }
 }
 
