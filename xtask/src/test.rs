@@ -84,6 +84,12 @@ pub fn all() -> Result<(), String> {
             ]),
         );
     }
+    // Every library crate as crates.io would get it: packaged, then built from the
+    // packages alone (the workspace's own crates stand in for their crates.io versions).
+    step(
+        "packages (cargo publish --workspace --dry-run)",
+        cmd::cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"]),
+    );
     let mut tests = |args: &[&str], env: &[(&str, &str)]| {
         cmd::run_capture("cargo", args, env).map(|out| counts.add_cargo_output(&out))
     };
