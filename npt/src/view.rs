@@ -211,6 +211,78 @@ impl<H: AxVCpuHal, F: PagingFormat> NptView<H, F> {
     pub fn mappings(&self) -> Mappings<'_, H, F> {
         mappings_in(self.root)
     }
+
+    /// Copies guest-physical memory from `gpa` into `buf` through the table, whatever the
+    /// guest's permissions; `false` (and `buf` partly written) if a byte is unmapped. Each
+    /// byte is read volatile: the guest may be writing it.
+    ///
+    /// # Safety
+    /// Every host frame the table maps in the range is memory the caller may read for the
+    /// duration of the call, reachable by `H::phys_to_virt` (guest RAM the hypervisor keeps
+    /// allocated while the table maps it — `set_ept_root`'s contract for a backend).
+    pub unsafe fn read_guest(&self, gpa: GuestPhysAddr, buf: &mut [u8]) -> bool {
+        let mut done = 0;
+        while done < buf.len() {
+            let Some((va, n)) = self.chunk(gpa.as_usize().wrapping_add(done), buf.len() - done)
+            else {
+                return false;
+            };
+            for (i, b) in buf[done..done + n].iter_mut().enumerate() {
+                // SAFETY: `va..va + n` is inside one leaf the table maps, which the caller
+                // promises is readable memory.
+                *b = unsafe { va.add(i).read_volatile() };
+            }
+            done += n;
+        }
+        true
+    }
+
+    /// Copies `bytes` into guest-physical memory at `gpa` through the table. Nothing is
+    /// written unless the whole range is mapped with [`MapFlags::WRITE`]: `InvalidInput`
+    /// naming the first address that is not (the error's value).
+    ///
+    /// # Safety
+    /// Every host frame the table maps in the range is memory the caller may write for the
+    /// duration of the call, reachable by `H::phys_to_virt`, and no Rust reference to it is
+    /// live (guest RAM is only ever accessed through raw pointers).
+    pub unsafe fn write_guest(&self, gpa: GuestPhysAddr, bytes: &[u8]) -> VCpuResult {
+        let start = gpa.as_usize();
+        let mut done = 0;
+        while done < bytes.len() {
+            let at = start.wrapping_add(done);
+            let writable = self
+                .translate(GuestPhysAddr::from(at))
+                .is_some_and(|t| t.flags.contains(MapFlags::WRITE));
+            let Some((_, n)) = self.chunk(at, bytes.len() - done).filter(|_| writable) else {
+                return Err(VCpuError::invalid_input(
+                    "guest memory to write is unmapped or read-only (value: its address)",
+                )
+                .with_value(at as u64));
+            };
+            done += n;
+        }
+        done = 0;
+        while done < bytes.len() {
+            let Some((va, n)) = self.chunk(start.wrapping_add(done), bytes.len() - done) else {
+                break; // checked above: not reached
+            };
+            let dst = va.cast_mut();
+            // SAFETY: checked above: inside one writable leaf, memory the caller promises
+            // may be written; `bytes` is the caller's, so the ranges do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(bytes[done..].as_ptr(), dst, n) };
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Where guest-physical `gpa` is in the host, and how many of the next `want` bytes
+    /// stay in its leaf.
+    fn chunk(&self, gpa: usize, want: usize) -> Option<(*const u8, usize)> {
+        let t = self.translate(GuestPhysAddr::from(gpa))?;
+        let left_in_leaf = t.size - (gpa & (t.size - 1));
+        let va = core::ptr::with_exposed_provenance::<u8>(H::phys_to_virt(t.hpa).as_usize());
+        Some((va, want.min(left_in_leaf)))
+    }
 }
 
 impl<H: AxVCpuHal, F: PagingFormat> Clone for NptView<H, F> {

@@ -493,3 +493,61 @@ per_format! {
     riscv_sv48x4 => RiscvSv48x4,
     aarch64_stage2 => Aarch64Stage2,
 }
+
+/// Guest memory through a view: a copy crossing two 4 KiB leaves backed by host frames that
+/// are not adjacent lands in both; a write touching a read-only or unmapped page writes
+/// nothing and names the address; a read of unmapped memory says so.
+fn guest_memory_through_a_view<F: PagingFormat>() {
+    use axvcpu::AxVCpuHal;
+    let ram: Vec<HostPhysAddr> = (0..4).map(|_| TestHal::alloc_frame().unwrap()).collect();
+    {
+        let mut npt = Npt::<F>::new().unwrap();
+        // Guest pages 0x1000, 0x2000 → frames 2 and 0 (not adjacent); 0x3000 read-only.
+        npt.map(gpa(0x1000), ram[2], K4, RW).unwrap();
+        npt.map(gpa(0x2000), ram[0], K4, RW).unwrap();
+        npt.map(gpa(0x3000), ram[3], K4, R).unwrap();
+        // SAFETY: the table lives until the end of this block; the RAM frames are ours.
+        let view = unsafe { NptView::<TestHal, F>::from_root(npt.root_paddr()) }.unwrap();
+        let bytes: Vec<u8> = (0..16).collect();
+        // SAFETY: every frame the table maps is one of `ram`, allocated by this test.
+        unsafe { view.write_guest(gpa(0x1ff8), &bytes) }.unwrap();
+        let host = |f: usize, off: usize| {
+            // SAFETY: inside a frame of `ram`, host-physical = host-virtual in TestHal.
+            unsafe { *(ram[f].as_usize() as *const u8).add(off) }
+        };
+        assert_eq!((host(2, 0xff8), host(2, 0xfff)), (0, 7));
+        assert_eq!((host(0, 0), host(0, 7)), (8, 15));
+        let mut back = [0u8; 16];
+        // SAFETY: as above.
+        assert!(unsafe { view.read_guest(gpa(0x1ff8), &mut back) });
+        assert_eq!(back.as_slice(), bytes.as_slice());
+        // Reaching into the read-only page: nothing written, the first bad address named.
+        // SAFETY: as above.
+        let e = unsafe { view.write_guest(gpa(0x2ffc), &[0xaa; 8]) }.unwrap_err();
+        assert_eq!(
+            (e.kind(), e.value()),
+            (AxErrorKind::InvalidInput, Some(0x3000))
+        );
+        assert_eq!(host(0, 0xffc), 0, "a refused write changed guest memory");
+        // Read-only pages are readable by the hypervisor; unmapped ones are not.
+        // SAFETY: as above.
+        assert!(unsafe { view.read_guest(gpa(0x3000), &mut back[..4]) });
+        // SAFETY: as above.
+        assert!(!unsafe { view.read_guest(gpa(0x3ffe), &mut back[..4]) });
+        // SAFETY: as above.
+        assert!(unsafe { view.write_guest(gpa(0x9000), &[1]) }.is_err());
+    }
+    for f in ram {
+        TestHal::dealloc_frame(f);
+    }
+    assert_eq!(live_frames(), 0);
+}
+
+#[test]
+fn guest_memory_through_a_view_every_format() {
+    guest_memory_through_a_view::<X86Npt>();
+    guest_memory_through_a_view::<Ept>();
+    guest_memory_through_a_view::<RiscvSv39x4>();
+    guest_memory_through_a_view::<RiscvSv48x4>();
+    guest_memory_through_a_view::<Aarch64Stage2>();
+}

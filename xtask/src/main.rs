@@ -8,7 +8,8 @@
 //! - `cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`:
 //!   boots any kernel on the AArch64 hypervisor (exit 0 when the guest powers off cleanly).
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
-//! - `cargo xtask bench [linux-aarch64]`: prints the benchmark figures (only Linux's).
+//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]`: prints the
+//!   benchmark figures (of every backend and of Linux on AArch64, or of one).
 
 mod aarch64;
 mod bochs;
@@ -26,7 +27,10 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
-cargo xtask test | cargo xtask bench [linux-aarch64]";
+cargo xtask test | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]";
+
+/// What `cargo xtask bench` can measure alone.
+const BENCHES: [&str; 6] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx", "linux-aarch64"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,12 +38,7 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("boot") => linux::boot_command(&args[1..]),
-        Some("bench") if args.get(1).map(String::as_str) == Some("linux-aarch64") => {
-            setup::rust_targets()
-                .and_then(|()| setup::qemu())
-                .and_then(|()| linux::bench_aarch64())
-        }
-        Some("bench") => bench(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -77,13 +76,36 @@ fn run(which: &str) -> Result<(), String> {
     testbed()
 }
 
-fn bench() -> Result<(), String> {
-    setup::require_kvm()?;
-    cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
+/// Prints the benchmark figures of `which` backend, or of every backend.
+fn bench(which: Option<&str>) -> Result<(), String> {
+    let all = which.is_none();
+    let wants = |name: &str| all || which == Some(name);
+    if let Some(other) = which.filter(|w| !BENCHES.contains(w)) {
+        return Err(format!("unknown benchmark `{other}`; {USAGE}"));
+    }
+    if wants("kvm") {
+        setup::require_kvm()?;
+        cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
+    }
     setup::rust_targets()?;
-    setup::qemu()?;
-    riscv::bench()?;
-    aarch64::bench()?;
-    linux::bench_aarch64()?;
-    x86::bench()
+    if wants("riscv") || wants("aarch64") || wants("x86") || wants("linux-aarch64") {
+        setup::qemu()?;
+    }
+    if wants("riscv") {
+        riscv::bench()?;
+    }
+    if wants("aarch64") {
+        aarch64::bench()?;
+    }
+    if wants("linux-aarch64") {
+        linux::bench_aarch64()?;
+    }
+    if wants("x86") {
+        x86::bench()?;
+    }
+    if wants("x86-vmx") {
+        setup::bochs()?;
+        bochs::bench()?;
+    }
+    Ok(())
 }

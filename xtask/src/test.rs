@@ -3,7 +3,7 @@
 //! Steps run in order and all run even when one fails, so one red step does not hide
 //! another; the last line counts the tests that ran, so a run that ran none shows it.
 
-use crate::{aarch64, cmd, linux, riscv, setup, x86};
+use crate::{aarch64, bochs, cmd, linux, riscv, setup, x86};
 
 /// Test counts read from cargo's `test result:` lines.
 #[derive(Default)]
@@ -84,6 +84,12 @@ pub fn all() -> Result<(), String> {
             ]),
         );
     }
+    // Every library crate as crates.io would get it: packaged, then built from the
+    // packages alone (the workspace's own crates stand in for their crates.io versions).
+    step(
+        "packages (cargo publish --workspace --dry-run)",
+        cmd::cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"]),
+    );
     let mut tests = |args: &[&str], env: &[(&str, &str)]| {
         cmd::run_capture("cargo", args, env).map(|out| counts.add_cargo_output(&out))
     };
@@ -113,6 +119,7 @@ pub fn all() -> Result<(), String> {
         linux::test_aarch64(),
     );
     step("x86-64 SVM testbed in QEMU", x86::test());
+    step("x86-64 VMX testbed in Bochs", bochs::test());
 
     let failed_steps = failures.len();
     for f in &failures {
@@ -142,5 +149,6 @@ fn install() -> Result<(), String> {
     setup::rust_components()?;
     setup::rust_targets()?;
     setup::nightly_miri()?;
-    setup::qemu()
+    setup::qemu()?;
+    setup::bochs()
 }

@@ -264,11 +264,7 @@ pub fn bench(tb: &Testbed) -> Result<(), String> {
     let elf = build(tb, &["bench"], &format!("{}-bench", tb.package))?;
     let cpu = tb.cpus[0];
     let (output, status) = boot(tb, &elf, &["-cpu", cpu, "-smp", "1", "-icount", "shift=0"])?;
-    let figures: Vec<&str> = output
-        .lines()
-        .filter_map(|l| l.strip_prefix("bench: "))
-        .filter(|l| l.contains("per round trip") || l.contains("of which"))
-        .collect();
+    let figures = bench_figures(&output);
     if figures.is_empty() || status != Some(tb.exit_status) {
         return Err(format!(
             "the {} benchmark did not report its figures",
@@ -279,6 +275,15 @@ pub fn bench(tb: &Testbed) -> Result<(), String> {
         println!("{} (QEMU TCG, -icount shift=0): {f}", tb.bench_label);
     }
     Ok(())
+}
+
+/// The figure lines of a benchmark image's output (`bench: ` removed).
+pub(crate) fn bench_figures(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench: "))
+        .filter(|l| l.contains("per round trip") || l.contains("of which"))
+        .collect()
 }
 
 #[cfg(test)]

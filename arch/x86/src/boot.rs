@@ -108,11 +108,52 @@ impl Default for GuestBoot {
     }
 }
 
+/// How a vCPU of a bare-metal x86 backend starts: the configuration `setup` takes
+/// (`axvcpu_svm::SvmSetupConfig` and `axvcpu_vmx::VmxSetupConfig` are this type).
+///
+/// Every vCPU starts in 64-bit long mode at its entry (a secondary started through `CpuUp`
+/// too, unlike hardware, which starts it in real mode): CS = [`CODE_SELECTOR`] (64-bit), the
+/// other segments [`DATA_SELECTOR`], paging through the boot tables' CR3, `EFER` = LME | LMA
+/// (and SVME under SVM), interrupts disabled (RFLAGS = 2), `rsp` =
+/// [`rsp_of`](Self::rsp_of) its id, every other GPR 0, and no IDT (limit 0): the guest
+/// installs its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LongModeSetup {
+    /// The GDT and page tables.
+    pub boot: GuestBoot,
+    /// The initial `rsp` of vCPU 0.
+    pub stack_top: u64,
+    /// How far below the previous vCPU's each vCPU's stack starts.
+    pub stack_stride: u64,
+}
+
+impl LongModeSetup {
+    /// The initial `rsp` of vCPU `vcpu_id`: `stack_top - vcpu_id * stack_stride`
+    /// (wrapping: a nonsensical stack is the guest's problem, not a host fault).
+    pub fn rsp_of(&self, vcpu_id: usize) -> u64 {
+        self.stack_top
+            .wrapping_sub(self.stack_stride.wrapping_mul(vcpu_id as u64))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
     use std::vec;
+
+    #[test]
+    fn each_vcpu_starts_one_stride_below_the_previous() {
+        let s = LongModeSetup {
+            boot: GuestBoot::WriteTablesAt(0x4000),
+            stack_top: 0x8_0000,
+            stack_stride: 0x1000,
+        };
+        assert_eq!(
+            [s.rsp_of(0), s.rsp_of(1), s.rsp_of(3)],
+            [0x8_0000, 0x7_f000, 0x7_d000]
+        );
+    }
 
     #[test]
     fn tables_identity_map_the_low_4_gib() {

@@ -24,3 +24,13 @@ pub const R8: usize = 8;
 pub const R9: usize = 9;
 /// How many there are: `0..16`.
 pub const COUNT: usize = 16;
+
+/// The registers of a hypercall's arguments, in order (`Hypercall::args`): `rdi, rsi, rdx,
+/// rcx, r8, r9`, the System V argument registers with `rcx` for the fourth, as KVM's and
+/// Xen's hypercall conventions have it.
+pub const HYPERCALL_ARGS: [usize; 6] = [RDI, RSI, RDX, RCX, R8, R9];
+
+/// The hypercall arguments in `gprs` (indexed by these numbers).
+pub fn hypercall_args(gprs: &[u64; COUNT]) -> [u64; 6] {
+    HYPERCALL_ARGS.map(|r| gprs[r])
+}

@@ -33,17 +33,22 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | `cpu` (x86-64 targets) | the host CPU's MSRs, CPUID and `RFLAGS.IF`, as bare-metal backends use them |
 //! | [`boot`] | the GDT and identity page tables a guest starts in 64-bit long mode with |
 //! | [`apic`] | the local APIC's ICR written through the xAPIC page → `CpuUp` (INIT-SIPI), `SendIPI`, or absorbed |
 //! | [`paging`] | the guest's 4-level page-table walk, and fetching instruction bytes at `rip` through it, over any [`paging::GuestMemory`] |
 //! | [`decode`] | the `mov`/`movzx`/`movsx`/`movsxd` forms that access MMIO, and `in`/`out` lengths |
+//! | [`exit`] | port I/O, MSR and MMIO exits → `AxVCpuExitReason`, and completing their reads, over any [`exit::GuestRegs`] |
 
 #![no_std]
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod apic;
 pub mod boot;
+#[cfg(target_arch = "x86_64")]
+pub mod cpu;
 pub mod decode;
+pub mod exit;
 pub mod gpr;
 pub mod lapic;
 pub mod paging;

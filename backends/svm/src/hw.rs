@@ -3,12 +3,11 @@
 //! local APIC (fixed IPIs, the IRR).
 
 use core::arch::asm;
-use core::arch::x86_64::__cpuid;
 
 use axvcpu::HostPhysAddr;
+use axvcpu_x86::cpu::wrmsr;
+pub use axvcpu_x86::cpu::{cpuid, efer, rdmsr, restore_flags, save_flags_cli, MSR_EFER};
 
-/// `IA32_EFER`.
-pub const MSR_EFER: u32 = 0xc000_0080;
 /// `VM_CR`.
 pub const MSR_VM_CR: u32 = 0xc001_0114;
 /// `VM_HSAVE_PA`.
@@ -19,35 +18,6 @@ pub const EFER_NXE: u64 = 1 << 11;
 pub const EFER_SVME: u64 = 1 << 12;
 /// `VM_CR.SVMDIS`.
 pub const VM_CR_SVMDIS: u64 = 1 << 4;
-
-/// Reads MSR `msr`.
-///
-/// # Safety
-/// `msr` must exist on this CPU (or the read #GPs).
-pub unsafe fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: the caller guarantees the MSR exists.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// Writes MSR `msr`.
-///
-/// # Safety
-/// `msr` must exist and `value` be valid for it; the write must not break the host.
-unsafe fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: the caller guarantees the write is valid and harmless to the host.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
-            options(nostack))
-    };
-}
-
-/// `IA32_EFER`.
-pub fn efer() -> u64 {
-    // SAFETY: EFER exists on every x86-64 CPU; reading it has no side effect.
-    unsafe { rdmsr(MSR_EFER) }
-}
 
 /// Writes `IA32_EFER`.
 ///
@@ -71,27 +41,18 @@ pub unsafe fn write_vm_hsave_pa(pa: HostPhysAddr) {
     unsafe { wrmsr(MSR_VM_HSAVE_PA, pa.as_usize() as u64) }
 }
 
-/// CPUID leaf `leaf` (subleaf 0): `(eax, ebx, ecx, edx)`.
-pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
-    // SAFETY: CPUID exists on every x86-64 CPU and has no side effects (the intrinsic is
-    // safe on newer compilers, unsafe on the workspace's minimum one).
-    #[allow(unused_unsafe)]
-    let r = unsafe { __cpuid(leaf) };
-    (r.eax, r.ebx, r.ecx, r.edx)
-}
-
 /// Whether the CPU has SVM (`CPUID 8000_0001h ECX[2]`) with nested paging
 /// (`CPUID 8000_000Ah EDX[0]`); the number of ASIDs when it does.
 pub fn svm_with_np() -> Option<u32> {
-    let (max_ext, ..) = cpuid(0x8000_0000);
+    let (max_ext, ..) = cpuid(0x8000_0000, 0);
     if max_ext < 0x8000_000a {
         return None;
     }
-    let (_, _, ecx, _) = cpuid(0x8000_0001);
+    let (_, _, ecx, _) = cpuid(0x8000_0001, 0);
     if ecx & (1 << 2) == 0 {
         return None;
     }
-    let (_, nasid, _, edx) = cpuid(0x8000_000a);
+    let (_, nasid, _, edx) = cpuid(0x8000_000a, 0);
     (edx & 1 != 0).then_some(nasid)
 }
 
@@ -131,20 +92,4 @@ pub unsafe fn stgi_take_interrupts_cli() {
 pub unsafe fn sti() {
     // SAFETY: the caller guarantees the host can take interrupts.
     unsafe { asm!("sti", options(nostack)) };
-}
-
-/// Saves `RFLAGS` and disables interrupts.
-pub fn save_flags_cli() -> u64 {
-    let flags: u64;
-    // SAFETY: reads RFLAGS and clears IF, which the caller restores.
-    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
-    flags
-}
-
-/// Restores `RFLAGS.IF` from `flags` (saved by [`save_flags_cli`]).
-pub fn restore_flags(flags: u64) {
-    if flags & (1 << 9) != 0 {
-        // SAFETY: interrupts were enabled before `save_flags_cli`.
-        unsafe { sti() };
-    }
 }

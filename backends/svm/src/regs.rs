@@ -39,14 +39,27 @@ impl Gprs {
 
     /// The hypercall arguments of the contract: `rdi, rsi, rdx, rcx, r8, r9`.
     pub(crate) fn hypercall_args(&self) -> [u64; 6] {
-        let g = &self.0;
-        [
-            g[gpr::RDI],
-            g[gpr::RSI],
-            g[gpr::RDX],
-            g[gpr::RCX],
-            g[gpr::R8],
-            g[gpr::R9],
-        ]
+        gpr::hypercall_args(&self.0)
+    }
+}
+
+/// The guest's registers as the shared x86 exit code sees them: `gprs`, with `rax`, `rsp`
+/// and `rip` in `vmcb`.
+pub(crate) struct GuestView<'a> {
+    pub(crate) gprs: &'a mut Gprs,
+    pub(crate) vmcb: Vmcb,
+}
+
+impl axvcpu_x86::exit::GuestRegs for GuestView<'_> {
+    fn gpr(&self, r: usize) -> u64 {
+        self.gprs.get(self.vmcb, r)
+    }
+
+    fn set_gpr(&mut self, r: usize, value: u64) {
+        self.gprs.set(self.vmcb, r, value);
+    }
+
+    fn advance_rip(&mut self, len: u64) {
+        self.vmcb.advance_rip(len);
     }
 }

@@ -3,13 +3,13 @@
 //! CPUID, the local APIC's fixed IPIs, and handing an acknowledged interrupt to the host's
 //! IDT. Writes that can break memory safety are `unsafe fn`s with their contract.
 
-use core::arch::x86_64::__cpuid_count;
 use core::arch::{asm, global_asm};
 
 use axvcpu::HostPhysAddr;
 
-/// `IA32_EFER`.
-pub const MSR_EFER: u32 = 0xc000_0080;
+use axvcpu_x86::cpu::wrmsr;
+pub use axvcpu_x86::cpu::{cpuid, efer, rdmsr, restore_flags, save_flags_cli};
+
 /// `IA32_FS_BASE`.
 pub const MSR_FS_BASE: u32 = 0xc000_0100;
 /// `IA32_GS_BASE`.
@@ -21,30 +21,6 @@ pub const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 /// `IA32_FEATURE_CONTROL` bit 2: VMXON allowed outside SMX.
 pub const FEATURE_CONTROL_VMXON: u64 = 1 << 2;
 
-/// Reads MSR `msr`.
-///
-/// # Safety
-/// `msr` must exist on this CPU (or the read #GPs).
-#[inline]
-pub unsafe fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: the caller guarantees the MSR exists.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
-    (u64::from(hi) << 32) | u64::from(lo)
-}
-
-/// Writes MSR `msr`.
-///
-/// # Safety
-/// `msr` must exist and `value` be valid for it; the write must not break the host.
-unsafe fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: the caller guarantees the write is valid and harmless to the host.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
-            options(nostack))
-    };
-}
-
 /// Writes `IA32_FEATURE_CONTROL` (locks it until reset when `value` has bit 0).
 ///
 /// # Safety
@@ -52,15 +28,6 @@ unsafe fn wrmsr(msr: u32, value: u64) {
 pub unsafe fn write_feature_control(value: u64) {
     // SAFETY: the caller guarantees the MSR is writable; it only allows VMXON.
     unsafe { wrmsr(crate::controls::msr::FEATURE_CONTROL, value) }
-}
-
-/// CPUID leaf `leaf`, subleaf `sub`: `(eax, ebx, ecx, edx)`.
-pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
-    // SAFETY: CPUID exists on every x86-64 CPU and has no side effects (the intrinsic is
-    // safe on newer compilers, unsafe on the workspace's minimum one).
-    #[allow(unused_unsafe)]
-    let r = unsafe { __cpuid_count(leaf, sub) };
-    (r.eax, r.ebx, r.ecx, r.edx)
 }
 
 /// Whether CPUID.1:ECX.VMX[bit 5] is set.
@@ -100,12 +67,6 @@ pub fn cr4() -> u64 {
 pub unsafe fn write_cr4(value: u64) {
     // SAFETY: the caller guarantees the host keeps running with `value`.
     unsafe { asm!("mov cr4, {}", in(reg) value, options(nostack, preserves_flags)) };
-}
-
-/// `IA32_EFER`.
-pub fn efer() -> u64 {
-    // SAFETY: EFER exists on every x86-64 CPU; reading it has no side effect.
-    unsafe { rdmsr(MSR_EFER) }
 }
 
 /// A descriptor-table register as `sgdt`/`sidt` store it.
@@ -321,20 +282,4 @@ pub unsafe fn dispatch_interrupt(vector: u8) {
     // `iretq` to its `ret`. The call clobbers what the C ABI lets a call clobber, and
     // steps over a red zone where the target has one.
     unsafe { asm!("sub rsp, 128", "call {}", "add rsp, 128", in(reg) stub, clobber_abi("C")) };
-}
-
-/// Saves `RFLAGS` and disables interrupts.
-pub fn save_flags_cli() -> u64 {
-    let flags: u64;
-    // SAFETY: reads RFLAGS and clears IF, which the caller restores.
-    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) };
-    flags
-}
-
-/// Restores `RFLAGS.IF` from `flags` (saved by [`save_flags_cli`]).
-pub fn restore_flags(flags: u64) {
-    if flags & (1 << 9) != 0 {
-        // SAFETY: interrupts were enabled before `save_flags_cli`.
-        unsafe { asm!("sti", options(nomem, nostack)) };
-    }
 }

@@ -17,15 +17,7 @@ pub struct Gprs(pub [u64; gpr::COUNT]);
 impl Gprs {
     /// The hypercall arguments of the contract: `rdi, rsi, rdx, rcx, r8, r9`.
     pub(crate) fn hypercall_args(&self) -> [u64; 6] {
-        let g = &self.0;
-        [
-            g[gpr::RDI],
-            g[gpr::RSI],
-            g[gpr::RDX],
-            g[gpr::RCX],
-            g[gpr::R8],
-            g[gpr::R9],
-        ]
+        gpr::hypercall_args(&self.0)
     }
 }
 
@@ -64,5 +56,19 @@ impl Regs {
     /// Moves `rip` past an instruction of `len` bytes.
     pub(crate) fn advance_rip(&mut self, len: u64) {
         self.set_rip(self.rip.wrapping_add(len));
+    }
+}
+
+impl axvcpu_x86::exit::GuestRegs for Regs {
+    fn gpr(&self, r: usize) -> u64 {
+        self.get(r)
+    }
+
+    fn set_gpr(&mut self, r: usize, value: u64) {
+        self.set(r, value);
+    }
+
+    fn advance_rip(&mut self, len: u64) {
+        Regs::advance_rip(self, len);
     }
 }

@@ -15,9 +15,11 @@ use axvcpu::{
     AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr, IpiKicker,
     VCpuError, VCpuResult,
 };
-use axvcpu_npt::{Ept, MapFlags, NestedPageTable, NptView};
+use axvcpu_npt::{Ept, NestedPageTable, NptView};
 use axvcpu_x86::apic::IcrDecoder;
-use axvcpu_x86::boot::{long_mode_tables_size, write_long_mode_tables, LongModeBoot};
+use axvcpu_x86::boot::{
+    long_mode_tables_size, write_long_mode_tables, LongModeBoot, LongModeSetup,
+};
 
 use crate::controls::Controls;
 use crate::regs::{gpr, Regs};
@@ -27,25 +29,9 @@ pub use axvcpu_x86::lapic::{LapicKick, KICK_VECTOR};
 
 pub use axvcpu_x86::boot::GuestBoot;
 
-/// [`VmxVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts (the same
-/// fields, meaning and start state as `axvcpu_svm::SvmSetupConfig`).
-///
-/// Every vCPU starts in 64-bit long mode at its entry (a secondary started through
-/// [`CpuUp`](AxVCpuExitReason::CpuUp) too, unlike hardware, which starts it in real mode):
-/// CS = [`CODE_SELECTOR`](axvcpu_x86::boot::CODE_SELECTOR) (64-bit), the other segments
-/// [`DATA_SELECTOR`](axvcpu_x86::boot::DATA_SELECTOR), paging through the boot tables'
-/// CR3, `EFER` = LME | LMA, interrupts disabled (RFLAGS = 2),
-/// `rsp` = `stack_top - vcpu_id * stack_stride`, every other GPR 0, and no IDT (limit 0):
-/// the guest installs its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct VmxSetupConfig {
-    /// The GDT and page tables.
-    pub boot: GuestBoot,
-    /// The initial `rsp` of vCPU 0.
-    pub stack_top: u64,
-    /// How far below the previous vCPU's each vCPU's stack starts.
-    pub stack_stride: u64,
-}
+/// [`VmxVCpu::setup`](AxArchVCpu::setup)'s configuration: how the vCPU starts (the start
+/// state is [`LongModeSetup`]'s, shared by the bare-metal x86 backends).
+pub type VmxSetupConfig = LongModeSetup;
 
 static NEXT_VPID: AtomicU32 = AtomicU32::new(0);
 
@@ -108,7 +94,7 @@ pub struct VmxVCpu<H: AxVCpuHal> {
     flush_tlb: bool,
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
-    pending_read: Option<exit::PendingRead>,
+    pending_read: Option<axvcpu_x86::exit::PendingRead>,
     icr: IcrDecoder,
 }
 
@@ -169,22 +155,9 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         let npt = self
             .npt()
             .ok_or(VCpuError::bad_state("setup before set_ept_root"))?;
-        for (i, page) in tables.chunks(4096).enumerate() {
-            let gpa = at + (i * 4096) as u64;
-            let (hpa, flags, _) = npt.query(GuestPhysAddr::from(gpa as usize)).ok_or(
-                VCpuError::invalid_input("the boot tables' address is not mapped").with_value(gpa),
-            )?;
-            if !flags.contains(MapFlags::WRITE) {
-                return Err(
-                    VCpuError::invalid_input("the boot tables' page is read-only").with_value(gpa),
-                );
-            }
-            let dst = H::phys_to_virt(hpa).as_usize() as *mut u8;
-            // SAFETY: the EPT maps this guest page to `hpa`, a host frame that stays
-            // allocated for the vCPU's life (set_ept_root's contract); `at` is 4 KiB
-            // aligned, so the page fills the frame from its start.
-            unsafe { core::ptr::copy_nonoverlapping(page.as_ptr(), dst, page.len()) };
-        }
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life and reaches only through raw pointers (set_ept_root's contract).
+        unsafe { npt.write_guest(GuestPhysAddr::from(at as usize), &tables) }?;
         Ok(boot)
     }
 }
@@ -264,9 +237,7 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
             GuestBoot::Tables(boot) => boot,
             GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
         };
-        let rsp = config
-            .stack_top
-            .wrapping_sub(config.stack_stride.wrapping_mul(self.vcpu_id as u64));
+        let rsp = config.rsp_of(self.vcpu_id);
         self.start = Some((boot, rsp));
         self.regs.set(gpr::RSP, rsp);
         self.regs.set_rip(self.entry.as_usize() as u64);

@@ -1,5 +1,7 @@
 //! A testbed's own checks beyond the conformance contract, each reported on one line
-//! `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`, the form `cargo xtask` looks for.
+//! `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`, the form `cargo xtask` looks for;
+//! a check the platform cannot run says so, `SELFTEST <name>: not run (<why>)`, and is not
+//! counted as passed.
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -26,6 +28,12 @@ pub fn run_all<C: Copy, W: Write>(tests: &[SelfTest<C>], ctx: C, out: &mut W) ->
         let _ = line;
     }
     ok
+}
+
+/// Reports `name` as not run on this platform, for the reason `why`.
+pub fn not_run<W: Write>(name: &str, why: &str, out: &mut W) {
+    // As in `run_all`: a console that cannot write cannot report anything.
+    let _ = writeln!(out, "SELFTEST {name}: not run ({why})");
 }
 
 #[cfg(test)]
@@ -60,5 +68,13 @@ mod tests {
         );
         let mut out = String::new();
         assert!(run_all(&tests, 4, &mut out));
+    }
+
+    #[test]
+    fn a_test_not_run_says_why_and_is_neither_ok_nor_failed() {
+        let mut out = String::new();
+        not_run("probe", "no such device", &mut out);
+        assert_eq!(out, "SELFTEST probe: not run (no such device)\n");
+        assert!(!out.contains(": ok") && !out.contains("FAIL"));
     }
 }

@@ -13,7 +13,7 @@ use axvcpu_testbed::console::Console;
 use axvcpu_testbed::hal::FrameHal;
 use axvcpu_testbed::TestbedArch;
 
-use crate::backend::{Backend, Boot};
+use crate::backend::{Backend, Boot, Setup};
 use crate::guests::{self, BOOT_TABLES, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE};
 use crate::guests::{STACK_SIZE, SYSREG_MSR};
 use crate::hal;
@@ -39,7 +39,7 @@ impl<B: Backend> TestbedArch for X86<B> {
 
     type VCpu = VCpu<B>;
     type PerCpu = B::PerCpu<Hal<B>>;
-    type Setup = B::Setup;
+    type Setup = Setup;
     type Npt = NestedPageTable<Hal<B>, B::Format>;
 
     fn cpu_id() -> usize {
@@ -88,31 +88,31 @@ impl<B: Backend> TestbedArch for X86<B> {
             garbage_programs: GARBAGE_PROGRAMS,
         }
     }
-    fn program(_: &B::Setup, program: GuestProgram) -> Result<&'static [u8], &'static str> {
+    fn program(_: &Setup, program: GuestProgram) -> Result<&'static [u8], &'static str> {
         guests::code(program).ok_or("x86 has no architectural CPU-off")
     }
     /// Every MSR is intercepted already.
-    fn with_sysreg_traps(setup: B::Setup, _on: bool) -> B::Setup {
+    fn with_sysreg_traps(setup: Setup, _on: bool) -> Setup {
         setup
     }
-    fn new_npt(_: &B::Setup) -> VCpuResult<Self::Npt> {
+    fn new_npt(_: &Setup) -> VCpuResult<Self::Npt> {
         NestedPageTable::new()
     }
 
-    fn first_pass() -> B::Setup {
-        B::setup(
-            Boot::WriteTablesAt(BOOT_TABLES as u64),
-            (RAM_BASE + RAM_SIZE) as u64,
-            STACK_SIZE as u64,
-        )
+    fn first_pass() -> Setup {
+        Setup {
+            boot: Boot::WriteTablesAt(BOOT_TABLES as u64),
+            stack_top: (RAM_BASE + RAM_SIZE) as u64,
+            stack_stride: STACK_SIZE as u64,
+        }
     }
-    fn second_pass() -> Option<(&'static str, B::Setup)> {
+    fn second_pass() -> Option<(&'static str, Setup)> {
         None
     }
-    fn describe(_: &B::Setup) -> String {
+    fn describe(_: &Setup) -> String {
         String::from(B::DESCRIBE)
     }
-    fn selftests(_: &B::Setup) -> bool {
+    fn selftests(_: &Setup) -> bool {
         crate::selftest::run_all::<B>()
     }
 

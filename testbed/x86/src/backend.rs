@@ -13,9 +13,9 @@ use axvcpu_testbed::boot::Cpus;
 use crate::arch::X86;
 use crate::boot::MAX_CPUS;
 
-/// Where a vCPU's GDT and page tables come from: one type for every x86 backend's setup
-/// config.
-pub use axvcpu_x86::boot::GuestBoot as Boot;
+/// Where a vCPU's GDT and page tables come from, and how it starts: one type for every x86
+/// backend's setup config.
+pub use axvcpu_x86::boot::{GuestBoot as Boot, LongModeSetup as Setup};
 
 /// What differs between the x86 backends, as the testbed uses them.
 pub trait Backend: Sized + Send + Sync + 'static {
@@ -27,16 +27,12 @@ pub trait Backend: Sized + Send + Sync + 'static {
     const BENCH_LOOP: &'static str;
 
     /// The vCPU over a HAL.
-    type VCpu<H: AxVCpuHal>: AxArchVCpu<CreateConfig = (), SetupConfig = Self::Setup, Hal = H>;
+    type VCpu<H: AxVCpuHal>: AxArchVCpu<CreateConfig = (), SetupConfig = Setup, Hal = H>;
     /// The per-CPU state over a HAL.
     type PerCpu<H: AxVCpuHal>: AxArchPerCpu;
-    /// The setup config.
-    type Setup: Copy + Send + Sync + 'static;
     /// The nested page tables' format (AMD NPT: the host's own format; Intel: EPT).
     type Format: PagingFormat + 'static;
 
-    /// The setup config from the testbed's boot choice and stacks.
-    fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup;
     /// The boot flow's CPU state of this backend.
     fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS>;
     /// Whether `reason`, the `FailEntry` reason of a guest state the hardware refuses
@@ -58,16 +54,8 @@ impl Backend for Svm {
 
     type VCpu<H: AxVCpuHal> = axvcpu_svm::SvmVCpu<H>;
     type PerCpu<H: AxVCpuHal> = axvcpu_svm::SvmPerCpu<H>;
-    type Setup = axvcpu_svm::SvmSetupConfig;
     type Format = axvcpu_npt::X86Npt;
 
-    fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup {
-        axvcpu_svm::SvmSetupConfig {
-            boot,
-            stack_top,
-            stack_stride,
-        }
-    }
     fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS> {
         &SVM_CPUS
     }
@@ -91,16 +79,8 @@ impl Backend for Vmx {
 
     type VCpu<H: AxVCpuHal> = axvcpu_vmx::VmxVCpu<H>;
     type PerCpu<H: AxVCpuHal> = axvcpu_vmx::VmxPerCpu<H>;
-    type Setup = axvcpu_vmx::VmxSetupConfig;
     type Format = axvcpu_npt::Ept;
 
-    fn setup(boot: Boot, stack_top: u64, stack_stride: u64) -> Self::Setup {
-        axvcpu_vmx::VmxSetupConfig {
-            boot,
-            stack_top,
-            stack_stride,
-        }
-    }
     fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS> {
         &VMX_CPUS
     }

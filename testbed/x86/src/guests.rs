@@ -120,6 +120,14 @@ PROGRAM st_send_ipi
     DONE_LOOP
 END_PROGRAM st_send_ipi
 
+PROGRAM st_send_ipi_open
+    sti
+    mov rbx, 0xfee00000
+    mov dword ptr [rbx + 0x310], 0x02000000
+    mov dword ptr [rbx + 0x300], 0x4055
+    DONE_LOOP
+END_PROGRAM st_send_ipi_open
+
 PROGRAM st_msr
     mov ecx, 0xc0000080
     rdmsr
@@ -183,6 +191,8 @@ pub enum SelfTest {
     HighByte,
     /// A fixed IPI, vector 0x55, to APIC id 2 through the ICR; `HC_DONE`.
     SendIpi,
+    /// `sti` (the guest takes interrupts), then as [`SelfTest::SendIpi`].
+    SendIpiOpen,
     /// `rdmsr` of EFER, `HC_REPORT(edx:eax)`; `wrmsr` of 0 to IA32_APIC_BASE; `HC_DONE`.
     Msr,
 }
@@ -194,6 +204,7 @@ pub fn selftest_code(which: SelfTest) -> &'static [u8] {
         SelfTest::StringIo => guest_code!(guest_st_string_io, guest_st_string_io_end),
         SelfTest::HighByte => guest_code!(guest_st_high_byte, guest_st_high_byte_end),
         SelfTest::SendIpi => guest_code!(guest_st_send_ipi, guest_st_send_ipi_end),
+        SelfTest::SendIpiOpen => guest_code!(guest_st_send_ipi_open, guest_st_send_ipi_open_end),
         SelfTest::Msr => guest_code!(guest_st_msr, guest_st_msr_end),
     }
 }

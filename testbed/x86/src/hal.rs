@@ -35,6 +35,12 @@ pub fn inb(port: u16) -> u8 {
     v
 }
 
+/// Whether this machine is Bochs: with its `port_e9_hack` (xtask's bochsrc turns it on),
+/// port 0xe9 reads as 0xe9; QEMU without a debug console, and PC hardware, read 0xff there.
+pub fn is_bochs() -> bool {
+    inb(0xe9) == 0xe9
+}
+
 /// Sets COM1 to 8 data bits, no parity, one stop bit, 115200 baud, FIFOs on, no
 /// interrupts. QEMU ignores the line settings, Bochs keeps only the bits of the word length
 /// (5 after reset).

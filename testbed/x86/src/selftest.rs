@@ -18,7 +18,7 @@ use axvcpu_testbed::TestbedArch;
 use axvcpu_x86::boot::LongModeBoot;
 
 use crate::arch::{VCpu, X86};
-use crate::backend::{Backend, Boot};
+use crate::backend::{Backend, Boot, Setup};
 use crate::boot::TEST_VECTOR;
 use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE, RAM_BASE, RAM_SIZE, STACK_SIZE};
 use crate::hal;
@@ -187,15 +187,15 @@ fn percpu_cycle<B: Backend>(_: ()) -> Check {
 fn fail_entry<B: Backend>(_: ()) -> Check {
     let code = selftest_code(Guest::SendIpi);
     let vm = vm::<B>(code)?;
-    let setup = B::setup(
-        Boot::Tables(LongModeBoot {
+    let setup = Setup {
+        boot: Boot::Tables(LongModeBoot {
             cr3: 1 << 62,
             gdt_base: 0,
             gdt_limit: 0x17,
         }),
-        (RAM_BASE + RAM_SIZE) as u64,
-        STACK_SIZE as u64,
-    );
+        stack_top: (RAM_BASE + RAM_SIZE) as u64,
+        stack_stride: STACK_SIZE as u64,
+    };
     let builder = AxVCpu::<VCpu<B>>::builder(vm.vm_id(), 0, ()).map_err(|e| format!("new: {e}"))?;
     // SAFETY: the VM's NPT outlives the vCPU, which is dropped first.
     let mut v = unsafe { builder.ept_root(vm.ept_root()) }
@@ -211,10 +211,12 @@ fn fail_entry<B: Backend>(_: ()) -> Check {
     }
 }
 
-/// A host interrupt pending at entry makes the guest exit at once: `ExternalInterrupt`
-/// with its vector, handled by the host's IDT when `run` returns; the guest then goes on.
-fn external_interrupt<B: Backend>(_: ()) -> Check {
-    let vm = vm::<B>(selftest_code(Guest::SendIpi))?;
+/// A host interrupt pending at entry makes the guest exit at once, before its first
+/// instruction with an effect: `ExternalInterrupt` with its vector, handled by the host's
+/// IDT when `run` returns; the guest then goes on. `program` starts with the guest's
+/// interrupts open (`sti`) or shut.
+fn external_interrupt_with<B: Backend>(program: Guest) -> Check {
+    let vm = vm::<B>(selftest_code(program))?;
     let mut v = bound(&vm)?;
     hal::apic_icr(hal::cpu_id() as u32, 0x4000 | u32::from(TEST_VECTOR));
     expect(
@@ -229,6 +231,25 @@ fn external_interrupt<B: Backend>(_: ()) -> Check {
     }
     expect_done(&mut v)
 }
+
+/// The host's interrupt with the guest's open.
+fn external_interrupt<B: Backend>(_: ()) -> Check {
+    external_interrupt_with::<B>(Guest::SendIpiOpen)
+}
+
+/// The host's interrupt with the guest's shut: external-interrupt exiting ignores the
+/// guest's `RFLAGS.IF` (SVM: the physical INTR intercept, likewise).
+fn external_interrupt_masked_guest<B: Backend>(_: ()) -> Check {
+    external_interrupt_with::<B>(Guest::SendIpi)
+}
+
+/// Why [`external_interrupt_masked_guest`] is not run in Bochs: Bochs 2.7 re-evaluates
+/// whether a pending interrupt is masked at VM entry only when `RFLAGS.IF` differs between
+/// the host (0 here: `run` enters with interrupts off) and the guest (`setEFlags` calls
+/// `handleInterruptMaskChange` only on a change of IF), so the interrupt stays masked in a
+/// guest with IF = 0 until the guest sets IF or the VMX-preemption timer ends the entry.
+const BOCHS_MASKED_GUEST: &str = "Bochs 2.7 keeps a host interrupt masked at VM entry \
+     into a guest with RFLAGS.IF = 0 when the host's IF is 0 too; real VMX exits at once";
 
 const GARBAGE: u64 = 1000;
 const BUDGET_NS: u64 = 20_000_000;
@@ -316,6 +337,17 @@ fn garbage_exits<B: Backend>(_: ()) -> Check {
 
 /// Runs the self-tests; `true` if all passed.
 pub fn run_all<B: Backend>() -> bool {
+    let mut w = hal::CONSOLE.writer();
+    let masked: SelfTest<()> = (
+        "external-interrupt-masked-guest",
+        external_interrupt_masked_guest::<B>,
+    );
+    let mut ok = true;
+    if hal::is_bochs() {
+        selftest::not_run(masked.0, BOCHS_MASKED_GUEST, &mut w);
+    } else {
+        ok &= selftest::run_all(&[masked], (), &mut w);
+    }
     let tests: [SelfTest<()>; 9] = [
         ("fail-entry", fail_entry::<B>),
         ("external-interrupt", external_interrupt::<B>),
@@ -327,6 +359,5 @@ pub fn run_all<B: Backend>() -> bool {
         ("percpu-cycle", percpu_cycle::<B>),
         ("garbage-exits", garbage_exits::<B>),
     ];
-    let mut w = hal::CONSOLE.writer();
-    selftest::run_all(&tests, (), &mut w)
+    selftest::run_all(&tests, (), &mut w) && ok
 }

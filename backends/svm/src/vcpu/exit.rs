@@ -5,57 +5,20 @@
 //! decoded from bytes fetched through the guest's page tables and the NPT.
 
 use axvcpu::{
-    AccessFlags, AccessWidth, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, Port, SysRegAddr,
-    VCpuError, VCpuResult, X86_SHUTDOWN_PORT,
+    AccessWidth, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, Port, VCpuError, VCpuResult,
 };
-use axvcpu_npt::{NptView, X86Npt};
-use axvcpu_x86::decode::{self, MmioInsn, RegOperand, MAX_INSN_LEN};
-use axvcpu_x86::paging::{GuestMemory, PagingRegs};
+use axvcpu_x86::decode::{self, MAX_INSN_LEN};
+use axvcpu_x86::exit::{self as x86_exit};
+use axvcpu_x86::paging::PagingRegs;
 
 use super::SvmVCpu;
-use crate::regs::gpr;
+use crate::regs::GuestView;
 use crate::vmcb::{ctrl, exit, save};
-
-/// A read exit waiting for `complete_read`.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum PendingRead {
-    Mmio {
-        dst: RegOperand,
-        dst_width: AccessWidth,
-        width: AccessWidth,
-        signed: bool,
-        len: u64,
-    },
-    Io {
-        width: AccessWidth,
-        len: u64,
-    },
-    Msr,
-}
 
 /// `rdmsr`/`wrmsr` are 2 bytes, `hlt` 1, `vmmcall` 3.
 const MSR_INSN_LEN: u64 = 2;
 const HLT_LEN: u64 = 1;
 const VMMCALL_LEN: u64 = 3;
-
-/// Guest RAM as the nested page table maps it.
-struct NptMemory<'a, H: AxVCpuHal>(&'a NptView<H, X86Npt>);
-
-impl<H: AxVCpuHal> GuestMemory for NptMemory<'_, H> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some((hpa, _, _)) = self.0.query(GuestPhysAddr::from(gpa as usize)) else {
-            return false;
-        };
-        let va = H::phys_to_virt(hpa).as_usize() as *const u8;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: the table maps `gpa`'s page to this host frame, which stays allocated
-            // for the vCPU's life (set_ept_root's contract); the read stays in that page
-            // (`GuestMemory`'s contract). Volatile: other vCPUs may write guest RAM.
-            *b = unsafe { va.add(i).read_volatile() };
-        }
-        true
-    }
-}
 
 impl<H: AxVCpuHal> SvmVCpu<H> {
     /// Fetches up to 15 instruction bytes at the guest's `rip`; returns how many it could.
@@ -68,7 +31,12 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
             cr4: v.r64(save::CR4),
             efer: v.r64(save::EFER),
         };
-        regs.fetch_insn(&NptMemory(&npt), v.r64(save::RIP), buf)
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life (set_ept_root's contract).
+        let memory = |gpa: u64, buf: &mut [u8]| unsafe {
+            npt.read_guest(GuestPhysAddr::from(gpa as usize), buf)
+        };
+        regs.fetch_insn(&memory, v.r64(save::RIP), buf)
     }
 
     /// Decodes the exit `vmrun` just returned from.
@@ -97,7 +65,14 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
             }
             exit::SHUTDOWN => AxVCpuExitReason::SystemDown,
             exit::IOIO => return self.io_exit(),
-            exit::MSR => self.msr_exit(),
+            exit::MSR => {
+                let write = v.r64(ctrl::EXITINFO1) & 1 != 0;
+                let regs = &mut GuestView {
+                    gprs: &mut self.gprs,
+                    vmcb: v,
+                };
+                x86_exit::msr(regs, &mut self.pending_read, write, MSR_INSN_LEN)
+            }
             exit::NPF => return self.npf_exit(),
             _ => {
                 return Err(
@@ -135,31 +110,19 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
                 )? as u64
             }
         };
-        if info & 1 != 0 {
-            self.pending_read = Some(PendingRead::Io { width, len });
-            return Ok(AxVCpuExitReason::IoRead { port, width });
-        }
-        let data = v.r64(save::RAX) & width.mask();
-        v.advance_rip(len);
-        if port.0 == X86_SHUTDOWN_PORT {
-            return Ok(AxVCpuExitReason::SystemDown);
-        }
-        Ok(AxVCpuExitReason::IoWrite { port, width, data })
-    }
-
-    fn msr_exit(&mut self) -> AxVCpuExitReason {
-        let v = self.vmcb();
-        let addr = SysRegAddr(self.gprs.0[gpr::RCX] as u32 as usize);
-        if v.r64(ctrl::EXITINFO1) & 1 == 0 {
-            self.pending_read = Some(PendingRead::Msr);
-            return AxVCpuExitReason::SysRegRead {
-                addr,
-                reg: gpr::RAX,
-            };
-        }
-        let value = (self.gprs.0[gpr::RDX] << 32) | (v.r64(save::RAX) & 0xffff_ffff);
-        v.advance_rip(MSR_INSN_LEN);
-        AxVCpuExitReason::SysRegWrite { addr, value }
+        let is_in = info & 1 != 0;
+        let regs = &mut GuestView {
+            gprs: &mut self.gprs,
+            vmcb: v,
+        };
+        Ok(x86_exit::port_io(
+            regs,
+            &mut self.pending_read,
+            port,
+            width,
+            is_in,
+            len,
+        ))
     }
 
     fn npf_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
@@ -174,93 +137,25 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
         if present || fetch || walk {
             // A mapped page without the permission, an instruction fetch from unmapped
             // memory, or the guest's own page walk reaching unmapped memory.
-            let access_flags = if write {
-                AccessFlags::WRITE
-            } else if fetch {
-                AccessFlags::EXECUTE
-            } else {
-                AccessFlags::READ
-            };
+            let access_flags = x86_exit::fault_access(write, fetch);
             return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
         }
         let mut buf = [0u8; MAX_INSN_LEN];
         let n = self.fetch(&mut buf);
-        let d = decode::decode(&buf[..n]).map_err(|_| {
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&buf[..8]);
-            VCpuError::unsupported(
-                "MMIO by an instruction the backend does not decode (value: its first bytes)",
-            )
-            .with_value(u64::from_le_bytes(first))
-        })?;
-        let len = d.len as u64;
-        let (width, data) = match d.insn {
-            MmioInsn::Load {
-                width,
-                dst,
-                dst_width,
-                signed,
-            } => {
-                self.pending_read = Some(PendingRead::Mmio {
-                    dst,
-                    dst_width,
-                    width,
-                    signed,
-                    len,
-                });
-                return Ok(AxVCpuExitReason::MmioRead {
-                    addr,
-                    width,
-                    reg: Some(dst.reg),
-                    reg_width: dst_width,
-                    signed_ext: signed,
-                });
-            }
-            MmioInsn::StoreReg { width, src } => {
-                (width, decode::reg_value(self.reg(src.reg), src, width))
-            }
-            MmioInsn::StoreImm { width, imm } => (width, imm & width.mask()),
+        let regs = &mut GuestView {
+            gprs: &mut self.gprs,
+            vmcb: v,
         };
-        v.advance_rip(len);
-        // The xAPIC page is left unmapped: ICR writes are the guest's IPIs.
-        if let Some(ipi) = self.icr.mmio_write(gpa, width, data) {
-            return Ok(ipi);
-        }
-        Ok(AxVCpuExitReason::MmioWrite { addr, width, data })
+        x86_exit::mmio(regs, &mut self.pending_read, &mut self.icr, gpa, &buf[..n])
     }
 
-    /// `complete_read`: puts `value` where the pending read's instruction puts it, with
-    /// x86's register-write rules, and moves `rip` past it.
+    /// `complete_read`: the value into the pending read's destination, `rip` past it.
     pub(super) fn finish_read(&mut self, value: u64) -> VCpuResult {
-        let Some(read) = self.pending_read.take() else {
-            return Err(VCpuError::bad_state("complete_read: no read exit pending"));
+        let vmcb = self.vmcb();
+        let regs = &mut GuestView {
+            gprs: &mut self.gprs,
+            vmcb,
         };
-        let len = match read {
-            PendingRead::Mmio {
-                dst,
-                dst_width,
-                width,
-                signed,
-                len,
-            } => {
-                let loaded = decode::load_value(value, width, signed);
-                let new = decode::merge_reg(self.reg(dst.reg), loaded, dst_width, dst.high_byte);
-                self.set_reg(dst.reg, new);
-                len
-            }
-            PendingRead::Io { width, len } => {
-                let old = self.reg(gpr::RAX);
-                let new = decode::merge_reg(old, value & width.mask(), width, false);
-                self.set_reg(gpr::RAX, new);
-                len
-            }
-            PendingRead::Msr => {
-                self.set_reg(gpr::RAX, value & 0xffff_ffff);
-                self.set_reg(gpr::RDX, value >> 32);
-                MSR_INSN_LEN
-            }
-        };
-        self.vmcb().advance_rip(len);
-        Ok(())
+        x86_exit::complete_read(regs, &mut self.pending_read, value)
     }
 }

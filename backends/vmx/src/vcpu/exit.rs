@@ -6,55 +6,16 @@
 //! EPT.
 
 use axvcpu::{
-    AccessFlags, AccessWidth, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, Port, SysRegAddr,
-    VCpuError, VCpuResult, X86_SHUTDOWN_PORT,
+    AccessWidth, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, Port, VCpuError, VCpuResult,
 };
-use axvcpu_npt::{Ept, NptView};
-use axvcpu_x86::decode::{self, MmioInsn, RegOperand, MAX_INSN_LEN};
-use axvcpu_x86::paging::{GuestMemory, PagingRegs};
+use axvcpu_x86::decode::MAX_INSN_LEN;
+use axvcpu_x86::exit::{self as x86_exit};
+use axvcpu_x86::paging::PagingRegs;
 
 use super::VmxVCpu;
 use crate::hw;
 use crate::regs::gpr;
 use crate::vmcs::{exit, guest, info};
-
-/// A read exit waiting for `complete_read`.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum PendingRead {
-    Mmio {
-        dst: RegOperand,
-        dst_width: AccessWidth,
-        width: AccessWidth,
-        signed: bool,
-        len: u64,
-    },
-    Io {
-        width: AccessWidth,
-        len: u64,
-    },
-    Msr {
-        len: u64,
-    },
-}
-
-/// Guest RAM as the EPT maps it.
-struct EptMemory<'a, H: AxVCpuHal>(&'a NptView<H, Ept>);
-
-impl<H: AxVCpuHal> GuestMemory for EptMemory<'_, H> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some((hpa, _, _)) = self.0.query(GuestPhysAddr::from(gpa as usize)) else {
-            return false;
-        };
-        let va = H::phys_to_virt(hpa).as_usize() as *const u8;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: the table maps `gpa`'s page to this host frame, which stays allocated
-            // for the vCPU's life (set_ept_root's contract); the read stays in that page
-            // (`GuestMemory`'s contract). Volatile: other vCPUs may write guest RAM.
-            *b = unsafe { va.add(i).read_volatile() };
-        }
-        true
-    }
-}
 
 /// EPT-violation qualification bits.
 mod qual {
@@ -79,7 +40,12 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             cr4: v.read(guest::CR4),
             efer: v.read(guest::EFER),
         };
-        regs.fetch_insn(&EptMemory(&npt), self.regs.rip, buf)
+        // SAFETY: the table maps guest RAM the hypervisor keeps allocated for the vCPU's
+        // life (set_ept_root's contract).
+        let memory = |gpa: u64, buf: &mut [u8]| unsafe {
+            npt.read_guest(GuestPhysAddr::from(gpa as usize), buf)
+        };
+        regs.fetch_insn(&memory, self.regs.rip, buf)
     }
 
     /// Decodes the exit `enter` just returned from.
@@ -118,7 +84,10 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
                 AxVCpuExitReason::Nothing
             }
             exit::IO => return self.io_exit(v.read(info::EXIT_QUALIFICATION), len()),
-            exit::RDMSR | exit::WRMSR => self.msr_exit(reason == exit::WRMSR, len()),
+            exit::RDMSR | exit::WRMSR => {
+                let write = reason == exit::WRMSR;
+                x86_exit::msr(&mut self.regs, &mut self.pending_read, write, len())
+            }
             exit::EPT_VIOLATION => {
                 let q = v.read(info::EXIT_QUALIFICATION);
                 return self.ept_violation(q, v.read(info::GUEST_PHYSICAL_ADDR));
@@ -166,31 +135,9 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             _ => return Err(VCpuError::unsupported("bad I/O size").with_value(q)),
         };
         let port = Port((q >> 16) as u16);
-        if q & 8 != 0 {
-            self.pending_read = Some(PendingRead::Io { width, len });
-            return Ok(AxVCpuExitReason::IoRead { port, width });
-        }
-        let data = self.regs.get(gpr::RAX) & width.mask();
-        self.regs.advance_rip(len);
-        if port.0 == X86_SHUTDOWN_PORT {
-            return Ok(AxVCpuExitReason::SystemDown);
-        }
-        Ok(AxVCpuExitReason::IoWrite { port, width, data })
-    }
-
-    fn msr_exit(&mut self, write: bool, len: u64) -> AxVCpuExitReason {
-        let r = &mut self.regs;
-        let addr = SysRegAddr(r.get(gpr::RCX) as u32 as usize);
-        if !write {
-            self.pending_read = Some(PendingRead::Msr { len });
-            return AxVCpuExitReason::SysRegRead {
-                addr,
-                reg: gpr::RAX,
-            };
-        }
-        let value = (r.get(gpr::RDX) << 32) | (r.get(gpr::RAX) & 0xffff_ffff);
-        r.advance_rip(len);
-        AxVCpuExitReason::SysRegWrite { addr, value }
+        let is_in = q & 8 != 0;
+        let (regs, pending) = (&mut self.regs, &mut self.pending_read);
+        Ok(x86_exit::port_io(regs, pending, port, width, is_in, len))
     }
 
     fn ept_violation(&mut self, q: u64, gpa: u64) -> VCpuResult<AxVCpuExitReason> {
@@ -199,93 +146,18 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         if q & (qual::MAPPED | qual::FETCH) != 0 || walk {
             // A mapped page without the permission, an instruction fetch from unmapped
             // memory, or the guest's own page walk reaching unmapped memory.
-            let access_flags = if q & qual::WRITE != 0 {
-                AccessFlags::WRITE
-            } else if q & qual::FETCH != 0 {
-                AccessFlags::EXECUTE
-            } else {
-                AccessFlags::READ
-            };
+            let write = q & qual::WRITE != 0;
+            let access_flags = x86_exit::fault_access(write, q & qual::FETCH != 0);
             return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
         }
         let mut buf = [0u8; MAX_INSN_LEN];
         let n = self.fetch(&mut buf);
-        let d = decode::decode(&buf[..n]).map_err(|_| {
-            let mut first = [0u8; 8];
-            first.copy_from_slice(&buf[..8]);
-            VCpuError::unsupported(
-                "MMIO by an instruction the backend does not decode (value: its first bytes)",
-            )
-            .with_value(u64::from_le_bytes(first))
-        })?;
-        let len = d.len as u64;
-        let (width, data) = match d.insn {
-            MmioInsn::Load {
-                width,
-                dst,
-                dst_width,
-                signed,
-            } => {
-                self.pending_read = Some(PendingRead::Mmio {
-                    dst,
-                    dst_width,
-                    width,
-                    signed,
-                    len,
-                });
-                return Ok(AxVCpuExitReason::MmioRead {
-                    addr,
-                    width,
-                    reg: Some(dst.reg),
-                    reg_width: dst_width,
-                    signed_ext: signed,
-                });
-            }
-            MmioInsn::StoreReg { width, src } => {
-                (width, decode::reg_value(self.regs.get(src.reg), src, width))
-            }
-            MmioInsn::StoreImm { width, imm } => (width, imm & width.mask()),
-        };
-        self.regs.advance_rip(len);
-        // The xAPIC page is left unmapped: ICR writes are the guest's IPIs.
-        if let Some(ipi) = self.icr.mmio_write(gpa, width, data) {
-            return Ok(ipi);
-        }
-        Ok(AxVCpuExitReason::MmioWrite { addr, width, data })
+        let (regs, pending) = (&mut self.regs, &mut self.pending_read);
+        x86_exit::mmio(regs, pending, &mut self.icr, gpa, &buf[..n])
     }
 
-    /// `complete_read`: puts `value` where the pending read's instruction puts it, with
-    /// x86's register-write rules, and moves `rip` past it.
+    /// `complete_read`: the value into the pending read's destination, `rip` past it.
     pub(super) fn finish_read(&mut self, value: u64) -> VCpuResult {
-        let Some(read) = self.pending_read.take() else {
-            return Err(VCpuError::bad_state("complete_read: no read exit pending"));
-        };
-        let r = &mut self.regs;
-        let len = match read {
-            PendingRead::Mmio {
-                dst,
-                dst_width,
-                width,
-                signed,
-                len,
-            } => {
-                let loaded = decode::load_value(value, width, signed);
-                let new = decode::merge_reg(r.get(dst.reg), loaded, dst_width, dst.high_byte);
-                r.set(dst.reg, new);
-                len
-            }
-            PendingRead::Io { width, len } => {
-                let new = decode::merge_reg(r.get(gpr::RAX), value & width.mask(), width, false);
-                r.set(gpr::RAX, new);
-                len
-            }
-            PendingRead::Msr { len } => {
-                r.set(gpr::RAX, value & 0xffff_ffff);
-                r.set(gpr::RDX, value >> 32);
-                len
-            }
-        };
-        r.advance_rip(len);
-        Ok(())
+        x86_exit::complete_read(&mut self.regs, &mut self.pending_read, value)
     }
 }
