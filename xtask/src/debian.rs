@@ -3,13 +3,15 @@
 //! Guest images (kernels, busybox) come from Debian's archive at run time and are never
 //! committed. A [`Distro`] names a suite and an architecture (`bookworm`/`arm64`,
 //! `trixie`/`riscv64`, `bookworm`/`amd64`); [`Distro::package`] downloads one package with
-//! `apt-get download` under a private apt configuration and unpacks it with `dpkg-deb -x`.
+//! `apt-get download` under a private apt configuration and unpacks it (or just the paths
+//! asked for) with `dpkg-deb`.
 //! The machine's own apt state (its architectures, lists, dpkg database) is not touched:
 //! the configuration points apt at its own source list, lists and cache below
 //! `target/debian/<suite>-<arch>/`, for the foreign architecture only.
 //!
 //! A package unpacked once is reused without asking the network (its directory holds a
-//! `.complete` marker, written last); the index is fetched at most once per run.
+//! `.complete` marker naming what was unpacked, written last); the index is fetched at most
+//! once per run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -137,11 +139,15 @@ impl Distro {
     }
 
     /// Downloads and unpacks package `name` of this suite and architecture; returns the
-    /// directory it is unpacked in (its file system tree). Cached: a package unpacked
-    /// before is returned without network access.
-    pub fn package(&self, name: &str) -> Result<PathBuf, String> {
+    /// directory it is unpacked in (its file system tree). With `only` non-empty, just those
+    /// paths of the package (`boot`, `usr/bin/busybox`: a kernel package's modules are
+    /// ten times its kernel). Cached: a package unpacked before (with the same `only`) is
+    /// returned without network access.
+    pub fn package(&self, name: &str, only: &[&str]) -> Result<PathBuf, String> {
         let root = self.dir().join("root").join(name);
-        if root.join(".complete").exists() {
+        let marker = format!("{}\n", only.join(" "));
+        let complete = root.join(".complete");
+        if std::fs::read_to_string(&complete).is_ok_and(|m| m == marker) {
             return Ok(root);
         }
         self.update()?;
@@ -173,22 +179,38 @@ impl Distro {
         }
         std::fs::create_dir_all(&root).map_err(|e| format!("creating {}: {e}", root.display()))?;
         let (deb_s, root_s) = (deb.display().to_string(), root.display().to_string());
-        cmd::run("dpkg-deb", &["-x", &deb_s, &root_s], &[])?;
-        std::fs::write(root.join(".complete"), deb_s)
+        if only.is_empty() {
+            cmd::run("dpkg-deb", &["-x", &deb_s, &root_s], &[])?;
+        } else {
+            // The members of the package's data archive, as `dpkg-deb -x` would write them.
+            let members: Vec<String> = only.iter().map(|p| format!("'./{p}'")).collect();
+            let script = format!(
+                "dpkg-deb --fsys-tarfile '{deb_s}' | tar -x -C '{root_s}' {}",
+                members.join(" ")
+            );
+            cmd::run("sh", &["-c", &script], &[])?;
+        }
+        std::fs::write(&complete, marker)
             .map_err(|e| format!("marking {}: {e}", root.display()))?;
         Ok(root)
     }
 
-    /// Unpacks `name` and, if it is a metapackage (a `linux-image-<arch>` pointing at the
-    /// current `linux-image-<version>-<arch>`), the dependency whose name starts with
-    /// `prefix`; returns the dependency's tree (or `name`'s own when it has no such
-    /// dependency).
-    pub fn package_through(&self, name: &str, prefix: &str) -> Result<PathBuf, String> {
+    /// Unpacks (`only` those paths of) the dependency of metapackage `name` whose name
+    /// starts with `prefix` (a `linux-image-<arch>` points at the current
+    /// `linux-image-<version>-<arch>`); returns the dependency's tree (or `name`'s own when
+    /// it has no such dependency).
+    pub fn package_through(
+        &self,
+        name: &str,
+        prefix: &str,
+        only: &[&str],
+    ) -> Result<PathBuf, String> {
         // A cached resolution keeps working offline.
         let link = self.dir().join("root").join(format!("{name}.resolved"));
         if let Ok(dep) = std::fs::read_to_string(&link) {
             let root = self.dir().join("root").join(dep.trim());
-            if root.join(".complete").exists() {
+            let marker = format!("{}\n", only.join(" "));
+            if std::fs::read_to_string(root.join(".complete")).is_ok_and(|m| m == marker) {
                 return Ok(root);
             }
         }
@@ -197,9 +219,9 @@ impl Distro {
             .into_iter()
             .find(|d| d.starts_with(prefix) && d != name);
         let Some(dep) = dep else {
-            return self.package(name);
+            return self.package(name, only);
         };
-        let root = self.package(&dep)?;
+        let root = self.package(&dep, only)?;
         std::fs::write(&link, &dep).map_err(|e| format!("writing {}: {e}", link.display()))?;
         Ok(root)
     }

@@ -42,6 +42,55 @@ pub const AARCH64: Guest = Guest {
     busybox_file: "bin/busybox",
 };
 
+/// Debian trixie's riscv64 kernel (6.12; bookworm has none; its `vmlinux` is a RISC-V
+/// `Image` with an EFI stub) and busybox (`usr/bin/busybox` there). For the RISC-V Linux
+/// guest to come; `cargo xtask images linux-riscv64` fetches it.
+pub const RISCV64: Guest = Guest {
+    name: "linux-riscv64",
+    distro: Distro {
+        suite: "trixie",
+        arch: "riscv64",
+        security: false,
+    },
+    kernel_package: "linux-image-riscv64",
+    kernel_file: "boot/vmlinux-",
+    busybox_package: "busybox-static",
+    busybox_file: "usr/bin/busybox",
+};
+
+/// Debian bookworm's amd64 kernel (6.1, a bzImage) and busybox. For the x86 Linux guest to
+/// come; `cargo xtask images linux-x86_64` fetches it.
+pub const X86_64: Guest = Guest {
+    name: "linux-x86_64",
+    distro: Distro {
+        suite: "bookworm",
+        arch: "amd64",
+        security: true,
+    },
+    kernel_package: "linux-image-amd64",
+    kernel_file: "boot/vmlinuz-",
+    busybox_package: "busybox-static",
+    busybox_file: "bin/busybox",
+};
+
+/// Every guest, by name.
+pub const GUESTS: [Guest; 3] = [AARCH64, RISCV64, X86_64];
+
+/// `cargo xtask images <guest>`: fetches and builds one guest's images, printing where.
+pub fn images_command(name: Option<&str>) -> Result<(), String> {
+    let names: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
+    let usage = || format!("usage: cargo xtask images {}", names.join("|"));
+    let name = name.ok_or_else(usage)?;
+    let guest = GUESTS
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| format!("unknown guest `{name}`; {}", usage()))?;
+    let images = guest.images()?;
+    println!("{}", images.kernel.display());
+    println!("{}", images.initrd.display());
+    Ok(())
+}
+
 /// The files a guest boots.
 #[derive(Debug, Clone)]
 pub struct Images {
@@ -54,11 +103,15 @@ pub struct Images {
 impl Guest {
     /// Fetches the packages (when not cached) and builds the initramfs.
     pub fn images(&self) -> Result<Images, String> {
-        let kernel_root = self
-            .distro
-            .package_through(self.kernel_package, "linux-image-")?;
+        // Only the kernel: the package's modules are ten times its size.
+        let kernel_dir = self.kernel_file.rsplit_once('/').map_or("", |(d, _)| d);
+        let kernel_root =
+            self.distro
+                .package_through(self.kernel_package, "linux-image-", &[kernel_dir])?;
         let kernel = find_prefixed(&kernel_root, self.kernel_file)?;
-        let busybox_root = self.distro.package(self.busybox_package)?;
+        let busybox_root = self
+            .distro
+            .package(self.busybox_package, &[self.busybox_file])?;
         let busybox = busybox_root.join(self.busybox_file);
         let initrd = crate::testbed::target_dir().join(format!("{}-initramfs.cpio", self.name));
         crate::initramfs::build(&busybox, &initrd)?;

@@ -7,6 +7,8 @@
 //!   under `target/`), builds the initramfs and boots it on the AArch64 hypervisor, 2 vCPUs.
 //! - `cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`:
 //!   boots any kernel on the AArch64 hypervisor (exit 0 when the guest powers off cleanly).
+//! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
+//!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]`: prints the
 //!   benchmark figures (of every backend and of Linux on AArch64, or of one).
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
-cargo xtask test | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]";
+cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]";
 
 /// What `cargo xtask bench` can measure alone.
 const BENCHES: [&str; 6] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx", "linux-aarch64"];
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("boot") => linux::boot_command(&args[1..]),
+        Some("images") => linux::images_command(args.get(1).map(String::as_str)),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         _ => Err(USAGE.to_string()),
     };
