@@ -29,7 +29,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
-cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]";
+cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
+cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]";
 
 /// What `cargo xtask bench` can measure alone.
 const BENCHES: [&str; 6] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx", "linux-aarch64"];

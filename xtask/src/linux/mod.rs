@@ -1,0 +1,207 @@
+//! Linux guests: which Debian packages hold each architecture's kernel and busybox, and
+//! the images made from them (the kernel as packaged, an initramfs built by
+//! [`crate::initramfs`]), all cached under `target/`.
+//!
+//! One [`Guest`] per architecture; [`Guest::images`] fetches what is missing (printing
+//! progress) and returns the files to boot.
+
+use std::path::{Path, PathBuf};
+
+use crate::debian::Distro;
+
+mod bench;
+mod check;
+
+pub use bench::bench_aarch64;
+pub use check::check_boot;
+
+/// A Linux guest of one architecture, as Debian packages it.
+#[derive(Debug, Clone, Copy)]
+pub struct Guest {
+    /// Names the images under `target/`: `linux-aarch64`.
+    pub name: &'static str,
+    /// The suite and architecture the packages come from.
+    pub distro: Distro,
+    /// The kernel metapackage (`linux-image-arm64`), which depends on the current
+    /// `linux-image-<version>-<flavour>` package holding the kernel.
+    pub kernel_package: &'static str,
+    /// The kernel file's path in that package, up to the version: `boot/vmlinuz-`.
+    pub kernel_file: &'static str,
+    /// The package with a static busybox.
+    pub busybox_package: &'static str,
+    /// Where that package keeps the binary.
+    pub busybox_file: &'static str,
+}
+
+/// Debian bookworm's arm64 kernel (6.1; its `vmlinuz` is an uncompressed arm64 `Image`
+/// with an EFI stub) and busybox.
+pub const AARCH64: Guest = Guest {
+    name: "linux-aarch64",
+    distro: Distro {
+        suite: "bookworm",
+        arch: "arm64",
+        security: true,
+    },
+    kernel_package: "linux-image-arm64",
+    kernel_file: "boot/vmlinuz-",
+    busybox_package: "busybox-static",
+    busybox_file: "bin/busybox",
+};
+
+/// Debian trixie's riscv64 kernel (6.12; bookworm has none; its `vmlinux` is a RISC-V
+/// `Image` with an EFI stub) and busybox (`usr/bin/busybox` there). For the RISC-V Linux
+/// guest to come; `cargo xtask images linux-riscv64` fetches it.
+pub const RISCV64: Guest = Guest {
+    name: "linux-riscv64",
+    distro: Distro {
+        suite: "trixie",
+        arch: "riscv64",
+        security: false,
+    },
+    kernel_package: "linux-image-riscv64",
+    kernel_file: "boot/vmlinux-",
+    busybox_package: "busybox-static",
+    busybox_file: "usr/bin/busybox",
+};
+
+/// Debian bookworm's amd64 kernel (6.1, a bzImage) and busybox. For the x86 Linux guest to
+/// come; `cargo xtask images linux-x86_64` fetches it.
+pub const X86_64: Guest = Guest {
+    name: "linux-x86_64",
+    distro: Distro {
+        suite: "bookworm",
+        arch: "amd64",
+        security: true,
+    },
+    kernel_package: "linux-image-amd64",
+    kernel_file: "boot/vmlinuz-",
+    busybox_package: "busybox-static",
+    busybox_file: "bin/busybox",
+};
+
+/// Every guest, by name.
+pub const GUESTS: [Guest; 3] = [AARCH64, RISCV64, X86_64];
+
+/// `cargo xtask images <guest>`: fetches and builds one guest's images, printing where.
+pub fn images_command(name: Option<&str>) -> Result<(), String> {
+    let names: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
+    let usage = || format!("usage: cargo xtask images {}", names.join("|"));
+    let name = name.ok_or_else(usage)?;
+    let guest = GUESTS
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| format!("unknown guest `{name}`; {}", usage()))?;
+    let images = guest.images()?;
+    println!("{}", images.kernel.display());
+    println!("{}", images.initrd.display());
+    Ok(())
+}
+
+/// The files a guest boots.
+#[derive(Debug, Clone)]
+pub struct Images {
+    /// The kernel as packaged.
+    pub kernel: PathBuf,
+    /// The initramfs (`newc` cpio, uncompressed).
+    pub initrd: PathBuf,
+}
+
+impl Guest {
+    /// Fetches the packages (when not cached) and builds the initramfs.
+    pub fn images(&self) -> Result<Images, String> {
+        // Only the kernel: the package's modules are ten times its size.
+        let kernel_dir = self.kernel_file.rsplit_once('/').map_or("", |(d, _)| d);
+        let kernel_root =
+            self.distro
+                .package_through(self.kernel_package, "linux-image-", &[kernel_dir])?;
+        let kernel = find_prefixed(&kernel_root, self.kernel_file)?;
+        let busybox_root = self
+            .distro
+            .package(self.busybox_package, &[self.busybox_file])?;
+        let busybox = busybox_root.join(self.busybox_file);
+        let initrd = crate::testbed::target_dir().join(format!("{}-initramfs.cpio", self.name));
+        crate::initramfs::build(&busybox, &initrd)?;
+        eprintln!(
+            "xtask: {}: kernel {}, initramfs {}",
+            self.name,
+            kernel.display(),
+            initrd.display()
+        );
+        Ok(Images { kernel, initrd })
+    }
+}
+
+/// The one file under `root` whose path starts with `prefix` (`boot/vmlinuz-`).
+fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
+    let (dir, stem) = match prefix.rsplit_once('/') {
+        Some((d, s)) => (root.join(d), s),
+        None => (root.to_path_buf(), prefix),
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(stem))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no {prefix}* in {}", root.display())),
+        _ => Err(format!("more than one {prefix}* in {}", root.display())),
+    }
+}
+
+/// The command line `cargo xtask run linux-<arch>` boots the Debian kernel with.
+/// (`quiet`: every console byte is an MMIO exit or two; the kernel's log would dominate
+/// the time to user space.)
+pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
+
+/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn boot_command(args: &[String]) -> Result<(), String> {
+    const USAGE: &str =
+        "usage: cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]";
+    let (arch, rest) = args.split_first().ok_or(USAGE)?;
+    let (mut kernel, mut initrd, mut append, mut cpus) = (None, None, APPEND.to_string(), 2);
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))
+        };
+        match flag.as_str() {
+            "--kernel" => kernel = Some(PathBuf::from(value()?)),
+            "--initrd" => initrd = Some(PathBuf::from(value()?)),
+            "--append" => append = value()?.clone(),
+            "--cpus" => {
+                let v = value()?;
+                cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
+            }
+            other => return Err(format!("unknown option {other}; {USAGE}")),
+        }
+    }
+    let kernel = kernel.ok_or(USAGE)?;
+    match arch.as_str() {
+        "aarch64" => {
+            crate::aarch64::boot_linux(&kernel, initrd.as_deref(), &append, cpus).map(drop)
+        }
+        other => Err(format!("cannot boot {other} yet; {USAGE}")),
+    }
+}
+
+/// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
+pub fn run_aarch64() -> Result<String, String> {
+    let images = AARCH64.images()?;
+    crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
+}
+
+/// `cargo xtask test`'s Linux step: boots the Debian images on 2 vCPUs and checks the run
+/// ([`check_boot`]).
+pub fn test_aarch64() -> Result<(), String> {
+    let output = run_aarch64()?;
+    let s = check_boot(&output, 2)?;
+    eprintln!(
+        "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+        s.userspace_ms
+    );
+    Ok(())
+}
