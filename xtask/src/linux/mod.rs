@@ -156,17 +156,33 @@ fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
 /// the time to user space.)
 pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 
-/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
-pub fn boot_command(args: &[String]) -> Result<(), String> {
-    const USAGE: &str =
-        "usage: cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]";
-    let (arch, rest) = args.split_first().ok_or(USAGE)?;
+const BOOT_USAGE: &str =
+    "usage: cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]";
+
+/// What `cargo xtask boot` was asked to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootArgs {
+    /// The architecture: `aarch64`.
+    pub arch: String,
+    /// The kernel.
+    pub kernel: PathBuf,
+    /// The initrd, if any.
+    pub initrd: Option<PathBuf>,
+    /// The command line ([`APPEND`] unless given).
+    pub append: String,
+    /// vCPUs (2 unless given).
+    pub cpus: usize,
+}
+
+/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
+    let (arch, rest) = args.split_first().ok_or(BOOT_USAGE)?;
     let (mut kernel, mut initrd, mut append, mut cpus) = (None, None, APPEND.to_string(), 2);
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
             it.next()
-                .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))
+                .ok_or_else(|| format!("{flag} needs a value; {BOOT_USAGE}"))
         };
         match flag.as_str() {
             "--kernel" => kernel = Some(PathBuf::from(value()?)),
@@ -176,15 +192,26 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
                 let v = value()?;
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
-            other => return Err(format!("unknown option {other}; {USAGE}")),
+            other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
         }
     }
-    let kernel = kernel.ok_or(USAGE)?;
-    match arch.as_str() {
+    Ok(BootArgs {
+        arch: arch.clone(),
+        kernel: kernel.ok_or(BOOT_USAGE)?,
+        initrd,
+        append,
+        cpus,
+    })
+}
+
+/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn boot_command(args: &[String]) -> Result<(), String> {
+    let b = parse_boot_args(args)?;
+    match b.arch.as_str() {
         "aarch64" => {
-            crate::aarch64::boot_linux(&kernel, initrd.as_deref(), &append, cpus).map(drop)
+            crate::aarch64::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
         }
-        other => Err(format!("cannot boot {other} yet; {USAGE}")),
+        other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
     }
 }
 
@@ -204,4 +231,48 @@ pub fn test_aarch64() -> Result<(), String> {
         s.userspace_ms
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn boot_arguments_have_defaults_and_refuse_what_they_do_not_know() {
+        let b = parse_boot_args(&args("aarch64 --kernel K")).unwrap();
+        assert_eq!(
+            (b.kernel, b.initrd, b.append, b.cpus),
+            ("K".into(), None, APPEND.into(), 2)
+        );
+        let b =
+            parse_boot_args(&args("aarch64 --cpus 1 --initrd I --kernel K --append q")).unwrap();
+        assert_eq!(
+            (b.initrd, b.append.as_str(), b.cpus),
+            (Some("I".into()), "q", 1)
+        );
+        assert!(
+            parse_boot_args(&args("aarch64 --initrd I")).is_err(),
+            "no kernel"
+        );
+        assert!(parse_boot_args(&args("aarch64 --kernel"))
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse_boot_args(&args("aarch64 --kernel K --cpus two")).is_err());
+        assert!(parse_boot_args(&args("aarch64 --kernel K --smp 2")).is_err());
+        assert!(parse_boot_args(&[]).is_err());
+    }
+
+    #[test]
+    fn every_guest_names_its_packages_and_files() {
+        for g in GUESTS {
+            assert!(g.name.starts_with("linux-"));
+            assert!(g.kernel_file.starts_with("boot/"), "{}", g.name);
+            assert!(g.busybox_file.ends_with("/busybox"), "{}", g.name);
+            assert!(g.distro.sources_list().contains(g.distro.arch));
+        }
+    }
 }
