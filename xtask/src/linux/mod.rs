@@ -221,15 +221,70 @@ pub fn run_aarch64() -> Result<String, String> {
     crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
 }
 
-/// `cargo xtask test`'s Linux step: boots the Debian images on 2 vCPUs and checks the run
-/// ([`check_boot`]).
+/// `cargo xtask test`'s Linux step: the loader's two refusals and a raw binary first (each
+/// QEMU run well under a second), then the Debian images on 2 vCPUs, checked by
+/// [`check_boot`].
 pub fn test_aarch64() -> Result<(), String> {
+    loader_checks_aarch64()?;
     let output = run_aarch64()?;
     let s = check_boot(&output, 2)?;
     eprintln!(
         "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
         s.userspace_ms
     );
+    Ok(())
+}
+
+/// A raw binary (no `Image` header) that writes `H` and a newline to the PL011 and powers
+/// off through PSCI `SYSTEM_OFF` over `hvc`.
+const RAW_HELLO: [u32; 8] = [
+    0xd2a1_2001, // movz x1, #0x900, lsl #16   (the PL011)
+    0x5280_0902, // movz w2, #'H'
+    0x3900_0022, // strb w2, [x1]
+    0x5280_0142, // movz w2, #'\n'
+    0x3900_0022, // strb w2, [x1]
+    0xd280_0100, // movz x0, #0x8
+    0xf2b0_8000, // movk x0, #0x8400, lsl #16 (SYSTEM_OFF)
+    0xd400_0002, // hvc #0
+];
+
+/// The AArch64 loader: a raw binary runs (at RAM + 0x80000) and powers off cleanly; an
+/// `Image` whose header says big-endian, and one larger than the guest's RAM, are refused
+/// with the reason before the guest starts.
+fn loader_checks_aarch64() -> Result<(), String> {
+    let dir = crate::testbed::target_dir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map(|()| path.clone())
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    let raw: Vec<u8> = RAW_HELLO.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let raw = write("loader-raw.bin", &raw)?;
+    let out = crate::aarch64::boot_linux(&raw, None, "", 1)?;
+    if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x40080000") {
+        return Err("the raw binary did not run at RAM + 0x80000".into());
+    }
+    // An `Image` header: text_offset 0, image_size, flags, the magic at 0x38.
+    let header = |image_size: u64, flags: u64| {
+        let mut h = vec![0u8; 64];
+        h[16..24].copy_from_slice(&image_size.to_le_bytes());
+        h[24..32].copy_from_slice(&flags.to_le_bytes());
+        h[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        h
+    };
+    for (name, image, why) in [
+        ("loader-be.img", header(1 << 20, 0b1011), "big-endian"),
+        ("loader-huge.img", header(1 << 30, 0b1010), "does not fit"),
+    ] {
+        let path = write(name, &image)?;
+        match crate::aarch64::boot_linux(&path, None, "", 1) {
+            Err(e) if e.contains("kernel refused") && e.contains(why) => {}
+            Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
+            Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),
+        }
+    }
+    eprintln!("xtask: AArch64 loader: raw binary ran, bad headers refused");
     Ok(())
 }
 
