@@ -74,7 +74,6 @@ pub fn wake(cpu: usize) {
     }
 }
 
-#[cfg(feature = "linux")]
 /// Sleeps until an interrupt is pending at this CPU's GIC interface (taken or not: EL2
 /// keeps IRQs masked, `wfi` ends all the same).
 pub fn wait_for_interrupt() {
