@@ -5,10 +5,13 @@
 //!   `x86-vmx` the x86 one in Bochs (Intel VMX).
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench`: prints the benchmark figures.
+//! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
+//!   against its reference decoder (default 10 million inputs each).
 
 mod aarch64;
 mod bochs;
 mod cmd;
+mod fuzz;
 mod riscv;
 mod setup;
 mod test;
@@ -18,7 +21,7 @@ mod x86;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test | cargo xtask bench";
+    "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test | cargo xtask bench | cargo xtask fuzz [x86|aarch64|riscv] [--runs N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("bench") => bench(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
