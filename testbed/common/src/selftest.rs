@@ -1,8 +1,14 @@
 //! A testbed's own checks beyond the conformance contract, each reported on one line
 //! `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`, the form `cargo xtask` looks for.
 
+use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
+
+use axvcpu::VCpuResult;
+use axvcpu_conformance::alloc_fail::sweep;
+
+use crate::hal::frames_in_use;
 
 /// What one self-test returns: `Err(why)` on failure.
 pub type Check = Result<(), String>;
@@ -26,6 +32,34 @@ pub fn run_all<C: Copy, W: Write>(tests: &[SelfTest<C>], ctx: C, out: &mut W) ->
         let _ = line;
     }
     ok
+}
+
+/// The host-failure check of `axvcpu_conformance::alloc_fail` on a testbed: runs
+/// [`sweep`] over `build` (which builds a backend and nested page table over
+/// `FailingHal<FrameHal<A>>`, see that module) and also checks, with the testbed's own
+/// frame count, that nothing leaked. Returns the number of allocation points, each made to
+/// fail once; fails if there are fewer than `min_points` (a path that allocates less than
+/// expected is news too).
+pub fn alloc_fail<T>(
+    build: impl FnMut() -> VCpuResult<T>,
+    min_points: usize,
+) -> Result<usize, String> {
+    let before = frames_in_use();
+    let report = sweep(build)?;
+    let after = frames_in_use();
+    if after != before {
+        return Err(format!(
+            "{} frames of the testbed leaked",
+            after as isize - before as isize
+        ));
+    }
+    if report.points < min_points {
+        return Err(format!(
+            "only {} allocation points, expected at least {min_points}",
+            report.points
+        ));
+    }
+    Ok(report.points)
 }
 
 #[cfg(test)]
