@@ -5,12 +5,14 @@
 //! and [`mem_operands`] the same base register and offset; every integer load or store the
 //! reference decodes must be accepted by ours, except reserved encodings. `raki` has no Zcb
 //! (`c.lbu`, `c.lhu`, `c.lh`, `c.sb`, `c.sh`): those are compared with [`ZCB`], the Zcb
-//! encoding table of the Zc* specification written out as data. [`decode_csr`] is compared
-//! with the reference's Zicsr decode.
+//! encoding table of the Zc* specification written out as data. [`decode_transformed`]
+//! (the `htinst` form) and [`decode_csr`] are compared with the reference too.
 
 use crate::{Mismatch, Verdict};
 use axvcpu::AccessWidth;
-use axvcpu_riscv::decode::{decode_csr, decode_mem, mem_operands, CsrOp, CsrSrc, MemInsn};
+use axvcpu_riscv::decode::{
+    decode_csr, decode_mem, decode_transformed, mem_operands, CsrOp, CsrSrc, MemInsn,
+};
 use raki::{BaseIOpcode, COpcode, Decode, Instruction, Isa, OpcodeKind, ZicntrOpcode, ZicsrOpcode};
 
 /// One Zcb load/store: bits 15:10 (funct6), the required value of bit 6 (`None`: bit 6
@@ -152,6 +154,7 @@ pub fn check(insn: u32) -> Result<Verdict, Mismatch> {
         ),
     };
     check_csr(insn, theirs.as_ref()).map_err(bad)?;
+    check_transformed(insn, theirs.as_ref()).map_err(bad)?;
     let want = theirs
         .as_ref()
         .and_then(ref_mem)
@@ -175,6 +178,25 @@ pub fn check(insn: u32) -> Result<Verdict, Mismatch> {
         }
         (v, _) => v,
     })
+}
+
+/// `htinst` reports a trapping load/store as its 32-bit form, bit 1 cleared when the
+/// original was compressed: [`decode_transformed`] must agree with the reference's decode
+/// of the 32-bit form on direction, width, sign extension and register, with the length
+/// bit 1 gives.
+fn check_transformed(insn: u32, theirs: Option<&Instruction>) -> Result<(), String> {
+    if insn & 3 != 3 {
+        return Ok(());
+    }
+    let want = theirs.and_then(ref_mem).filter(|m| m.6 == 4);
+    for (t, len) in [(insn, 4), (insn & !2, 2)] {
+        let ours = decode_transformed(t).map(|m| (m.is_load, m.width, m.signed, m.reg, m.len));
+        let want = want.map(|(l, w, s, r, ..)| (l, w, s, r, len));
+        if ours != want {
+            return Err(format!("transformed {t:#x}: ours {ours:?}, want {want:?}"));
+        }
+    }
+    Ok(())
 }
 
 fn check_csr(insn: u32, theirs: Option<&Instruction>) -> Result<(), String> {
