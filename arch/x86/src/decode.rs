@@ -5,7 +5,9 @@
 //! [`paging::PagingRegs::fetch_insn`](crate::paging::PagingRegs::fetch_insn).
 //!
 //! Plain functions over instruction bytes, tested on any host (the 252 assembler-made
-//! vectors are in `tests/decode_vectors.rs`).
+//! vectors are in `tests/decode_vectors.rs`), and compared input by input with `iced-x86`
+//! by `decode-check/` (workspace root), in `cargo xtask test` and in the coverage-guided
+//! `cargo xtask fuzz x86`.
 
 use axvcpu::AccessWidth;
 

@@ -4,7 +4,10 @@
 //! References: Arm ARM (DDI 0487), D24.2.46 `ESR_EL2`: the ISS encodings for an exception
 //! from a Data Abort (EC 0x24), an Instruction Abort (EC 0x20), an `HVC` (EC 0x16), a
 //! trapped `SMC` (EC 0x17), a trapped `MSR`/`MRS`/system instruction (EC 0x18) and a
-//! trapped `WFI`/`WFE` (EC 0x01); D24.2.61 `HPFAR_EL2`.
+//! trapped `WFI`/`WFE` (EC 0x01); D24.2.61 `HPFAR_EL2`. `decode-check/` (workspace root)
+//! compares the field decoding with the independent `aarch64-esr-decoder` crate, and the
+//! data-abort handling with what `yaxpeax-arm` says the faulting instruction does, in
+//! `cargo xtask test` and in the coverage-guided `cargo xtask fuzz aarch64`.
 
 use axvcpu::{AccessWidth, SysRegAddr};
 use axvcpu_npt::MapFlags;
