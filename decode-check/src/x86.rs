@@ -158,6 +158,17 @@ pub fn refusal(insn: &Instruction) -> &'static str {
         "string instruction (movs/stos/lods/cmps/scas/ins/outs): repeats and two addresses"
     } else if is_mov_family(insn.mnemonic()) {
         "mov to/from a segment register"
+    } else if matches!(insn.mnemonic(), Mnemonic::Movbe | Mnemonic::Movnti) {
+        "movbe/movnti: a byte-swapping or non-temporal general-register move"
+    } else if matches!(
+        insn.mnemonic(),
+        Mnemonic::Xchg
+            | Mnemonic::Cmpxchg
+            | Mnemonic::Xadd
+            | Mnemonic::Cmpxchg8b
+            | Mnemonic::Cmpxchg16b
+    ) {
+        "xchg/cmpxchg/xadd: an atomic read-modify-write"
     } else if (0..insn.op_count()).any(|i| {
         insn.op_kind(i) == OpKind::Register
             && !insn.op_register(i).is_gpr()
