@@ -41,6 +41,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod alloc_fail;
 pub mod contract;
 #[cfg(test)]
 mod model;

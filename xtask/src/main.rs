@@ -6,10 +6,13 @@
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx]`: prints the benchmark figures (of
 //!   every backend, or of one).
+//! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
+//!   against its reference decoder (default 10 million inputs each).
 
 mod aarch64;
 mod bochs;
 mod cmd;
+mod fuzz;
 mod riscv;
 mod setup;
 mod test;
@@ -19,7 +22,8 @@ mod x86;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx] | cargo xtask test \
-                     | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx]";
+                     | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx] \
+                     | cargo xtask fuzz [x86|aarch64|riscv] [--runs N]";
 
 /// What `cargo xtask bench` can measure alone.
 const BENCHES: [&str; 5] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx"];
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
