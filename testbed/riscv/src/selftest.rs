@@ -9,18 +9,20 @@ use alloc::format;
 use alloc::string::String;
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use axvcpu::{
-    AxArchVCpu, AxErrorKind, AxPerCpu, AxVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
-    HostPhysAddr, VCpuError, VCpuResult, VCpuState,
+    AxArchVCpu, AxErrorKind, AxPerCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuError,
+    VCpuResult, VCpuState,
 };
-use axvcpu_conformance::alloc_fail::{plan, FailingHal};
+use axvcpu_conformance::alloc_fail::FailingHal;
 use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
 use axvcpu_npt::{GStageTable, MapFlags};
 use axvcpu_riscv::{decode::WFI, GStageMode, RiscvPerCpu, RiscvSetupConfig, RiscvVCpu};
-use axvcpu_testbed::selftest::{Check, SelfTest as Test};
+use axvcpu_testbed::selftest::{
+    alloc_fail_with_memory, note_vcpu_set_up, AllocFailMemory, Check, SelfTest as Test,
+    AF_BIG_FRAMES, AF_BIG_GPA, AF_FAR_GPA,
+};
 
 use crate::arch::{Hal, VCpu, Vm};
 use crate::boot::CPUS;
@@ -267,22 +269,6 @@ fn span(gstage: GStageMode) -> Check {
 
 type Failing = FailingHal<Hal>;
 
-/// Guest memory of the `alloc-fail` build, from the plain HAL (the harness's, not the
-/// backend's): 64 KiB of RAM and a 2 MiB-aligned 2 MiB block (a superpage to split).
-struct AllocFailMemory {
-    ram: HostPhysAddr,
-    big: HostPhysAddr,
-}
-
-const AF_RAM_FRAMES: usize = 16;
-const AF_BIG_FRAMES: usize = 512;
-const AF_BIG_GPA: usize = 0x4000_0000;
-/// In another 512 GiB (Sv48x4) or another 1 GiB (Sv39x4) than RAM.
-const AF_FAR_GPA: usize = 0x80_4000_0000;
-
-/// Allocations made when the last build's vCPU was set up.
-static AF_SET_UP_AFTER: AtomicUsize = AtomicUsize::new(0);
-
 /// One build: a G-stage table over [`Failing`], RAM and the block mapped, a vCPU created
 /// and set up, two table changes under it (a superpage split, a far page), and a run to
 /// its `wfi`. Returns the vCPU before the table, so it drops first.
@@ -295,7 +281,7 @@ fn alloc_fail_build(
     npt.map(
         GuestPhysAddr::from(RAM_BASE),
         mem.ram,
-        AF_RAM_FRAMES * 4096,
+        mem.ram_frames * 4096,
         rwx,
     )?;
     npt.map(
@@ -313,7 +299,7 @@ fn alloc_fail_build(
             gstage,
             ..RiscvSetupConfig::default()
         })?;
-    AF_SET_UP_AFTER.store(plan::allocations(), Ordering::SeqCst);
+    note_vcpu_set_up();
     npt.protect(
         GuestPhysAddr::from(AF_BIG_GPA + 0x1000),
         4096,
@@ -338,26 +324,17 @@ fn alloc_fail_build(
 /// Every frame allocation of [`alloc_fail_build`] fails in turn: each must be a clean
 /// `NoMemory` error with no frame leaked (`axvcpu_conformance::alloc_fail`).
 fn alloc_fail(gstage: GStageMode) -> Check {
-    let ram = Hal::alloc_contiguous_frames(AF_RAM_FRAMES, 1).ok_or("no RAM frames")?;
-    let Some(big) = Hal::alloc_contiguous_frames(AF_BIG_FRAMES, AF_BIG_FRAMES) else {
-        Hal::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
-        return Err("no 2 MiB block".into());
-    };
-    let mem = AllocFailMemory { ram, big };
-    let ram_ptr = Hal::phys_to_virt(ram).as_usize() as *mut u32;
-    // SAFETY: `ram` is ours, identity-mapped, and no guest runs yet.
-    unsafe { ram_ptr.write_volatile(WFI) };
     // Root, tables for RAM and the block, the split, the far page's tables.
-    let result = axvcpu_testbed::selftest::alloc_fail(|| alloc_fail_build(gstage, &mem), 6);
-    Hal::dealloc_contiguous_frames(big, AF_BIG_FRAMES);
-    Hal::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
-    let points = result?;
-    let before = AF_SET_UP_AFTER.load(Ordering::SeqCst);
+    let (points, with_vcpu) = alloc_fail_with_memory::<Hal, _>(
+        16,
+        &WFI.to_le_bytes(),
+        |mem| alloc_fail_build(gstage, mem),
+        6,
+    )?;
     let mut out = hal::CONSOLE.writer();
     let _ = writeln!(
         out,
-        "testbed-riscv: alloc-fail: {points} allocation points, {} with a set-up vCPU, each a clean NoMemory error",
-        points.saturating_sub(before)
+        "testbed-riscv: alloc-fail: {points} allocation points, {with_vcpu} with a set-up vCPU, each a clean NoMemory error"
     );
     Ok(())
 }
