@@ -153,9 +153,16 @@ pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 /// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
 pub fn boot_command(args: &[String]) -> Result<(), String> {
     const USAGE: &str =
-        "usage: cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]";
+        "usage: cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)]";
     let (arch, rest) = args.split_first().ok_or(USAGE)?;
-    let (mut kernel, mut initrd, mut append, mut cpus) = (None, None, APPEND.to_string(), 2);
+    let default_append = if arch == "riscv64" {
+        APPEND_RISCV64
+    } else {
+        APPEND
+    };
+    let (mut kernel, mut initrd, mut append, mut cpus) =
+        (None, None, default_append.to_string(), 2);
+    let mut sstc = true;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -170,6 +177,7 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
                 let v = value()?;
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
+            "--no-sstc" => sstc = false,
             other => return Err(format!("unknown option {other}; {USAGE}")),
         }
     }
@@ -178,8 +186,61 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
         "aarch64" => {
             crate::aarch64::boot_linux(&kernel, initrd.as_deref(), &append, cpus).map(drop)
         }
+        "riscv64" => {
+            crate::riscv::boot_linux(&kernel, initrd.as_deref(), &append, cpus, sstc).map(drop)
+        }
         other => Err(format!("cannot boot {other} yet; {USAGE}")),
     }
+}
+
+/// The command line of the RISC-V guest (its console is the NS16550A, `ttyS0`).
+pub const APPEND_RISCV64: &str = "console=ttyS0 quiet panic=-1";
+
+/// The parameter block an OS-guest hypervisor reads (`axvcpu_testbed::params`): magic,
+/// kernel size, initrd size, vCPUs, flags (bit 0: print the device tree), command-line
+/// length (little-endian `u64`s), the command line.
+pub fn params_block(
+    kernel_size: u64,
+    initrd_size: u64,
+    cpus: usize,
+    print_dtb: bool,
+    append: &str,
+) -> Vec<u8> {
+    let mut b = b"AXVLINUX".to_vec();
+    let flags = u64::from(print_dtb);
+    for v in [
+        kernel_size,
+        initrd_size,
+        cpus as u64,
+        flags,
+        append.len() as u64,
+    ] {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend(append.as_bytes());
+    b
+}
+
+/// `cargo xtask run linux-riscv64`: the Debian images, booted on 2 vCPUs, with Sstc and
+/// without; checked as `cargo xtask test` checks them.
+pub fn run_riscv64() -> Result<(), String> {
+    let images = RISCV64.images()?;
+    for sstc in [true, false] {
+        let output = crate::riscv::boot_linux(
+            &images.kernel,
+            Some(&images.initrd),
+            APPEND_RISCV64,
+            2,
+            sstc,
+        )?;
+        let s =
+            check_boot_of(&output, 2, &RISCV64_CHECK).map_err(|e| format!("Sstc {sstc}: {e}"))?;
+        eprintln!(
+            "xtask: Linux on the RISC-V hypervisor (Sstc {sstc}): user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+            s.userspace_ms
+        );
+    }
+    Ok(())
 }
 
 /// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
@@ -208,6 +269,32 @@ pub struct BootSummary {
 /// line saying the guest powered off through PSCI with user space reached within
 /// [`USERSPACE_BOUND_MS`].
 pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
+    check_boot_of(output, cpus, &AARCH64_CHECK)
+}
+
+/// What differs between architectures in [`check_boot_of`].
+#[derive(Debug, Clone, Copy)]
+pub struct BootCheck {
+    /// The timer's name in `/proc/interrupts`.
+    pub timer: &'static str,
+    /// The start of the hypervisor's closing line after a clean power-off.
+    pub powered_off: &'static str,
+}
+
+/// The AArch64 hypervisor's boots.
+pub const AARCH64_CHECK: BootCheck = BootCheck {
+    timer: "arch_timer",
+    powered_off: "linux: guest powered off (PSCI SYSTEM_OFF)",
+};
+
+/// The RISC-V hypervisor's boots.
+pub const RISCV64_CHECK: BootCheck = BootCheck {
+    timer: "riscv-timer",
+    powered_off: "linux: guest powered off (SBI SRST shutdown)",
+};
+
+/// [`check_boot`] for any architecture's hypervisor.
+pub fn check_boot_of(output: &str, cpus: usize, arch: &BootCheck) -> Result<BootSummary, String> {
     use crate::initramfs::{
         CPUS_PREFIX, HOTPLUG_PREFIX, IRQS_MARKER, POWEROFF_MARKER, USERSPACE_MARKER,
     };
@@ -246,7 +333,7 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
             lines[i + 1..]
                 .iter()
                 .take_while(|l| l.trim() != IRQS_MARKER)
-                .find(|l| l.contains("arch_timer"))
+                .find(|l| l.contains(arch.timer))
                 .map(|l| per_cpu_counts(l, cpus))
                 .unwrap_or_default()
         })
@@ -260,14 +347,19 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
                 ));
             }
         }
-        _ => return Err("no two arch_timer lines of /proc/interrupts from the guest".into()),
+        _ => {
+            return Err(format!(
+                "no two {} lines of /proc/interrupts from the guest",
+                arch.timer
+            ))
+        }
     }
     if !has(POWEROFF_MARKER) {
         return Err("the guest's init did not get to its power-off".into());
     }
     let closing = lines
         .iter()
-        .find(|l| l.starts_with("linux: guest powered off (PSCI SYSTEM_OFF)"))
+        .find(|l| l.starts_with(arch.powered_off))
         .ok_or("the hypervisor did not see the guest power off")?;
     let userspace_ms = closing
         .split("user space reached at ")

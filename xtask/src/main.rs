@@ -5,8 +5,11 @@
 //!   `x86-vmx` the x86 one in Bochs (Intel VMX).
 //! - `cargo xtask run linux-aarch64`: fetches Debian's arm64 kernel and busybox (cached
 //!   under `target/`), builds the initramfs and boots it on the AArch64 hypervisor, 2 vCPUs.
-//! - `cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`:
-//!   boots any kernel on the AArch64 hypervisor (exit 0 when the guest powers off cleanly).
+//! - `cargo xtask run linux-riscv64`: the same with Debian trixie's riscv64 kernel and
+//!   busybox on the RISC-V hypervisor, 2 vCPUs, with Sstc and without.
+//! - `cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING]
+//!   [--cpus N] [--no-sstc]`: boots any kernel on the AArch64 or RISC-V hypervisor (exit 0
+//!   when the guest powers off cleanly; `--no-sstc`: a RISC-V host CPU without Sstc).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
@@ -30,8 +33,8 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
-cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64] | \
+cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N]";
 
@@ -71,6 +74,11 @@ fn run(which: &str) -> Result<(), String> {
             setup::rust_targets()?;
             setup::qemu()?;
             return linux::test_aarch64();
+        }
+        "linux-riscv64" => {
+            setup::rust_targets()?;
+            setup::qemu()?;
+            return linux::run_riscv64();
         }
         "x86-vmx" => {
             setup::rust_targets()?;

@@ -47,6 +47,8 @@ pub mod err {
     pub const NOT_SUPPORTED: i64 = -2;
     /// A parameter is invalid.
     pub const INVALID_PARAM: i64 = -3;
+    /// The hart is already started (HSM `hart_start`).
+    pub const ALREADY_AVAILABLE: i64 = -6;
 }
 
 /// The `nr` of the [`Hypercall`](axvcpu::AxVCpuExitReason::Hypercall) exit that stands for

@@ -238,6 +238,9 @@ axvcpu_riscv_probe_h:
     ret
     // void axvcpu_riscv_fp_save(FpRegs *) / axvcpu_riscv_fp_restore(const FpRegs *):
     // f0..f31 and fcsr, with sstatus.FS turned on for the copy and put back as it was.
+    // The routines need D whatever the target's own features say.
+    .option push
+    .option arch, +d
     .balign 4
     .global axvcpu_riscv_fp_save
 axvcpu_riscv_fp_save:
@@ -325,6 +328,7 @@ axvcpu_riscv_fp_restore:
     xor t0, t0, t1
     csrc sstatus, t0
     ret
+    .option pop
 "#
 );
 

@@ -5,8 +5,13 @@ use axvcpu_testbed::console::Console;
 
 /// QEMU virt's 16550 UART.
 const UART: usize = 0x1000_0000;
-/// End of QEMU virt RAM with `-m 128M`.
+/// End of QEMU virt RAM with `-m 128M`: the heap and frames use it all.
+#[cfg(not(feature = "linux"))]
 pub const RAM_END: usize = 0x8800_0000;
+/// With the `linux` feature (`-m 1G`) the heap and frames end here: the guest's RAM and
+/// the parameter block follow (`linux::loader`).
+#[cfg(feature = "linux")]
+pub const RAM_END: usize = 0x9000_0000;
 
 fn uart_putc(b: u8) {
     let thr = UART as *mut u8;
@@ -43,6 +48,16 @@ pub fn instret() -> u64 {
     // SAFETY: reads a counter.
     unsafe { core::arch::asm!("rdinstret {}", out(reg) t, options(nomem, nostack)) };
     t
+}
+
+/// Sleeps until an interrupt is pending and enabled at this hart (taken or not: the
+/// hypervisor runs with `sstatus.SIE` clear, `wfi` ends all the same): a kick, the host
+/// timer carrying a guest's deadline, or the guest's own timer (`vsie` is live in `hie`
+/// while a vCPU is bound).
+#[cfg(feature = "linux")]
+pub fn wait_for_interrupt() {
+    // SAFETY: waits; changes no state.
+    unsafe { core::arch::asm!("wfi", options(nostack, nomem)) };
 }
 
 /// An SBI call.

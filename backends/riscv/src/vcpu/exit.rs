@@ -228,10 +228,9 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
                 self.regs.set_gpr(a1, 0);
                 AxVCpuExitReason::Nothing
             }
-            SbiCall::SystemReset { .. } => {
-                answer(self, sbi::err::SUCCESS);
-                AxVCpuExitReason::SystemDown
-            }
+            // A successful reset does not return: `a0` (the reset type) and `a1` (the
+            // reason) stay as the guest set them, for the hypervisor to read.
+            SbiCall::SystemReset { .. } => AxVCpuExitReason::SystemDown,
             SbiCall::PutChar(c) => {
                 hw::console_putchar(c);
                 answer(self, sbi::err::SUCCESS);

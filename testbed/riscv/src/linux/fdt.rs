@@ -1,0 +1,146 @@
+//! The guest's device tree, written by the hypervisor with `vm-fdt`: memory, the harts
+//! (each with an ISA string naming only what the guest may use, and its interrupt
+//! controller), the PLIC, the NS16550A console on PLIC source 10, `chosen`
+//! (command line, console, initrd). What Linux 6.12 needs to reach user space.
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+
+use alloc::vec::Vec;
+
+use vm_fdt::{Error, FdtWriter};
+
+use super::{plic, PLIC_GPA, UART_GPA, UART_IRQ};
+
+/// The guest's machine, as the tree describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine<'a> {
+    /// Guest RAM: start, size.
+    pub ram: (u64, u64),
+    /// Harts (ids 0..cpus).
+    pub cpus: u32,
+    /// Whether the guest may use Sstc (`stimecmp`: the backend turned `henvcfg.STCE` on).
+    pub sstc: bool,
+    /// The kernel command line.
+    pub cmdline: &'a str,
+    /// The initrd's guest-physical start and end, if any.
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// The `time` CSR's frequency on QEMU virt (the guest reads the host's `time`).
+const TIMEBASE_HZ: u32 = 10_000_000;
+/// The NS16550A's input clock, as QEMU virt's.
+const UART_CLOCK_HZ: u32 = 3_686_400;
+
+/// The guest's ISA string: RV64GC, the counters (`time` and `instret` read directly,
+/// `cycle` through the hypervisor) and `sstc` when the backend gives it. Nothing the
+/// backend turns off in `henvcfg` (Zicbom, Zicboz, Svpbmt, Svadu), no vector.
+pub fn isa(sstc: bool) -> String {
+    let mut s = String::from("rv64imafdc_zicntr_zicsr_zifencei");
+    if sstc {
+        s += "_sstc";
+    }
+    s
+}
+
+/// Writes the tree.
+pub fn build(m: &Machine) -> Result<Vec<u8>, Error> {
+    let mut f = FdtWriter::new()?;
+    let root = f.begin_node("")?;
+    f.property_string("compatible", "riscv-virtio")?;
+    f.property_string("model", "axvcpu-riscv guest")?;
+    f.property_u32("#address-cells", 2)?;
+    f.property_u32("#size-cells", 2)?;
+
+    let chosen = f.begin_node("chosen")?;
+    f.property_string("bootargs", m.cmdline)?;
+    f.property_string("stdout-path", &uart_path())?;
+    if let Some((start, end)) = m.initrd {
+        f.property_u64("linux,initrd-start", start)?;
+        f.property_u64("linux,initrd-end", end)?;
+    }
+    f.end_node(chosen)?;
+
+    let memory = f.begin_node(&alloc::format!("memory@{:x}", m.ram.0))?;
+    f.property_string("device_type", "memory")?;
+    f.property_array_u64("reg", &[m.ram.0, m.ram.1])?;
+    f.end_node(memory)?;
+
+    let cpus = f.begin_node("cpus")?;
+    f.property_u32("#address-cells", 1)?;
+    f.property_u32("#size-cells", 0)?;
+    f.property_u32("timebase-frequency", TIMEBASE_HZ)?;
+    let isa = isa(m.sstc);
+    let mut extensions: Vec<String> = ["i", "m", "a", "f", "d", "c", "zicntr", "zicsr", "zifencei"]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    if m.sstc {
+        extensions.push("sstc".into());
+    }
+    for i in 0..m.cpus {
+        let cpu = f.begin_node(&alloc::format!("cpu@{i}"))?;
+        f.property_string("device_type", "cpu")?;
+        f.property_u32("reg", i)?;
+        f.property_string("status", "okay")?;
+        f.property_string("compatible", "riscv")?;
+        f.property_string("riscv,isa", &isa)?;
+        f.property_string("riscv,isa-base", "rv64i")?;
+        f.property_string_list("riscv,isa-extensions", extensions.clone())?;
+        f.property_string("mmu-type", "riscv,sv39")?;
+        let intc = f.begin_node("interrupt-controller")?;
+        f.property_u32("#interrupt-cells", 1)?;
+        f.property_null("interrupt-controller")?;
+        f.property_string("compatible", "riscv,cpu-intc")?;
+        f.property_phandle(i + 1)?;
+        f.end_node(intc)?;
+        f.end_node(cpu)?;
+    }
+    f.end_node(cpus)?;
+
+    let soc = f.begin_node("soc")?;
+    f.property_string("compatible", "simple-bus")?;
+    f.property_u32("#address-cells", 2)?;
+    f.property_u32("#size-cells", 2)?;
+    f.property_null("ranges")?;
+    let plic_phandle = m.cpus + 1;
+    let pl = f.begin_node(&alloc::format!("plic@{PLIC_GPA:x}"))?;
+    f.property_string_list(
+        "compatible",
+        vec!["sifive,plic-1.0.0".to_string(), "riscv,plic0".to_string()],
+    )?;
+    f.property_u32("#address-cells", 0)?;
+    f.property_u32("#interrupt-cells", 1)?;
+    f.property_null("interrupt-controller")?;
+    f.property_array_u64("reg", &[PLIC_GPA as u64, plic::SIZE as u64])?;
+    f.property_u32("riscv,ndev", plic::SOURCES as u32 - 1)?;
+    // Context n: hart n's supervisor external interrupt (9).
+    let contexts: Vec<u32> = (0..m.cpus).flat_map(|i| [i + 1, 9]).collect();
+    f.property_array_u32("interrupts-extended", &contexts)?;
+    f.property_phandle(plic_phandle)?;
+    f.end_node(pl)?;
+    let uart = f.begin_node(&uart_path()[5..])?;
+    f.property_string("compatible", "ns16550a")?;
+    f.property_array_u64("reg", &[UART_GPA as u64, 0x100])?;
+    f.property_u32("clock-frequency", UART_CLOCK_HZ)?;
+    f.property_u32("interrupt-parent", plic_phandle)?;
+    f.property_u32("interrupts", UART_IRQ as u32)?;
+    f.end_node(uart)?;
+    f.end_node(soc)?;
+
+    f.end_node(root)?;
+    f.finish()
+}
+
+fn uart_path() -> String {
+    alloc::format!("/soc/serial@{UART_GPA:x}")
+}
+
+/// The tree as hex, for `cargo xtask bench` (plain QEMU boots the same tree).
+pub fn hex(dtb: &[u8]) -> String {
+    let mut s = String::with_capacity(dtb.len() * 2);
+    for b in dtb {
+        s += &alloc::format!("{b:02x}");
+    }
+    s
+}

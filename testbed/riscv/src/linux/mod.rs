@@ -1,0 +1,281 @@
+//! The `linux` feature: instead of the conformance suite, the testbed is a small hypervisor
+//! that boots an unmodified Linux kernel on `axvcpu-riscv` vCPUs through `AxVCpu`.
+//!
+//! `cargo xtask boot riscv64 --kernel FILE ...` builds it and has QEMU (`-m 1G`, 2 harts)
+//! load the kernel, the initrd and the parameter block at fixed host addresses
+//! ([`loader`]). Hart 0 then checks the kernel's `Image` header (refusing an ELF file, a
+//! bad header or a kernel that does not fit), writes the device tree ([`fdt`]), maps the
+//! guest's RAM in a G-stage table and runs vCPU 0 at the kernel's entry with `a0` = 0,
+//! `a1` = the tree. vCPU `n` runs on hart `n`, started by the guest's SBI HSM
+//! `hart_start`. Exits are served in [`vcpus`]: the NS16550A console
+//! ([`axvcpu_testbed::ns16550`]) and the PLIC ([`plic`]) through MMIO exits (the console's
+//! "transmitter empty" interrupt reaches the guest as its external interrupt), IPIs to the target vCPUs through their
+//! `VCpuHandle`, remote fences performed on the target harts, `hart_get_status`,
+//! `cycle` and the HPM counters (trapped; read as `time` and zero), `Halt` (a host `wfi`:
+//! the guest's timer, an IPI or a kick ends it), `CpuDown` (the vCPU is parked for a later
+//! `hart_start`). `SystemDown` ends the run: cleanly for SBI SRST shutdown with no
+//! failure reason, as a failure otherwise (a reboot is what Linux asks for after a panic
+//! with `panic=-1`).
+//!
+//! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest in
+//! VS-mode`), the guest's console, and one after it ends (`linux: guest powered off ...;
+//! exits: ...`).
+
+pub mod fdt;
+pub mod loader;
+pub mod plic;
+mod vcpus;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use axvcpu::{AxVCpu, GuestPhysAddr, HostPhysAddr, VCpuHandle};
+use axvcpu_npt::{GStageTable, MapFlags};
+use axvcpu_riscv::{GStageMode, RiscvSetupConfig};
+use axvcpu_testbed::boot::Cpus;
+use axvcpu_testbed::exits::ExitCounts;
+use axvcpu_testbed::ns16550::Ns16550;
+use axvcpu_testbed::params::{Params, FLAG_PRINT_DTB};
+use axvcpu_testbed::say;
+
+use crate::arch::{Hal, Riscv, VCpu};
+use crate::boot::MAX_HARTS;
+use crate::hal;
+use loader::{DTB_ROOM, INITRD_OFFSET, KERNEL_STAGING_OFFSET, RAM_GPA, RAM_HPA, RAM_SIZE};
+
+/// The guest's NS16550A (guest physical, QEMU virt's address).
+pub const UART_GPA: usize = 0x1000_0000;
+/// Its PLIC source (QEMU virt's).
+pub const UART_IRQ: usize = 10;
+/// The guest's PLIC (QEMU virt's address).
+pub const PLIC_GPA: usize = 0x0c00_0000;
+
+/// What the vCPUs share.
+struct Machine {
+    cpus: &'static Cpus<Riscv, MAX_HARTS>,
+    setup: RiscvSetupConfig,
+    /// The console and the interrupt controller (one lock: the console's line feeds it).
+    devices: spin::Mutex<(Ns16550, plic::Plic)>,
+    /// Per vCPU: its PLIC context has an interrupt to take (its loop raises or lowers the
+    /// guest's external interrupt to match before each entry).
+    eip: Vec<AtomicBool>,
+    handles: Vec<VCpuHandle<VCpu>>,
+    /// vCPUs not started yet, or stopped (taken by `hart_start`).
+    parked: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
+    /// vCPUs `hart_start` made ready, until the job on their hart takes them.
+    starting: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
+    /// Per vCPU: remote fences asked for and done (see `vcpus::remote_fence`).
+    fences_asked: Vec<AtomicU64>,
+    fences_done: Vec<AtomicU64>,
+    /// Per vCPU: inside its run loop, bound to its hart.
+    in_loop: Vec<AtomicBool>,
+    done: AtomicBool,
+    /// How it ended: `true` for a clean power-off.
+    clean: AtomicBool,
+    /// The guest asked for a reboot or gave a failure reason.
+    reset: AtomicBool,
+    exits: ExitCounts,
+    halts_slept: AtomicU64,
+    /// vCPUs bound to a hart (inside their run loop).
+    bound: AtomicUsize,
+    userspace_ns: AtomicU64,
+}
+
+impl Machine {
+    /// Ends the run: every vCPU leaves its loop.
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        for h in &self.handles {
+            h.kick();
+        }
+    }
+}
+
+/// Hart 0's job with the `linux` feature; `true` when the guest powered off cleanly.
+pub fn main(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> bool {
+    match boot(cpus) {
+        Ok(ok) => ok,
+        Err(why) => {
+            say::<Riscv>(format_args!("linux: FATAL {why}"));
+            false
+        }
+    }
+}
+
+fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
+    let t0 = hal::now_ns();
+    // SAFETY: QEMU loaded the parameter block there (`cargo xtask boot riscv64`); RAM that
+    // nothing else uses (past the guest's). A block QEMU did not load is refused by its
+    // magic.
+    let block = unsafe { core::slice::from_raw_parts(loader::PARAMS as *const u8, 4096) };
+    let params = Params::parse(block, loader::KERNEL_ROOM, loader::INITRD_ROOM)?;
+    let online = (0..MAX_HARTS).filter(|&c| cpus.online(c)).count();
+    if params.cpus == 0 || params.cpus > online {
+        return Err(format!(
+            "{} vCPUs asked for, {online} harts online (one vCPU per hart; QEMU -smp)",
+            params.cpus
+        ));
+    }
+    let staging = RAM_HPA + KERNEL_STAGING_OFFSET;
+    // SAFETY: QEMU loaded the kernel file there, `kernel_size` bytes (checked against the
+    // staging area by `parse`).
+    let kernel = unsafe { core::slice::from_raw_parts(staging as *const u8, params.kernel_size) };
+    let initrd_len = params.initrd_size;
+    let place = loader::place(kernel, INITRD_OFFSET).map_err(|e| format!("kernel refused: {e}"))?;
+    let kernel_len = kernel.len();
+    let initrd = (initrd_len != 0).then(|| {
+        let start = (RAM_GPA + INITRD_OFFSET) as u64;
+        (start, start + initrd_len as u64)
+    });
+    let sstc = axvcpu_riscv::has_sstc();
+    let dtb = fdt::build(&fdt::Machine {
+        ram: (RAM_GPA as u64, RAM_SIZE as u64),
+        cpus: params.cpus as u32,
+        sstc,
+        cmdline: params.cmdline,
+        initrd,
+    })
+    .map_err(|e| format!("device tree: {e}"))?;
+    if dtb.len() > DTB_ROOM {
+        return Err("the device tree is larger than 2 MiB".into());
+    }
+    let dtb_offset = RAM_SIZE - DTB_ROOM;
+    if params.flags & FLAG_PRINT_DTB != 0 {
+        say::<Riscv>(format_args!("linux: device tree {}", fdt::hex(&dtb)));
+    }
+    // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
+    // that nothing else uses. The kernel moves (overlapping copy) within the room below the
+    // initrd, which `place` checked it fits in; the device tree goes above the initrd's
+    // room, which `parse` checked.
+    unsafe {
+        let ram = RAM_HPA as *mut u8;
+        if place.offset != KERNEL_STAGING_OFFSET {
+            core::ptr::copy(
+                ram.add(KERNEL_STAGING_OFFSET),
+                ram.add(place.offset),
+                kernel_len,
+            );
+        }
+        core::ptr::write_bytes(
+            ram.add(place.offset + kernel_len),
+            0,
+            place.size - kernel_len,
+        );
+        core::ptr::copy_nonoverlapping(dtb.as_ptr(), ram.add(dtb_offset), dtb.len());
+    }
+
+    let gstage = if axvcpu_riscv::supports(GStageMode::Sv48x4) {
+        GStageMode::Sv48x4
+    } else {
+        GStageMode::Sv39x4
+    };
+    let mut npt = GStageTable::<Hal>::new(gstage).map_err(|e| format!("G-stage: {e}"))?;
+    npt.map(
+        GuestPhysAddr::from(RAM_GPA),
+        HostPhysAddr::from(RAM_HPA),
+        RAM_SIZE,
+        MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE,
+    )
+    .map_err(|e| format!("G-stage RAM: {e}"))?;
+    let setup = RiscvSetupConfig {
+        gstage,
+        ..RiscvSetupConfig::default()
+    };
+    let vm_id = axvcpu_testbed::vm::next_vm_id();
+    let mut vcpus = Vec::new();
+    for i in 0..params.cpus {
+        let mut v = AxVCpu::<VCpu>::new(vm_id, i, ()).map_err(|e| format!("vCPU {i}: {e}"))?;
+        // SAFETY: `npt` maps only the guest's RAM, and is freed only after every vCPU has
+        // left its run loop (`Machine::bound` back at 0), or never.
+        unsafe { v.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU {i}: {e}"))?;
+        vcpus.push(Some(v));
+    }
+    let handles = vcpus.iter().flatten().map(AxVCpu::handle).collect();
+    let mut boot_vcpu = vcpus
+        .first_mut()
+        .and_then(Option::take)
+        .ok_or("no vCPU 0")?;
+    boot_vcpu
+        .set_entry(GuestPhysAddr::from(RAM_GPA + place.offset))
+        .and_then(|()| boot_vcpu.setup(setup))
+        .and_then(|()| boot_vcpu.set_boot_arg(RAM_GPA + dtb_offset))
+        .map_err(|e| format!("vCPU 0: {e}"))?;
+    let n = params.cpus;
+    let machine = Arc::new(Machine {
+        cpus,
+        setup,
+        devices: spin::Mutex::new((Ns16550::default(), plic::Plic::default())),
+        eip: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        handles,
+        starting: spin::Mutex::new((0..n).map(|_| None).collect()),
+        parked: spin::Mutex::new(vcpus),
+        fences_asked: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        fences_done: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        in_loop: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        done: AtomicBool::new(false),
+        clean: AtomicBool::new(false),
+        reset: AtomicBool::new(false),
+        exits: ExitCounts::new(),
+        halts_slept: AtomicU64::new(0),
+        bound: AtomicUsize::new(0),
+        userspace_ns: AtomicU64::new(0),
+    });
+    say::<Riscv>(format_args!(
+        "linux: backend axvcpu-riscv (G-stage {gstage:?}, Sstc {sstc}), CPU QEMU rv64, {n} vCPUs, guest in VS-mode; ISA {}; kernel at {:#x} ({} KiB, image {} KiB), initrd {} KiB, device tree {} bytes, set up in {} ms",
+        fdt::isa(sstc),
+        RAM_GPA + place.offset,
+        kernel_len / 1024,
+        place.size / 1024,
+        initrd_len / 1024,
+        dtb.len(),
+        (hal::now_ns() - t0) / 1_000_000
+    ));
+    let ended = match vcpus::run_vcpu(&machine, boot_vcpu) {
+        // vCPU 0 stopped itself: the others may still power the guest off. (Hart 0 runs
+        // this loop, not its mailbox, so vCPU 0 cannot be started again.)
+        Ok(Some(off)) => {
+            while !machine.done.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+            drop(off);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    machine.finish();
+    let ms = (hal::now_ns() - t0) / 1_000_000;
+    let userspace = match machine.userspace_ns.load(Ordering::Acquire) {
+        0 => String::from("never"),
+        t => format!("at {} ms", (t - t0) / 1_000_000),
+    };
+    let clean = machine.clean.load(Ordering::Acquire);
+    say::<Riscv>(format_args!(
+        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
+        match (&ended, clean) {
+            (Ok(()), true) => "guest powered off (SBI SRST shutdown)".into(),
+            (Ok(()), false) if machine.reset.load(Ordering::Acquire) => {
+                "FAIL guest reset or reported a failure (SBI SRST: a panic with panic=-1?)".into()
+            }
+            (Ok(()), false) => String::from("FAIL another vCPU failed"),
+            (Err(e), _) => format!("FAIL vCPU 0: {e}"),
+        },
+        machine.halts_slept.load(Ordering::Relaxed),
+        machine.exits.summary()
+    ));
+    // The other vCPUs were kicked out of their guests: once they are all out, the G-stage
+    // table can go; if one does not come out, it stays (the machine powers off next).
+    let t1 = hal::now_ns();
+    while machine.bound.load(Ordering::Acquire) != 0 && hal::now_ns() - t1 < 1_000_000_000 {
+        core::hint::spin_loop();
+    }
+    if machine.bound.load(Ordering::Acquire) == 0 {
+        drop(npt);
+    } else {
+        core::mem::forget(npt);
+    }
+    Ok(ended.is_ok() && clean)
+}
