@@ -167,11 +167,10 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         core::ptr::copy_nonoverlapping(dtb.as_ptr(), ram.add(dtb_offset), dtb.len());
     }
 
-    let gstage = if axvcpu_riscv::supports(GStageMode::Sv48x4) {
-        GStageMode::Sv48x4
-    } else {
-        GStageMode::Sv39x4
-    };
+    // Sv39x4 (every hgatp has it) covers the guest's RAM, and its walks are a level
+    // shorter than Sv48x4's: under QEMU each of the guest's page-table reads is itself
+    // translated by a G-stage walk, so the level counts.
+    let gstage = GStageMode::Sv39x4;
     let mut npt = GStageTable::<Hal>::new(gstage).map_err(|e| format!("G-stage: {e}"))?;
     npt.map(
         GuestPhysAddr::from(RAM_GPA),
