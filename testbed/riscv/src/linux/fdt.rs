@@ -27,6 +27,10 @@ pub struct Machine<'a> {
     pub initrd: Option<(u64, u64)>,
 }
 
+/// QEMU virt's CLINT (described, not emulated: see `build`).
+const CLINT_GPA: usize = 0x0200_0000;
+/// QEMU virt's test finisher (described, not emulated: see `build`).
+const FINISHER_GPA: usize = 0x0010_0000;
 /// The `time` CSR's frequency on QEMU virt (the guest reads the host's `time`).
 const TIMEBASE_HZ: u32 = 10_000_000;
 /// The NS16550A's input clock, as QEMU virt's.
@@ -114,11 +118,37 @@ pub fn build(m: &Machine) -> Result<Vec<u8>, Error> {
     f.property_null("interrupt-controller")?;
     f.property_array_u64("reg", &[PLIC_GPA as u64, plic::SIZE as u64])?;
     f.property_u32("riscv,ndev", plic::SOURCES as u32 - 1)?;
-    // Context n: hart n's supervisor external interrupt (9).
-    let contexts: Vec<u32> = (0..m.cpus).flat_map(|i| [i + 1, 9]).collect();
+    // As QEMU virt: contexts 2n and 2n + 1 are hart n's machine (11) and supervisor (9)
+    // external interrupts. Linux takes only the supervisor ones.
+    let contexts: Vec<u32> = (0..m.cpus).flat_map(|i| [i + 1, 11, i + 1, 9]).collect();
     f.property_array_u32("interrupts-extended", &contexts)?;
     f.property_phandle(plic_phandle)?;
     f.end_node(pl)?;
+    // The core-local interruptor QEMU virt has: firmware's (M-mode) timer and IPIs. Not the
+    // guest's (an S-mode Linux uses SBI for both); there for OpenSBI when plain QEMU boots
+    // this tree (`cargo xtask bench linux-riscv64`).
+    let clint = f.begin_node(&alloc::format!("clint@{CLINT_GPA:x}"))?;
+    f.property_string_list(
+        "compatible",
+        vec!["sifive,clint0".to_string(), "riscv,clint0".to_string()],
+    )?;
+    f.property_array_u64("reg", &[CLINT_GPA as u64, 0x10000])?;
+    let clint_irqs: Vec<u32> = (0..m.cpus).flat_map(|i| [i + 1, 3, i + 1, 7]).collect();
+    f.property_array_u32("interrupts-extended", &clint_irqs)?;
+    f.end_node(clint)?;
+    // QEMU virt's test finisher, also described for plain QEMU's OpenSBI (its system
+    // reset). No `syscon-poweroff` node points at it, so Linux powers off through SBI.
+    let finisher = f.begin_node(&alloc::format!("test@{FINISHER_GPA:x}"))?;
+    f.property_string_list(
+        "compatible",
+        vec![
+            "sifive,test1".to_string(),
+            "sifive,test0".to_string(),
+            "syscon".to_string(),
+        ],
+    )?;
+    f.property_array_u64("reg", &[FINISHER_GPA as u64, 0x1000])?;
+    f.end_node(finisher)?;
     let uart = f.begin_node(&uart_path()[5..])?;
     f.property_string("compatible", "ns16550a")?;
     f.property_array_u64("reg", &[UART_GPA as u64, 0x100])?;

@@ -1,7 +1,8 @@
 //! A PLIC (RISC-V platform-level interrupt controller, as Linux's `sifive,plic-1.0.0` driver
 //! programs it) emulated through MMIO exits: per-source priority, the pending bits, and per
-//! context (one S-mode context per hart: context `n` is hart `n`) the enables, the threshold
-//! and claim/complete. Sources are level-triggered: the gateway makes a source pending
+//! context the enables, the threshold and claim/complete. Contexts are laid out as QEMU
+//! virt's (context `2n` is hart `n`'s M-mode, never used by the guest; `2n + 1` its S-mode:
+//! [`s_context`]), so one device tree describes this PLIC and QEMU's. Sources are level-triggered: the gateway makes a source pending
 //! while its line is high and it is not being served; a claim takes it, a complete lets
 //! the gateway look at the line again.
 //!
@@ -10,8 +11,13 @@
 
 /// Sources 1..SOURCES (source 0 does not exist).
 pub const SOURCES: usize = 32;
-/// Contexts (harts).
-pub const CONTEXTS: usize = 2;
+/// Contexts: M and S for each of 2 harts.
+pub const CONTEXTS: usize = 4;
+
+/// Hart `hart`'s S-mode context.
+pub const fn s_context(hart: usize) -> usize {
+    2 * hart + 1
+}
 /// The register window's size.
 pub const SIZE: usize = 0x60_0000;
 

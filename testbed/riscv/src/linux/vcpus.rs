@@ -224,13 +224,13 @@ fn handle_exit(
     Ok(Next::Run)
 }
 
-/// Records which PLIC contexts have an interrupt to take; kicks another vCPU whose
-/// context changed (its loop then raises or lowers its external interrupt).
+/// Records which harts' S-mode PLIC contexts have an interrupt to take; kicks another vCPU
+/// whose context changed (its loop then raises or lowers its external interrupt).
 fn route(m: &Machine, p: &plic::Plic, id: usize) {
-    for (ctx, flag) in m.eip.iter().enumerate() {
-        let want = p.eip(ctx);
-        if flag.swap(want, Ordering::AcqRel) != want && ctx != id {
-            if let Some(h) = m.handles.get(ctx) {
+    for (hart, flag) in m.eip.iter().enumerate() {
+        let want = p.eip(plic::s_context(hart));
+        if flag.swap(want, Ordering::AcqRel) != want && hart != id {
+            if let Some(h) = m.handles.get(hart) {
                 h.kick();
             }
         }
