@@ -139,6 +139,19 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
     fn handle_ecall(&mut self) -> AxVCpuExitReason {
         // `ecall` has no compressed form.
         self.advance(4);
+        // The hypercall extension first, and the SBI proper out of line: a hypercall round
+        // trip then pays for neither the other calls' decoding nor their register pressure.
+        if self.regs.gpr(17) == axvcpu::RISCV_HYPERCALL_EXT {
+            let nr = self.regs.gpr(16);
+            let args = core::array::from_fn(|i| self.regs.gpr(10 + i));
+            self.regs.set_gpr(10, sbi::err::SUCCESS as u64);
+            return AxVCpuExitReason::Hypercall { nr, args };
+        }
+        self.handle_sbi()
+    }
+
+    #[inline(never)]
+    fn handle_sbi(&mut self) -> AxVCpuExitReason {
         let a = core::array::from_fn(|i| self.regs.gpr(10 + i));
         let (a0, a1) = (10, 11);
         let answer = |s: &mut Self, err: i64| s.regs.set_gpr(a0, err as u64);
