@@ -680,6 +680,24 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
     }
 
     #[test]
+    fn a_riscv_boot_is_checked_by_its_timer_and_its_power_off() {
+        let riscv = GOOD
+            .replace(
+                "GIC-0  27 Level     arch_timer",
+                "RISC-V INTC   5 Edge      riscv-timer",
+            )
+            .replace("(PSCI SYSTEM_OFF)", "(SBI SRST shutdown)");
+        assert_eq!(
+            check_boot_of(&riscv, 2, &RISCV64_CHECK)
+                .unwrap()
+                .userspace_ms,
+            8627
+        );
+        assert!(check_boot_of(GOOD, 2, &RISCV64_CHECK).is_err());
+        assert!(check_boot_of(&riscv, 2, &AARCH64_CHECK).is_err());
+    }
+
+    #[test]
     fn hex_reads_back() {
         assert_eq!(
             from_hex("d00dfeed00\n").unwrap(),

@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(base(3, RISCV_HYPERCALL_EXT), (0, 1));
         assert_eq!(base(3, eid::DBCN), (0, 1));
         assert_eq!(base(3, eid::RFENCE), (0, 1));
-        assert_eq!(base(3, 0x504d_55), (0, 0)); // PMU: not offered
+        assert_eq!(base(3, 0x0050_4d55), (0, 0)); // PMU: not offered
         assert_eq!(base(99, 0).0, err::NOT_SUPPORTED);
     }
 }

@@ -41,6 +41,7 @@ mod selftest;
 mod loader;
 #[cfg(all(test, not(target_os = "none")))]
 #[path = "linux/plic.rs"]
+#[allow(dead_code)] // what the hypervisor uses on the bare-metal target only
 mod plic;
 
 #[cfg(not(target_os = "none"))]

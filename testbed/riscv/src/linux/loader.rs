@@ -32,7 +32,7 @@ pub const INITRD_ROOM: usize = RAM_SIZE - DTB_ROOM - INITRD_OFFSET;
 /// The `Image` header's magic at 0x38: `RSC\x05`.
 const MAGIC2: u32 = 0x0543_5352;
 /// The older magic at 0x30: `RISCV\0\0\0`.
-const MAGIC: u64 = 0x5643_5349_52;
+const MAGIC: u64 = 0x0056_4353_4952;
 
 /// Where the kernel goes in guest RAM and how much RAM it takes from there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
