@@ -60,6 +60,19 @@ pub fn wait_for_interrupt() {
     unsafe { core::arch::asm!("wfi", options(nostack, nomem)) };
 }
 
+/// Sends a supervisor software interrupt to `hart` (SBI IPI): ends its `wait_for_interrupt`.
+#[cfg(feature = "linux")]
+pub fn send_ipi(hart: usize) {
+    sbi(0x0073_5049, 0, 1 << hart, 0, 0);
+}
+
+/// Clears this hart's pending supervisor software interrupt (`sip.SSIP`).
+#[cfg(feature = "linux")]
+pub fn clear_soft_interrupt() {
+    // SAFETY: clears a pending-interrupt bit of this hart; no memory is touched.
+    unsafe { core::arch::asm!("csrc sip, {}", in(reg) 2usize, options(nostack, nomem)) };
+}
+
 /// An SBI call.
 pub fn sbi(eid: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, usize) {
     let (e, v);

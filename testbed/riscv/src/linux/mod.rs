@@ -7,7 +7,7 @@
 //! bad header or a kernel that does not fit), writes the device tree ([`fdt`]), maps the
 //! guest's RAM in a G-stage table and runs vCPU 0 at the kernel's entry with `a0` = 0,
 //! `a1` = the tree. vCPU `n` runs on hart `n`, started by the guest's SBI HSM
-//! `hart_start`. Exits are served in [`vcpus`]: the NS16550A console
+//! `hart_start`; an idle hart sleeps in `wfi`. Exits are served in [`vcpus`]: the NS16550A console
 //! ([`axvcpu_testbed::ns16550`]) and the PLIC ([`plic`]) through MMIO exits (the console's
 //! "transmitter empty" interrupt reaches the guest as its external interrupt), IPIs to the target vCPUs through their
 //! `VCpuHandle`, remote fences performed on the target harts, `hart_get_status`,
@@ -85,11 +85,15 @@ struct Machine {
 }
 
 impl Machine {
-    /// Ends the run: every vCPU leaves its loop.
+    /// Ends the run: every vCPU leaves its loop, every other hart its `secondary` loop.
     fn finish(&self) {
         self.done.store(true, Ordering::Release);
         for h in &self.handles {
             h.kick();
+        }
+        let me = hal::hart_id();
+        for hart in (0..MAX_HARTS).filter(|&h| h != me && self.cpus.online(h)) {
+            hal::send_ipi(hart);
         }
     }
 }
@@ -103,6 +107,18 @@ pub fn main(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> bool {
             false
         }
     }
+}
+
+/// The host hart's identity as the firmware reports it (SBI base `mvendorid`, `marchid`,
+/// `mimpid`).
+fn cpu_model() -> String {
+    let id = |fid| hal::sbi(0x10, fid, 0, 0, 0).1;
+    format!(
+        "mvendorid {:#x} marchid {:#x} mimpid {:#x}",
+        id(4),
+        id(5),
+        id(6)
+    )
 }
 
 fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
@@ -223,7 +239,8 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         userspace_ns: AtomicU64::new(0),
     });
     say::<Riscv>(format_args!(
-        "linux: backend axvcpu-riscv (G-stage {gstage:?}, Sstc {sstc}), CPU QEMU rv64, {n} vCPUs, guest in VS-mode; ISA {}; kernel at {:#x} ({} KiB, image {} KiB), initrd {} KiB, device tree {} bytes, set up in {} ms",
+        "linux: backend axvcpu-riscv (G-stage {gstage:?}, Sstc {sstc}), CPU {}, {n} vCPUs, guest in VS-mode; ISA {}; kernel at {:#x} ({} KiB, image {} KiB), initrd {} KiB, device tree {} bytes, set up in {} ms",
+        cpu_model(),
         fdt::isa(sstc),
         RAM_GPA + place.offset,
         kernel_len / 1024,
@@ -232,6 +249,14 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         dtb.len(),
         (hal::now_ns() - t0) / 1_000_000
     ));
+    for hart in (1..MAX_HARTS).filter(|&h| cpus.online(h)) {
+        let m = machine.clone();
+        cpus.post(
+            hart,
+            alloc::boxed::Box::new(move || vcpus::secondary(&m, hart)),
+        )
+        .map_err(|e| format!("hart {hart}: {e:?}"))?;
+    }
     let ended = match vcpus::run_vcpu(&machine, boot_vcpu) {
         // vCPU 0 stopped itself: the others may still power the guest off. (Hart 0 runs
         // this loop, not its mailbox, so vCPU 0 cannot be started again.)

@@ -1,8 +1,7 @@
 //! The vCPUs' loops: each vCPU runs on its own hart and serves its exits here (the
 //! console, IPIs, remote fences, `hart_get_status`, trapped counters, `Halt`); SBI
-//! `hart_start` starts a vCPU on its hart through that hart's mailbox.
+//! `hart_start` hands a vCPU to its hart's [`secondary`] loop.
 
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -10,7 +9,6 @@ use core::sync::atomic::Ordering;
 
 use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
 use axvcpu_riscv::sbi::{self, eid, err};
-use axvcpu_testbed::mailbox::PostError;
 use axvcpu_testbed::say;
 
 use super::{plic, Machine, PLIC_GPA, UART_GPA, UART_IRQ};
@@ -322,8 +320,9 @@ fn hart_status(m: &Machine, hart: u64) -> Option<usize> {
     })
 }
 
-/// HSM `hart_start`: starts the parked vCPU `hart` on its hart; the SBI error code.
-fn hart_start(m: &Arc<Machine>, hart: u64, entry: GuestPhysAddr, arg: usize) -> i64 {
+/// HSM `hart_start`: makes the parked vCPU `hart` ready for its hart's [`secondary`] loop;
+/// the SBI error code.
+fn hart_start(m: &Machine, hart: u64, entry: GuestPhysAddr, arg: usize) -> i64 {
     let Some(id) = usize::try_from(hart).ok().filter(|&i| i < m.handles.len()) else {
         return err::INVALID_PARAM;
     };
@@ -346,41 +345,39 @@ fn hart_start(m: &Arc<Machine>, hart: u64, entry: GuestPhysAddr, arg: usize) -> 
     if let Some(slot) = m.starting.lock().get_mut(id) {
         *slot = Some(vcpu);
     }
-    // The job that ran this vCPU before a `hart_stop` may still be returning: its hart's
-    // mailbox is busy for those few instructions.
-    loop {
-        let machine = m.clone();
-        let job = Box::new(move || start_vcpu(&machine, id));
-        match m.cpus.post(id, job) {
-            Ok(_) => return err::SUCCESS,
-            Err(PostError::Busy) => core::hint::spin_loop(),
-            Err(PostError::NoSuchCpu) => {
-                let back = m.starting.lock().get_mut(id).and_then(Option::take);
-                if let (Some(slot), Some(v)) = (m.parked.lock().get_mut(id), back) {
-                    *slot = Some(v);
-                }
-                return err::INVALID_PARAM;
-            }
-        }
-    }
+    // Its hart sleeps in `secondary` until this IPI.
+    hal::send_ipi(id);
+    err::SUCCESS
 }
 
-/// The job on vCPU `id`'s hart: runs the vCPU `hart_start` made ready; parks it again if it
-/// stops itself.
-fn start_vcpu(m: &Arc<Machine>, id: usize) {
-    let Some(vcpu) = m.starting.lock().get_mut(id).and_then(Option::take) else {
-        return;
-    };
-    match run_vcpu(m, vcpu) {
-        Ok(None) => {}
-        Ok(Some(off)) => {
-            if let Some(slot) = m.parked.lock().get_mut(id) {
-                *slot = Some(off);
-            }
+/// Hart `hart`'s job for the whole run (posted once at boot): runs the vCPU of the same
+/// number each time `hart_start` makes it ready, parks it again when it stops itself, and
+/// sleeps in `wfi` in between (woken by the IPI `hart_start` and the end of the run send),
+/// so an idle hart leaves its host CPU to the others.
+pub(super) fn secondary(m: &Arc<Machine>, hart: usize) {
+    loop {
+        // Cleared before the checks: an IPI sent after them is still pending at the `wfi`.
+        hal::clear_soft_interrupt();
+        if m.done.load(Ordering::Acquire) {
+            return;
         }
-        Err(why) => {
-            say::<Riscv>(format_args!("linux: FAIL vCPU {id}: {why}"));
-            m.finish();
+        let ready = m.starting.lock().get_mut(hart).and_then(Option::take);
+        let Some(vcpu) = ready else {
+            hal::wait_for_interrupt();
+            continue;
+        };
+        match run_vcpu(m, vcpu) {
+            Ok(None) => {}
+            Ok(Some(off)) => {
+                if let Some(slot) = m.parked.lock().get_mut(hart) {
+                    *slot = Some(off);
+                }
+            }
+            Err(why) => {
+                say::<Riscv>(format_args!("linux: FAIL vCPU {hart}: {why}"));
+                m.finish();
+                return;
+            }
         }
     }
 }
