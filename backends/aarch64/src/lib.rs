@@ -92,6 +92,7 @@ pub mod gic;
 mod hw;
 pub mod psci;
 mod regs;
+mod vgic;
 
 #[cfg(target_arch = "aarch64")]
 mod percpu;

@@ -14,11 +14,12 @@ use axvcpu_npt::Aarch64Stage2;
 
 pub use irq::{KickSgi, HVC_IRQ_ACK, MAX_VIRQ};
 
-use crate::gic::{self, VgicState};
+use crate::gic;
 use crate::hw::{self, hcr};
 use crate::percpu;
 use crate::regs::{El1Regs, Regs, SPSR_EL1H_MASKED};
 use crate::switch;
+use crate::vgic::VgicState;
 use exit::PendingRead;
 
 /// Per-vCPU options for [`Aarch64VCpu::setup`](AxArchVCpu::setup).
@@ -33,7 +34,7 @@ pub struct Aarch64SetupConfig {
     /// [`SysRegWrite`](AxVCpuExitReason::SysRegWrite) exits; the backend does not write the
     /// register, the hypervisor emulates it.
     pub trap_vm_regs: bool,
-    /// Injects through the GICv2 virtual CPU interface (list register 0) instead of
+    /// Injects through the GICv2 virtual CPU interface (its list registers) instead of
     /// `HCR_EL2.VI`: the guest acknowledges and ends interrupts at its GIC CPU interface
     /// (`GICV_IAR`/`GICV_EOIR`, which the hypervisor maps into the guest at the address it
     /// advertises as `GICC`). Needs [`set_gic_v2_hyp`](gic::set_gic_v2_hyp).
@@ -50,10 +51,12 @@ pub struct Aarch64SetupConfig {
 ///   a virtual IRQ at EL1 as soon as `PSTATE.I` allows. There is no virtual GIC: the guest
 ///   *acknowledges* with `hvc #1` (see [`HVC_IRQ_ACK`]), which returns the lowest pending
 ///   INTID in `x0` (1023 when none) and removes it; `VI` drops when none is left.
-/// - GICv2 virtual interface: the lowest pending INTID goes into list register 0 (state
-///   pending); the guest acknowledges by reading `GICV_IAR` (→ active) and ends it by
-///   writing `GICV_EOIR` (→ invalid), after which the next pending one is loaded. The list
-///   register, `GICH_VMCR` and `GICH_APR` are swapped at `bind`/`unbind`.
+/// - GICv2 virtual interface: pending INTIDs go into free list registers, lowest first
+///   (state pending; more than they hold wait, and the guest's end of an interrupt then
+///   exits through the maintenance interrupt so the next is loaded at once); the guest
+///   acknowledges by reading `GICV_IAR` (→ active) and ends it by writing `GICV_EOIR`
+///   (→ invalid). The list registers, `GICH_VMCR` and `GICH_APR` are swapped at
+///   `bind`/`unbind`.
 ///
 /// Either way each pending interrupt is taken once, held across runs while the guest
 /// masks IRQs.
@@ -187,7 +190,9 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         self.hcr = hcr::GUEST
             | if config.trap_id_regs { hcr::TID3 } else { 0 }
             | if config.trap_vm_regs { hcr::TVM } else { 0 };
-        self.vgic = config.vgic.then(VgicState::default);
+        self.vgic = config
+            .vgic
+            .then(|| VgicState::new(VgicState::hardware_list_registers()));
         self.regs.spsr = SPSR_EL1H_MASKED;
         self.el1 = El1Regs::reset();
         self.flush_tlb = true;
@@ -229,7 +234,7 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         unsafe { hw::set_vttbr(self.vttbr) };
         hw::set_guest_identity((1 << 31) | (self.vcpu_id as u64 & 0xff_ffff));
         self.el1.load();
-        if let Some(v) = &self.vgic {
+        if let Some(v) = self.vgic.as_mut() {
             v.load();
             // The guest's timer PPI reaches this CPU while the vCPU is bound here.
             gic::set_ppi_enabled(gic::VTIMER_PPI, !v.timer_masked);

@@ -7,8 +7,10 @@
 //! differs between architectures is gathered in one trait, [`TestbedArch`]; what does not
 //! is here, generic over it:
 //! - [`boot::Cpus`]: the boot flow after the entry assembly (memory, the other CPU,
-//!   `AxPerCpu::hardware_enable` on each, then CPU 0 runs [`run::main`] and the others
-//!   serve their [`mailbox::Mailbox`]), and [`boot::fail`], the fatal report;
+//!   `AxPerCpu::hardware_enable` on each, then CPU 0 runs [`run::main`], or another job
+//!   given to [`Cpus::start_with`](boot::Cpus::start_with) such as the AArch64 testbed's
+//!   Linux hypervisor, and the others serve their [`mailbox::Mailbox`]), and
+//!   [`boot::fail`], the fatal report;
 //! - [`hal::FrameHal`]: the `AxVCpuHal` (identity-mapped, zeroed frames from a
 //!   [`frames::FrameAllocator`]), and on bare metal the `#[global_allocator]` ([`heap::Heap`]);
 //! - [`vm::TestbedVm`]: the suite's `TestVm` (a [`vm::GuestRam`], a read-only

@@ -1,5 +1,6 @@
-//! Interrupts: what is injected and not yet taken (a [`VectorSet`](axvcpu::VectorSet), and list register 0
-//! with the vGIC), its delivery at entry (`HCR_EL2.VI` or the list register), the guest's
+//! Interrupts: what is injected and not yet taken (a [`VectorSet`](axvcpu::VectorSet), and
+//! the list registers with the vGIC), its delivery at entry (`HCR_EL2.VI` or the list
+//! registers, `vgic.rs`), the guest's
 //! `hvc #1` acknowledge, the kick SGI ([`KickSgi`]), and the physical interrupts that made
 //! the guest exit.
 //!
@@ -62,7 +63,7 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
 
     /// Whether an injected interrupt waits for the guest to take it.
     pub(super) fn holds_pending_irq(&self) -> bool {
-        !self.pending.is_empty() || self.vgic.is_some_and(|v| v.lr0.pending_intid().is_some())
+        !self.pending.is_empty() || self.vgic.is_some_and(|v| v.holds_pending())
     }
 
     /// The guest's `hvc #1`: takes the lowest pending INTID (1023 when none).
@@ -87,7 +88,7 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
                     gic::set_ppi_enabled(gic::VTIMER_PPI, true);
                 }
                 v.refill(&mut self.pending);
-                v.put_lr0();
+                v.put();
                 0
             }
             None if self.pending.is_empty() => 0,
@@ -99,7 +100,7 @@ impl<H: AxVCpuHal> Aarch64VCpu<H> {
     #[inline]
     pub(super) fn irqs_after_exit(&mut self) {
         if let Some(v) = self.vgic.as_mut() {
-            v.get_lr0();
+            v.get();
         }
     }
 

@@ -1,0 +1,400 @@
+//! Linux guests: which Debian packages hold each architecture's kernel and busybox, and
+//! the images made from them (the kernel as packaged, an initramfs built by
+//! [`crate::initramfs`]), all cached under `target/`.
+//!
+//! One [`Guest`] per architecture; [`Guest::images`] fetches what is missing (printing
+//! progress) and returns the files to boot.
+
+use std::path::{Path, PathBuf};
+
+use crate::debian::Distro;
+
+mod bench;
+mod check;
+
+pub use bench::{bench_aarch64, bench_riscv64};
+pub use check::{check_boot, check_boot_of, RISCV64_CHECK};
+
+/// A Linux guest of one architecture, as Debian packages it.
+#[derive(Debug, Clone, Copy)]
+pub struct Guest {
+    /// Names the images under `target/`: `linux-aarch64`.
+    pub name: &'static str,
+    /// The suite and architecture the packages come from.
+    pub distro: Distro,
+    /// The kernel metapackage (`linux-image-arm64`), which depends on the current
+    /// `linux-image-<version>-<flavour>` package holding the kernel.
+    pub kernel_package: &'static str,
+    /// The kernel file's path in that package, up to the version: `boot/vmlinuz-`.
+    pub kernel_file: &'static str,
+    /// The package with a static busybox.
+    pub busybox_package: &'static str,
+    /// Where that package keeps the binary.
+    pub busybox_file: &'static str,
+}
+
+/// Debian bookworm's arm64 kernel (6.1; its `vmlinuz` is an uncompressed arm64 `Image`
+/// with an EFI stub) and busybox.
+pub const AARCH64: Guest = Guest {
+    name: "linux-aarch64",
+    distro: Distro {
+        suite: "bookworm",
+        arch: "arm64",
+        security: true,
+    },
+    kernel_package: "linux-image-arm64",
+    kernel_file: "boot/vmlinuz-",
+    busybox_package: "busybox-static",
+    busybox_file: "bin/busybox",
+};
+
+/// Debian trixie's riscv64 kernel (6.12; bookworm has none; its `vmlinux` is a RISC-V
+/// `Image` with an EFI stub) and busybox (`usr/bin/busybox` there). For the RISC-V Linux
+/// guest to come; `cargo xtask images linux-riscv64` fetches it.
+pub const RISCV64: Guest = Guest {
+    name: "linux-riscv64",
+    distro: Distro {
+        suite: "trixie",
+        arch: "riscv64",
+        security: false,
+    },
+    kernel_package: "linux-image-riscv64",
+    kernel_file: "boot/vmlinux-",
+    busybox_package: "busybox-static",
+    busybox_file: "usr/bin/busybox",
+};
+
+/// Debian bookworm's amd64 kernel (6.1, a bzImage) and busybox. For the x86 Linux guest to
+/// come; `cargo xtask images linux-x86_64` fetches it.
+pub const X86_64: Guest = Guest {
+    name: "linux-x86_64",
+    distro: Distro {
+        suite: "bookworm",
+        arch: "amd64",
+        security: true,
+    },
+    kernel_package: "linux-image-amd64",
+    kernel_file: "boot/vmlinuz-",
+    busybox_package: "busybox-static",
+    busybox_file: "bin/busybox",
+};
+
+/// Every guest, by name.
+pub const GUESTS: [Guest; 3] = [AARCH64, RISCV64, X86_64];
+
+/// `cargo xtask images <guest>`: fetches and builds one guest's images, printing where.
+pub fn images_command(name: Option<&str>) -> Result<(), String> {
+    let names: Vec<&str> = GUESTS.iter().map(|g| g.name).collect();
+    let usage = || format!("usage: cargo xtask images {}", names.join("|"));
+    let name = name.ok_or_else(usage)?;
+    let guest = GUESTS
+        .iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| format!("unknown guest `{name}`; {}", usage()))?;
+    let images = guest.images()?;
+    println!("{}", images.kernel.display());
+    println!("{}", images.initrd.display());
+    Ok(())
+}
+
+/// The files a guest boots.
+#[derive(Debug, Clone)]
+pub struct Images {
+    /// The kernel as packaged.
+    pub kernel: PathBuf,
+    /// The initramfs (`newc` cpio, uncompressed).
+    pub initrd: PathBuf,
+}
+
+impl Guest {
+    /// Fetches the packages (when not cached) and builds the initramfs.
+    pub fn images(&self) -> Result<Images, String> {
+        // Only the kernel: the package's modules are ten times its size.
+        let kernel_dir = self.kernel_file.rsplit_once('/').map_or("", |(d, _)| d);
+        let kernel_root =
+            self.distro
+                .package_through(self.kernel_package, "linux-image-", &[kernel_dir])?;
+        let kernel = find_prefixed(&kernel_root, self.kernel_file)?;
+        let busybox_root = self
+            .distro
+            .package(self.busybox_package, &[self.busybox_file])?;
+        let busybox = busybox_root.join(self.busybox_file);
+        let initrd = crate::testbed::target_dir().join(format!("{}-initramfs.cpio", self.name));
+        crate::initramfs::build(&busybox, &initrd)?;
+        eprintln!(
+            "xtask: {}: kernel {}, initramfs {}",
+            self.name,
+            kernel.display(),
+            initrd.display()
+        );
+        Ok(Images { kernel, initrd })
+    }
+}
+
+/// The one file under `root` whose path starts with `prefix` (`boot/vmlinuz-`).
+fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
+    let (dir, stem) = match prefix.rsplit_once('/') {
+        Some((d, s)) => (root.join(d), s),
+        None => (root.to_path_buf(), prefix),
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(stem))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no {prefix}* in {}", root.display())),
+        _ => Err(format!("more than one {prefix}* in {}", root.display())),
+    }
+}
+
+/// The command line `cargo xtask run linux-<arch>` boots the Debian kernel with.
+/// (`quiet`: every console byte is an MMIO exit or two; the kernel's log would dominate
+/// the time to user space.)
+pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
+
+/// The command line of the RISC-V guest (its console is the NS16550A, `ttyS0`).
+pub const APPEND_RISCV64: &str = "console=ttyS0 quiet panic=-1";
+
+const BOOT_USAGE: &str =
+    "usage: cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)]";
+
+/// What `cargo xtask boot` was asked to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootArgs {
+    /// The architecture: `aarch64`.
+    pub arch: String,
+    /// The kernel.
+    pub kernel: PathBuf,
+    /// The initrd, if any.
+    pub initrd: Option<PathBuf>,
+    /// The command line ([`APPEND`] unless given).
+    pub append: String,
+    /// vCPUs (2 unless given).
+    pub cpus: usize,
+    /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
+    pub sstc: bool,
+}
+
+/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
+    let (arch, rest) = args.split_first().ok_or(BOOT_USAGE)?;
+    let default_append = if arch == "riscv64" {
+        APPEND_RISCV64
+    } else {
+        APPEND
+    };
+    let (mut kernel, mut initrd, mut append, mut cpus) =
+        (None, None, default_append.to_string(), 2);
+    let mut sstc = true;
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value; {BOOT_USAGE}"))
+        };
+        match flag.as_str() {
+            "--kernel" => kernel = Some(PathBuf::from(value()?)),
+            "--initrd" => initrd = Some(PathBuf::from(value()?)),
+            "--append" => append = value()?.clone(),
+            "--cpus" => {
+                let v = value()?;
+                cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
+            }
+            "--no-sstc" => sstc = false,
+            other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
+        }
+    }
+    Ok(BootArgs {
+        arch: arch.clone(),
+        kernel: kernel.ok_or(BOOT_USAGE)?,
+        initrd,
+        append,
+        cpus,
+        sstc,
+    })
+}
+
+/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn boot_command(args: &[String]) -> Result<(), String> {
+    let b = parse_boot_args(args)?;
+    match b.arch.as_str() {
+        "aarch64" => {
+            crate::aarch64::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
+        }
+        "riscv64" => {
+            crate::riscv::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, b.sstc)
+                .map(drop)
+        }
+        other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
+    }
+}
+
+/// The parameter block an OS-guest hypervisor reads (`axvcpu_testbed::params`): magic,
+/// kernel size, initrd size, vCPUs, flags (bit 0: print the device tree), command-line
+/// length (little-endian `u64`s), the command line.
+pub fn params_block(
+    kernel_size: u64,
+    initrd_size: u64,
+    cpus: usize,
+    print_dtb: bool,
+    append: &str,
+) -> Vec<u8> {
+    let mut b = b"AXVLINUX".to_vec();
+    let flags = u64::from(print_dtb);
+    for v in [
+        kernel_size,
+        initrd_size,
+        cpus as u64,
+        flags,
+        append.len() as u64,
+    ] {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend(append.as_bytes());
+    b
+}
+
+/// `cargo xtask run linux-riscv64`: the Debian images, booted on 2 vCPUs, with Sstc and
+/// without; checked as `cargo xtask test` checks them.
+pub fn run_riscv64() -> Result<(), String> {
+    let images = RISCV64.images()?;
+    for sstc in [true, false] {
+        let output = crate::riscv::boot_linux(
+            &images.kernel,
+            Some(&images.initrd),
+            APPEND_RISCV64,
+            2,
+            sstc,
+        )?;
+        let s =
+            check_boot_of(&output, 2, &RISCV64_CHECK).map_err(|e| format!("Sstc {sstc}: {e}"))?;
+        eprintln!(
+            "xtask: Linux on the RISC-V hypervisor (Sstc {sstc}): user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+            s.userspace_ms
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
+pub fn run_aarch64() -> Result<String, String> {
+    let images = AARCH64.images()?;
+    crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
+}
+
+/// `cargo xtask test`'s Linux step: the loader's two refusals and a raw binary first (each
+/// QEMU run well under a second), then the Debian images on 2 vCPUs, checked by
+/// [`check_boot`].
+pub fn test_aarch64() -> Result<(), String> {
+    loader_checks_aarch64()?;
+    let output = run_aarch64()?;
+    let s = check_boot(&output, 2)?;
+    eprintln!(
+        "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+        s.userspace_ms
+    );
+    Ok(())
+}
+
+/// A raw binary (no `Image` header) that writes `H` and a newline to the PL011 and powers
+/// off through PSCI `SYSTEM_OFF` over `hvc`.
+const RAW_HELLO: [u32; 8] = [
+    0xd2a1_2001, // movz x1, #0x900, lsl #16   (the PL011)
+    0x5280_0902, // movz w2, #'H'
+    0x3900_0022, // strb w2, [x1]
+    0x5280_0142, // movz w2, #'\n'
+    0x3900_0022, // strb w2, [x1]
+    0xd280_0100, // movz x0, #0x8
+    0xf2b0_8000, // movk x0, #0x8400, lsl #16 (SYSTEM_OFF)
+    0xd400_0002, // hvc #0
+];
+
+/// The AArch64 loader: a raw binary runs (at RAM + 0x80000) and powers off cleanly; an
+/// `Image` whose header says big-endian, and one larger than the guest's RAM, are refused
+/// with the reason before the guest starts.
+fn loader_checks_aarch64() -> Result<(), String> {
+    let dir = crate::testbed::target_dir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map(|()| path.clone())
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    let raw: Vec<u8> = RAW_HELLO.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let raw = write("loader-raw.bin", &raw)?;
+    let out = crate::aarch64::boot_linux(&raw, None, "", 1)?;
+    if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x40080000") {
+        return Err("the raw binary did not run at RAM + 0x80000".into());
+    }
+    // An `Image` header: text_offset 0, image_size, flags, the magic at 0x38.
+    let header = |image_size: u64, flags: u64| {
+        let mut h = vec![0u8; 64];
+        h[16..24].copy_from_slice(&image_size.to_le_bytes());
+        h[24..32].copy_from_slice(&flags.to_le_bytes());
+        h[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        h
+    };
+    for (name, image, why) in [
+        ("loader-be.img", header(1 << 20, 0b1011), "big-endian"),
+        ("loader-huge.img", header(1 << 30, 0b1010), "does not fit"),
+    ] {
+        let path = write(name, &image)?;
+        match crate::aarch64::boot_linux(&path, None, "", 1) {
+            Err(e) if e.contains("kernel refused") && e.contains(why) => {}
+            Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
+            Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),
+        }
+    }
+    eprintln!("xtask: AArch64 loader: raw binary ran, bad headers refused");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn boot_arguments_have_defaults_and_refuse_what_they_do_not_know() {
+        let b = parse_boot_args(&args("aarch64 --kernel K")).unwrap();
+        assert_eq!(
+            (b.kernel, b.initrd, b.append, b.cpus, b.sstc),
+            ("K".into(), None, APPEND.into(), 2, true)
+        );
+        let b =
+            parse_boot_args(&args("aarch64 --cpus 1 --initrd I --kernel K --append q")).unwrap();
+        assert_eq!(
+            (b.initrd, b.append.as_str(), b.cpus),
+            (Some("I".into()), "q", 1)
+        );
+        assert!(
+            parse_boot_args(&args("aarch64 --initrd I")).is_err(),
+            "no kernel"
+        );
+        assert!(parse_boot_args(&args("aarch64 --kernel"))
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse_boot_args(&args("aarch64 --kernel K --cpus two")).is_err());
+        assert!(parse_boot_args(&args("aarch64 --kernel K --smp 2")).is_err());
+        assert!(parse_boot_args(&[]).is_err());
+        let b = parse_boot_args(&args("riscv64 --kernel K --no-sstc")).unwrap();
+        assert_eq!((b.append.as_str(), b.sstc), (APPEND_RISCV64, false));
+    }
+
+    #[test]
+    fn every_guest_names_its_packages_and_files() {
+        for g in GUESTS {
+            assert!(g.name.starts_with("linux-"));
+            assert!(g.kernel_file.starts_with("boot/"), "{}", g.name);
+            assert!(g.busybox_file.ends_with("/busybox"), "{}", g.name);
+            assert!(g.distro.sources_list().contains(g.distro.arch));
+        }
+    }
+}
