@@ -92,7 +92,7 @@ fn run(which: &str) -> Result<(), String> {
         "linux-riscv64" => {
             setup::rust_targets()?;
             setup::qemu()?;
-            return linux::run_riscv64();
+            return linux::test_riscv64();
         }
         "x86-vmx" => {
             setup::rust_targets()?;

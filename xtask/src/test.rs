@@ -121,7 +121,7 @@ pub fn all() -> Result<(), String> {
     );
     step(
         "Linux on the RISC-V hypervisor in QEMU (user space, 2 CPUs, timer, power-off; with and without Sstc)",
-        linux::run_riscv64(),
+        linux::test_riscv64(),
     );
     step("x86-64 SVM testbed in QEMU", x86::test());
     step("x86-64 VMX testbed in Bochs", bochs::test());

@@ -100,6 +100,13 @@ pub fn shutdown(ok: bool) -> ! {
     if !ok {
         // SAFETY: the finisher register, identity-mapped; writing it ends the machine.
         unsafe { (TEST_FINISHER as *mut u32).write_volatile((1 << 16) | 0x3333) };
+        // QEMU ends the machine asynchronously: an SRST right away would have OpenSBI write
+        // the finisher's "pass" over the failure (QEMU then exits 0). Give it a second
+        // before falling back to SRST (a machine without the finisher).
+        let t0 = now_ns();
+        while now_ns() - t0 < 1_000_000_000 {
+            core::hint::spin_loop();
+        }
     }
     sbi(0x5352_5354, 0, 0, if ok { 0 } else { 1 }, 0);
     park()

@@ -280,6 +280,82 @@ pub fn run_riscv64() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask test`'s RISC-V Linux step (and `cargo xtask run linux-riscv64`): the
+/// loader's refusals and a raw binary first (a second or two each), then the Debian images
+/// on 2 vCPUs with Sstc and without ([`run_riscv64`]).
+pub fn test_riscv64() -> Result<(), String> {
+    loader_checks_riscv64()?;
+    run_riscv64()
+}
+
+/// A raw RISC-V binary (no `Image` header) that writes `H` and a newline to the NS16550A
+/// and powers off through SBI SRST.
+const RAW_HELLO_RISCV64: [u32; 11] = [
+    0x1000_05b7, // lui a1, 0x10000        (the UART)
+    0x0480_0613, // li a2, 'H'
+    0x00c5_8023, // sb a2, 0(a1)
+    0x00a0_0613, // li a2, '\n'
+    0x00c5_8023, // sb a2, 0(a1)
+    0x0000_0513, // li a0, 0               (shutdown)
+    0x0000_0593, // li a1, 0               (no reason)
+    0x5352_58b7, // lui a7, 0x53525
+    0x3548_8893, // addi a7, a7, 0x354     (SRST)
+    0x0000_0813, // li a6, 0               (system_reset)
+    0x0000_0073, // ecall
+];
+
+/// The RISC-V loader: a raw binary runs (at RAM + 2 MiB) and powers off cleanly; an ELF
+/// file, an `Image` whose header says big-endian and one larger than the guest's RAM are
+/// refused with the reason before the guest starts.
+fn loader_checks_riscv64() -> Result<(), String> {
+    let dir = crate::testbed::target_dir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map(|()| path.clone())
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    let raw: Vec<u8> = RAW_HELLO_RISCV64
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let raw = write("loader-raw-riscv64.bin", &raw)?;
+    let out = crate::riscv::boot_linux(&raw, None, "", 1, true)?;
+    if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x80200000") {
+        return Err("the raw binary did not run at RAM + 2 MiB".into());
+    }
+    // An `Image` header: text_offset 2 MiB, image_size, flags, both magics.
+    let header = |image_size: u64, flags: u64| {
+        let mut h = vec![0u8; 64];
+        h[8..16].copy_from_slice(&(2u64 << 20).to_le_bytes());
+        h[16..24].copy_from_slice(&image_size.to_le_bytes());
+        h[24..32].copy_from_slice(&flags.to_le_bytes());
+        h[0x30..0x35].copy_from_slice(b"RISCV");
+        h[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        h
+    };
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.resize(64, 0);
+    for (name, image, why) in [
+        ("loader-elf-riscv64.img", elf, "ELF"),
+        ("loader-be-riscv64.img", header(1 << 20, 1), "big-endian"),
+        (
+            "loader-huge-riscv64.img",
+            header(1 << 30, 0),
+            "does not fit",
+        ),
+    ] {
+        let path = write(name, &image)?;
+        match crate::riscv::boot_linux(&path, None, "", 1, true) {
+            Err(e) if e.contains("kernel refused") && e.contains(why) => {}
+            Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
+            Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),
+        }
+    }
+    eprintln!("xtask: RISC-V loader: raw binary ran, an ELF file and bad headers refused");
+    Ok(())
+}
+
 /// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
 pub fn run_aarch64() -> Result<String, String> {
     let images = AARCH64.images()?;
