@@ -441,6 +441,27 @@ guest_span:
     DONE_LOOP
     .global guest_span_end
 guest_span_end:
+
+    // fp: turn FP on, put a2 (set by the hypervisor) in f5 and fcsr's rounding mode 2, READY,
+    // then report f5 and fcsr as they are after the hypervisor ran other vCPUs on this hart.
+    .balign 4
+    .global guest_fp
+guest_fp:
+    .option push
+    .option arch, +d
+    li t0, 0x2000
+    csrs sstatus, t0
+    fmv.d.x f5, a2
+    fsrmi 2
+    HC {ready}
+    fmv.x.d s2, f5
+    REPORT s2
+    frcsr s2
+    REPORT s2
+    DONE_LOOP
+    .option pop
+    .global guest_fp_end
+guest_fp_end:
     .option pop
 "#,
     ext = const axvcpu::RISCV_HYPERCALL_EXT,
@@ -470,6 +491,8 @@ pub enum SelfTest {
     SharedCsrs,
     /// A load spanning RAM and the unmapped page above it.
     Span,
+    /// Floating-point registers kept across other vCPUs' runs on the same hart.
+    Fp,
 }
 
 /// The code of a self-test guest.
@@ -481,5 +504,6 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
         SelfTest::TimerRebind => guest_code!(guest_timer_rebind, guest_timer_rebind_end),
         SelfTest::SharedCsrs => guest_code!(guest_shared_csrs, guest_shared_csrs_end),
         SelfTest::Span => guest_code!(guest_span, guest_span_end),
+        SelfTest::Fp => guest_code!(guest_fp, guest_fp_end),
     }
 }

@@ -1,7 +1,7 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch (refused
 //! while a vCPU is bound), the guest timer (also across unbind/bind), external-interrupt
 //! injection and its acknowledgement, SBI answers, CSRs the guest shares with the host,
-//! MMIO spanning pages, and every frame allocation of the create / setup / G-stage paths
+//! MMIO spanning pages, guest FP registers kept per vCPU, and every frame allocation of the create / setup / G-stage paths
 //! failing in turn (`alloc-fail`).
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
 
@@ -362,10 +362,72 @@ fn alloc_fail(gstage: GStageMode) -> Check {
     Ok(())
 }
 
+/// Reads `f5` (the host's, between vCPU runs).
+fn read_f5() -> u64 {
+    let v: u64;
+    // SAFETY: reads an FP register (sstatus.FS is on in the testbed).
+    unsafe {
+        core::arch::asm!(".option push", ".option arch, +d", "fmv.x.d {}, f5", ".option pop",
+            out(reg) v, options(nomem, nostack))
+    };
+    v
+}
+
+fn write_f5(v: u64) {
+    // SAFETY: writes an FP register nothing else of the testbed's uses.
+    unsafe {
+        core::arch::asm!(".option push", ".option arch, +d", "fmv.d.x f5, {}", ".option pop",
+            in(reg) v, options(nomem, nostack))
+    };
+}
+
+/// Guest FP state is the guest's own: two vCPUs on this hart each load `f5` and a rounding
+/// mode, and each finds its own after the other ran; the host's `f5` is back after both
+/// are unbound.
+fn fp(gstage: GStageMode) -> Check {
+    const HOST: u64 = 0x4000_1111_2222_3333;
+    const SEEDS: [u64; 2] = [0x3ff0_0000_0000_0001, 0xc000_0000_0000_0002];
+    write_f5(HOST);
+    let (_vm_a, mut a) = vcpu(SelfTest::Fp, gstage)?;
+    a.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let (_vm_b, mut b) = vcpu(SelfTest::Fp, gstage)?;
+    b.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let step = |v: &mut AxVCpu<VCpu>, what: &str, want: Option<u64>| -> Check {
+        v.bind().map_err(|e| format!("bind: {e}"))?;
+        let exit = next(v);
+        v.unbind().map_err(|e| format!("unbind: {e}"))?;
+        match (exit?, want) {
+            (AxVCpuExitReason::Hypercall { nr: HC_READY, .. }, None) => Ok(()),
+            (
+                AxVCpuExitReason::Hypercall {
+                    nr: HC_REPORT,
+                    args,
+                },
+                Some(w),
+            ) if args[0] == w => Ok(()),
+            (other, _) => Err(format!("{what}: expected {want:#x?}, got {other:?}")),
+        }
+    };
+    for (v, seed) in [(&mut a, SEEDS[0]), (&mut b, SEEDS[1])] {
+        v.set_gpr(12, seed as usize).map_err(|e| format!("{e}"))?;
+        step(v, "READY", None)?;
+    }
+    for (v, seed) in [(&mut a, SEEDS[0]), (&mut b, SEEDS[1])] {
+        step(v, "f5", Some(seed))?;
+        // fcsr: frm (7:5) = 2, no exception flags.
+        step(v, "fcsr", Some(2 << 5))?;
+    }
+    match read_f5() {
+        HOST => Ok(()),
+        other => Err(format!("the host's f5 is {other:#x}, not {HOST:#x}")),
+    }
+}
+
 /// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test<GStageMode>; 8] = [
+    let tests: [Test<GStageMode>; 9] = [
         ("percpu", percpu),
+        ("fp", fp),
         ("timer", timer),
         ("timer-rebind", timer_rebind),
         ("ext-irq", ext_irq),
