@@ -30,14 +30,14 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64};
 
 use axvcpu::{AxVCpu, GuestPhysAddr, HostPhysAddr, VCpuHandle};
 use axvcpu_npt::{GStageTable, MapFlags};
 use axvcpu_riscv::{GStageMode, RiscvSetupConfig};
 use axvcpu_testbed::boot::Cpus;
-use axvcpu_testbed::exits::ExitCounts;
 use axvcpu_testbed::ns16550::Ns16550;
+use axvcpu_testbed::os::{Run, VCpuSlots};
 use axvcpu_testbed::params::{Params, FLAG_PRINT_DTB};
 use axvcpu_testbed::say;
 
@@ -63,31 +63,20 @@ struct Machine {
     /// guest's external interrupt to match before each entry).
     eip: Vec<AtomicBool>,
     handles: Vec<VCpuHandle<VCpu>>,
-    /// vCPUs not started yet, or stopped (taken by `hart_start`).
-    parked: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
-    /// vCPUs `hart_start` made ready, until the job on their hart takes them.
-    starting: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
+    /// vCPUs not started or stopped, and those `hart_start` made ready.
+    slots: VCpuSlots<VCpu>,
     /// Per vCPU: remote fences asked for and done (see `vcpus::remote_fence`).
     fences_asked: Vec<AtomicU64>,
     fences_done: Vec<AtomicU64>,
     /// Per vCPU: inside its run loop, bound to its hart.
     in_loop: Vec<AtomicBool>,
-    done: AtomicBool,
-    /// How it ended: `true` for a clean power-off.
-    clean: AtomicBool,
-    /// The guest asked for a reboot or gave a failure reason.
-    reset: AtomicBool,
-    exits: ExitCounts,
-    halts_slept: AtomicU64,
-    /// vCPUs bound to a hart (inside their run loop).
-    bound: AtomicUsize,
-    userspace_ns: AtomicU64,
+    run: Run,
 }
 
 impl Machine {
     /// Ends the run: every vCPU leaves its loop, every other hart its `secondary` loop.
     fn finish(&self) {
-        self.done.store(true, Ordering::Release);
+        self.run.stop();
         for h in &self.handles {
             h.kick();
         }
@@ -204,7 +193,7 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
     for i in 0..params.cpus {
         let mut v = AxVCpu::<VCpu>::new(vm_id, i, ()).map_err(|e| format!("vCPU {i}: {e}"))?;
         // SAFETY: `npt` maps only the guest's RAM, and is freed only after every vCPU has
-        // left its run loop (`Machine::bound` back at 0), or never.
+        // left its run loop (`Run::vcpus_bound` back at 0), or never.
         unsafe { v.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU {i}: {e}"))?;
         vcpus.push(Some(v));
     }
@@ -225,18 +214,11 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         devices: spin::Mutex::new((Ns16550::default(), plic::Plic::default())),
         eip: (0..n).map(|_| AtomicBool::new(false)).collect(),
         handles,
-        starting: spin::Mutex::new((0..n).map(|_| None).collect()),
-        parked: spin::Mutex::new(vcpus),
+        slots: VCpuSlots::new(vcpus),
         fences_asked: (0..n).map(|_| AtomicU64::new(0)).collect(),
         fences_done: (0..n).map(|_| AtomicU64::new(0)).collect(),
         in_loop: (0..n).map(|_| AtomicBool::new(false)).collect(),
-        done: AtomicBool::new(false),
-        clean: AtomicBool::new(false),
-        reset: AtomicBool::new(false),
-        exits: ExitCounts::new(),
-        halts_slept: AtomicU64::new(0),
-        bound: AtomicUsize::new(0),
-        userspace_ns: AtomicU64::new(0),
+        run: Run::new(t0),
     });
     say::<Riscv>(format_args!(
         "linux: backend axvcpu-riscv (G-stage {gstage:?}, Sstc {sstc}), CPU {}, {n} vCPUs, guest in VS-mode; ISA {}; kernel at {:#x} ({} KiB, image {} KiB), initrd {} KiB, device tree {} bytes, set up in {} ms",
@@ -261,7 +243,7 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         // vCPU 0 stopped itself: the others may still power the guest off. (Hart 0 runs
         // this loop, not its mailbox, so vCPU 0 cannot be started again.)
         Ok(Some(off)) => {
-            while !machine.done.load(Ordering::Acquire) {
+            while !machine.run.is_done() {
                 core::hint::spin_loop();
             }
             drop(off);
@@ -271,32 +253,23 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         Err(e) => Err(e),
     };
     machine.finish();
-    let ms = (hal::now_ns() - t0) / 1_000_000;
-    let userspace = match machine.userspace_ns.load(Ordering::Acquire) {
-        0 => String::from("never"),
-        t => format!("at {} ms", (t - t0) / 1_000_000),
-    };
-    let clean = machine.clean.load(Ordering::Acquire);
     say::<Riscv>(format_args!(
-        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
-        match (&ended, clean) {
-            (Ok(()), true) => "guest powered off (SBI SRST shutdown)".into(),
-            (Ok(()), false) if machine.reset.load(Ordering::Acquire) => {
-                "FAIL guest reset or reported a failure (SBI SRST: a panic with panic=-1?)".into()
-            }
-            (Ok(()), false) => String::from("FAIL another vCPU failed"),
-            (Err(e), _) => format!("FAIL vCPU 0: {e}"),
-        },
-        machine.halts_slept.load(Ordering::Relaxed),
-        machine.exits.summary()
+        "{}",
+        machine.run.closing(
+            hal::now_ns(),
+            ended.as_ref().map(drop).map_err(String::as_str),
+            "SBI SRST shutdown",
+            "guest reset or reported a failure (SBI SRST: a panic with panic=-1?)",
+        )
     ));
+    let clean = machine.run.clean();
     // The other vCPUs were kicked out of their guests: once they are all out, the G-stage
     // table can go; if one does not come out, it stays (the machine powers off next).
     let t1 = hal::now_ns();
-    while machine.bound.load(Ordering::Acquire) != 0 && hal::now_ns() - t1 < 1_000_000_000 {
+    while machine.run.vcpus_bound() != 0 && hal::now_ns() - t1 < 1_000_000_000 {
         core::hint::spin_loop();
     }
-    if machine.bound.load(Ordering::Acquire) == 0 {
+    if machine.run.vcpus_bound() == 0 {
         drop(npt);
     } else {
         core::mem::forget(npt);

@@ -9,14 +9,13 @@ use core::sync::atomic::Ordering;
 
 use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
 use axvcpu_riscv::sbi::{self, eid, err};
+use axvcpu_testbed::os::CpuState;
 use axvcpu_testbed::say;
 
 use super::{plic, Machine, PLIC_GPA, UART_GPA, UART_IRQ};
 use crate::arch::{Riscv, VCpu};
 use crate::hal;
 
-/// The guest's console line that says its init reached user space.
-const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
 /// HSM hart states `hart_get_status` answers.
 const STARTED: usize = 0;
 const STOPPED: usize = 1;
@@ -32,12 +31,12 @@ pub(super) fn run_vcpu(
 ) -> Result<Option<AxVCpu<VCpu>>, String> {
     let id = vcpu.id().vcpu_id;
     vcpu.bind().map_err(|e| format!("bind: {e}"))?;
-    m.bound.fetch_add(1, Ordering::AcqRel);
+    m.run.bound(true);
     if let Some(f) = m.in_loop.get(id) {
         f.store(true, Ordering::Release);
     }
     let result = loop {
-        if m.done.load(Ordering::Acquire) {
+        if m.run.is_done() {
             break Ok(false);
         }
         if let Err(e) = serve_fences(m, &mut vcpu, id).and_then(|()| sync_eip(m, &mut vcpu, id)) {
@@ -56,7 +55,7 @@ pub(super) fn run_vcpu(
                 ));
             }
         };
-        m.exits.count(&exit);
+        m.run.exits.count(&exit);
         match handle_exit(m, &mut vcpu, id, exit) {
             Ok(Next::Run) => {}
             Ok(Next::Stop) => break Ok(false),
@@ -68,7 +67,7 @@ pub(super) fn run_vcpu(
         f.store(false, Ordering::Release);
     }
     let unbound = vcpu.unbind().map_err(|e| format!("unbind: {e}"));
-    m.bound.fetch_sub(1, Ordering::AcqRel);
+    m.run.bound(false);
     unbound?;
     result.map(|off| off.then_some(vcpu))
 }
@@ -134,14 +133,7 @@ fn handle_exit(
             route(m, &d.1, id);
             drop(d);
             if let Some(line) = line {
-                if line.starts_with(USERSPACE_MARKER) {
-                    let _ = m.userspace_ns.compare_exchange(
-                        0,
-                        hal::now_ns(),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                }
+                m.run.console_line(&line, hal::now_ns());
                 say::<Riscv>(format_args!("{}", String::from_utf8_lossy(&line)));
             }
         }
@@ -189,7 +181,7 @@ fn handle_exit(
         } => remote_fence(m, vcpu, id, target_cpu, target_cpu_aux, send_to_all)?,
         AxVCpuExitReason::Halt => {
             if vcpu.state() == VCpuState::Blocked {
-                m.halts_slept.fetch_add(1, Ordering::Relaxed);
+                m.run.slept();
                 hal::wait_for_interrupt();
             }
         }
@@ -212,8 +204,7 @@ fn handle_exit(
             let srst = vcpu.get_gpr(17).map_err(e)? as u64 == eid::SRST;
             let (kind, reason) = (vcpu.get_gpr(10).map_err(e)?, vcpu.get_gpr(11).map_err(e)?);
             let clean = !srst || (kind as u32 == 0 && reason as u32 != 1);
-            m.reset.store(!clean, Ordering::Release);
-            m.clean.store(clean, Ordering::Release);
+            m.run.powered_off(clean);
             m.finish();
             return Ok(Next::Stop);
         }
@@ -297,7 +288,7 @@ fn remote_fence(
         };
         while done.load(Ordering::Acquire) < ticket
             && in_loop.load(Ordering::Acquire)
-            && !m.done.load(Ordering::Acquire)
+            && !m.run.is_done()
         {
             serve_fences(m, vcpu, id)?;
             core::hint::spin_loop();
@@ -308,15 +299,11 @@ fn remote_fence(
 
 /// HSM `hart_get_status(hart)`: `None` for a hart the guest does not have.
 fn hart_status(m: &Machine, hart: u64) -> Option<usize> {
-    let id = usize::try_from(hart)
-        .ok()
-        .filter(|&i| i < m.handles.len())?;
-    Some(if m.parked.lock().get(id).is_some_and(Option::is_some) {
-        STOPPED
-    } else if m.starting.lock().get(id).is_some_and(Option::is_some) {
-        START_PENDING
-    } else {
-        STARTED
+    let id = usize::try_from(hart).ok()?;
+    Some(match m.slots.state(id)? {
+        CpuState::Stopped => STOPPED,
+        CpuState::StartPending => START_PENDING,
+        CpuState::Started => STARTED,
     })
 }
 
@@ -326,7 +313,7 @@ fn hart_start(m: &Machine, hart: u64, entry: GuestPhysAddr, arg: usize) -> i64 {
     let Some(id) = usize::try_from(hart).ok().filter(|&i| i < m.handles.len()) else {
         return err::INVALID_PARAM;
     };
-    let Some(mut vcpu) = m.parked.lock().get_mut(id).and_then(Option::take) else {
+    let Some(mut vcpu) = m.slots.unpark(id) else {
         return err::ALREADY_AVAILABLE;
     };
     // First start: entry and setup; a start after `hart_stop`: the new entry and a0.
@@ -337,14 +324,10 @@ fn hart_start(m: &Machine, hart: u64, entry: GuestPhysAddr, arg: usize) -> i64 {
             .and_then(|()| vcpu.set_gpr(10, id))
     };
     if ready.and_then(|()| vcpu.set_boot_arg(arg)).is_err() {
-        if let Some(slot) = m.parked.lock().get_mut(id) {
-            *slot = Some(vcpu);
-        }
+        m.slots.park(id, vcpu);
         return err::INVALID_PARAM;
     }
-    if let Some(slot) = m.starting.lock().get_mut(id) {
-        *slot = Some(vcpu);
-    }
+    m.slots.ready(id, vcpu);
     // Its hart sleeps in `secondary` until this IPI.
     hal::send_ipi(id);
     err::SUCCESS
@@ -358,21 +341,17 @@ pub(super) fn secondary(m: &Arc<Machine>, hart: usize) {
     loop {
         // Cleared before the checks: an IPI sent after them is still pending at the `wfi`.
         hal::clear_soft_interrupt();
-        if m.done.load(Ordering::Acquire) {
+        if m.run.is_done() {
             return;
         }
-        let ready = m.starting.lock().get_mut(hart).and_then(Option::take);
+        let ready = m.slots.take_ready(hart);
         let Some(vcpu) = ready else {
             hal::wait_for_interrupt();
             continue;
         };
         match run_vcpu(m, vcpu) {
             Ok(None) => {}
-            Ok(Some(off)) => {
-                if let Some(slot) = m.parked.lock().get_mut(hart) {
-                    *slot = Some(off);
-                }
-            }
+            Ok(Some(off)) => m.slots.park(hart, off),
             Err(why) => {
                 say::<Riscv>(format_args!("linux: FAIL vCPU {hart}: {why}"));
                 m.finish();
