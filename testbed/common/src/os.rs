@@ -100,9 +100,9 @@ impl Run {
     /// A finished console line at `now_ns`: records the first user-space marker.
     pub fn console_line(&self, line: &[u8], now_ns: u64) {
         if line.starts_with(USERSPACE_MARKER) {
-            let _ = self
-                .userspace_ns
-                .compare_exchange(0, now_ns, Ordering::AcqRel, Ordering::Acquire);
+            let _ =
+                self.userspace_ns
+                    .compare_exchange(0, now_ns, Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
