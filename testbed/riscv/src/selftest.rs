@@ -1,7 +1,8 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch (refused
 //! while a vCPU is bound), the guest timer (also across unbind/bind), external-interrupt
 //! injection and its acknowledgement, SBI answers, CSRs the guest shares with the host,
-//! MMIO spanning pages, guest FP registers kept per vCPU, and every frame allocation of the create / setup / G-stage paths
+//! MMIO spanning pages, guest FP registers kept per vCPU, the SBI calls of an OS (HSM status
+//! and suspend, RFENCE, DBCN), and every frame allocation of the create / setup / G-stage paths
 //! failing in turn (`alloc-fail`).
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
 
@@ -195,6 +196,59 @@ fn sbi(gstage: GStageMode) -> Check {
             }
         }
     }
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
+        other => Err(format!("expected HC_DONE, got {other:?}")),
+    }
+}
+
+/// HSM `hart_get_status` reaches the hypervisor (a `Hypercall` it answers); a remote
+/// fence to another hart is a `RemoteFence` exit, one to the calling hart alone is done
+/// inside; `hart_suspend` is a `Halt`; DBCN writes guest RAM to the console, and refuses a
+/// high address half or memory that is not RAM.
+fn sbi_os(gstage: GStageMode) -> Check {
+    use axvcpu_riscv::sbi::HART_STATUS_NR;
+    let (_vm, mut v) = vcpu(SelfTest::SbiOs, gstage)?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr, args } if nr == HART_STATUS_NR && args[0] == 1 => {
+            v.set_return_value(1).map_err(|e| format!("{e}"))?
+        }
+        other => return Err(format!("hart_get_status: got {other:?}")),
+    }
+    let err = |e: i64| e as u64;
+    let report = |v: &mut AxVCpu<VCpu>, what: &str, want: u64| -> Check {
+        match next(v)? {
+            AxVCpuExitReason::Hypercall {
+                nr: HC_REPORT,
+                args,
+            } if args[0] == want => Ok(()),
+            other => Err(format!(
+                "{what}: expected HC_REPORT({want:#x}), got {other:?}"
+            )),
+        }
+    };
+    report(&mut v, "hart_get_status a1", 1)?;
+    report(&mut v, "hart_get_status a0", 0)?;
+    match next(&mut v)? {
+        AxVCpuExitReason::RemoteFence {
+            target_cpu: 3,
+            target_cpu_aux: 0,
+            send_to_all: false,
+        } => {}
+        other => return Err(format!("remote_sfence_vma: got {other:?}")),
+    }
+    report(&mut v, "remote_sfence_vma a0", 0)?;
+    report(&mut v, "remote_fence_i to this hart", 0)?;
+    report(&mut v, "hfence", err(-2))?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Halt => {}
+        other => return Err(format!("hart_suspend: got {other:?}")),
+    }
+    report(&mut v, "hart_suspend a0", 0)?;
+    report(&mut v, "hart_suspend reserved type", err(-3))?;
+    report(&mut v, "DBCN write: bytes written", 5)?;
+    report(&mut v, "DBCN write, high half", err(-3))?;
+    report(&mut v, "DBCN write of MMIO", err(-3))?;
     match next(&mut v)? {
         AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
         other => Err(format!("expected HC_DONE, got {other:?}")),
@@ -425,9 +479,10 @@ fn fp(gstage: GStageMode) -> Check {
 
 /// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test<GStageMode>; 9] = [
+    let tests: [Test<GStageMode>; 10] = [
         ("percpu", percpu),
         ("fp", fp),
+        ("sbi-os", sbi_os),
         ("timer", timer),
         ("timer-rebind", timer_rebind),
         ("ext-irq", ext_irq),
