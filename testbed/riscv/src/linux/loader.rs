@@ -90,7 +90,7 @@ pub fn place(kernel: &[u8], limit: usize) -> Result<Placement, &'static str> {
         }
     };
     match p.offset.checked_add(p.size) {
-        Some(end) if end <= limit && p.offset >= 0x1000 => Ok(p),
+        Some(end) if end <= limit => Ok(p),
         _ => Err("the kernel does not fit in the guest's RAM below the initrd"),
     }
 }
@@ -119,6 +119,13 @@ mod tests {
                 size: 30 << 20
             }
         );
+        assert_eq!(
+            place(&image(0, 1 << 20, 0), 128 << 20),
+            Ok(Placement {
+                offset: 0,
+                size: 1 << 20
+            })
+        );
         let p = place(&[0x13u8; 100], 128 << 20).unwrap();
         assert_eq!(
             p,
@@ -135,7 +142,6 @@ mod tests {
         assert!(place(&image(0x20_0123, 30 << 20, 0), 128 << 20).is_err());
         assert!(place(&image(0x20_0000, 0, 0), 128 << 20).is_err());
         assert!(place(&image(0x20_0000, 127 << 20, 0), 128 << 20).is_err());
-        assert!(place(&image(0, 1 << 20, 0), 128 << 20).is_err());
         assert!(place(&image(u64::MAX - 4095, 1 << 20, 0), 128 << 20).is_err());
         assert!(place(b"\x7fELF\x02\x01\x01", 128 << 20).is_err());
     }
