@@ -129,17 +129,24 @@ pub fn bench_aarch64() -> Result<(), String> {
 }
 
 /// `cargo xtask bench linux-riscv64`: wall-clock seconds from QEMU's start to the
-/// user-space marker under the RISC-V hypervisor (2 vCPUs, with Sstc) and in plain QEMU TCG
-/// booting the same kernel, initramfs, command line and device tree (through OpenSBI, 2
-/// harts), and the exits by kind.
+/// user-space marker under the RISC-V hypervisor (2 vCPUs) and in plain QEMU TCG booting
+/// the same kernel, initramfs, command line and device tree (through OpenSBI, 2 harts),
+/// and the exits by kind; with Sstc, then without (host and plain CPU alike).
 pub fn bench_riscv64() -> Result<(), String> {
+    for sstc in [true, false] {
+        bench_riscv64_with(sstc)?;
+    }
+    Ok(())
+}
+
+fn bench_riscv64_with(sstc: bool) -> Result<(), String> {
     let images = super::RISCV64.images()?;
     let (elf, host_args) = crate::riscv::linux_host(
         &images.kernel,
         Some(&images.initrd),
         super::APPEND_RISCV64,
         2,
-        true,
+        sstc,
         true,
     )?;
     let tb = &crate::riscv::LINUX_HOST;
@@ -164,7 +171,7 @@ pub fn bench_riscv64() -> Result<(), String> {
         "-machine",
         "virt",
         "-cpu",
-        "rv64",
+        if sstc { "rv64" } else { "rv64,sstc=false" },
         "-smp",
         "2",
         "-m",
@@ -197,11 +204,11 @@ pub fn bench_riscv64() -> Result<(), String> {
         ));
     };
     println!(
-        "linux-riscv64 (QEMU TCG, 2 vCPUs, Sstc): user space after {t_ours:.2} s under axvcpu-riscv, {t_plain:.2} s in plain QEMU ({:.2}x)",
+        "linux-riscv64 (QEMU TCG, 2 vCPUs, Sstc {sstc}): user space after {t_ours:.2} s under axvcpu-riscv, {t_plain:.2} s in plain QEMU ({:.2}x)",
         t_ours / t_plain
     );
     let exits = summary.closing.split("exits:").nth(1).unwrap_or("").trim();
-    println!("linux-riscv64 exits by kind during the boot: {exits}");
+    println!("linux-riscv64 (Sstc {sstc}) exits by kind during the boot: {exits}");
     Ok(())
 }
 
