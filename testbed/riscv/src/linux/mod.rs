@@ -149,7 +149,10 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
     }
     let dtb_offset = RAM_SIZE - DTB_ROOM;
     if params.flags & FLAG_PRINT_DTB != 0 {
-        say::<Riscv>(format_args!("linux: device tree {}", fdt::hex(&dtb)));
+        say::<Riscv>(format_args!(
+            "linux: device tree {}",
+            axvcpu_testbed::fdt::hex(&dtb)
+        ));
     }
     // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
     // that nothing else uses. The kernel moves (overlapping copy) within the room below the
