@@ -5,13 +5,17 @@
 //!   `x86-vmx` the x86 one in Bochs (Intel VMX).
 //! - `cargo xtask run linux-aarch64`: fetches Debian's arm64 kernel and busybox (cached
 //!   under `target/`), builds the initramfs and boots it on the AArch64 hypervisor, 2 vCPUs.
-//! - `cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`:
-//!   boots any kernel on the AArch64 hypervisor (exit 0 when the guest powers off cleanly).
+//! - `cargo xtask run linux-riscv64`: the same with Debian trixie's riscv64 kernel and
+//!   busybox on the RISC-V hypervisor, 2 vCPUs, with Sstc and without.
+//! - `cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING]
+//!   [--cpus N] [--no-sstc]`: boots any kernel on the AArch64 or RISC-V hypervisor (exit 0
+//!   when the guest powers off cleanly; `--no-sstc`: a RISC-V host CPU without Sstc).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
-//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]`: prints the
-//!   benchmark figures (of every backend and of Linux on AArch64, or of one).
+//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64]`:
+//!   prints the benchmark figures (of every backend and of Linux on AArch64 and RISC-V, or
+//!   of one).
 //! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
 //!   against its reference decoder (default 10 million inputs each).
 //! - `cargo xtask soak [--exits N]`: 8 hosted vCPUs, N exits each (default 1,000,000), with
@@ -33,14 +37,22 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
-cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64] | \
+cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
-cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
+cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N] | cargo xtask soak [--exits N]";
 
 /// What `cargo xtask bench` can measure alone.
-const BENCHES: [&str; 6] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx", "linux-aarch64"];
+const BENCHES: [&str; 7] = [
+    "kvm",
+    "riscv",
+    "aarch64",
+    "x86",
+    "x86-vmx",
+    "linux-aarch64",
+    "linux-riscv64",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,6 +88,11 @@ fn run(which: &str) -> Result<(), String> {
             setup::rust_targets()?;
             setup::qemu()?;
             return linux::test_aarch64();
+        }
+        "linux-riscv64" => {
+            setup::rust_targets()?;
+            setup::qemu()?;
+            return linux::test_riscv64();
         }
         "x86-vmx" => {
             setup::rust_targets()?;
@@ -118,7 +135,12 @@ fn bench(which: Option<&str>) -> Result<(), String> {
         cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
     }
     setup::rust_targets()?;
-    if wants("riscv") || wants("aarch64") || wants("x86") || wants("linux-aarch64") {
+    if wants("riscv")
+        || wants("aarch64")
+        || wants("x86")
+        || wants("linux-aarch64")
+        || wants("linux-riscv64")
+    {
         setup::qemu()?;
     }
     if wants("riscv") {
@@ -129,6 +151,9 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     }
     if wants("linux-aarch64") {
         linux::bench_aarch64()?;
+    }
+    if wants("linux-riscv64") {
+        linux::bench_riscv64()?;
     }
     if wants("x86") {
         x86::bench()?;

@@ -1,7 +1,8 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch (refused
 //! while a vCPU is bound), the guest timer (also across unbind/bind), external-interrupt
 //! injection and its acknowledgement, SBI answers, CSRs the guest shares with the host,
-//! MMIO spanning pages, and every frame allocation of the create / setup / G-stage paths
+//! MMIO spanning pages, guest FP registers kept per vCPU, the SBI calls of an OS (HSM status
+//! and suspend, RFENCE, DBCN), and every frame allocation of the create / setup / G-stage paths
 //! failing in turn (`alloc-fail`).
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
 
@@ -203,6 +204,59 @@ fn sbi(gstage: GStageMode) -> Check {
     }
 }
 
+/// HSM `hart_get_status` reaches the hypervisor (a `Hypercall` it answers); a remote
+/// fence to another hart is a `RemoteFence` exit, one to the calling hart alone is done
+/// inside; `hart_suspend` is a `Halt`; DBCN writes guest RAM to the console, and refuses a
+/// high address half or memory that is not RAM.
+fn sbi_os(gstage: GStageMode) -> Check {
+    use axvcpu_riscv::sbi::HART_STATUS_NR;
+    let (_vm, mut v) = vcpu(SelfTest::SbiOs, gstage)?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr, args } if nr == HART_STATUS_NR && args[0] == 1 => {
+            v.set_return_value(1).map_err(|e| format!("{e}"))?
+        }
+        other => return Err(format!("hart_get_status: got {other:?}")),
+    }
+    let err = |e: i64| e as u64;
+    let report = |v: &mut AxVCpu<VCpu>, what: &str, want: u64| -> Check {
+        match next(v)? {
+            AxVCpuExitReason::Hypercall {
+                nr: HC_REPORT,
+                args,
+            } if args[0] == want => Ok(()),
+            other => Err(format!(
+                "{what}: expected HC_REPORT({want:#x}), got {other:?}"
+            )),
+        }
+    };
+    report(&mut v, "hart_get_status a1", 1)?;
+    report(&mut v, "hart_get_status a0", 0)?;
+    match next(&mut v)? {
+        AxVCpuExitReason::RemoteFence {
+            target_cpu: 3,
+            target_cpu_aux: 0,
+            send_to_all: false,
+        } => {}
+        other => return Err(format!("remote_sfence_vma: got {other:?}")),
+    }
+    report(&mut v, "remote_sfence_vma a0", 0)?;
+    report(&mut v, "remote_fence_i to this hart", 0)?;
+    report(&mut v, "hfence", err(-2))?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Halt => {}
+        other => return Err(format!("hart_suspend: got {other:?}")),
+    }
+    report(&mut v, "hart_suspend a0", 0)?;
+    report(&mut v, "hart_suspend reserved type", err(-3))?;
+    report(&mut v, "DBCN write: bytes written", 5)?;
+    report(&mut v, "DBCN write, high half", err(-3))?;
+    report(&mut v, "DBCN write of MMIO", err(-3))?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
+        other => Err(format!("expected HC_DONE, got {other:?}")),
+    }
+}
+
 fn read_scounteren() -> u64 {
     let v: u64;
     // SAFETY: reading a CSR has no side effects.
@@ -339,10 +393,73 @@ fn alloc_fail(gstage: GStageMode) -> Check {
     Ok(())
 }
 
+/// Reads `f5` (the host's, between vCPU runs).
+fn read_f5() -> u64 {
+    let v: u64;
+    // SAFETY: reads an FP register (sstatus.FS is on in the testbed).
+    unsafe {
+        core::arch::asm!(".option push", ".option arch, +d", "fmv.x.d {}, f5", ".option pop",
+            out(reg) v, options(nomem, nostack))
+    };
+    v
+}
+
+fn write_f5(v: u64) {
+    // SAFETY: writes an FP register nothing else of the testbed's uses.
+    unsafe {
+        core::arch::asm!(".option push", ".option arch, +d", "fmv.d.x f5, {}", ".option pop",
+            in(reg) v, options(nomem, nostack))
+    };
+}
+
+/// Guest FP state is the guest's own: two vCPUs on this hart each load `f5` and a rounding
+/// mode, and each finds its own after the other ran; the host's `f5` is back after both
+/// are unbound.
+fn fp(gstage: GStageMode) -> Check {
+    const HOST: u64 = 0x4000_1111_2222_3333;
+    const SEEDS: [u64; 2] = [0x3ff0_0000_0000_0001, 0xc000_0000_0000_0002];
+    write_f5(HOST);
+    let (_vm_a, mut a) = vcpu(SelfTest::Fp, gstage)?;
+    a.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let (_vm_b, mut b) = vcpu(SelfTest::Fp, gstage)?;
+    b.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let step = |v: &mut AxVCpu<VCpu>, what: &str, want: Option<u64>| -> Check {
+        v.bind().map_err(|e| format!("bind: {e}"))?;
+        let exit = next(v);
+        v.unbind().map_err(|e| format!("unbind: {e}"))?;
+        match (exit?, want) {
+            (AxVCpuExitReason::Hypercall { nr: HC_READY, .. }, None) => Ok(()),
+            (
+                AxVCpuExitReason::Hypercall {
+                    nr: HC_REPORT,
+                    args,
+                },
+                Some(w),
+            ) if args[0] == w => Ok(()),
+            (other, _) => Err(format!("{what}: expected {want:#x?}, got {other:?}")),
+        }
+    };
+    for (v, seed) in [(&mut a, SEEDS[0]), (&mut b, SEEDS[1])] {
+        v.set_gpr(12, seed as usize).map_err(|e| format!("{e}"))?;
+        step(v, "READY", None)?;
+    }
+    for (v, seed) in [(&mut a, SEEDS[0]), (&mut b, SEEDS[1])] {
+        step(v, "f5", Some(seed))?;
+        // fcsr: frm (7:5) = 2, no exception flags.
+        step(v, "fcsr", Some(2 << 5))?;
+    }
+    match read_f5() {
+        HOST => Ok(()),
+        other => Err(format!("the host's f5 is {other:#x}, not {HOST:#x}")),
+    }
+}
+
 /// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test<GStageMode>; 8] = [
+    let tests: [Test<GStageMode>; 10] = [
         ("percpu", percpu),
+        ("fp", fp),
+        ("sbi-os", sbi_os),
         ("timer", timer),
         ("timer-rebind", timer_rebind),
         ("ext-irq", ext_irq),

@@ -20,6 +20,32 @@ pub struct BootSummary {
 /// two copies, the power-off marker, and the hypervisor's closing line saying the guest
 /// powered off through PSCI with user space reached within [`USERSPACE_BOUND_MS`].
 pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
+    check_boot_of(output, cpus, &AARCH64_CHECK)
+}
+
+/// What differs between architectures in [`check_boot_of`].
+#[derive(Debug, Clone, Copy)]
+pub struct BootCheck {
+    /// The timer's name in `/proc/interrupts`.
+    pub timer: &'static str,
+    /// The start of the hypervisor's closing line after a clean power-off.
+    pub powered_off: &'static str,
+}
+
+/// The AArch64 hypervisor's boots.
+pub const AARCH64_CHECK: BootCheck = BootCheck {
+    timer: "arch_timer",
+    powered_off: "linux: guest powered off (PSCI SYSTEM_OFF)",
+};
+
+/// The RISC-V hypervisor's boots: the `riscv-timer` line, SBI SRST shutdown.
+pub const RISCV64_CHECK: BootCheck = BootCheck {
+    timer: "riscv-timer",
+    powered_off: "linux: guest powered off (SBI SRST shutdown)",
+};
+
+/// [`check_boot`] for any architecture's hypervisor.
+pub fn check_boot_of(output: &str, cpus: usize, arch: &BootCheck) -> Result<BootSummary, String> {
     use crate::initramfs::{
         CPUS_PREFIX, HOTPLUG_PREFIX, IRQS_MARKER, POWEROFF_MARKER, USERSPACE_MARKER,
     };
@@ -58,7 +84,7 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
             lines[i + 1..]
                 .iter()
                 .take_while(|l| l.trim() != IRQS_MARKER)
-                .find(|l| l.contains("arch_timer"))
+                .find(|l| l.contains(arch.timer))
                 .map(|l| per_cpu_counts(l, cpus))
                 .unwrap_or_default()
         })
@@ -72,14 +98,19 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
                 ));
             }
         }
-        _ => return Err("no two arch_timer lines of /proc/interrupts from the guest".into()),
+        _ => {
+            return Err(format!(
+                "no two {} lines of /proc/interrupts from the guest",
+                arch.timer
+            ))
+        }
     }
     if !has(POWEROFF_MARKER) {
         return Err("the guest's init did not get to its power-off".into());
     }
     let closing = lines
         .iter()
-        .find(|l| l.starts_with("linux: guest powered off (PSCI SYSTEM_OFF)"))
+        .find(|l| l.starts_with(arch.powered_off))
         .ok_or("the hypervisor did not see the guest power off")?;
     let userspace_ms = closing
         .split("user space reached at ")
@@ -167,5 +198,23 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
             "no time to user space",
         );
         assert!(check_boot(GOOD, 1).is_err());
+    }
+
+    #[test]
+    fn a_riscv_boot_is_checked_by_its_timer_and_its_power_off() {
+        let riscv = GOOD
+            .replace(
+                "GIC-0  27 Level     arch_timer",
+                "RISC-V INTC   5 Edge      riscv-timer",
+            )
+            .replace("(PSCI SYSTEM_OFF)", "(SBI SRST shutdown)");
+        assert_eq!(
+            check_boot_of(&riscv, 2, &RISCV64_CHECK)
+                .unwrap()
+                .userspace_ms,
+            8627
+        );
+        assert!(check_boot_of(GOOD, 2, &RISCV64_CHECK).is_err());
+        assert!(check_boot_of(&riscv, 2, &AARCH64_CHECK).is_err());
     }
 }
