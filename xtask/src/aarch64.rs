@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use axvcpu_conformance::Scenario;
 
+use crate::linux::host::HostLayout;
 use crate::testbed::{self, SecondPass, Testbed};
 
 pub const TESTBED: Testbed = Testbed {
@@ -78,10 +79,16 @@ pub const LINUX_HOST: Testbed = Testbed {
 /// `linux::loader`): the kernel (at the start of the guest's RAM), the initrd (where the
 /// guest finds it, up to the device tree's room), the parameter block (past the guest's
 /// RAM).
-const KERNEL_ADDR: u64 = 0x5000_0000;
-const INITRD_ADDR: u64 = 0x5800_0000;
-const STAGING_END: u64 = 0x5fe0_0000;
-const PARAMS_ADDR: u64 = 0x6000_0000;
+const LINUX_LAYOUT: HostLayout = HostLayout {
+    testbed: &LINUX_HOST,
+    elf_name: "testbed-aarch64-linux",
+    arch: "AArch64",
+    kernel: 0x5000_0000,
+    initrd: 0x5800_0000,
+    staging_end: 0x5fe0_0000,
+    params: 0x6000_0000,
+    max_vcpus: MAX_VCPUS,
+};
 /// The most vCPUs: one per host CPU of the testbed.
 pub const MAX_VCPUS: usize = 2;
 
@@ -97,52 +104,14 @@ pub fn linux_host(
     cpus: usize,
     print_dtb: bool,
 ) -> Result<(PathBuf, Vec<String>), String> {
-    if cpus == 0 || cpus > MAX_VCPUS {
-        return Err(format!(
-            "--cpus {cpus}: the AArch64 hypervisor runs 1 to {MAX_VCPUS} vCPUs (one per host CPU)"
-        ));
-    }
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let kernel_size = size(kernel)?;
-    let initrd_size = initrd.map(size).transpose()?.unwrap_or(0);
-    if kernel_size > INITRD_ADDR - KERNEL_ADDR {
-        return Err(format!(
-            "{}: larger than the kernel's room (128 MiB)",
-            kernel.display()
-        ));
-    }
-    if initrd_size > STAGING_END - INITRD_ADDR {
-        return Err("the initrd is larger than its room in the guest's RAM".into());
-    }
-    let tb = &LINUX_HOST;
-    testbed::ensure_tools(tb)?;
-    let elf = testbed::build(tb, &["linux"], "testbed-aarch64-linux")?;
-    let params = testbed::target_dir().join("linux-aarch64-params.bin");
-    std::fs::write(
-        &params,
-        params_block(kernel_size, initrd_size, cpus, print_dtb, append),
-    )
-    .map_err(|e| format!("writing {}: {e}", params.display()))?;
-    let loader = |file: &Path, addr: u64| {
-        format!("loader,file={},addr={addr:#x},force-raw=on", file.display())
-    };
-    let mut devices = vec![loader(&params, PARAMS_ADDR), loader(kernel, KERNEL_ADDR)];
-    if let Some(initrd) = initrd {
-        devices.push(loader(initrd, INITRD_ADDR));
-    }
+    let (elf, loaders) = LINUX_LAYOUT.prepare(kernel, initrd, append, cpus, print_dtb)?;
     // Two host CPUs whatever the vCPU count (CPU 1 serves jobs either way); a Cortex-A72
     // has no SVE, pointer authentication or MTE for the guest to find and use.
     let mut args: Vec<String> = ["-cpu", "cortex-a72", "-smp", "2"]
         .into_iter()
         .map(String::from)
         .collect();
-    for d in devices {
-        args.extend(["-device".to_string(), d]);
-    }
+    args.extend(loaders);
     Ok((elf, args))
 }
 
@@ -156,43 +125,5 @@ pub fn boot_linux(
     cpus: usize,
 ) -> Result<String, String> {
     let (elf, args) = linux_host(kernel, initrd, append, cpus, false)?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (output, status) = testbed::boot(&LINUX_HOST, &elf, &args)?;
-    if let Some(l) = output
-        .lines()
-        .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
-    {
-        return Err(format!("hypervisor: {l}"));
-    }
-    if status != Some(0) {
-        return Err(format!(
-            "the guest did not power off cleanly (QEMU status {status:?})"
-        ));
-    }
-    Ok(output)
-}
-
-/// The parameter block the hypervisor reads at `PARAMS_ADDR`: magic, kernel size, initrd
-/// size, vCPUs, flags (bit 0: print the device tree), command-line length (little-endian
-/// `u64`s), the command line.
-fn params_block(
-    kernel_size: u64,
-    initrd_size: u64,
-    cpus: usize,
-    print_dtb: bool,
-    append: &str,
-) -> Vec<u8> {
-    let mut b = b"AXVLINUX".to_vec();
-    let flags = u64::from(print_dtb);
-    for v in [
-        kernel_size,
-        initrd_size,
-        cpus as u64,
-        flags,
-        append.len() as u64,
-    ] {
-        b.extend(v.to_le_bytes());
-    }
-    b.extend(append.as_bytes());
-    b
+    LINUX_LAYOUT.boot(&elf, &args)
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use axvcpu_conformance::Scenario;
 
+use crate::linux::host::HostLayout;
 use crate::testbed::{self, SecondPass, Testbed};
 
 pub const TESTBED: Testbed = Testbed {
@@ -65,11 +66,17 @@ pub const LINUX_HOST: Testbed = Testbed {
 /// `linux::loader`): the kernel at the guest's RAM + 2 MiB (an `Image`'s `text_offset`),
 /// the initrd where the guest finds it (guest RAM + 128 MiB, up to the device tree's room),
 /// the parameter block past the guest's RAM.
-const KERNEL_ADDR: u64 = 0x9020_0000;
-const INITRD_ADDR: u64 = 0x9800_0000;
-const STAGING_END: u64 = 0x9fe0_0000;
-const PARAMS_ADDR: u64 = 0xa000_0000;
-/// The most vCPUs: one per host hart of the testbed.
+const LINUX_LAYOUT: HostLayout = HostLayout {
+    testbed: &LINUX_HOST,
+    elf_name: "testbed-riscv-linux",
+    arch: "RISC-V",
+    kernel: 0x9020_0000,
+    initrd: 0x9800_0000,
+    staging_end: 0x9fe0_0000,
+    params: 0xa000_0000,
+    max_vcpus: MAX_VCPUS,
+};
+/// The most vCPUs: one per host CPU of the testbed.
 pub const MAX_VCPUS: usize = 2;
 
 /// The QEMU CPU models the hypervisor runs on: with Sstc (the guest's timer is
@@ -95,51 +102,13 @@ pub fn linux_host(
     sstc: bool,
     print_dtb: bool,
 ) -> Result<(PathBuf, Vec<String>), String> {
-    if cpus == 0 || cpus > MAX_VCPUS {
-        return Err(format!(
-            "--cpus {cpus}: the RISC-V hypervisor runs 1 to {MAX_VCPUS} vCPUs (one per hart)"
-        ));
-    }
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let kernel_size = size(kernel)?;
-    let initrd_size = initrd.map(size).transpose()?.unwrap_or(0);
-    if kernel_size > INITRD_ADDR - KERNEL_ADDR {
-        return Err(format!(
-            "{}: larger than the kernel's room (126 MiB)",
-            kernel.display()
-        ));
-    }
-    if initrd_size > STAGING_END - INITRD_ADDR {
-        return Err("the initrd is larger than its room in the guest's RAM".into());
-    }
-    let tb = &LINUX_HOST;
-    testbed::ensure_tools(tb)?;
-    let elf = testbed::build(tb, &["linux"], "testbed-riscv-linux")?;
-    let params = testbed::target_dir().join("linux-riscv64-params.bin");
-    std::fs::write(
-        &params,
-        crate::linux::params_block(kernel_size, initrd_size, cpus, print_dtb, append),
-    )
-    .map_err(|e| format!("writing {}: {e}", params.display()))?;
-    let loader = |file: &Path, addr: u64| {
-        format!("loader,file={},addr={addr:#x},force-raw=on", file.display())
-    };
-    let mut devices = vec![loader(&params, PARAMS_ADDR), loader(kernel, KERNEL_ADDR)];
-    if let Some(initrd) = initrd {
-        devices.push(loader(initrd, INITRD_ADDR));
-    }
+    let (elf, loaders) = LINUX_LAYOUT.prepare(kernel, initrd, append, cpus, print_dtb)?;
     // Two harts whatever the vCPU count (hart 1 serves jobs either way).
     let mut args: Vec<String> = ["-cpu", host_cpu(sstc), "-smp", "2"]
         .into_iter()
         .map(String::from)
         .collect();
-    for d in devices {
-        args.extend(["-device".to_string(), d]);
-    }
+    args.extend(loaders);
     Ok((elf, args))
 }
 
@@ -154,18 +123,5 @@ pub fn boot_linux(
     sstc: bool,
 ) -> Result<String, String> {
     let (elf, args) = linux_host(kernel, initrd, append, cpus, sstc, false)?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (output, status) = testbed::boot(&LINUX_HOST, &elf, &args)?;
-    if let Some(l) = output
-        .lines()
-        .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
-    {
-        return Err(format!("hypervisor: {l}"));
-    }
-    if status != Some(0) {
-        return Err(format!(
-            "the guest did not power off cleanly (QEMU status {status:?})"
-        ));
-    }
-    Ok(output)
+    LINUX_LAYOUT.boot(&elf, &args)
 }

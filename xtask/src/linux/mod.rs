@@ -11,6 +11,7 @@ use crate::debian::Distro;
 
 mod bench;
 mod check;
+pub mod host;
 
 pub use bench::{bench_aarch64, bench_riscv64};
 pub use check::{check_boot, check_boot_of, RISCV64_CHECK};
