@@ -61,10 +61,12 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
     }
 
     /// Without Sstc: programs the host's supervisor timer with the guest's deadline (none:
-    /// `u64::MAX`). Called on `set_timer` and at `bind`, so a deadline set before an
-    /// `unbind` still fires after the next `bind` (at once if it has passed).
+    /// `u64::MAX`; or already fired: the timer line is pending). Called on `set_timer` and
+    /// at `bind`, so a deadline set before an `unbind` still fires after the next `bind` (at
+    /// once if it has passed).
     pub(super) fn arm_host_timer(&mut self) {
-        if self.vs.vstimecmp == u64::MAX {
+        // No deadline, or it fired already and the guest has not set a new one.
+        if self.vs.vstimecmp == u64::MAX || self.pending_irqs & irq::VSTIP != 0 {
             self.disarm_host_timer();
         } else {
             hw::set_host_timer(self.vs.vstimecmp);
@@ -97,9 +99,10 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
                 AxVCpuExitReason::Kicked
             }
             5 if self.guest_timer_armed => {
-                // The guest's deadline, multiplexed onto the host timer (no Sstc).
+                // The guest's deadline, multiplexed onto the host timer (no Sstc). The
+                // deadline stays, as `vstimecmp` does with Sstc (`wake_deadline` reports it,
+                // passed); the pending line keeps the host timer from firing again for it.
                 self.disarm_host_timer();
-                self.vs.vstimecmp = u64::MAX;
                 self.pending_irqs |= irq::VSTIP;
                 AxVCpuExitReason::Nothing
             }
