@@ -60,6 +60,7 @@ mod handle;
 pub mod kick;
 mod percpu;
 mod state;
+pub mod tlb_tags;
 mod vcpu;
 pub mod vectors;
 

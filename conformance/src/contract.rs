@@ -76,6 +76,10 @@ pub const SYSREG_WRITE_VALUE: u64 = 0x0fed_cba9_8765_4321;
 /// Number of `HC_REPORT(vcpu_id)` calls each vCPU of `smp` makes before `HC_DONE`.
 pub const SMP_ITERATIONS: u64 = 200;
 
+/// Where the [`Signature`](GuestProgram::Signature) program keeps its 8-byte slot: this far
+/// past its entry (the program's first 4 KiB hold its code).
+pub const SIGNATURE_OFFSET: usize = 0x1000;
+
 /// The guest programs a platform must provide. Each variant says what the guest does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GuestProgram {
@@ -140,4 +144,10 @@ pub enum GuestProgram {
     Smp,
     /// Halt, then `HC_DONE`. Registers must survive the halt exit unchanged.
     Regs,
+    /// Forever: load the 8 bytes at `entry + `[`SIGNATURE_OFFSET`] (the program's own
+    /// slot, 0 at the start), `HC_REPORT(what it loaded)`, then store there the signature
+    /// the hypervisor put in register `PlatformInfo::smp_id_reg` before the first run. Code
+    /// and slot are addressed relative to the program counter (`lea rip`, `lla`, `adr`), so
+    /// the program runs wherever its entry is.
+    Signature,
 }

@@ -41,6 +41,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod alloc_fail;
 pub mod contract;
 #[cfg(test)]
 mod model;
@@ -53,4 +54,5 @@ pub use platform::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 pub use report::{check_report, Outcome, Summary};
 pub use scenario::{Scenario, SCENARIOS};
 pub use scenarios::garbage::{random_program, SEED as GARBAGE_SEED};
+pub use scenarios::memory::TWO_VMS_COUNT;
 pub use scenarios::{run_all, run_selected};

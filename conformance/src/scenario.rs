@@ -116,6 +116,16 @@ pub enum Scenario {
     /// out-of-range register is refused; `set_pc` moves the guest (back to the halt, it
     /// halts again).
     Regs,
+    /// `two-vms` — guest: [`GuestProgram::Signature`] in each of
+    /// [`TWO_VMS_COUNT`](crate::TWO_VMS_COUNT) VMs, at the same guest-physical addresses in
+    /// each (different host memory), each with its own signature. First their vCPUs take
+    /// turns on one physical CPU (bind, a few exits, unbind), then they run at once on two,
+    /// taking turns on each. Every value a guest loads from its slot is 0 or its own
+    /// signature, and after each turn host memory holds each VM's own signature in its
+    /// slot: a sight of another VM's data (a stale translation left by a VM that ran
+    /// before, under the same VMID, ASID or VPID) fails the run. The scenario makes the VMs
+    /// share 2 such tags ([`axvcpu::tlb_tags::limit_tlb_tags`]; hosted KVM manages its own).
+    TwoVms,
     /// `garbage` — guest: random bytes (no contract program). Every `run` ends in a defined
     /// exit consistent with the guest's memory map, or an error with the vCPU `Invalid`; a
     /// guest that never exits is kicked; the host never panics or hangs.
@@ -147,6 +157,7 @@ impl Scenario {
         Self::Isolation,
         Self::Smp,
         Self::Regs,
+        Self::TwoVms,
         Self::Garbage,
     ];
 
@@ -172,6 +183,7 @@ impl Scenario {
             Self::Isolation => "isolation",
             Self::Smp => "smp",
             Self::Regs => "regs",
+            Self::TwoVms => "two-vms",
             Self::Garbage => "garbage",
         }
     }
@@ -202,6 +214,7 @@ impl Scenario {
             Self::Isolation => GuestProgram::Isolation,
             Self::Smp => GuestProgram::Smp,
             Self::Regs => GuestProgram::Regs,
+            Self::TwoVms => GuestProgram::Signature,
             Self::Garbage => return None,
         })
     }
@@ -209,7 +222,10 @@ impl Scenario {
     /// Whether the scenario needs a second physical CPU (to run a second vCPU, or to kick
     /// the first); with one it is `N/A`.
     pub const fn needs_second_cpu(self) -> bool {
-        matches!(self, Self::Smp | Self::Preempt | Self::Garbage)
+        matches!(
+            self,
+            Self::Smp | Self::Preempt | Self::TwoVms | Self::Garbage
+        )
     }
 }
 

@@ -36,7 +36,7 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 const NO_BACKEND: &str = "VMX backend not available in this build";
 /// The self-tests that must report `ok` in Bochs: the SVM run's checks of the backend
 /// (`external-interrupt-masked-guest` is reported as not run there, see the testbed).
-const REQUIRED_SELFTESTS: [&str; 9] = [
+const REQUIRED_SELFTESTS: [&str; 10] = [
     "fail-entry",
     "external-interrupt",
     "triple-fault",
@@ -46,6 +46,7 @@ const REQUIRED_SELFTESTS: [&str; 9] = [
     "msrs-trap",
     "percpu-cycle",
     "garbage-exits",
+    "alloc-fail",
 ];
 /// What Bochs writes to its log when the testbed ends the run through port 0x8900.
 const SHUTDOWN_LOG: &str = "Shutdown port: shutdown requested";

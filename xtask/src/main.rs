@@ -12,11 +12,14 @@
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
 //! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]`: prints the
 //!   benchmark figures (of every backend and of Linux on AArch64, or of one).
+//! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
+//!   against its reference decoder (default 10 million inputs each).
 
 mod aarch64;
 mod bochs;
 mod cmd;
 mod debian;
+mod fuzz;
 mod initramfs;
 mod linux;
 mod riscv;
@@ -30,7 +33,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
-cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]";
+cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
+cargo xtask fuzz [x86|aarch64|riscv] [--runs N]";
 
 /// What `cargo xtask bench` can measure alone.
 const BENCHES: [&str; 6] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx", "linux-aarch64"];
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Some("boot") => linux::boot_command(&args[1..]),
         Some("images") => linux::images_command(args.get(1).map(String::as_str)),
         Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

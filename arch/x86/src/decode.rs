@@ -5,7 +5,9 @@
 //! [`paging::PagingRegs::fetch_insn`](crate::paging::PagingRegs::fetch_insn).
 //!
 //! Plain functions over instruction bytes, tested on any host (the 252 assembler-made
-//! vectors are in `tests/decode_vectors.rs`).
+//! vectors are in `tests/decode_vectors.rs`), and compared input by input with `iced-x86`
+//! by `decode-check/` (workspace root), in `cargo xtask test` and in the coverage-guided
+//! `cargo xtask fuzz x86`.
 
 use axvcpu::AccessWidth;
 
@@ -147,25 +149,31 @@ fn reg_operand(reg: u8, rex: u8, byte: bool) -> RegOperand {
 /// Decodes the 64-bit-mode instruction at the start of `bytes`, one of: `mov r/m, r`
 /// (`88`, `89`), `mov r, r/m` (`8a`, `8b`), `mov r/m, imm` (`c6 /0`, `c7 /0`), `mov` with a
 /// 64-bit absolute address (`a0`..`a3`), `movzx` (`0f b6`, `0f b7`), `movsx` (`0f be`,
-/// `0f bf`), `movsxd` (`63`), with legacy prefixes (`66`, `67`, segment overrides, `f0`,
-/// `f2`, `f3`) and REX.
+/// `0f bf`), `movsxd` (`63`), with legacy prefixes (`66`, `67`, segment overrides, `f2`,
+/// `f3`) and REX (the last one, if nothing but the opcode follows it). `lock` (`f0`) is
+/// refused: it makes a `mov` #UD.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let mut c = Cursor { bytes, pos: 0 };
     let mut opsize16 = false;
     let mut addr32 = false;
+    // A REX prefix counts only right before the opcode: a legacy prefix after it cancels it.
+    let mut rex = 0u8;
     let mut op = c.u8()?;
     loop {
         match op {
             0x66 => opsize16 = true,
             0x67 => addr32 = true,
-            0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0xf0 | 0xf2 | 0xf3 => {}
+            0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0xf2 | 0xf3 => {}
+            // `lock mov` is #UD: the access never happens.
+            0xf0 => return Err(DecodeError::Unsupported),
+            0x40..=0x4f => {
+                rex = op;
+                op = c.u8()?;
+                continue;
+            }
             _ => break,
         }
-        op = c.u8()?;
-    }
-    let mut rex = 0u8;
-    if op & 0xf0 == 0x40 {
-        rex = op;
+        rex = 0;
         op = c.u8()?;
     }
     let rex_w = rex & 8 != 0;
@@ -285,15 +293,16 @@ pub fn load_value(value: u64, width: AccessWidth, signed: bool) -> u64 {
 
 /// The length of an `in`/`out` instruction at the start of `bytes` (`e4`..`e7` with an
 /// 8-bit port are 2 bytes, `ec`..`ef` are 1, plus prefixes); `None` for anything else,
-/// string forms included.
+/// string forms included, and for what the CPU would not execute: a `lock` prefix (`#UD`)
+/// or more than [`MAX_INSN_LEN`] bytes. The port byte need not be in `bytes`.
 pub fn io_insn_len(bytes: &[u8]) -> Option<usize> {
     let mut len = 0;
     for &b in bytes.iter().take(MAX_INSN_LEN) {
         len += 1;
         match b {
-            0x66 | 0x67 | 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0xf0 | 0xf2 | 0xf3 => {}
+            0x66 | 0x67 | 0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0xf2 | 0xf3 => {}
             0x40..=0x4f => {}
-            0xe4..=0xe7 => return Some(len + 1),
+            0xe4..=0xe7 => return (len < MAX_INSN_LEN).then_some(len + 1),
             0xec..=0xef => return Some(len),
             _ => return None,
         }
@@ -521,6 +530,38 @@ mod tests {
         assert_eq!(decode(&[0x66; 16]), Err(DecodeError::Unsupported));
     }
 
+    /// Found by the comparison with iced-x86 (decode-check).
+    #[test]
+    fn prefixes_as_the_cpu_reads_them() {
+        // lock mov [rax], al is #UD, not a store.
+        assert_eq!(decode(&[0xf0, 0x88, 0x00]), Err(DecodeError::Unsupported));
+        assert_eq!(
+            decode(&[0x48, 0xf0, 0x89, 0x00]),
+            Err(DecodeError::Unsupported)
+        );
+        // A REX followed by a legacy prefix is ignored: 48 66 8b 00 is mov ax, [rax].
+        assert_eq!(
+            decode(&[0x48, 0x66, 0x8b, 0x00]),
+            Ok(Decoded {
+                len: 4,
+                insn: load(Word, 0, Word, false)
+            })
+        );
+        // Of two REX prefixes the last counts: 4c 40 8a 20 is mov spl, [rax], not r12b.
+        assert_eq!(
+            decode(&[0x4c, 0x40, 0x8a, 0x20]).map(|d| d.insn),
+            Ok(load(Byte, 4, Byte, false))
+        );
+        // ... and 40 48 89 00 is mov [rax], rax.
+        assert_eq!(
+            decode(&[0x40, 0x48, 0x89, 0x00]).map(|d| d.insn),
+            Ok(MmioInsn::StoreReg {
+                width: Qword,
+                src: reg(0)
+            })
+        );
+    }
+
     #[test]
     fn register_writes_merge_as_x86_does() {
         let old = 0x1111_1111_1111_1111;
@@ -554,6 +595,15 @@ mod tests {
         assert_eq!(io_insn_len(&[0xee]), Some(1));
         assert_eq!(io_insn_len(&[0x66, 0xef]), Some(2));
         assert_eq!(io_insn_len(&[0x6e]), None);
+        // Found by the comparison with iced-x86 (decode-check): `lock in`/`lock out` are
+        // #UD, and 14 prefixes before `in al, imm8` make 16 bytes.
+        assert_eq!(io_insn_len(&[0xf0, 0xe4, 0x60]), None);
+        assert_eq!(io_insn_len(&[0xf0, 0xec]), None);
+        let mut long = [0x66u8; 16];
+        long[14] = 0xe4;
+        assert_eq!(io_insn_len(&long), None);
+        long[13] = 0xe4;
+        assert_eq!(io_insn_len(&long), Some(15));
         assert_eq!(io_insn_len(&[]), None);
     }
 }

@@ -4,7 +4,10 @@
 //! References: Arm ARM (DDI 0487), D24.2.46 `ESR_EL2`: the ISS encodings for an exception
 //! from a Data Abort (EC 0x24), an Instruction Abort (EC 0x20), an `HVC` (EC 0x16), a
 //! trapped `SMC` (EC 0x17), a trapped `MSR`/`MRS`/system instruction (EC 0x18) and a
-//! trapped `WFI`/`WFE` (EC 0x01); D24.2.61 `HPFAR_EL2`.
+//! trapped `WFI`/`WFE` (EC 0x01); D24.2.61 `HPFAR_EL2`. `decode-check/` (workspace root)
+//! compares the field decoding with the independent `aarch64-esr-decoder` crate, and the
+//! data-abort handling with what `yaxpeax-arm` says the faulting instruction does, in
+//! `cargo xtask test` and in the coverage-guided `cargo xtask fuzz aarch64`.
 
 use axvcpu::{AccessWidth, SysRegAddr};
 use axvcpu_npt::MapFlags;
@@ -59,9 +62,10 @@ impl Esr {
 /// Fault status codes (`DFSC`/`IFSC`, ISS bits 5:0) grouped by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Address size fault, levels 0-3 (0b0000LL).
+    /// Address size fault, levels 0-3 (0b0000LL), or level -1 (0b101001, FEAT_LPA2).
     AddressSize,
-    /// Translation fault, levels 0-3 (0b0001LL): nothing mapped.
+    /// Translation fault, levels 0-3 (0b0001LL) or level -1 (0b101011, FEAT_LPA2):
+    /// nothing mapped.
     Translation,
     /// Access flag fault, levels 0-3 (0b0010LL).
     AccessFlag,
@@ -75,8 +79,8 @@ impl FaultKind {
     /// Classifies a fault status code.
     pub const fn from_fsc(fsc: u64) -> Self {
         match fsc & 0x3f {
-            0x00..=0x03 => Self::AddressSize,
-            0x04..=0x07 => Self::Translation,
+            0x00..=0x03 | 0x29 => Self::AddressSize,
+            0x04..=0x07 | 0x2b => Self::Translation,
             0x08..=0x0b => Self::AccessFlag,
             0x0c..=0x0f => Self::Permission,
             other => Self::Other(other),
@@ -348,6 +352,11 @@ mod tests {
             assert_eq!(FaultKind::from_fsc(0x08 | l), FaultKind::AccessFlag);
             assert_eq!(FaultKind::from_fsc(0x0c | l), FaultKind::Permission);
         }
+        // Level -1 (FEAT_LPA2, 52-bit addresses with 4K granules): found by the comparison
+        // with aarch64-esr-decoder (decode-check), which classifies them as these kinds.
+        assert_eq!(FaultKind::from_fsc(0x29), FaultKind::AddressSize);
+        assert_eq!(FaultKind::from_fsc(0x2b), FaultKind::Translation);
+        assert_eq!(FaultKind::from_fsc(0x2a), FaultKind::Other(0x2a));
         assert_eq!(FaultKind::from_fsc(0x10), FaultKind::Other(0x10));
         assert_eq!(FaultKind::from_fsc(0x21), FaultKind::Other(0x21));
     }

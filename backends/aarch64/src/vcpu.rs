@@ -184,7 +184,9 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
                 "setup: vgic needs the GICv2 virtual interface (gic::set_gic_v2_hyp)",
             ));
         }
-        self.vttbr = Aarch64Stage2::vttbr_el2(self.ept_root, self.vm_id as u8);
+        // VMID = vm_id mod 256 (mod the test limit of `axvcpu::tlb_tags`, when smaller).
+        let vmid = self.vm_id % axvcpu::tlb_tags::tlb_tag_limit().min(256);
+        self.vttbr = Aarch64Stage2::vttbr_el2(self.ept_root, vmid as u8);
         self.hcr = hcr::GUEST
             | if config.trap_id_regs { hcr::TID3 } else { 0 }
             | if config.trap_vm_regs { hcr::TVM } else { 0 };

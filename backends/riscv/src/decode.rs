@@ -4,7 +4,9 @@
 //! Pure functions over instruction bits, tested on the host against the encodings of the
 //! RISC-V unprivileged specification (RV64I loads/stores, the C extension's `c.lw`, `c.ld`,
 //! `c.sw`, `c.sd`, `c.lwsp`, `c.ldsp`, `c.swsp`, `c.sdsp`, and Zcb's `c.lbu`, `c.lhu`,
-//! `c.lh`, `c.sb`, `c.sh`).
+//! `c.lh`, `c.sb`, `c.sh`). `decode-check/` (workspace root) also compares these decoders,
+//! input by input, with the independent `raki` decoder, in `cargo xtask test` and in the
+//! coverage-guided `cargo xtask fuzz riscv`.
 
 use axvcpu::AccessWidth;
 

@@ -248,7 +248,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         self.config = config;
         // The VMID bits the hardware lacks are dropped (VMs may then share a VMID; `bind`
         // flushes the G-stage TLB, so they never share translations).
-        let vmid = self.vm_id as u16 & hw::vmid_mask();
+        // (`axvcpu::tlb_tags` may make VMs share fewer VMIDs still, for a test.)
+        let vmid = (self.vm_id % axvcpu::tlb_tags::tlb_tag_limit()) as u16 & hw::vmid_mask();
         self.hgatp = config.gstage.hgatp(self.ept_root, vmid);
         // The guest enters VS-mode (SPP = S) with FP and vector off and SIE clear.
         self.regs.guest_sstatus = sstatus::SPP;

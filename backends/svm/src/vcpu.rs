@@ -206,7 +206,8 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     fn new(vm_id: usize, vcpu_id: usize, _config: ()) -> VCpuResult<Self> {
         let frames = Frames::alloc::<H>()?;
         let nasid = hw::svm_with_np().unwrap_or(2).max(2);
-        let asid = 1 + NEXT_ASID.fetch_add(1, Ordering::Relaxed) % (nasid - 1);
+        let tags = (nasid - 1).min(axvcpu::tlb_tags::tlb_tag_limit().min(u32::MAX as usize) as u32);
+        let asid = 1 + NEXT_ASID.fetch_add(1, Ordering::Relaxed) % tags;
         Ok(Self {
             frames,
             gprs: Gprs::default(),

@@ -193,7 +193,8 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
                 return Err(e);
             }
         };
-        let vpid = 1 + (NEXT_VPID.fetch_add(1, Ordering::Relaxed) % 0xffff) as u16;
+        let tags = axvcpu::tlb_tags::tlb_tag_limit().min(0xffff) as u32;
+        let vpid = 1 + (NEXT_VPID.fetch_add(1, Ordering::Relaxed) % tags) as u16;
         Ok(Self {
             vmcs,
             msr_bitmap,

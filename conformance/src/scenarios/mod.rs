@@ -6,7 +6,7 @@ mod devices;
 pub(crate) mod garbage;
 mod irq;
 mod lifecycle;
-mod memory;
+pub(crate) mod memory;
 
 use alloc::format;
 use alloc::string::String;
@@ -63,6 +63,7 @@ fn run_one<P: Platform>(p: &mut P, scenario: Scenario) -> Outcome {
         Scenario::Regs => devices::regs(p),
         Scenario::NestedPageFault => memory::nested_page_fault(p),
         Scenario::Isolation => memory::isolation(p),
+        Scenario::TwoVms => memory::two_vms(p),
         Scenario::CpuUp => cpus::cpu_up(p),
         Scenario::CpuDown => cpus::cpu_down(p),
         Scenario::Preempt => cpus::preempt(p),

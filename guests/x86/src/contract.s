@@ -27,10 +27,11 @@
 #   msr, sysreg_write                         the sysreg scenario's MSR, SYSREG_WRITE_VALUE
 #   below, above                              the pages just below and just above RAM
 #   smp_iterations                            SMP_ITERATIONS
+#   sig_offset                                SIGNATURE_OFFSET (a power of two)
 # This text defines the macros HC, REPORT, GATE, IRQ_GATE and DONE_LOOP, which the user's
 # programs after it may use too, and the programs done, io_out, io_in, mmio_write, mmio_read, hypercall, halt
-# (also for Regs), system_down, npf, cpu_up, irq, spin, sysreg, isolation and smp (CpuDown
-# has none: x86 has no architectural CPU-off).
+# (also for Regs), system_down, npf, cpu_up, irq, spin, sysreg, isolation, smp and signature
+# (CpuDown has none: x86 has no architectural CPU-off).
 
 # Hypercall `nr`.
 .macro HC nr
@@ -254,3 +255,16 @@ PROGRAM smp
     jnz 2b
     DONE_LOOP
 END_PROGRAM smp
+
+# The slot is SIGNATURE_OFFSET past the start: the section starts 4 KiB-aligned (PROGRAM).
+PROGRAM signature
+    lea rsi, [rip + 3f]
+2:
+    mov rax, qword ptr [rsi]
+    REPORT rax
+    mov qword ptr [rsi], rbx
+    jmp 2b
+    .balign {sig_offset}
+3:
+    .quad 0
+END_PROGRAM signature

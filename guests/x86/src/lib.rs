@@ -2,7 +2,7 @@
 //! state of `axvcpu_x86::boot`. The programs:
 //! (`axvcpu_conformance::contract::GuestProgram`: `done`, `io_out`, `io_in`,
 //! `mmio_write`, `mmio_read`, `hypercall`, `halt` (also for `Regs`), `system_down`, `npf`,
-//! `cpu_up`, `irq`, `spin`, `sysreg`, `isolation`, `smp`), written once in `src/contract.s`
+//! `cpu_up`, `irq`, `spin`, `sysreg`, `isolation`, `smp`, `signature`), written once in `src/contract.s`
 //! and assembled into the test harness of each x86 backend: the hosted KVM test kit
 //! (`axvcpu-kvm-testkit`) and the bare-metal x86 test hypervisor (`testbed-x86`). `CpuDown`
 //! has no program: x86 has no architectural CPU-off.
@@ -26,7 +26,7 @@
 //! The `global_asm!` operands supply the contract's constants by name: `done`, `report`,
 //! `ready`, `port0`..`port2`, `out0`..`out2`, `in_before`, `mmio`, `w0`..`w3`,
 //! `a0`..`a5`, `hc_nr`, `npf_addr`, `npf_data`, `cpu_up_target`, `irq_vec`, `irq_vec2`, `msr`,
-//! `sysreg_write`, `below`, `above` and `smp_iterations` (the list with their meanings heads
+//! `sysreg_write`, `below`, `above`, `smp_iterations` and `sig_offset` (the list with their meanings heads
 //! `src/contract.s`; the common ones are named as `axvcpu_testbed::guest_asm!` supplies them).
 //! The text also defines the assembler macros `HC nr`, `REPORT src`, `GATE idt, vec, handler`,
 //! `IRQ_GATE idt, handler, idtr` and `DONE_LOOP`, which the backend's own programs after it

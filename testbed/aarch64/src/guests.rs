@@ -285,6 +285,21 @@ guest_smp:
     .global guest_smp_end
 guest_smp_end:
 
+    // The slot is SIGNATURE_OFFSET past the start, both aligned to it.
+    .balign {sig_offset}
+    .global guest_signature
+guest_signature:
+    mov x19, x0
+    adr x20, 3f
+1:  ldr x21, [x20]
+    REPORT x21
+    str x19, [x20]
+    b 1b
+    .balign {sig_offset}
+3:  .quad 0
+    .global guest_signature_end
+guest_signature_end:
+
     .balign 4
     .global guest_regs
 guest_regs:

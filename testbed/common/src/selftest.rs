@@ -3,8 +3,14 @@
 //! a check the platform cannot run says so, `SELFTEST <name>: not run (<why>)`, and is not
 //! counted as passed.
 
+use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
+
+use axvcpu::VCpuResult;
+use axvcpu_conformance::alloc_fail::sweep;
+
+use crate::hal::frames_in_use;
 
 /// What one self-test returns: `Err(why)` on failure.
 pub type Check = Result<(), String>;
@@ -34,6 +40,34 @@ pub fn run_all<C: Copy, W: Write>(tests: &[SelfTest<C>], ctx: C, out: &mut W) ->
 pub fn not_run<W: Write>(name: &str, why: &str, out: &mut W) {
     // As in `run_all`: a console that cannot write cannot report anything.
     let _ = writeln!(out, "SELFTEST {name}: not run ({why})");
+}
+
+/// The host-failure check of `axvcpu_conformance::alloc_fail` on a testbed: runs
+/// [`sweep`] over `build` (which builds a backend and nested page table over
+/// `FailingHal<FrameHal<A>>`, see that module) and also checks, with the testbed's own
+/// frame count, that nothing leaked. Returns the number of allocation points, each made to
+/// fail once; fails if there are fewer than `min_points` (a path that allocates less than
+/// expected is news too).
+pub fn alloc_fail<T>(
+    build: impl FnMut() -> VCpuResult<T>,
+    min_points: usize,
+) -> Result<usize, String> {
+    let before = frames_in_use();
+    let report = sweep(build)?;
+    let after = frames_in_use();
+    if after != before {
+        return Err(format!(
+            "{} frames of the testbed leaked",
+            after as isize - before as isize
+        ));
+    }
+    if report.points < min_points {
+        return Err(format!(
+            "only {} allocation points, expected at least {min_points}",
+            report.points
+        ));
+    }
+    Ok(report.points)
 }
 
 #[cfg(test)]

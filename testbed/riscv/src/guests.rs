@@ -262,6 +262,21 @@ guest_smp:
     .global guest_smp_end
 guest_smp_end:
 
+    // The slot is SIGNATURE_OFFSET past the start, both aligned to it.
+    .balign {sig_offset}
+    .global guest_signature
+guest_signature:
+    mv s1, a0
+    lla s2, 3f
+1:  ld t0, 0(s2)
+    REPORT t0
+    sd s1, 0(s2)
+    j 1b
+    .balign {sig_offset}
+3:  .dword 0
+    .global guest_signature_end
+guest_signature_end:
+
     .balign 4
     .global guest_regs
 guest_regs:

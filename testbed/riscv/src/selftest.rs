@@ -1,21 +1,30 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch (refused
 //! while a vCPU is bound), the guest timer (also across unbind/bind), external-interrupt
 //! injection and its acknowledgement, SBI answers, CSRs the guest shares with the host,
-//! MMIO spanning pages.
+//! MMIO spanning pages, and every frame allocation of the create / setup / G-stage paths
+//! failing in turn (`alloc-fail`).
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
 
 use alloc::format;
 use alloc::string::String;
 
-use axvcpu::{AxArchVCpu, AxErrorKind, AxPerCpu, AxVCpu, AxVCpuExitReason, VCpuState};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use axvcpu::{
+    AxArchVCpu, AxErrorKind, AxPerCpu, AxVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
+    HostPhysAddr, VCpuError, VCpuResult, VCpuState,
+};
+use axvcpu_conformance::alloc_fail::{plan, FailingHal};
 use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
-use axvcpu_riscv::{GStageMode, RiscvPerCpu, RiscvSetupConfig};
+use axvcpu_npt::{GStageTable, MapFlags};
+use axvcpu_riscv::{decode::WFI, GStageMode, RiscvPerCpu, RiscvSetupConfig, RiscvVCpu};
 use axvcpu_testbed::selftest::{Check, SelfTest as Test};
 
 use crate::arch::{Hal, VCpu, Vm};
 use crate::boot::CPUS;
-use crate::guests::{self, selftest_code, SelfTest};
+use crate::guests::{self, selftest_code, SelfTest, RAM_BASE};
 use crate::hal;
 
 fn vcpu(t: SelfTest, gstage: GStageMode) -> Result<(Vm, AxVCpu<VCpu>), String> {
@@ -256,9 +265,106 @@ fn span(gstage: GStageMode) -> Check {
     }
 }
 
+type Failing = FailingHal<Hal>;
+
+/// Guest memory of the `alloc-fail` build, from the plain HAL (the harness's, not the
+/// backend's): 64 KiB of RAM and a 2 MiB-aligned 2 MiB block (a superpage to split).
+struct AllocFailMemory {
+    ram: HostPhysAddr,
+    big: HostPhysAddr,
+}
+
+const AF_RAM_FRAMES: usize = 16;
+const AF_BIG_FRAMES: usize = 512;
+const AF_BIG_GPA: usize = 0x4000_0000;
+/// In another 512 GiB (Sv48x4) or another 1 GiB (Sv39x4) than RAM.
+const AF_FAR_GPA: usize = 0x80_4000_0000;
+
+/// Allocations made when the last build's vCPU was set up.
+static AF_SET_UP_AFTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One build: a G-stage table over [`Failing`], RAM and the block mapped, a vCPU created
+/// and set up, two table changes under it (a superpage split, a far page), and a run to
+/// its `wfi`. Returns the vCPU before the table, so it drops first.
+fn alloc_fail_build(
+    gstage: GStageMode,
+    mem: &AllocFailMemory,
+) -> VCpuResult<(AxVCpu<RiscvVCpu<Failing>>, GStageTable<Failing>)> {
+    let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
+    let mut npt = GStageTable::<Failing>::new(gstage)?;
+    npt.map(
+        GuestPhysAddr::from(RAM_BASE),
+        mem.ram,
+        AF_RAM_FRAMES * 4096,
+        rwx,
+    )?;
+    npt.map(
+        GuestPhysAddr::from(AF_BIG_GPA),
+        mem.big,
+        AF_BIG_FRAMES * 4096,
+        rwx,
+    )?;
+    let builder = AxVCpu::<RiscvVCpu<Failing>>::builder(0, 0, ())?;
+    // SAFETY: the table is returned with the vCPU, which drops first; the memory it maps
+    // outlives every build.
+    let mut v = unsafe { builder.ept_root(npt.root_paddr()) }
+        .entry(GuestPhysAddr::from(RAM_BASE))
+        .setup(RiscvSetupConfig {
+            gstage,
+            ..RiscvSetupConfig::default()
+        })?;
+    AF_SET_UP_AFTER.store(plan::allocations(), Ordering::SeqCst);
+    npt.protect(
+        GuestPhysAddr::from(AF_BIG_GPA + 0x1000),
+        4096,
+        MapFlags::READ,
+    )?;
+    npt.map(
+        GuestPhysAddr::from(AF_FAR_GPA),
+        mem.ram,
+        4096,
+        MapFlags::READ,
+    )?;
+    v.nested_page_table_changed()?;
+    v.bind()?;
+    let exit = v.run();
+    v.unbind()?;
+    match exit? {
+        AxVCpuExitReason::Halt => Ok((v, npt)),
+        _ => Err(VCpuError::bad_state("alloc-fail: the guest did not halt")),
+    }
+}
+
+/// Every frame allocation of [`alloc_fail_build`] fails in turn: each must be a clean
+/// `NoMemory` error with no frame leaked (`axvcpu_conformance::alloc_fail`).
+fn alloc_fail(gstage: GStageMode) -> Check {
+    let ram = Hal::alloc_contiguous_frames(AF_RAM_FRAMES, 1).ok_or("no RAM frames")?;
+    let Some(big) = Hal::alloc_contiguous_frames(AF_BIG_FRAMES, AF_BIG_FRAMES) else {
+        Hal::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
+        return Err("no 2 MiB block".into());
+    };
+    let mem = AllocFailMemory { ram, big };
+    let ram_ptr = Hal::phys_to_virt(ram).as_usize() as *mut u32;
+    // SAFETY: `ram` is ours, identity-mapped, and no guest runs yet.
+    unsafe { ram_ptr.write_volatile(WFI) };
+    // Root, tables for RAM and the block, the split, the far page's tables.
+    let result = axvcpu_testbed::selftest::alloc_fail(|| alloc_fail_build(gstage, &mem), 6);
+    Hal::dealloc_contiguous_frames(big, AF_BIG_FRAMES);
+    Hal::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
+    let points = result?;
+    let before = AF_SET_UP_AFTER.load(Ordering::SeqCst);
+    let mut out = hal::CONSOLE.writer();
+    let _ = writeln!(
+        out,
+        "testbed-riscv: alloc-fail: {points} allocation points, {} with a set-up vCPU, each a clean NoMemory error",
+        points.saturating_sub(before)
+    );
+    Ok(())
+}
+
 /// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test<GStageMode>; 7] = [
+    let tests: [Test<GStageMode>; 8] = [
         ("percpu", percpu),
         ("timer", timer),
         ("timer-rebind", timer_rebind),
@@ -266,6 +372,7 @@ pub fn run_all(gstage: GStageMode) -> bool {
         ("sbi", sbi),
         ("shared-csrs", shared_csrs),
         ("span", span),
+        ("alloc-fail", alloc_fail),
     ];
     let mut out = hal::CONSOLE.writer();
     axvcpu_testbed::selftest::run_all(&tests, gstage, &mut out)

@@ -175,6 +175,7 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         P::SysReg => guest_code!(guest_sysreg, guest_sysreg_end),
         P::Isolation => guest_code!(guest_isolation, guest_isolation_end),
         P::Smp => guest_code!(guest_smp, guest_smp_end),
+        P::Signature => guest_code!(guest_signature, guest_signature_end),
         P::Regs => guest_code!(guest_regs, guest_regs_end),
     })
 }

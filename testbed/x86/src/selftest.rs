@@ -5,19 +5,22 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axvcpu::{
-    AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuHandle, VCpuState,
+    AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr,
+    VCpuError, VCpuHandle, VCpuResult, VCpuState,
 };
+use axvcpu_conformance::alloc_fail::{plan, FailingHal};
 use axvcpu_conformance::contract::{HC_DONE, HC_REPORT, IO_IN_RAX_BEFORE};
 use axvcpu_conformance::{Join, TestVm};
+use axvcpu_npt::{MapFlags, NestedPageTable};
 use axvcpu_testbed::selftest::{self, Check, SelfTest};
 use axvcpu_testbed::vm::TestbedVm;
 use axvcpu_testbed::TestbedArch;
 use axvcpu_x86::boot::LongModeBoot;
 
-use crate::arch::{VCpu, X86};
+use crate::arch::{Hal, VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
 use crate::boot::TEST_VECTOR;
 use crate::guests::{selftest_code, SelfTest as Guest, MMIO_BASE, RAM_BASE, RAM_SIZE, STACK_SIZE};
@@ -335,6 +338,102 @@ fn garbage_exits<B: Backend>(_: ()) -> Check {
     Ok(())
 }
 
+type Failing<B> = FailingHal<Hal<B>>;
+type FailingVCpu<B> = AxVCpu<<B as Backend>::VCpu<Failing<B>>>;
+type FailingNpt<B> = NestedPageTable<Failing<B>, <B as Backend>::Format>;
+
+/// Guest memory of the `alloc-fail` build, from the plain HAL (the harness's, not the
+/// backend's): the test RAM and a 2 MiB-aligned 2 MiB block (a large page to split).
+struct AllocFailMemory {
+    ram: HostPhysAddr,
+    big: HostPhysAddr,
+}
+
+const AF_RAM_FRAMES: usize = RAM_SIZE / 4096;
+const AF_BIG_FRAMES: usize = 512;
+const AF_BIG_GPA: usize = 0x4000_0000;
+/// Another 512 GiB than RAM: new tables at every level.
+const AF_FAR_GPA: usize = 0x80_4000_0000;
+
+/// Allocations made when the last build's vCPU was set up.
+static AF_SET_UP_AFTER: AtomicUsize = AtomicUsize::new(0);
+
+/// One build: a nested page table over [`Failing`], RAM and the block mapped, a vCPU
+/// created (the backend's own frames: VMCB, permission maps / VMCS, MSR bitmap) and set up
+/// (boot tables written through the table), two table changes under it (a large-page
+/// split, a far page), and a run to its `hlt`. Returns the vCPU before the table, so it
+/// drops first.
+fn alloc_fail_build<B: Backend>(
+    mem: &AllocFailMemory,
+) -> VCpuResult<(FailingVCpu<B>, FailingNpt<B>)> {
+    let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
+    let mut npt = FailingNpt::<B>::new()?;
+    let ram = GuestPhysAddr::from(RAM_BASE);
+    npt.map(ram, mem.ram, AF_RAM_FRAMES * 4096, rwx)?;
+    npt.map(
+        GuestPhysAddr::from(AF_BIG_GPA),
+        mem.big,
+        AF_BIG_FRAMES * 4096,
+        rwx,
+    )?;
+    let builder = FailingVCpu::<B>::builder(0, 0, ())?;
+    // SAFETY: the table is returned with the vCPU, which drops first; the memory it maps
+    // outlives every build.
+    let mut v = unsafe { builder.ept_root(npt.root_paddr()) }
+        .entry(ram)
+        .setup(Setup {
+            boot: Boot::WriteTablesAt(crate::guests::BOOT_TABLES as u64),
+            stack_top: (RAM_BASE + RAM_SIZE) as u64,
+            stack_stride: STACK_SIZE as u64,
+        })?;
+    AF_SET_UP_AFTER.store(plan::allocations(), Ordering::SeqCst);
+    npt.protect(
+        GuestPhysAddr::from(AF_BIG_GPA + 0x1000),
+        4096,
+        MapFlags::READ,
+    )?;
+    npt.map(
+        GuestPhysAddr::from(AF_FAR_GPA),
+        mem.ram,
+        4096,
+        MapFlags::READ,
+    )?;
+    v.nested_page_table_changed()?;
+    v.bind()?;
+    let exit = v.run();
+    v.unbind()?;
+    match exit? {
+        AxVCpuExitReason::Halt => Ok((v, npt)),
+        _ => Err(VCpuError::bad_state("alloc-fail: the guest did not halt")),
+    }
+}
+
+/// Every frame allocation of [`alloc_fail_build`] fails in turn: each must be a clean
+/// `NoMemory` error with no frame leaked (`axvcpu_conformance::alloc_fail`).
+fn alloc_fail<B: Backend>(_: ()) -> Check {
+    let ram = Hal::<B>::alloc_contiguous_frames(AF_RAM_FRAMES, 1).ok_or("no RAM frames")?;
+    let Some(big) = Hal::<B>::alloc_contiguous_frames(AF_BIG_FRAMES, AF_BIG_FRAMES) else {
+        Hal::<B>::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
+        return Err("no 2 MiB block".into());
+    };
+    let mem = AllocFailMemory { ram, big };
+    let ram_ptr = Hal::<B>::phys_to_virt(ram).as_usize() as *mut u8;
+    // SAFETY: `ram` is ours, identity-mapped, and no guest runs yet: `hlt` at the entry.
+    unsafe { ram_ptr.write_volatile(0xf4) };
+    // Root, tables for RAM and the block, the split, the far page's tables, the backend's.
+    let result = axvcpu_testbed::selftest::alloc_fail(|| alloc_fail_build::<B>(&mem), 8);
+    Hal::<B>::dealloc_contiguous_frames(big, AF_BIG_FRAMES);
+    Hal::<B>::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
+    let points = result?;
+    let before = AF_SET_UP_AFTER.load(Ordering::SeqCst);
+    axvcpu_testbed::say::<X86<B>>(format_args!(
+        "testbed-x86: alloc-fail: {points} allocation points, {} with a set-up vCPU, each a \
+         clean NoMemory error",
+        points.saturating_sub(before)
+    ));
+    Ok(())
+}
+
 /// Runs the self-tests; `true` if all passed.
 pub fn run_all<B: Backend>() -> bool {
     let mut w = hal::CONSOLE.writer();
@@ -348,7 +447,7 @@ pub fn run_all<B: Backend>() -> bool {
     } else {
         ok &= selftest::run_all(&[masked], (), &mut w);
     }
-    let tests: [SelfTest<()>; 9] = [
+    let tests: [SelfTest<()>; 10] = [
         ("fail-entry", fail_entry::<B>),
         ("external-interrupt", external_interrupt::<B>),
         ("triple-fault", triple_fault::<B>),
@@ -358,6 +457,7 @@ pub fn run_all<B: Backend>() -> bool {
         ("msrs-trap", msrs_trap::<B>),
         ("percpu-cycle", percpu_cycle::<B>),
         ("garbage-exits", garbage_exits::<B>),
+        ("alloc-fail", alloc_fail::<B>),
     ];
     selftest::run_all(&tests, (), &mut w) && ok
 }

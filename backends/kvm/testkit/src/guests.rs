@@ -73,6 +73,7 @@ axvcpu_kvm_guest_\name\()_end:
     below = const RAM_BASE - 0x1000,
     above = const RAM_BASE + RAM_SIZE,
     smp_iterations = const c::SMP_ITERATIONS,
+    sig_offset = const c::SIGNATURE_OFFSET,
     port_str = const STRING_IO_PORT,
 );
 
@@ -115,6 +116,7 @@ program!(spin);
 program!(sysreg);
 program!(isolation);
 program!(smp);
+program!(signature);
 program!(
     /// `rep outsb` of 0x11, 0x22, 0x33 to [`STRING_IO_PORT`], then `rep insw` of two words
     /// from it, `HC_REPORT` of the four bytes read, then `HC_DONE`.
@@ -175,5 +177,6 @@ pub fn contract_program(program: GuestProgram) -> Option<&'static [u8]> {
         GuestProgram::SysReg => sysreg(),
         GuestProgram::Isolation => isolation(),
         GuestProgram::Smp => smp(),
+        GuestProgram::Signature => signature(),
     })
 }
