@@ -7,6 +7,8 @@
 //!   under `target/`), builds the initramfs and boots it on the AArch64 hypervisor, 2 vCPUs.
 //! - `cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`:
 //!   boots any kernel on the AArch64 hypervisor (exit 0 when the guest powers off cleanly).
+//! - `cargo xtask run linux-x86_64`, `cargo xtask boot x86_64 --kernel FILE [--svm] ...`:
+//!   the same on the x86 hypervisor, AMD SVM in QEMU (a bzImage or vmlinux; 1 vCPU).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
@@ -20,6 +22,7 @@ mod bochs;
 mod cmd;
 mod debian;
 mod fuzz;
+mod bzimage;
 mod initramfs;
 mod linux;
 mod riscv;
@@ -30,8 +33,8 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
-cargo xtask boot aarch64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] | \
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-x86_64] | \
+cargo xtask boot aarch64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--svm] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
 cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N]";
@@ -72,6 +75,11 @@ fn run(which: &str) -> Result<(), String> {
             setup::rust_targets()?;
             setup::qemu()?;
             return linux::test_aarch64();
+        }
+        "linux-x86_64" => {
+            setup::rust_targets()?;
+            setup::qemu()?;
+            return linux::test_x86_64();
         }
         "x86-vmx" => {
             setup::rust_targets()?;

@@ -22,7 +22,7 @@ use axvcpu_x86::boot::{
 
 use crate::hw;
 use crate::regs::{gpr, Gprs};
-use crate::vmcb::{Vmcb, IOPM_FRAMES, MSRPM_FRAMES};
+use crate::vmcb::{msrpm_read_bit, Vmcb, IOPM_FRAMES, MSRPM_FRAMES, PASSTHROUGH_MSRS};
 
 pub use axvcpu_x86::lapic::{LapicKick, KICK_VECTOR};
 
@@ -67,6 +67,16 @@ impl Frames {
             let va = H::phys_to_virt(pa).as_usize() as *mut u8;
             // SAFETY: `frames` contiguous frames just allocated, through the HAL's mapping.
             unsafe { core::ptr::write_bytes(va, 0xff, frames * 4096) };
+        }
+        let msrpm_va = H::phys_to_virt(msrpm).as_usize() as *mut u8;
+        for msr in PASSTHROUGH_MSRS {
+            if let Some((byte, bit)) = msrpm_read_bit(msr) {
+                // SAFETY: `byte` < 8 KiB (the map's size), in the frames just allocated.
+                unsafe {
+                    let p = msrpm_va.add(byte);
+                    p.write(p.read() & !(3 << bit));
+                }
+            }
         }
         Ok(Self {
             vmcb,
@@ -134,6 +144,9 @@ pub struct SvmVCpu<H: AxVCpuHal> {
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
     pending_read: Option<axvcpu_x86::exit::PendingRead>,
+    /// `rip` after the last `wrmsr` handed to the hypervisor (`SysRegWrite`): where an
+    /// exception it injects for that write finds the instruction to fault on.
+    msr_write_rip: Option<u64>,
     icr: IcrDecoder,
 }
 
@@ -189,6 +202,15 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
     }
 }
 
+impl<H: AxVCpuHal> SvmVCpu<H> {
+    /// Whether the guest has interrupts enabled (`RFLAGS.IF`): a hypervisor tells a guest
+    /// halted for good (`hlt` with interrupts off, how Linux without ACPI ends
+    /// `poweroff`) from one waiting for an interrupt.
+    pub fn interrupts_enabled(&self) -> bool {
+        self.vmcb().r64(crate::vmcb::save::RFLAGS) & (1 << 9) != 0
+    }
+}
+
 fn check_gpr(reg: usize) -> VCpuResult {
     if reg < gpr::COUNT {
         Ok(())
@@ -220,6 +242,7 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
             kicker: IpiKicker::new(),
             irq: irq::Interrupts::default(),
             pending_read: None,
+            msr_write_rip: None,
             icr: IcrDecoder::new(),
         })
     }
@@ -309,6 +332,20 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
 
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
         self.irq.inject(vector)
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.irq.exception(vector, error_code)?;
+        // The instruction of a read exit faults instead of completing; a `wrmsr` the
+        // hypervisor refuses faults too, so `rip` goes back onto it (the exit moved it on).
+        self.pending_read = None;
+        if let Some(after) = self.msr_write_rip.take() {
+            let v = self.vmcb();
+            if v.r64(crate::vmcb::save::RIP) == after {
+                v.set_rip(after.wrapping_sub(exit::MSR_INSN_LEN));
+            }
+        }
+        Ok(())
     }
 
     fn has_pending_interrupt(&self) -> bool {

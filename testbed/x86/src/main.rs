@@ -40,6 +40,8 @@ mod boot;
 mod guests;
 #[cfg(target_os = "none")]
 mod hal;
+#[cfg(all(target_os = "none", feature = "linux"))]
+mod linux;
 #[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
