@@ -89,9 +89,7 @@ fn unxz(data: &[u8]) -> Result<Vec<u8>, String> {
     let mut stdin = child.stdin.take().ok_or("no stdin for xz")?;
     let input = data.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("xz: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("xz: {e}"))?;
     let _ = writer.join();
     if !out.status.success() {
         return Err(format!(
@@ -141,7 +139,11 @@ pub fn flatten(elf: &[u8]) -> Result<Kernel, String> {
         .map(|s| s.0)
         .min()
         .ok_or("no loadable segment")?;
-    let file_end = segs.iter().map(|s| s.0 + s.2.len() as u64).max().unwrap_or(load);
+    let file_end = segs
+        .iter()
+        .map(|s| s.0 + s.2.len() as u64)
+        .max()
+        .unwrap_or(load);
     let mem_end = segs.iter().map(|s| s.0 + s.3).max().unwrap_or(load);
     if mem_end - load > 1 << 30 {
         return Err("the segments span more than 1 GiB".into());
@@ -190,7 +192,13 @@ mod tests {
         let mut ph = |i: usize, off: u64, vaddr: u64, paddr: u64, filesz: u64, memsz: u64| {
             let p = 0x40 + i * 56;
             b[p] = 1;
-            for (o, v) in [(8, off), (16, vaddr), (24, paddr), (32, filesz), (40, memsz)] {
+            for (o, v) in [
+                (8, off),
+                (16, vaddr),
+                (24, paddr),
+                (32, filesz),
+                (40, memsz),
+            ] {
                 b[p + o..p + o + 8].copy_from_slice(&v.to_le_bytes());
             }
         };
@@ -204,9 +212,15 @@ mod tests {
     #[test]
     fn segments_land_at_their_physical_addresses_and_the_entry_is_translated() {
         let k = flatten(&elf()).unwrap();
-        assert_eq!((k.load, k.entry, k.mem_size), (0x100_0000, 0x100_0010, 0x2000));
+        assert_eq!(
+            (k.load, k.entry, k.mem_size),
+            (0x100_0000, 0x100_0010, 0x2000)
+        );
         assert_eq!(k.image.len(), 0x1010);
-        assert_eq!((k.image[0], k.image[0x1000], k.image[0x20]), (0xaa, 0xbb, 0));
+        assert_eq!(
+            (k.image[0], k.image[0x1000], k.image[0x20]),
+            (0xaa, 0xbb, 0)
+        );
     }
 
     #[test]

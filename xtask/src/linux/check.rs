@@ -20,6 +20,18 @@ pub struct BootSummary {
 /// two copies, the power-off marker, and the hypervisor's closing line saying the guest
 /// powered off through PSCI with user space reached within [`USERSPACE_BOUND_MS`].
 pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
+    check_boot_with(output, cpus, "arch_timer", "(PSCI SYSTEM_OFF)")
+}
+
+/// [`check_boot`] for any architecture: `timer` names the timer's line of
+/// `/proc/interrupts` (`arch_timer`, x86's `timer`), `how` how the closing line says the
+/// guest powered off (`(PSCI SYSTEM_OFF)`, `(hlt with interrupts off)`).
+pub fn check_boot_with(
+    output: &str,
+    cpus: usize,
+    timer: &str,
+    how: &str,
+) -> Result<BootSummary, String> {
     use crate::initramfs::{
         CPUS_PREFIX, HOTPLUG_PREFIX, IRQS_MARKER, POWEROFF_MARKER, USERSPACE_MARKER,
     };
@@ -58,7 +70,7 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
             lines[i + 1..]
                 .iter()
                 .take_while(|l| l.trim() != IRQS_MARKER)
-                .find(|l| l.contains("arch_timer"))
+                .find(|l| l.split_whitespace().last() == Some(timer))
                 .map(|l| per_cpu_counts(l, cpus))
                 .unwrap_or_default()
         })
@@ -72,14 +84,21 @@ pub fn check_boot(output: &str, cpus: usize) -> Result<BootSummary, String> {
                 ));
             }
         }
-        _ => return Err("no two arch_timer lines of /proc/interrupts from the guest".into()),
+        _ => {
+            return Err(format!(
+                "no two {timer} lines of /proc/interrupts from the guest"
+            ))
+        }
     }
     if !has(POWEROFF_MARKER) {
         return Err("the guest's init did not get to its power-off".into());
     }
     let closing = lines
         .iter()
-        .find(|l| l.starts_with("linux: guest powered off (PSCI SYSTEM_OFF)"))
+        .find(|l| {
+            l.strip_prefix("linux: guest powered off ")
+                .is_some_and(|r| r.starts_with(how))
+        })
         .ok_or("the hypervisor did not see the guest power off")?;
     let userspace_ms = closing
         .split("user space reached at ")
@@ -154,6 +173,11 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
         refused("again, CPUs: 2", "again, CPUs: 1", "1 CPUs, not 2");
         refused("AXVCPU-HOTPLUG", "AXVCPU-NOPLUG", "did not go offline");
         refused("883        692", "883", "no two arch_timer lines");
+        refused(
+            "Level     arch_timer\nIPI0",
+            "Level     arch_timer_x\nIPI0",
+            "no two",
+        );
         refused("AXVCPU-POWEROFF\n", "", "power-off");
         refused(
             "(PSCI SYSTEM_OFF)",
@@ -167,5 +191,29 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
             "no time to user space",
         );
         assert!(check_boot(GOOD, 1).is_err());
+    }
+
+    #[test]
+    fn x86_names_its_timer_and_power_off() {
+        let x86 = "\
+AXVCPU-USERSPACE: init reached user space
+AXVCPU-CPUS: 1
+AXVCPU-IRQS:
+  0:       2191    XT-PIC      timer
+AXVCPU-IRQS:
+  0:       2338    XT-PIC      timer
+AXVCPU-POWEROFF
+linux: guest powered off (hlt with interrupts off) after 18333 ms; user space reached at 16454 ms; exits: Halt 50
+";
+        let how = "(hlt with interrupts off)";
+        assert_eq!(
+            check_boot_with(x86, 1, "timer", how).unwrap().userspace_ms,
+            16454
+        );
+        let stopped = x86.replace("2338", "2191");
+        assert!(check_boot_with(&stopped, 1, "timer", how)
+            .unwrap_err()
+            .contains("did not rise"));
+        assert!(check_boot(x86, 1).is_err());
     }
 }

@@ -13,7 +13,7 @@ mod bench;
 mod check;
 
 pub use bench::bench_aarch64;
-pub use check::check_boot;
+pub use check::{check_boot, check_boot_with};
 
 /// A Linux guest of one architecture, as Debian packages it.
 #[derive(Debug, Clone, Copy)]
@@ -229,7 +229,7 @@ pub fn run_x86_64() -> Result<String, String> {
 /// the run ([`check_boot`]).
 pub fn test_x86_64() -> Result<(), String> {
     let output = run_x86_64()?;
-    let s = check_boot(&output, 1)?;
+    let s = check_boot_with(&output, 1, "timer", "(hlt with interrupts off)")?;
     eprintln!(
         "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, 1 CPU, timer ticking, clean power-off",
         s.userspace_ms

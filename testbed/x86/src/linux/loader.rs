@@ -94,7 +94,10 @@ impl<'a> Params<'a> {
             flags: u64_at(b, 8 + 8 * 6),
             cmdline,
         };
-        let end = p.load.checked_add(p.mem_size).ok_or("the kernel wraps around")?;
+        let end = p
+            .load
+            .checked_add(p.mem_size)
+            .ok_or("the kernel wraps around")?;
         if p.image_size == 0 || p.image_size > p.mem_size {
             return Err("the kernel image is empty or larger than its memory span");
         }

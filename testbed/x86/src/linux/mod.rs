@@ -6,7 +6,7 @@
 //! builds this hypervisor and has QEMU load the kernel's segments, the initrd and a
 //! parameter block at fixed host addresses ([`loader`]). CPU 0 then checks the parameters,
 //! zeroes the kernel's `.bss`, writes the command line (with `tsc_early_khz=` the host's
-//! measured TSC rate: the guest's TSC is the host's) and the zero page (e820, initrd), maps
+//! measured TSC rate and `tsc=reliable`: the guest's TSC is the host's) and the zero page (e820, initrd), maps
 //! the guest's 256 MiB in a nested page table and runs vCPU 0 in 64-bit mode at the
 //! kernel's entry (`startup_64`) with `rsi` = the zero page: Linux's 64-bit boot protocol.
 //!
@@ -120,14 +120,16 @@ fn boot() -> Result<bool, String> {
             params.cpus
         ));
     }
+    // The guest's TSC is the host's, constant: its rate as measured, and no watchdog
+    // judging it against the PIT's jiffies (which drop the periods a busy host misses).
     let cmdline = format!(
-        "{} tsc_early_khz={}\0",
+        "{} tsc_early_khz={} tsc=reliable\0",
         params.cmdline,
         hal::tsc_per_ms()
     );
     let mut zero_page = [0u8; 4096];
-    let initrd = (params.initrd_size != 0)
-        .then_some((INITRD_GPA as u64, params.initrd_size as u64));
+    let initrd =
+        (params.initrd_size != 0).then_some((INITRD_GPA as u64, params.initrd_size as u64));
     loader::zero_page(&mut zero_page, cmdline.len() - 1, initrd);
     // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
     // that nothing else uses. `parse` checked the kernel's span lies inside it, below the
