@@ -50,6 +50,18 @@ pub fn load(path: &Path) -> Result<Kernel, String> {
     flatten(&elf).map_err(|e| format!("{}: the vmlinux inside: {e}", path.display()))
 }
 
+/// The vmlinux ELF of `path` (a bzImage, decompressed; or the ELF itself) written to
+/// `out`: what plain QEMU boots through its PVH note, to compare with.
+pub fn write_vmlinux(path: &Path, out: &Path) -> Result<(), String> {
+    let file = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let elf = if file.starts_with(b"\x7fELF") {
+        file
+    } else {
+        unxz(payload(&file).map_err(|e| format!("{}: {e}", path.display()))?)?
+    };
+    std::fs::write(out, elf).map_err(|e| format!("writing {}: {e}", out.display()))
+}
+
 /// The compressed payload of a bzImage (xz only: what Debian ships).
 pub fn payload(b: &[u8]) -> Result<&[u8], String> {
     if b.get(0x202..0x206) != Some(b"HdrS") {

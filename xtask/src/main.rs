@@ -12,17 +12,17 @@
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
-//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64]`: prints the
-//!   benchmark figures (of every backend and of Linux on AArch64, or of one).
+//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-x86_64]`: prints
+//!   the benchmark figures (of every backend and of Linux on AArch64 and x86, or of one).
 //! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
 //!   against its reference decoder (default 10 million inputs each).
 
 mod aarch64;
 mod bochs;
+mod bzimage;
 mod cmd;
 mod debian;
 mod fuzz;
-mod bzimage;
 mod initramfs;
 mod linux;
 mod riscv;
@@ -36,11 +36,19 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-x86_64] | \
 cargo xtask boot aarch64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--svm] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
-cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64] | \
+cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-x86_64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N]";
 
 /// What `cargo xtask bench` can measure alone.
-const BENCHES: [&str; 6] = ["kvm", "riscv", "aarch64", "x86", "x86-vmx", "linux-aarch64"];
+const BENCHES: [&str; 7] = [
+    "kvm",
+    "riscv",
+    "aarch64",
+    "x86",
+    "x86-vmx",
+    "linux-aarch64",
+    "linux-x86_64",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -105,7 +113,12 @@ fn bench(which: Option<&str>) -> Result<(), String> {
         cmd::cargo(&["bench", "-p", "axvcpu-kvm", "--bench", "exits"])?;
     }
     setup::rust_targets()?;
-    if wants("riscv") || wants("aarch64") || wants("x86") || wants("linux-aarch64") {
+    if wants("riscv")
+        || wants("aarch64")
+        || wants("x86")
+        || wants("linux-aarch64")
+        || wants("linux-x86_64")
+    {
         setup::qemu()?;
     }
     if wants("riscv") {
@@ -119,6 +132,9 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     }
     if wants("x86") {
         x86::bench()?;
+    }
+    if wants("linux-x86_64") {
+        linux::bench_x86_64()?;
     }
     if wants("x86-vmx") {
         setup::bochs()?;

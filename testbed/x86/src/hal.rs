@@ -100,9 +100,11 @@ pub fn apic_icr(dest: u32, low: u32) {
 /// its handler only sends EOI.
 pub const TIMER_VECTOR: u8 = 0xf1;
 
+#[cfg(feature = "linux")]
 static APIC_PER_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Measures the local APIC timer (divide by 1) against 10 ms of TSC.
+#[cfg(feature = "linux")]
 pub fn calibrate_apic_timer() {
     apic_write(0x3e0, 0b1011);
     apic_write(0x320, 1 << 16);
@@ -114,12 +116,14 @@ pub fn calibrate_apic_timer() {
 }
 
 /// Local APIC timer ticks per millisecond (0 before [`calibrate_apic_timer`]).
+#[cfg(feature = "linux")]
 pub fn apic_timer_per_ms() -> u64 {
     APIC_PER_MS.load(Ordering::Relaxed)
 }
 
 /// Arms this CPU's local APIC timer to interrupt ([`TIMER_VECTOR`]) once, `ns` from now
 /// (at least one tick; at most what the counter holds).
+#[cfg(feature = "linux")]
 pub fn arm_timer_ns(ns: u64) {
     let ticks = (u128::from(ns) * u128::from(apic_timer_per_ms()) / 1_000_000)
         .clamp(1, u128::from(u32::MAX)) as u32;
@@ -128,6 +132,7 @@ pub fn arm_timer_ns(ns: u64) {
 }
 
 /// Stops this CPU's local APIC timer.
+#[cfg(feature = "linux")]
 pub fn disarm_timer() {
     apic_write(0x380, 0);
 }

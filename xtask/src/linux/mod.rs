@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 use crate::debian::Distro;
 
 mod bench;
+mod bench_x86;
 mod check;
 
 pub use bench::bench_aarch64;
+pub use bench_x86::bench_x86_64;
 pub use check::{check_boot, check_boot_with};
 
 /// A Linux guest of one architecture, as Debian packages it.

@@ -9,8 +9,8 @@ use axvcpu::{
 };
 use axvcpu_x86::decode::{self, MAX_INSN_LEN};
 use axvcpu_x86::exit::{self as x86_exit};
-use axvcpu_x86::{cpuid, gpr, msr as x86_msr};
 use axvcpu_x86::paging::PagingRegs;
+use axvcpu_x86::{cpuid, gpr, msr as x86_msr};
 
 use super::SvmVCpu;
 use crate::hw;
@@ -55,19 +55,28 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
     pub(super) fn decode_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
         let v = self.vmcb();
         let code = v.r64(ctrl::EXITCODE);
+        // The hypercall first, on its own: the hot path stays short whatever else is
+        // decoded below.
+        if code == exit::VMMCALL {
+            v.advance_rip(VMMCALL_LEN);
+            return Ok(AxVCpuExitReason::Hypercall {
+                nr: v.r64(save::RAX),
+                args: self.gprs.hypercall_args(),
+            });
+        }
+        self.decode_other(code)
+    }
+
+    /// Every exit but `vmmcall`.
+    #[inline(never)]
+    fn decode_other(&mut self, code: u64) -> VCpuResult<AxVCpuExitReason> {
+        let v = self.vmcb();
         if code as u32 == exit::INVALID {
             return Ok(AxVCpuExitReason::FailEntry {
                 hardware_entry_failure_reason: code,
             });
         }
         Ok(match code {
-            exit::VMMCALL => {
-                v.advance_rip(VMMCALL_LEN);
-                AxVCpuExitReason::Hypercall {
-                    nr: v.r64(save::RAX),
-                    args: self.gprs.hypercall_args(),
-                }
-            }
             exit::INTR | exit::NMI => self.host_interrupt_exit(code == exit::NMI),
             // The window opened: the next entry injects.
             exit::VINTR => AxVCpuExitReason::Nothing,
