@@ -77,6 +77,21 @@ const KINDS: [&str; 10] = [
     "other",
 ];
 
+/// The devices port accesses are counted by, for the closing line.
+const DEVICES: [&str; 7] = ["COM1", "PIC", "PIT", "port61", "port80", "CMOS", "other"];
+
+fn device_of(port: u16) -> usize {
+    match port {
+        0x3f8..=0x3ff => 0,
+        0x20 | 0x21 | 0xa0 | 0xa1 => 1,
+        0x40..=0x43 => 2,
+        0x61 => 3,
+        0x80 => 4,
+        0x70 | 0x71 => 5,
+        _ => 6,
+    }
+}
+
 /// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
 pub fn main(cpus: &'static Cpus<Arch, MAX_CPUS>) -> bool {
     let _ = cpus;
@@ -99,6 +114,8 @@ struct Machine {
     line: Vec<u8>,
     userspace_ns: u64,
     exits: [u64; KINDS.len()],
+    /// Port accesses by device ([`DEVICES`]).
+    io: [u64; DEVICES.len()],
     halts_slept: u64,
     /// MSRs answered with #GP: the first few distinct ones, and how many accesses.
     gp_msrs: Vec<u32>,
@@ -197,12 +214,18 @@ fn boot() -> Result<bool, String> {
     } else {
         format!("at {} ms", (m.userspace_ns - t0) / 1_000_000)
     };
+    let mut io = String::new();
+    for (d, n) in DEVICES.iter().zip(&m.io) {
+        if *n != 0 {
+            io += &format!(" {d} {n},");
+        }
+    }
     let mut gp = String::new();
     for msr in &m.gp_msrs {
         gp += &format!(" {msr:#x}");
     }
     say::<Arch>(format_args!(
-        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; #GP for {} MSR accesses ({}{}); exits:{}",
+        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; #GP for {} MSR accesses ({}{}); port accesses:{}; exits:{}",
         match &ended {
             Ok(()) if !m.reset => String::from("guest powered off (hlt with interrupts off)"),
             Ok(()) => String::from("FAIL guest reset (a panic with panic=-1?)"),
@@ -212,6 +235,7 @@ fn boot() -> Result<bool, String> {
         m.gp_count,
         gp.trim_start(),
         if m.gp_msrs.len() == GP_MSRS_SHOWN { " ..." } else { "" },
+        io.trim_end_matches(','),
         counts.trim_end_matches(',')
     ));
     Ok(ended.is_ok() && !m.reset)
@@ -347,6 +371,7 @@ impl Machine {
     }
 
     fn io_read(&mut self, port: u16, size: usize) -> u64 {
+        self.io[device_of(port)] += 1;
         let now = pit_ticks(hal::now_ns());
         let v = match port {
             0x3f8..=0x3ff => self.uart.read(port - 0x3f8),
@@ -361,6 +386,7 @@ impl Machine {
     }
 
     fn io_write(&mut self, port: u16, v: u8) {
+        self.io[device_of(port)] += 1;
         let now = pit_ticks(hal::now_ns());
         match port {
             0x3f8..=0x3ff => {
