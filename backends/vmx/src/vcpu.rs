@@ -95,6 +95,9 @@ pub struct VmxVCpu<H: AxVCpuHal> {
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
     pending_read: Option<axvcpu_x86::exit::PendingRead>,
+    /// `rip` after, and the length of, the last `wrmsr` handed to the hypervisor
+    /// (`SysRegWrite`): where an exception it injects for that write faults.
+    msr_write_rip: Option<(u64, u64)>,
     icr: IcrDecoder,
 }
 
@@ -212,6 +215,7 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
             kicker: IpiKicker::new(),
             irq: irq::Interrupts::default(),
             pending_read: None,
+            msr_write_rip: None,
             icr: IcrDecoder::new(),
         })
     }
@@ -301,6 +305,19 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
 
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
         self.irq.inject(vector)
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.irq.exception(vector, error_code)?;
+        // The instruction of a read exit faults instead of completing; a `wrmsr` the
+        // hypervisor refuses faults too, so `rip` goes back onto it (the exit moved it on).
+        self.pending_read = None;
+        if let Some((after, len)) = self.msr_write_rip.take() {
+            if self.regs.rip == after {
+                self.regs.set_rip(after.wrapping_sub(len));
+            }
+        }
+        Ok(())
     }
 
     fn has_pending_interrupt(&self) -> bool {

@@ -86,7 +86,10 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             exit::IO => return self.io_exit(v.read(info::EXIT_QUALIFICATION), len()),
             exit::RDMSR | exit::WRMSR => {
                 let write = reason == exit::WRMSR;
-                x86_exit::msr(&mut self.regs, &mut self.pending_read, write, len())
+                let len = len();
+                let exit = x86_exit::msr(&mut self.regs, &mut self.pending_read, write, len);
+                self.msr_write_rip = write.then_some((self.regs.rip, len));
+                exit
             }
             exit::EPT_VIOLATION => {
                 let q = v.read(info::EXIT_QUALIFICATION);
@@ -107,15 +110,22 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         })
     }
 
-    /// CPUID: the host's answer, without VMX (the guest cannot use it).
+    /// CPUID: the host's answer as [`axvcpu_x86::cpuid::filter_for`] lets the guest see
+    /// it (no VMX, no features the backend does not virtualise, a hypervisor leaf), with the
+    /// vCPU id as the initial APIC id.
     fn cpuid_exit(&mut self, len: u64) {
+        let vcpu_id = self.vcpu_id as u8;
         let r = &mut self.regs;
         let (leaf, sub) = (r.get(gpr::RAX) as u32, r.get(gpr::RCX) as u32);
-        let (a, b, mut c, d) = hw::cpuid(leaf, sub);
-        if leaf == 1 {
-            c &= !(1 << 5);
-        }
-        for (reg, val) in [(gpr::RAX, a), (gpr::RBX, b), (gpr::RCX, c), (gpr::RDX, d)] {
+        let (eax, ebx, ecx, edx) = hw::cpuid(leaf, sub);
+        let host = axvcpu_x86::cpuid::Regs { eax, ebx, ecx, edx };
+        let g = axvcpu_x86::cpuid::filter_for(leaf, sub, host, vcpu_id);
+        for (reg, val) in [
+            (gpr::RAX, g.eax),
+            (gpr::RBX, g.ebx),
+            (gpr::RCX, g.ecx),
+            (gpr::RDX, g.edx),
+        ] {
             r.set(reg, u64::from(val));
         }
         r.advance_rip(len);

@@ -261,7 +261,15 @@ fn hlt_triple_fault_cpuid_failed_entries_and_unknown_exits() {
     assert_eq!(r.exit(exit::CPUID, 0, 2), Ok(AxVCpuExitReason::Nothing));
     let ecx = r.vcpu.get_gpr(gpr::RCX).expect("get") as u64;
     assert_eq!(ecx & (1 << 5), 0, "no VMX for the guest");
-    assert_eq!(ecx, u64::from(crate::hw::cpuid(1, 0).2 & !(1 << 5)));
+    let host = crate::hw::cpuid(1, 0);
+    let host = axvcpu_x86::cpuid::Regs {
+        eax: host.0,
+        ebx: host.1,
+        ecx: host.2,
+        edx: host.3,
+    };
+    assert_eq!(ecx, u64::from(axvcpu_x86::cpuid::filter(1, 0, host).ecx));
+    assert_ne!(ecx & (1 << 31), 0, "the hypervisor bit");
     assert_eq!(r.rip(), CODE + 3);
     // Invalid guest state: bit 31 and the qualification.
     assert_eq!(
@@ -546,4 +554,36 @@ fn the_fake_vmcs_slots_are_distinct_and_inside_the_frame() {
         fields.iter().map(|&f| crate::vmcs::test_slot(f)).collect();
     assert_eq!(slots.len(), fields.len());
     assert!(slots.iter().all(|&s| s < 512));
+}
+
+#[test]
+fn an_injected_exception_replaces_a_read_and_rewinds_a_refused_wrmsr() {
+    let mut r = Rig::new(&[]);
+    r.vcpu.set_gpr(gpr::RCX, 0x8b).expect("set");
+    assert!(matches!(
+        r.exit(exit::RDMSR, 0, 2),
+        Ok(AxVCpuExitReason::SysRegRead { .. })
+    ));
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    assert!(r.vcpu.complete_read(0).is_err(), "the read was dropped");
+    assert_eq!(r.rip(), CODE);
+    assert!(matches!(
+        r.exit(exit::WRMSR, 0, 2),
+        Ok(AxVCpuExitReason::SysRegWrite { .. })
+    ));
+    assert_eq!(r.rip(), CODE + 2);
+    r.vcpu.irq.reinject = None;
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    assert_eq!(r.rip(), CODE, "back on the wrmsr");
+    let ev = r.vcpu.irq.reinject.expect("an event to deliver");
+    assert_eq!(
+        (ev.info, ev.error),
+        (13 | (3 << 8) | (1 << 11) | (1 << 31), 0)
+    );
+    assert!(
+        r.vcpu.inject_exception(6, None).is_err(),
+        "one event at a time"
+    );
+    r.vcpu.irq.reinject = None;
+    assert!(r.vcpu.inject_exception(2, None).is_err(), "NMI");
 }
