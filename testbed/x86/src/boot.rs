@@ -73,7 +73,8 @@ pvh_start32:
     movl $boot_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
-    orl $0x20, %eax
+    // PAE; OSFXSR, so the backends' FXSAVE of a guest's state includes its XMM registers.
+    orl $0x220, %eax
     movl %eax, %cr4
     movl $0xc0000080, %ecx
     rdmsr
@@ -97,7 +98,8 @@ testbed_ap_trampoline:
     movl $boot_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
-    orl $0x20, %eax
+    // PAE; OSFXSR, so the backends' FXSAVE of a guest's state includes its XMM registers.
+    orl $0x220, %eax
     movl %eax, %cr4
     movl $0xc0000080, %ecx
     rdmsr
