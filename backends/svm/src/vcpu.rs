@@ -173,6 +173,7 @@ impl<H: AxVCpuHal> core::fmt::Debug for SvmVCpu<H> {
             .field("gprs", &self.gprs)
             .field("irq", &self.irq)
             .field("pending_read", &self.pending_read)
+            .field("fpu", &self.fpu)
             .finish()
     }
 }
