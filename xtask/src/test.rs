@@ -88,7 +88,8 @@ pub fn all() -> Result<(), String> {
     // packages alone (the workspace's own crates stand in for their crates.io versions).
     step(
         "packages (cargo publish --workspace --dry-run)",
-        cmd::cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"]),
+        forget_packaged_sources()
+            .and_then(|()| cmd::cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"])),
     );
     let mut tests = |args: &[&str], env: &[(&str, &str)]| {
         cmd::run_capture("cargo", args, env).map(|out| counts.add_cargo_output(&out))
@@ -155,4 +156,35 @@ fn install() -> Result<(), String> {
     setup::nightly_miri()?;
     setup::qemu()?;
     setup::bochs()
+}
+
+/// Removes what an earlier `cargo publish --workspace --dry-run` unpacked of this
+/// workspace's crates. Cargo verifies a package against its workspace siblings through a
+/// local registry, unpacked under `$CARGO_HOME/registry/src/-<hash>/`, and unpacks a
+/// crate of a given name and version only once: without this, a second run on changed
+/// sources would build a dependent against the first run's copy of its dependency.
+fn forget_packaged_sources() -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let Ok(registries) = std::fs::read_dir(home.join("registry").join("src")) else {
+        return Ok(()); // nothing unpacked yet
+    };
+    for registry in registries.flatten() {
+        // Local registries are named `-<hash>`; crates.io's `index.crates.io-<hash>`.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("axvcpu") {
+                std::fs::remove_dir_all(krate.path())
+                    .map_err(|e| format!("{}: {e}", krate.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -81,7 +81,9 @@ pub const fn is_psci(x0: u64) -> bool {
 /// Whether `x0` names a call [`classify`] handles: PSCI, or an SMCCC architecture call
 /// (`0x8000_0000..=0x8000_ffff`).
 pub const fn is_firmware(x0: u64) -> bool {
-    is_psci(x0) || x0 & !0xffff == 0x8000_0000
+    // Both ranges have bit 31 set and the upper half clear: one test sends every other
+    // hypercall on its way.
+    x0 >> 31 == 1 && (is_psci(x0) || x0 & !0xffff == 0x8000_0000)
 }
 
 fn implemented(f: u32) -> bool {

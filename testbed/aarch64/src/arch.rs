@@ -73,6 +73,13 @@ impl TestbedArch for Aarch64 {
     fn start_cpu(cpu: usize) -> bool {
         crate::boot::start_cpu(cpu)
     }
+    /// Sleeps in `wfi` until the wake SGI (or any interrupt), then takes it at the GIC.
+    fn idle() {
+        hal::idle();
+    }
+    fn wake(cpu: usize) {
+        hal::wake(cpu);
+    }
 
     fn layout() -> Layout {
         Layout {

@@ -43,7 +43,37 @@ pub fn cpu_id() -> usize {
     (mpidr & 0xff) as usize
 }
 
-#[cfg(feature = "linux")]
+/// The SGI that wakes an idle CPU when a job is posted to it (the backend kicks with 14,
+/// the self-tests use 13).
+pub const WAKE_SGI: u32 = 12;
+
+/// A CPU with no job: enables the wake SGI (banked per CPU), sleeps until an interrupt is
+/// pending, then acknowledges and ends it at the CPU interface (EL2 keeps IRQs masked, so
+/// nothing else takes it; a stray kick SGI ended here is harmless, as the kick's request
+/// flag is what counts). A wake sent before the `wfi` is pending, so the `wfi` returns.
+pub fn idle() {
+    // SAFETY: the GICv2 distributor and CPU interface, identity-mapped as device memory.
+    unsafe {
+        ((GICD + 0x100) as *mut u32).write_volatile(1 << WAKE_SGI);
+        core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags));
+        let iar = ((GICC + 0x0c) as *const u32).read_volatile();
+        if iar & 0x3ff != 1023 {
+            ((GICC + 0x10) as *mut u32).write_volatile(iar);
+        }
+    }
+}
+
+/// Sends the wake SGI to `cpu` (after posting it a job).
+pub fn wake(cpu: usize) {
+    if cpu < 8 {
+        // SAFETY: the GICv2 distributor's SGI register, identity-mapped as device memory.
+        unsafe {
+            core::arch::asm!("dsb sy", options(nostack, preserves_flags));
+            ((GICD + 0xf00) as *mut u32).write_volatile((1 << (16 + cpu)) | WAKE_SGI);
+        }
+    }
+}
+
 /// Sleeps until an interrupt is pending at this CPU's GIC interface (taken or not: EL2
 /// keeps IRQs masked, `wfi` ends all the same).
 pub fn wait_for_interrupt() {

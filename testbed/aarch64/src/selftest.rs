@@ -1,5 +1,7 @@
 //! The testbed's own checks of the AArch64 backend, beyond the conformance contract.
 
+mod vtimer;
+
 use alloc::format;
 
 use axvcpu::{AxArchVCpu, AxPerCpu, AxVCpu, AxVCpuExitReason, VCpuState};
@@ -280,7 +282,7 @@ fn percpu(_: ()) -> Check {
 
 /// Runs every self-test, one `SELFTEST` line each; `true` if all passed.
 pub fn run_all() -> bool {
-    let tests: [SelfTest<()>; 9] = [
+    let tests: [SelfTest<()>; 10] = [
         ("psci", psci),
         ("isv0-error", isv0),
         ("fp-state", fp),
@@ -288,6 +290,7 @@ pub fn run_all() -> bool {
         ("external-irq", external_irq),
         ("vgic-two-irqs", vgic_two),
         ("vgic-merge", vgic_merge),
+        ("vgic-vtimer", vtimer::vtimer),
         ("call-order", call_order),
         ("percpu", percpu),
     ];

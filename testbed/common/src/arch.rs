@@ -62,6 +62,17 @@ pub trait TestbedArch: Sized + Send + Sync + 'static {
     fn boot_init(cpu: usize);
     /// Asks firmware to start `cpu` at the testbed's secondary entry; `true` if it will.
     fn start_cpu(cpu: usize) -> bool;
+    /// What a CPU with no job does between looks at its mailbox: by default a spin-loop
+    /// hint. An architecture may sleep until [`wake`](Self::wake) (or any interrupt) instead,
+    /// so an idle CPU does not take host time from a busy one under QEMU.
+    fn idle() {
+        core::hint::spin_loop();
+    }
+    /// Ends [`idle`](Self::idle) on `cpu` after a job was posted to it. By default nothing
+    /// (the default `idle` does not sleep).
+    fn wake(cpu: usize) {
+        let _ = cpu;
+    }
 
     /// Where test VMs have their memory.
     fn layout() -> Layout;

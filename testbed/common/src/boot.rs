@@ -63,7 +63,9 @@ impl<A: TestbedArch, const N: usize> Cpus<A, N> {
 
     /// Posts `job` to `cpu`'s mailbox.
     pub fn post(&self, cpu: usize, job: Job) -> Result<Ticket, PostError> {
-        self.mailbox.post(cpu, job)
+        let ticket = self.mailbox.post(cpu, job)?;
+        A::wake(cpu);
+        Ok(ticket)
     }
 
     /// The Rust entry of every CPU (`boot` on the one firmware started): never returns.
@@ -112,7 +114,7 @@ impl<A: TestbedArch, const N: usize> Cpus<A, N> {
             let ok = main(self);
             A::shutdown(ok)
         } else {
-            self.mailbox.serve(cpu)
+            self.mailbox.serve_with(cpu, A::idle)
         }
     }
 

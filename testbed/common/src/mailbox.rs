@@ -130,9 +130,17 @@ impl<const N: usize> Mailbox<N> {
 
     /// `cpu`'s idle loop: serves its jobs forever.
     pub fn serve(&self, cpu: usize) -> ! {
+        self.serve_with(cpu, core::hint::spin_loop)
+    }
+
+    /// [`serve`](Self::serve), calling `idle` whenever no job is posted. `idle` may sleep
+    /// only until the poster wakes it (the testbed's `TestbedArch::wake`, after
+    /// [`post`](Self::post)): a job posted between the look and the sleep must end the
+    /// sleep at once (a latched wake-up interrupt does).
+    pub fn serve_with(&self, cpu: usize, idle: fn()) -> ! {
         loop {
             if !self.serve_once(cpu) {
-                core::hint::spin_loop();
+                idle();
             }
         }
     }

@@ -164,11 +164,27 @@ pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 pub const APPEND_X86: &str =
     "console=ttyS0 acpi=off nolapic noapic pci=off io_delay=none quiet panic=-1";
 
-/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
-pub fn boot_command(args: &[String]) -> Result<(), String> {
-    const USAGE: &str =
-        "usage: cargo xtask boot aarch64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--svm]";
-    let (arch, rest) = args.split_first().ok_or(USAGE)?;
+const BOOT_USAGE: &str = "usage: cargo xtask boot aarch64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--svm]";
+
+/// What `cargo xtask boot` was asked to boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootArgs {
+    /// The architecture: `aarch64`, `x86_64`.
+    pub arch: String,
+    /// The kernel.
+    pub kernel: PathBuf,
+    /// The initrd, if any.
+    pub initrd: Option<PathBuf>,
+    /// The command line ([`APPEND`], [`APPEND_X86`] unless given).
+    pub append: String,
+    /// vCPUs (2 unless given; 1 on x86_64).
+    pub cpus: usize,
+}
+
+/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]` (x86_64 also
+/// `--svm`, the backend of its hypervisor in QEMU; `--vmx` is refused, not done yet).
+pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
+    let (arch, rest) = args.split_first().ok_or(BOOT_USAGE)?;
     let x86 = arch == "x86_64";
     let (mut kernel, mut initrd, mut cpus) = (None, None, if x86 { 1 } else { 2 });
     let mut append = if x86 { APPEND_X86 } else { APPEND }.to_string();
@@ -176,7 +192,7 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
     while let Some(flag) = it.next() {
         let mut value = || {
             it.next()
-                .ok_or_else(|| format!("{flag} needs a value; {USAGE}"))
+                .ok_or_else(|| format!("{flag} needs a value; {BOOT_USAGE}"))
         };
         match flag.as_str() {
             "--kernel" => kernel = Some(PathBuf::from(value()?)),
@@ -186,21 +202,33 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
                 let v = value()?;
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
-            // The x86 hypervisor's only backend in QEMU.
             "--svm" if x86 => {}
             "--vmx" if x86 => {
                 return Err("--vmx: Linux on the VMX backend (Bochs) is not done yet".into())
             }
-            other => return Err(format!("unknown option {other}; {USAGE}")),
+            other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
         }
     }
-    let kernel = kernel.ok_or(USAGE)?;
-    match arch.as_str() {
+    Ok(BootArgs {
+        arch: arch.clone(),
+        kernel: kernel.ok_or(BOOT_USAGE)?,
+        initrd,
+        append,
+        cpus,
+    })
+}
+
+/// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+pub fn boot_command(args: &[String]) -> Result<(), String> {
+    let b = parse_boot_args(args)?;
+    match b.arch.as_str() {
         "aarch64" => {
-            crate::aarch64::boot_linux(&kernel, initrd.as_deref(), &append, cpus).map(drop)
+            crate::aarch64::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
         }
-        "x86_64" => crate::x86::boot_linux(&kernel, initrd.as_deref(), &append, cpus).map(drop),
-        other => Err(format!("cannot boot {other} yet; {USAGE}")),
+        "x86_64" => {
+            crate::x86::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
+        }
+        other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
     }
 }
 
@@ -210,9 +238,11 @@ pub fn run_aarch64() -> Result<String, String> {
     crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
 }
 
-/// `cargo xtask test`'s Linux step: boots the Debian images on 2 vCPUs and checks the run
-/// ([`check_boot`]).
+/// `cargo xtask test`'s Linux step: the loader's two refusals and a raw binary first (each
+/// QEMU run well under a second), then the Debian images on 2 vCPUs, checked by
+/// [`check_boot`].
 pub fn test_aarch64() -> Result<(), String> {
+    loader_checks_aarch64()?;
     let output = run_aarch64()?;
     let s = check_boot(&output, 2)?;
     eprintln!(
@@ -229,9 +259,21 @@ pub fn run_x86_64() -> Result<String, String> {
     crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, 1)
 }
 
-/// `cargo xtask run linux-x86_64`'s check: boots the Debian images on 1 vCPU and checks
-/// the run ([`check_boot`]).
+/// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
+/// not one refused before QEMU starts, then the Debian images on 1 vCPU, checked by
+/// [`check_boot_with`] (x86's `timer` line, the power-off by `hlt` with interrupts off).
 pub fn test_x86_64() -> Result<(), String> {
+    let junk = crate::testbed::target_dir().join("loader-junk.bzimage");
+    std::fs::write(&junk, [0u8; 4096]).map_err(|e| format!("writing {}: {e}", junk.display()))?;
+    match crate::x86::linux_host(&junk, None, APPEND_X86, 1) {
+        Err(e) if e.contains("HdrS") => {}
+        Err(e) => {
+            return Err(format!(
+                "a junk kernel was refused for the wrong reason: {e}"
+            ))
+        }
+        Ok(_) => return Err("a junk kernel was accepted".into()),
+    }
     let output = run_x86_64()?;
     let s = check_boot_with(&output, 1, "timer", "(hlt with interrupts off)")?;
     eprintln!(
@@ -239,4 +281,105 @@ pub fn test_x86_64() -> Result<(), String> {
         s.userspace_ms
     );
     Ok(())
+}
+
+/// A raw binary (no `Image` header) that writes `H` and a newline to the PL011 and powers
+/// off through PSCI `SYSTEM_OFF` over `hvc`.
+const RAW_HELLO: [u32; 8] = [
+    0xd2a1_2001, // movz x1, #0x900, lsl #16   (the PL011)
+    0x5280_0902, // movz w2, #'H'
+    0x3900_0022, // strb w2, [x1]
+    0x5280_0142, // movz w2, #'\n'
+    0x3900_0022, // strb w2, [x1]
+    0xd280_0100, // movz x0, #0x8
+    0xf2b0_8000, // movk x0, #0x8400, lsl #16 (SYSTEM_OFF)
+    0xd400_0002, // hvc #0
+];
+
+/// The AArch64 loader: a raw binary runs (at RAM + 0x80000) and powers off cleanly; an
+/// `Image` whose header says big-endian, and one larger than the guest's RAM, are refused
+/// with the reason before the guest starts.
+fn loader_checks_aarch64() -> Result<(), String> {
+    let dir = crate::testbed::target_dir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map(|()| path.clone())
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    let raw: Vec<u8> = RAW_HELLO.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let raw = write("loader-raw.bin", &raw)?;
+    let out = crate::aarch64::boot_linux(&raw, None, "", 1)?;
+    if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x40080000") {
+        return Err("the raw binary did not run at RAM + 0x80000".into());
+    }
+    // An `Image` header: text_offset 0, image_size, flags, the magic at 0x38.
+    let header = |image_size: u64, flags: u64| {
+        let mut h = vec![0u8; 64];
+        h[16..24].copy_from_slice(&image_size.to_le_bytes());
+        h[24..32].copy_from_slice(&flags.to_le_bytes());
+        h[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        h
+    };
+    for (name, image, why) in [
+        ("loader-be.img", header(1 << 20, 0b1011), "big-endian"),
+        ("loader-huge.img", header(1 << 30, 0b1010), "does not fit"),
+    ] {
+        let path = write(name, &image)?;
+        match crate::aarch64::boot_linux(&path, None, "", 1) {
+            Err(e) if e.contains("kernel refused") && e.contains(why) => {}
+            Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
+            Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),
+        }
+    }
+    eprintln!("xtask: AArch64 loader: raw binary ran, bad headers refused");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn boot_arguments_have_defaults_and_refuse_what_they_do_not_know() {
+        let b = parse_boot_args(&args("aarch64 --kernel K")).unwrap();
+        assert_eq!(
+            (b.kernel, b.initrd, b.append, b.cpus),
+            ("K".into(), None, APPEND.into(), 2)
+        );
+        let b =
+            parse_boot_args(&args("aarch64 --cpus 1 --initrd I --kernel K --append q")).unwrap();
+        assert_eq!(
+            (b.initrd, b.append.as_str(), b.cpus),
+            (Some("I".into()), "q", 1)
+        );
+        assert!(
+            parse_boot_args(&args("aarch64 --initrd I")).is_err(),
+            "no kernel"
+        );
+        assert!(parse_boot_args(&args("aarch64 --kernel"))
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse_boot_args(&args("aarch64 --kernel K --cpus two")).is_err());
+        assert!(parse_boot_args(&args("aarch64 --kernel K --smp 2")).is_err());
+        assert!(parse_boot_args(&[]).is_err());
+        let x = parse_boot_args(&args("x86_64 --kernel K --svm")).unwrap();
+        assert_eq!((x.cpus, x.append.as_str()), (1, APPEND_X86));
+        assert!(parse_boot_args(&args("x86_64 --kernel K --vmx")).is_err());
+        assert!(parse_boot_args(&args("aarch64 --kernel K --svm")).is_err());
+    }
+
+    #[test]
+    fn every_guest_names_its_packages_and_files() {
+        for g in GUESTS {
+            assert!(g.name.starts_with("linux-"));
+            assert!(g.kernel_file.starts_with("boot/"), "{}", g.name);
+            assert!(g.busybox_file.ends_with("/busybox"), "{}", g.name);
+            assert!(g.distro.sources_list().contains(g.distro.arch));
+        }
+    }
 }
