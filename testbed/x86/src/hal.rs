@@ -137,6 +137,22 @@ pub fn disarm_timer() {
     apic_write(0x380, 0);
 }
 
+/// Sleeps until an interrupt (a [`wake`] IPI at the latest): `sti; hlt` takes one pending
+/// since the caller's last look at its mailbox, as the testbed runs with interrupts off.
+pub fn idle() {
+    // SAFETY: waits for an interrupt, whose handler (kick vector: EOI) returns here;
+    // interrupts are off again after.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Ends [`idle`] on `cpu` after a job was posted to it: the kick vector, whose handler
+/// only sends EOI (and which a backend running a guest there takes as a late kick).
+pub fn wake(cpu: usize) {
+    if let Ok(id) = u32::try_from(cpu) {
+        apic_icr(id, u32::from(axvcpu_svm::KICK_VECTOR));
+    }
+}
+
 /// Masks every line of both legacy PICs (the firmware leaves the PIT's IRQ 0 on).
 pub fn mask_pic() {
     outb(0x21, 0xff);
