@@ -33,7 +33,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `cpu` (x86-64 targets) | the host CPU's MSRs, CPUID and `RFLAGS.IF`, as bare-metal backends use them |
+//! | `cpu` (x86-64 targets) | the host CPU's MSRs, CPUID, `RFLAGS.IF` and FXSAVE/FXRSTOR, as bare-metal backends use them |
 //! | [`cpuid`] | what a guest sees of CPUID: the host's answer filtered to what the backends virtualise, and a hypervisor leaf |
 //! | [`boot`] | the GDT and identity page tables a guest starts in 64-bit long mode with |
 //! | [`apic`] | the local APIC's ICR written through the xAPIC page → `CpuUp` (INIT-SIPI), `SendIPI`, or absorbed |

@@ -6,6 +6,8 @@
 pub const EFER: u32 = 0xc000_0080;
 /// `IA32_PAT`.
 pub const PAT: u32 = 0x277;
+/// `IA32_PAT` at reset: WB, WT, UC-, UC, twice.
+pub const DEFAULT_PAT: u64 = 0x0007_0406_0007_0406;
 
 /// `EFER` bits a guest writes: SCE, LME, NXE, FFXSR.
 const EFER_WRITABLE: u64 = (1 << 0) | (1 << 8) | (1 << 11) | (1 << 14);

@@ -212,7 +212,7 @@ pub mod event {
 }
 
 /// The default PAT, for `G_PAT`.
-pub const DEFAULT_PAT: u64 = 0x0007_0406_0007_0406;
+pub const DEFAULT_PAT: u64 = axvcpu_x86::msr::DEFAULT_PAT;
 
 /// `TLB_CONTROL`: flush the whole TLB at VMRUN (no flush-by-ASID under QEMU).
 pub const TLB_FLUSH_ALL: u8 = 1;

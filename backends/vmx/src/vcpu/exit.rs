@@ -10,6 +10,7 @@ use axvcpu::{
 };
 use axvcpu_x86::decode::MAX_INSN_LEN;
 use axvcpu_x86::exit::{self as x86_exit};
+use axvcpu_x86::msr as x86_msr;
 use axvcpu_x86::paging::PagingRegs;
 
 use super::VmxVCpu;
@@ -96,9 +97,26 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             exit::RDMSR | exit::WRMSR => {
                 let write = reason == exit::WRMSR;
                 let len = len();
+                if let Some(handled) = self.msr_inside(write, len) {
+                    return handled.map(|()| AxVCpuExitReason::Nothing);
+                }
                 let exit = x86_exit::msr(&mut self.regs, &mut self.pending_read, write, len);
                 self.msr_write_rip = write.then_some((self.regs.rip, len));
                 exit
+            }
+            // Caches are coherent with the guest's memory here: nothing to write back.
+            exit::INVD | exit::WBINVD => {
+                self.regs.advance_rip(len());
+                AxVCpuExitReason::Nothing
+            }
+            // CPUID hides MONITOR/MWAIT and XSAVE (`XCR0` stays the host's).
+            exit::MONITOR | exit::MWAIT => {
+                self.irq.exception(6, None)?;
+                AxVCpuExitReason::Nothing
+            }
+            exit::XSETBV => {
+                self.irq.exception(13, Some(0))?;
+                AxVCpuExitReason::Nothing
             }
             exit::EPT_VIOLATION => {
                 let q = v.read(info::EXIT_QUALIFICATION);
@@ -138,6 +156,46 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             r.set(reg, u64::from(val));
         }
         r.advance_rip(len);
+    }
+
+    /// `rdmsr`/`wrmsr` of `EFER` (the VMCS's guest `EFER`) or `PAT` (kept in the vCPU),
+    /// answered here (#GP(0) for a value the hardware refuses); `None` for every other MSR.
+    fn msr_inside(&mut self, write: bool, len: u64) -> Option<VCpuResult> {
+        let msr = self.regs.get(gpr::RCX) as u32;
+        if msr != x86_msr::EFER && msr != x86_msr::PAT {
+            return None;
+        }
+        let v = self.vmcs();
+        let current = if msr == x86_msr::EFER {
+            v.read(guest::EFER)
+        } else {
+            self.pat
+        };
+        if !write {
+            self.regs.set(gpr::RAX, current & 0xffff_ffff);
+            self.regs.set(gpr::RDX, current >> 32);
+            self.regs.advance_rip(len);
+            return Some(Ok(()));
+        }
+        let value = (self.regs.get(gpr::RDX) << 32) | (self.regs.get(gpr::RAX) & 0xffff_ffff);
+        let new = if msr == x86_msr::EFER {
+            x86_msr::efer_write(current, value)
+        } else {
+            x86_msr::pat_valid(value).then_some(value)
+        };
+        Some(match new {
+            Some(new) if msr == x86_msr::EFER => {
+                v.write(guest::EFER, new);
+                self.regs.advance_rip(len);
+                Ok(())
+            }
+            Some(new) => {
+                self.pat = new;
+                self.regs.advance_rip(len);
+                Ok(())
+            }
+            None => self.irq.exception(13, Some(0)),
+        })
     }
 
     fn io_exit(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {
