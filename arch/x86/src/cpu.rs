@@ -1,6 +1,6 @@
 //! The host x86-64 CPU's instructions every bare-metal x86 backend uses alike: MSRs, CPUID,
-//! `RFLAGS.IF`, and FXSAVE/FXRSTOR of a guest's x87/SSE state. (What is SVM's or VMX's alone stays in that backend's `hw.rs`.) Only on
-//! x86-64 targets.
+//! `RFLAGS.IF`, and FXSAVE/FXRSTOR of a guest's x87/SSE state. (What is SVM's or VMX's
+//! alone stays in that backend's `hw.rs`.) Only on x86-64 targets.
 
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;

@@ -16,6 +16,10 @@
 //! its port 0x8900 (its exit status says nothing: its runs are judged by the report). With
 //! the `bench` feature it measures hypercall round trips instead.
 //!
+//! With the `linux` feature CPU 0 boots a Linux guest on AMD SVM instead (`linux/`: `cargo
+//! xtask boot x86_64`, `cargo xtask run linux-x86_64`). An idle CPU sleeps in `sti; hlt`
+//! until a wake IPI.
+//!
 //! Each CPU loads a 64-bit TSS (`tss.rs`): VMX refuses a host without a task register.
 //!
 //! This crate holds only what is x86-specific (`arch.rs`: the `TestbedArch` impl, generic
