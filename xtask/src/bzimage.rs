@@ -81,7 +81,7 @@ pub fn payload(b: &[u8]) -> Result<&[u8], String> {
     let off = u32_at(b, 0x248).ok_or("truncated setup header")? as usize;
     let len = u32_at(b, 0x24c).ok_or("truncated setup header")? as usize;
     let p = b
-        .get(pm + off..pm + off + len)
+        .get(pm + off..(pm + off).saturating_add(len))
         .ok_or("the payload lies past the end of the file")?;
     if !p.starts_with(XZ_MAGIC) {
         return Err("the payload is not xz-compressed (only xz is supported)".into());
@@ -141,8 +141,12 @@ pub fn flatten(elf: &[u8]) -> Result<Kernel, String> {
         if filesz > memsz {
             return Err(format!("segment {i}: file size larger than memory size"));
         }
-        let bytes = elf
-            .get(offset as usize..(offset + filesz) as usize)
+        if paddr.checked_add(memsz).is_none() || vaddr.checked_add(memsz).is_none() {
+            return Err(format!("segment {i} wraps around the address space"));
+        }
+        let bytes = offset
+            .checked_add(filesz)
+            .and_then(|end| elf.get(offset as usize..end as usize))
             .ok_or(format!("segment {i} lies past the end of the file"))?;
         segs.push((paddr, vaddr, bytes, memsz));
     }
