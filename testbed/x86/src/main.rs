@@ -51,5 +51,15 @@ mod selftest;
 #[cfg(target_os = "none")]
 mod tss;
 
+// The Linux hypervisor's devices and loader are checked on the build host too.
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/devices.rs"]
+#[allow(dead_code)]
+mod devices;
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/loader.rs"]
+#[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only
+mod loader;
+
 #[cfg(not(target_os = "none"))]
 fn main() {}

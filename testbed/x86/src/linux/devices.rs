@@ -478,3 +478,129 @@ impl Cmos {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uart_passes_linux_probes_and_raises_its_thr_interrupt() {
+        let mut u = Uart::default();
+        // IER reads back what was written (low nibble).
+        u.write(1, 0x0f);
+        assert_eq!(u.read(1), 0x0f);
+        u.write(1, 0);
+        // Scratch register.
+        u.write(7, 0xa5);
+        assert_eq!(u.read(7), 0xa5);
+        // Loopback: RTS and OUT2 show as CTS and DCD.
+        u.write(4, 0x1a);
+        assert_eq!(u.read(6) & 0xf0, 0x90);
+        // FIFO enabled: a 16550A's IIR top bits.
+        u.write(2, 1);
+        assert_eq!(u.read(2) & 0xc0, 0xc0);
+        // THR-empty interrupt: raised when enabled (with OUT2), cleared by reading IIR.
+        u.write(4, 0x08);
+        u.write(1, 0x02);
+        assert!(u.irq());
+        assert_eq!(u.read(2) & 0x0f, 0x02);
+        assert!(!u.irq());
+        assert_eq!(u.read(2) & 0x0f, 0x01, "no interrupt pending");
+        // Each byte sent raises it again.
+        assert!(matches!(u.write(0, b'x'), UartOut::Byte(b'x')));
+        assert!(u.irq());
+        // Divisor latch: DLL is not THR.
+        u.write(3, 0x80);
+        assert!(matches!(u.write(0, 1), UartOut::None));
+        assert_eq!(u.read(0), 1);
+    }
+
+    /// The 8259 pair programmed as Linux does: vectors 0x30.., edge, 8086 mode.
+    fn linux_pic() -> Pic {
+        let mut p = Pic::default();
+        for (master, base, cascade) in [(true, 0x30, 4), (false, 0x38, 2)] {
+            p.write(master, true, 0x11);
+            p.write(master, false, base);
+            p.write(master, false, cascade);
+            p.write(master, false, 0x01);
+        }
+        p
+    }
+
+    #[test]
+    fn the_pic_delivers_by_priority_until_eoi_and_honours_its_mask() {
+        let mut p = linux_pic();
+        assert_eq!(p.ack(), None);
+        p.set_line(4, true);
+        p.set_line(0, true);
+        p.set_line(0, false);
+        assert_eq!(p.ack(), Some(0x30), "IRQ 0 first");
+        assert_eq!(p.ack(), None, "IRQ 4 waits for IRQ 0's EOI");
+        p.write(true, true, 0x60); // specific EOI, IRQ 0
+        assert_eq!(p.ack(), Some(0x34));
+        // A level held high requests once per rising edge.
+        p.write(true, true, 0x20); // non-specific EOI
+        assert_eq!(p.ack(), None);
+        // Masked lines wait; IMR reads back.
+        p.write(true, false, 0x01);
+        assert_eq!(p.read(true, false), 0x01);
+        p.set_line(0, true);
+        p.set_line(0, false);
+        assert_eq!(p.ack(), None);
+        // OCW3 selects IRR or ISR for command-port reads.
+        p.write(true, true, 0x0a);
+        assert_eq!(p.read(true, true), 0x01);
+        p.write(true, false, 0x00);
+        assert_eq!(p.ack(), Some(0x30));
+        p.write(true, true, 0x0b);
+        assert_eq!(p.read(true, true), 0x01);
+    }
+
+    #[test]
+    fn the_pit_counts_down_fires_once_or_periodically_and_drives_port_61() {
+        let mut t = Pit::default();
+        // Channel 0, LSB then MSB, mode 4 (Linux's one-shot): 1000 ticks.
+        t.write(3, 0x38, 0);
+        t.write(0, 0xe8, 100);
+        t.write(0, 0x03, 100);
+        assert_eq!(t.next_irq(), Some(1100));
+        assert!(!t.take_irq(1099));
+        assert!(t.take_irq(1100));
+        assert_eq!(t.next_irq(), None, "one shot");
+        // Mode 2, period 100: missed periods give one IRQ, the next on the grid.
+        t.write(3, 0x34, 2000);
+        t.write(0, 100, 2000);
+        t.write(0, 0, 2000);
+        assert!(t.take_irq(2350));
+        assert_eq!(t.next_irq(), Some(2400));
+        // Channel 2, mode 0, gate on: the counter reads down, OUT (port 0x61 bit 5)
+        // rises at zero.
+        t.write61(0x01, 0);
+        t.write(3, 0xb0, 0);
+        t.write(2, 0x00, 0);
+        t.write(2, 0x10, 0);
+        assert_eq!(t.read61(0x0fff) & 0x20, 0);
+        assert_eq!(t.read(2, 0x100), 0x00);
+        assert_eq!(t.read(2, 0x100), 0x0f, "0x1000 - 0x100, LSB then MSB");
+        assert_ne!(t.read61(0x1000) & 0x20, 0);
+        // A latched count survives the time between its two reads.
+        t.write(3, 0x80, 0x200);
+        assert_eq!((t.read(2, 0x200), t.read(2, 0x900)), (0x00, 0x0e));
+    }
+
+    #[test]
+    fn pit_time_converts_both_ways() {
+        assert_eq!(pit_ticks(1_000_000_000), 1_193_182);
+        assert!(ticks_ns(pit_ticks(12_345_678)) <= 12_345_678 + 1000);
+        assert!(ticks_ns(1) >= 838);
+    }
+
+    #[test]
+    fn the_cmos_clock_is_valid_and_never_updating() {
+        let mut c = Cmos::default();
+        c.select(0x0a);
+        assert_eq!(c.read() & 0x80, 0, "no update in progress");
+        c.select(0x8d);
+        assert_eq!(c.read(), 0x80, "valid, NMI bit ignored");
+    }
+}

@@ -174,3 +174,64 @@ pub fn zero_page(page: &mut [u8; 4096], cmdline_len: usize, initrd: Option<(u64,
     }
     put(zp::E820_ENTRIES, &[map.len() as u8]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    extern crate std;
+
+    fn block(fields: [u64; 8], cmdline: &str) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        for f in fields {
+            b.extend(f.to_le_bytes());
+        }
+        b.extend((cmdline.len() as u64).to_le_bytes());
+        b.extend(cmdline.as_bytes());
+        b
+    }
+
+    const GOOD: [u64; 8] = [0x100, 0x100_0000, 0x200, 0x100_0000, 0x1000, 1, 0, 0];
+
+    #[test]
+    fn a_good_block_parses_and_bad_ones_say_why() {
+        let good = block(GOOD, "console=ttyS0");
+        let p = Params::parse(&good).unwrap();
+        assert_eq!(
+            (p.load, p.entry, p.cmdline),
+            (0x100_0000, 0x100_0000, "console=ttyS0")
+        );
+        let bad = |i: usize, v: u64| {
+            let mut f = GOOD;
+            f[i] = v;
+            Params::parse(&block(f, "")).unwrap_err()
+        };
+        assert!(bad(0, 0x300).contains("larger than its memory span"));
+        assert!(bad(1, 0x1000).contains("does not fit"));
+        assert!(bad(2, 0x1000_0000).contains("does not fit"));
+        assert!(bad(3, 0x200_0000).contains("entry"));
+        assert!(bad(4, 0x1000_0000).contains("initrd"));
+        assert!(Params::parse(&[0; 4096])
+            .unwrap_err()
+            .contains("no boot parameters"));
+    }
+
+    #[test]
+    fn the_zero_page_has_the_header_the_map_and_the_initrd() {
+        let mut page = [0u8; 4096];
+        zero_page(&mut page, 20, Some((0x0c00_0000, 0x1234)));
+        assert_eq!(&page[0x202..0x206], b"HdrS");
+        assert_eq!(page[0x1e8], 4, "four e820 entries");
+        let u32_at = |o: usize| u32::from_le_bytes(page[o..o + 4].try_into().unwrap());
+        assert_eq!((u32_at(0x218), u32_at(0x21c)), (0x0c00_0000, 0x1234));
+        assert_eq!(u32_at(0x228), CMDLINE_GPA as u32);
+        // The last entry: RAM from 1 MiB to the end of the guest's RAM.
+        let at = 0x2d0 + 3 * 20;
+        let u64_at = |o: usize| u64::from_le_bytes(page[o..o + 8].try_into().unwrap());
+        assert_eq!(
+            (u64_at(at), u64_at(at + 8) + u64_at(at)),
+            (0x10_0000, RAM_SIZE as u64)
+        );
+    }
+}
