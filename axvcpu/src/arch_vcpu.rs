@@ -141,6 +141,20 @@ pub trait AxArchVCpu: Sized {
     /// `Blocked` when this is true, so a hypervisor never sleeps on a wake-up it already has.
     fn has_pending_interrupt(&self) -> bool;
 
+    /// When the guest's own timer fires, if the backend runs that timer and the guest has
+    /// armed it: the deadline in the host's counter (AArch64: `CNTPCT_EL0`, the guest's
+    /// `CNTV_CVAL_EL0` plus `CNTVOFF_EL2`, with the timer enabled and unmasked; RISC-V: the
+    /// `time` CSR, the guest's `vstimecmp` or SBI `set_timer` deadline plus `htimedelta`).
+    /// A hypervisor that holds a halted vCPU ([`Halt`](AxVCpuExitReason::Halt), `Blocked`)
+    /// runs it again by then, so the guest does not sleep past its deadline; a deadline
+    /// already passed means "at once". `None` when no timer is armed, and on backends whose
+    /// guest timers are the hypervisor's own devices (x86: the local APIC or PIT the
+    /// hypervisor emulates, which already knows their deadlines; hosted KVM runs them
+    /// itself). The default is `None`.
+    fn wake_deadline(&self) -> Option<u64> {
+        None
+    }
+
     /// Checks that `vector` is an interrupt this architecture can inject, before it is
     /// made pending. The default accepts any vector below
     /// [`MAX_VECTORS`](crate::MAX_VECTORS) (the core refuses larger ones itself).

@@ -120,6 +120,13 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         }
     }
 
+    /// When the guest's own timer fires, in the host's counter, if the backend runs it and
+    /// the guest armed it: a halted (`Blocked`) vCPU must run again by then. See
+    /// [`AxArchVCpu::wake_deadline`] for each architecture.
+    pub fn wake_deadline(&self) -> Option<u64> {
+        self.arch.wake_deadline()
+    }
+
     /// The backend, for architecture-specific queries.
     pub fn arch(&self) -> &A {
         &self.arch

@@ -76,6 +76,10 @@ pub const SYSREG_WRITE_VALUE: u64 = 0x0fed_cba9_8765_4321;
 /// Number of `HC_REPORT(vcpu_id)` calls each vCPU of `smp` makes before `HC_DONE`.
 pub const SMP_ITERATIONS: u64 = 200;
 
+/// How far ahead of its counter the [`HaltTimer`](GuestProgram::HaltTimer) program arms its
+/// timer (AArch64: 0.3 ms at QEMU's 62.5 MHz; RISC-V: 2 ms at 10 MHz).
+pub const HALT_TIMER_TICKS: u64 = 20_000;
+
 /// Where the [`Signature`](GuestProgram::Signature) program keeps its 8-byte slot: this far
 /// past its entry (the program's first 4 KiB hold its code).
 pub const SIGNATURE_OFFSET: usize = 0x1000;
@@ -150,4 +154,12 @@ pub enum GuestProgram {
     /// and slot are addressed relative to the program counter (`lea rip`, `lla`, `adr`), so
     /// the program runs wherever its entry is.
     Signature,
+    /// The guest's own timer wakes it from a halt. Read the timer's counter (AArch64
+    /// `CNTVCT_EL0`, RISC-V `time`), D = counter + [`HALT_TIMER_TICKS`]; arm the timer at
+    /// D with its interrupt source enabled and interrupts still masked (AArch64:
+    /// `CNTV_CVAL_EL0` = D, `CNTV_CTL_EL0` = 1; RISC-V: `sie.STIE`, SBI `set_timer(D)`);
+    /// `HC_REPORT(D)`; halt (`wfi`) again and again until the counter reaches D; disarm the
+    /// timer (`CNTV_CTL_EL0` = 0; `set_timer(u64::MAX)`); halt once more; `HC_DONE`. Not
+    /// x86: its guest timers are devices the hypervisor emulates.
+    HaltTimer,
 }

@@ -116,6 +116,13 @@ pub enum Scenario {
     /// out-of-range register is refused; `set_pc` moves the guest (back to the halt, it
     /// halts again).
     Regs,
+    /// `halt-timer` (not x86) — guest: [`GuestProgram::HaltTimer`], arms its own timer at a
+    /// deadline it reports, then halts until the deadline passes. After every `Halt` with
+    /// the timer armed, [`AxVCpu::wake_deadline`](axvcpu::AxVCpu::wake_deadline) is
+    /// exactly that deadline (the hypervisor knows when to run the halted vCPU again);
+    /// before the guest arms it and after it disarms it, `None`. x86's guest timers are
+    /// the hypervisor's own devices (N/A).
+    HaltTimer,
     /// `two-vms` — guest: [`GuestProgram::Signature`] in each of
     /// [`TWO_VMS_COUNT`](crate::TWO_VMS_COUNT) VMs, at the same guest-physical addresses in
     /// each (different host memory), each with its own signature. First their vCPUs take
@@ -157,6 +164,7 @@ impl Scenario {
         Self::Isolation,
         Self::Smp,
         Self::Regs,
+        Self::HaltTimer,
         Self::TwoVms,
         Self::Garbage,
     ];
@@ -183,6 +191,7 @@ impl Scenario {
             Self::Isolation => "isolation",
             Self::Smp => "smp",
             Self::Regs => "regs",
+            Self::HaltTimer => "halt-timer",
             Self::TwoVms => "two-vms",
             Self::Garbage => "garbage",
         }
@@ -214,6 +223,7 @@ impl Scenario {
             Self::Isolation => GuestProgram::Isolation,
             Self::Smp => GuestProgram::Smp,
             Self::Regs => GuestProgram::Regs,
+            Self::HaltTimer => GuestProgram::HaltTimer,
             Self::TwoVms => GuestProgram::Signature,
             Self::Garbage => return None,
         })

@@ -88,8 +88,17 @@ pub fn all() -> Result<(), String> {
     // packages alone (the workspace's own crates stand in for their crates.io versions).
     step(
         "packages (cargo publish --workspace --dry-run)",
-        forget_packaged_sources()
-            .and_then(|()| cmd::cargo(&["publish", "--workspace", "--dry-run", "--allow-dirty"])),
+        forget_packaged_sources().and_then(|()| {
+            let dir = publish_check_dir();
+            cmd::cargo(&[
+                "publish",
+                "--workspace",
+                "--dry-run",
+                "--allow-dirty",
+                "--target-dir",
+                &dir.to_string_lossy(),
+            ])
+        }),
     );
     let mut tests = |args: &[&str], env: &[(&str, &str)]| {
         cmd::run_capture("cargo", args, env).map(|out| counts.add_cargo_output(&out))
@@ -158,12 +167,37 @@ fn install() -> Result<(), String> {
     setup::bochs()
 }
 
-/// Removes what an earlier `cargo publish --workspace --dry-run` unpacked of this
-/// workspace's crates. Cargo verifies a package against its workspace siblings through a
-/// local registry, unpacked under `$CARGO_HOME/registry/src/-<hash>/`, and unpacks a
-/// crate of a given name and version only once: without this, a second run on changed
-/// sources would build a dependent against the first run's copy of its dependency.
+/// Where the publish dry-run builds: its own directory, so its builds of this workspace's
+/// crates as registry packages can be thrown away before each run.
+fn publish_check_dir() -> std::path::PathBuf {
+    crate::testbed::target_dir().join("publish-check")
+}
+
+/// Removes what an earlier `cargo publish --workspace --dry-run` unpacked and built of
+/// this workspace's crates. Cargo verifies a package against its workspace siblings
+/// through a local registry, unpacked under `$CARGO_HOME/registry/src/-<hash>/`; it
+/// unpacks a crate of a given name and version only once and takes a registry package's
+/// build as final: without this, a second run on changed sources would build a dependent
+/// against the first run's copy of its dependency. (Third-party crates' builds stay.)
 fn forget_packaged_sources() -> Result<(), String> {
+    for sub in ["deps", ".fingerprint", "build"] {
+        let dir = publish_check_dir().join("debug").join(sub);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue; // not built yet
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("axvcpu") || name.starts_with("libaxvcpu") {
+                let path = e.path();
+                let removed = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                removed.map_err(|err| format!("{}: {err}", path.display()))?;
+            }
+        }
+    }
     let home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))

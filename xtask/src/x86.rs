@@ -51,7 +51,7 @@ pub const TESTBED: Testbed = Testbed {
     // nested paging added (the least an SVM host needs).
     cpus: &["max", "qemu64,+svm,+npt"],
     // No architectural CPU-off.
-    not_applicable: &[Scenario::CpuDown],
+    not_applicable: &[Scenario::CpuDown, Scenario::HaltTimer],
     second_pass: None,
     // The testbed wrote its success code (0x10) to `isa-debug-exit`.
     exit_status: (0x10 << 1) | 1,

@@ -12,6 +12,14 @@ use aarch64_cpu::registers::{
     MDCR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2,
 };
 
+/// The running guest's virtual timer: `CNTV_CTL_EL0` and `CNTV_CVAL_EL0`, and this CPU's
+/// `CNTVOFF_EL2`.
+#[cfg(target_arch = "aarch64")]
+pub fn virtual_timer() -> (u64, u64, u64) {
+    use aarch64_cpu::registers::{CNTV_CTL_EL0, CNTV_CVAL_EL0};
+    (CNTV_CTL_EL0.get(), CNTV_CVAL_EL0.get(), CNTVOFF_EL2.get())
+}
+
 /// `HCR_EL2` bits the backend uses.
 pub mod hcr {
     /// VM: stage-2 translation for EL1&0.

@@ -314,4 +314,18 @@ impl<H: AxVCpuHal> AxArchVCpu for Aarch64VCpu<H> {
         self.flush_tlb = true;
         Ok(())
     }
+
+    /// The virtual timer's `CNTV_CVAL_EL0 + CNTVOFF_EL2` when `CNTV_CTL_EL0` has it enabled
+    /// and unmasked (read live on the CPU while bound; `hardware_enable` sets the offset
+    /// to 0).
+    fn wake_deadline(&self) -> Option<u64> {
+        const ENABLE: u64 = 1 << 0;
+        const IMASK: u64 = 1 << 1;
+        let (ctl, cval, off) = if self.bound {
+            hw::virtual_timer()
+        } else {
+            (self.el1.cntv_ctl, self.el1.cntv_cval, 0)
+        };
+        (ctl & (ENABLE | IMASK) == ENABLE).then_some(cval.wrapping_add(off))
+    }
 }

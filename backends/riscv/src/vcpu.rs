@@ -383,4 +383,16 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         self.flush_gstage = true;
         Ok(())
     }
+
+    /// The guest's timer deadline (`vstimecmp` with Sstc, read live while bound; else the
+    /// SBI `set_timer` deadline the backend keeps), none while it is `u64::MAX`. The
+    /// backend leaves `htimedelta` 0: guest time is host time.
+    fn wake_deadline(&self) -> Option<u64> {
+        let deadline = if self.bound && hw::has_sstc() {
+            hw::read::<{ num::VSTIMECMP }>()
+        } else {
+            self.vs.vstimecmp
+        };
+        (deadline != u64::MAX).then_some(deadline)
+    }
 }

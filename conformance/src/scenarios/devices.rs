@@ -238,3 +238,42 @@ pub(crate) fn regs<P: Platform>(p: &mut P) -> Check {
     }
     expect_done(&mut v)
 }
+
+pub(crate) fn halt_timer<P: Platform>(p: &mut P) -> Check {
+    let wait = super::Waiter::of(p);
+    let (_vm, mut v) = start(p, GuestProgram::HaltTimer)?;
+    if let Some(d) = v.wake_deadline() {
+        return Err(format!(
+            "a wake deadline {d:#x} before the guest armed its timer"
+        ));
+    }
+    let deadline = match step(&mut v)? {
+        AxVCpuExitReason::Hypercall {
+            nr: HC_REPORT,
+            args,
+        } => args[0],
+        other => return Err(format!("expected HC_REPORT(deadline), got {other:?}")),
+    };
+    let started = (wait.clock)();
+    let mut armed_halts = 0;
+    loop {
+        match step(&mut v)? {
+            AxVCpuExitReason::Halt => {}
+            other => return Err(format!("expected Halt, got {other:?}")),
+        }
+        match v.wake_deadline() {
+            Some(d) if d == deadline => armed_halts += 1,
+            // The guest saw its deadline pass, disarmed the timer and halted once more.
+            None if armed_halts > 0 => break,
+            other => {
+                return Err(format!(
+                "after {armed_halts} halts: wake_deadline {other:x?}, the guest armed {deadline:x}"
+            ))
+            }
+        }
+        if (wait.clock)().saturating_sub(started) > 1_000_000_000 {
+            return Err("the guest's deadline did not pass within 1 s of halts".into());
+        }
+    }
+    expect_done(&mut v)
+}

@@ -58,6 +58,7 @@ fn run_one<P: Platform>(p: &mut P, scenario: Scenario) -> Outcome {
         Scenario::MmioRead => devices::mmio_read(p),
         Scenario::Hypercall => devices::hypercall(p),
         Scenario::Halt => devices::halt(p),
+        Scenario::HaltTimer => devices::halt_timer(p),
         Scenario::SystemDown => devices::system_down(p),
         Scenario::SysReg => devices::sysreg(p),
         Scenario::Regs => devices::regs(p),

@@ -301,6 +301,28 @@ guest_signature:
 guest_signature_end:
 
     .balign 4
+    .global guest_halt_timer
+guest_halt_timer:
+    mrs x19, cntvct_el0
+    LI x20, {halt_timer_ticks}
+    add x19, x19, x20
+    msr cntv_cval_el0, x19
+    mov x20, #1
+    msr cntv_ctl_el0, x20
+    isb
+    REPORT x19
+1:  wfi
+    mrs x20, cntvct_el0
+    cmp x20, x19
+    b.lo 1b
+    msr cntv_ctl_el0, xzr
+    isb
+    wfi
+    DONE_LOOP
+    .global guest_halt_timer_end
+guest_halt_timer_end:
+
+    .balign 4
     .global guest_regs
 guest_regs:
     wfi

@@ -87,7 +87,7 @@ pub use axvcpu_conformance as __conformance;
 /// `done`, `report`, `ready` (the contract's hypercalls), `mmio` (`mmio_base`), `w0`..`w3`
 /// (`MMIO_WRITE_DATA`), `a0`..`a5` (`HYPERCALL_ARGS`), `hc_nr`, `npf_addr` (`ro_page +
 /// NPF_OFFSET`), `npf_data`, `cpu_up_target`, `cpu_up_arg`, `sysreg_write`, `below` and
-/// `above` (the pages around RAM), `smp_iterations`, `sig_offset` and `hc_bench` ([`HC_BENCH`]). More
+/// `above` (the pages around RAM), `smp_iterations`, `sig_offset`, `halt_timer_ticks` and `hc_bench` ([`HC_BENCH`]). More
 /// operands (the architecture's own) follow the template.
 ///
 /// The template is a string literal, or a bracketed list of templates (string literals or
@@ -141,6 +141,7 @@ macro_rules! guest_asm {
             above = const $ram_base + $ram_size,
             smp_iterations = const $crate::__conformance::contract::SMP_ITERATIONS,
             sig_offset = const $crate::__conformance::contract::SIGNATURE_OFFSET,
+            halt_timer_ticks = const $crate::__conformance::contract::HALT_TIMER_TICKS,
             hc_bench = const $crate::HC_BENCH,
             $($($operands)*)?
         );
@@ -186,6 +187,7 @@ macro_rules! contract_program {
             P::Smp => Some(guest_code!(guest_smp, guest_smp_end)),
             P::Regs => Some(guest_code!(guest_regs, guest_regs_end)),
             P::Signature => Some(guest_code!(guest_signature, guest_signature_end)),
+            P::HaltTimer => Some(guest_code!(guest_halt_timer, guest_halt_timer_end)),
         }
     }};
 }

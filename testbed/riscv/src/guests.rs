@@ -278,6 +278,31 @@ guest_signature:
 guest_signature_end:
 
     .balign 4
+    .global guest_halt_timer
+guest_halt_timer:
+    li t0, 0x20
+    csrs sie, t0
+    rdtime s1
+    li t0, {halt_timer_ticks}
+    add s1, s1, t0
+    mv a0, s1
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+    REPORT s1
+1:  wfi
+    rdtime t0
+    bltu t0, s1, 1b
+    li a0, -1
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+    wfi
+    DONE_LOOP
+    .global guest_halt_timer_end
+guest_halt_timer_end:
+
+    .balign 4
     .global guest_regs
 guest_regs:
     wfi

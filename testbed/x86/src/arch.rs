@@ -24,6 +24,10 @@ pub struct X86<B>(PhantomData<fn() -> B>);
 
 /// The testbed's `AxVCpuHal`.
 pub type Hal<B> = FrameHal<X86<B>>;
+
+/// Why `halt-timer` is N/A on x86.
+const X86_TIMERS: &str = "x86 guest timers (local APIC, PIT) are devices the hypervisor \
+                          emulates, so it knows their deadlines; wake_deadline is None";
 /// The backend as the testbed instantiates it.
 pub type VCpu<B> = <B as Backend>::VCpu<Hal<B>>;
 
@@ -96,7 +100,10 @@ impl<B: Backend> TestbedArch for X86<B> {
         }
     }
     fn program(_: &Setup, program: GuestProgram) -> Result<&'static [u8], &'static str> {
-        guests::code(program).ok_or("x86 has no architectural CPU-off")
+        guests::code(program).ok_or(match program {
+            GuestProgram::HaltTimer => X86_TIMERS,
+            _ => "x86 has no architectural CPU-off",
+        })
     }
     /// Every MSR is intercepted already.
     fn with_sysreg_traps(setup: Setup, _on: bool) -> Setup {

@@ -41,6 +41,8 @@ axvcpu_testbed::guest_asm!(
 
 # x86 INIT-SIPI carries no argument: CPU_UP_ARG is not used by any program.
 .set cpu_up_arg_unused, {cpu_up_arg}
+# x86 has no HaltTimer program (its guest timers are the hypervisor's devices).
+.set halt_timer_ticks_unused, {halt_timer_ticks}
 
 # `vmmcall` (AMD); every site is recorded, and on Intel the boot CPU rewrites them to
 # `vmcall` (crate::backend::patch_hypercalls).
@@ -176,6 +178,7 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         P::Isolation => guest_code!(guest_isolation, guest_isolation_end),
         P::Smp => guest_code!(guest_smp, guest_smp_end),
         P::Signature => guest_code!(guest_signature, guest_signature_end),
+        P::HaltTimer => return None,
         P::Regs => guest_code!(guest_regs, guest_regs_end),
     })
 }

@@ -178,5 +178,6 @@ pub fn contract_program(program: GuestProgram) -> Option<&'static [u8]> {
         GuestProgram::Isolation => isolation(),
         GuestProgram::Smp => smp(),
         GuestProgram::Signature => signature(),
+        GuestProgram::HaltTimer => return None,
     })
 }

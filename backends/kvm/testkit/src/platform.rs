@@ -84,6 +84,10 @@ impl Platform for KvmPlatform {
             GuestProgram::CpuDown => Some(
                 "x86 has no architectural way for a CPU to stop itself (no PSCI CPU_OFF or SBI hart_stop)",
             ),
+            GuestProgram::HaltTimer => Some(
+                "x86 guest timers are KVM's in-kernel devices (or the hypervisor's): \
+                 wake_deadline is None",
+            ),
             _ => None,
         }
     }
