@@ -300,6 +300,23 @@ pub enum AxVCpuExitReason {
         /// The interrupt vector.
         vector: u64,
     },
+    /// The guest asked other CPUs to fence their address-translation or instruction caches
+    /// (RISC-V only: SBI RFENCE `remote_fence_i`, `remote_sfence_vma`,
+    /// `remote_sfence_vma_asid`). Targets as in [`SendIPI`](Self::SendIPI): `target_cpu` is
+    /// the hart *mask*, `target_cpu_aux` its base, `send_to_all` when the base is `-1`. The
+    /// backend has already fenced the calling vCPU's hart if it is a target. The hypervisor
+    /// makes every other target run `RiscvVCpu::fence_guest` on its own hart before that
+    /// target executes another guest instruction, and only then calls `run()` on the caller
+    /// again (the guest's call returns `SBI_SUCCESS` when it resumes). Other architectures
+    /// broadcast their TLB and cache maintenance in hardware: none returns this exit.
+    RemoteFence {
+        /// The hart mask.
+        target_cpu: u64,
+        /// The hart mask base.
+        target_cpu_aux: u64,
+        /// Every hart of the guest.
+        send_to_all: bool,
+    },
     /// The guest signalled it is idle without halting (x86 `pause` exiting, AArch64 `wfe`).
     Idle,
     /// The backend's per-vCPU preemption timer expired.
@@ -334,6 +351,7 @@ impl AxVCpuExitReason {
             Self::Nothing => "Nothing",
             Self::FailEntry { .. } => "FailEntry",
             Self::SendIPI { .. } => "SendIPI",
+            Self::RemoteFence { .. } => "RemoteFence",
             Self::Idle => "Idle",
             Self::PreemptionTimer => "PreemptionTimer",
             Self::InterruptEnd { .. } => "InterruptEnd",
@@ -434,12 +452,17 @@ mod tests {
                 send_to_self: false,
                 vector: 0,
             },
+            E::RemoteFence {
+                target_cpu: 0,
+                target_cpu_aux: 0,
+                send_to_all: false,
+            },
             E::Idle,
             E::PreemptionTimer,
             E::InterruptEnd { vector: 0 },
             E::Kicked,
         ];
-        let mut seen = [false; 20];
+        let mut seen = [false; 21];
         for e in &all {
             let i = match e {
                 E::Hypercall { .. } => 0,
@@ -462,6 +485,7 @@ mod tests {
                 E::PreemptionTimer => 17,
                 E::InterruptEnd { .. } => 18,
                 E::Kicked => 19,
+                E::RemoteFence { .. } => 20,
             };
             seen[i] = true;
         }

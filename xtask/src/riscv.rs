@@ -15,6 +15,8 @@
 //! `bench()` builds the image with the `bench` feature and boots it with `-icount shift=0`
 //! on one hart, so `instret` counts instructions exactly, and prints the figures.
 
+use std::path::{Path, PathBuf};
+
 use axvcpu_conformance::Scenario;
 
 use crate::testbed::{self, SecondPass, Testbed};
@@ -49,4 +51,121 @@ pub fn test() -> Result<(), String> {
 /// counted exactly with `-icount shift=0`.
 pub fn bench() -> Result<(), String> {
     testbed::bench(&TESTBED)
+}
+
+/// The Linux-booting build of the testbed (feature `linux`): QEMU with 1 GiB (the
+/// hypervisor's heap and frames, the guest's 256 MiB, the parameter block).
+pub const LINUX_HOST: Testbed = Testbed {
+    name: "RISC-V Linux host",
+    machine: &["-machine", "virt", "-m", "1G"],
+    ..TESTBED
+};
+
+/// Host-physical addresses the hypervisor reads the guest's files from (its
+/// `linux::loader`): the kernel at the guest's RAM + 2 MiB (an `Image`'s `text_offset`),
+/// the initrd where the guest finds it (guest RAM + 128 MiB, up to the device tree's room),
+/// the parameter block past the guest's RAM.
+const KERNEL_ADDR: u64 = 0x9020_0000;
+const INITRD_ADDR: u64 = 0x9800_0000;
+const STAGING_END: u64 = 0x9fe0_0000;
+const PARAMS_ADDR: u64 = 0xa000_0000;
+/// The most vCPUs: one per host hart of the testbed.
+pub const MAX_VCPUS: usize = 2;
+
+/// The QEMU CPU models the hypervisor runs on: with Sstc (the guest's timer is
+/// `vstimecmp`, written by the guest itself) and without (the backend multiplexes the
+/// host's SBI timer).
+pub fn host_cpu(sstc: bool) -> &'static str {
+    if sstc {
+        "rv64,h=true"
+    } else {
+        "rv64,h=true,sstc=false"
+    }
+}
+
+/// Builds the Linux-booting hypervisor and writes the parameter block; returns the image
+/// and the QEMU arguments (before `-no-reboot -kernel <elf>`, which [`testbed::boot`]
+/// adds) that load the guest's files where the hypervisor reads them. With `print_dtb` the
+/// hypervisor prints the guest's device tree (`linux: device tree <hex>`) first.
+pub fn linux_host(
+    kernel: &Path,
+    initrd: Option<&Path>,
+    append: &str,
+    cpus: usize,
+    sstc: bool,
+    print_dtb: bool,
+) -> Result<(PathBuf, Vec<String>), String> {
+    if cpus == 0 || cpus > MAX_VCPUS {
+        return Err(format!(
+            "--cpus {cpus}: the RISC-V hypervisor runs 1 to {MAX_VCPUS} vCPUs (one per hart)"
+        ));
+    }
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let kernel_size = size(kernel)?;
+    let initrd_size = initrd.map(size).transpose()?.unwrap_or(0);
+    if kernel_size > INITRD_ADDR - KERNEL_ADDR {
+        return Err(format!(
+            "{}: larger than the kernel's room (126 MiB)",
+            kernel.display()
+        ));
+    }
+    if initrd_size > STAGING_END - INITRD_ADDR {
+        return Err("the initrd is larger than its room in the guest's RAM".into());
+    }
+    let tb = &LINUX_HOST;
+    testbed::ensure_tools(tb)?;
+    let elf = testbed::build(tb, &["linux"], "testbed-riscv-linux")?;
+    let params = testbed::target_dir().join("linux-riscv64-params.bin");
+    std::fs::write(
+        &params,
+        crate::linux::params_block(kernel_size, initrd_size, cpus, print_dtb, append),
+    )
+    .map_err(|e| format!("writing {}: {e}", params.display()))?;
+    let loader = |file: &Path, addr: u64| {
+        format!("loader,file={},addr={addr:#x},force-raw=on", file.display())
+    };
+    let mut devices = vec![loader(&params, PARAMS_ADDR), loader(kernel, KERNEL_ADDR)];
+    if let Some(initrd) = initrd {
+        devices.push(loader(initrd, INITRD_ADDR));
+    }
+    // Two harts whatever the vCPU count (hart 1 serves jobs either way).
+    let mut args: Vec<String> = ["-cpu", host_cpu(sstc), "-smp", "2"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for d in devices {
+        args.extend(["-device".to_string(), d]);
+    }
+    Ok((elf, args))
+}
+
+/// Boots `kernel` (a RISC-V `Image` or a raw binary) under the RISC-V hypervisor with
+/// `cpus` vCPUs; returns the console output (the guest's and the hypervisor's lines).
+/// Fails when the hypervisor or the guest fails, or the guest does not power off cleanly.
+pub fn boot_linux(
+    kernel: &Path,
+    initrd: Option<&Path>,
+    append: &str,
+    cpus: usize,
+    sstc: bool,
+) -> Result<String, String> {
+    let (elf, args) = linux_host(kernel, initrd, append, cpus, sstc, false)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (output, status) = testbed::boot(&LINUX_HOST, &elf, &args)?;
+    if let Some(l) = output
+        .lines()
+        .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
+    {
+        return Err(format!("hypervisor: {l}"));
+    }
+    if status != Some(0) {
+        return Err(format!(
+            "the guest did not power off cleanly (QEMU status {status:?})"
+        ));
+    }
+    Ok(output)
 }

@@ -128,6 +128,10 @@ pub fn all() -> Result<(), String> {
         "Linux on the AArch64 hypervisor in QEMU (user space, 2 CPUs, timer, power-off)",
         linux::test_aarch64(),
     );
+    step(
+        "Linux on the RISC-V hypervisor in QEMU (user space, 2 CPUs, timer, power-off; with and without Sstc)",
+        linux::test_riscv64(),
+    );
     step("x86-64 SVM testbed in QEMU", x86::test());
     step(
         "Linux on the x86 hypervisor, AMD SVM in QEMU (user space, timer, power-off)",

@@ -46,6 +46,15 @@ pub mod num {
 pub mod sstatus {
     pub const SIE: u64 = 1 << 1;
     pub const SPP: u64 = 1 << 8;
+    /// `FS` = Initial: FP on, its registers in their reset state.
+    pub const FS_INITIAL: u64 = 1 << 13;
+}
+
+/// `fence.i`: this hart's instruction fetches see every earlier store.
+#[inline(always)]
+pub fn fence_i() {
+    // SAFETY: an instruction-cache synchronisation.
+    unsafe { core::arch::asm!("fence.i", options(nostack)) };
 }
 
 /// `hstatus` bits.

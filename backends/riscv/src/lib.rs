@@ -29,7 +29,8 @@
 //!
 //! - `RiscvVCpu` (riscv64) implements [`axvcpu::AxArchVCpu`]: world switch in assembly,
 //!   G-stage translation from `set_ept_root` (an `axvcpu-npt` table, Sv39x4 or Sv48x4 as
-//!   [`GStageMode`] says), SBI for the guest (base, TIME, IPI, HSM, SRST, legacy console,
+//!   [`GStageMode`] says), guest F/D state switched at bind/unbind, SBI for the guest
+//!   (base, TIME, IPI, RFENCE, HSM, SRST, DBCN, legacy console,
 //!   and the hypercall extension [`axvcpu::RISCV_HYPERCALL_EXT`]), MMIO decoding, trapped
 //!   CSRs, `wfi`. Its kicker is [`axvcpu::IpiKicker`] over `SbiIpi` (an SBI IPI).
 //! - `RiscvPerCpu` (riscv64) implements [`axvcpu::AxArchPerCpu`]: delegation and counters
@@ -55,10 +56,13 @@
 //! | guest does | exit |
 //! |---|---|
 //! | `ecall`, `a7` = `RISCV_HYPERCALL_EXT` | `Hypercall{nr: a6, args: a0..a5}` (see below) |
-//! | `ecall` HSM `hart_start` / `hart_stop` | `CpuUp{hartid, start_addr, opaque}` / `CpuDown` |
+//! | `ecall` HSM `hart_start` / `hart_stop` | `CpuUp{hartid, start_addr, opaque}` / `CpuDown` (the hart reset for its next start) |
+//! | `ecall` HSM `hart_get_status` | `Hypercall{nr: sbi::HART_STATUS_NR, args[0]: hartid}` (the hypervisor answers) |
+//! | `ecall` HSM `hart_suspend` (default retentive / non-retentive) | `Halt` (non-retentive: resumes at its resume address) |
+//! | `ecall` RFENCE `remote_fence_i` / `remote_sfence_vma[_asid]` | the calling hart fenced inside; `RemoteFence{mask, base}` when other harts are targets, else `Nothing` |
 //! | `ecall` SRST (defined reset type and reason), legacy shutdown | `SystemDown` |
 //! | `ecall` IPI `send_ipi` | `SendIPI{target_cpu: mask, target_cpu_aux: base, vector: 1}` |
-//! | `ecall` base, TIME, legacy console, anything else | answered inside (`Nothing`; unknown: `SBI_ERR_NOT_SUPPORTED`; reserved SRST parameters: `SBI_ERR_INVALID_PARAM`) |
+//! | `ecall` base, TIME, DBCN, legacy console, anything else | answered inside (`Nothing`; unknown: `SBI_ERR_NOT_SUPPORTED`; reserved SRST parameters: `SBI_ERR_INVALID_PARAM`) |
 //! | load/store to a GPA the G-stage does not map | `MmioRead` / `MmioWrite` (decoded from `htinst` or the instruction read with HLVX) |
 //! | the same, spanning a page boundary | `Err` (value: the faulting GPA) |
 //! | load/store/fetch the G-stage maps without that permission | `NestedPageFault` |

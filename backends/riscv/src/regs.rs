@@ -52,6 +52,17 @@ impl Regs {
     }
 }
 
+/// A hart's floating-point registers (`f0..f31`, then `fcsr`), as `switch.rs`'s FP copy
+/// routines lay them out.
+#[repr(C)]
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FpRegs {
+    pub f: [u64; 32],
+    pub fcsr: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FpRegs>() == 33 * 8);
+
 /// The CSRs a VS-mode guest owns. The host never uses them, so they stay live in the hart
 /// from `bind` to `unbind` instead of being switched on every entry.
 ///

@@ -24,6 +24,19 @@ pub mod eid {
     pub const HSM: u64 = 0x0048_534D;
     /// System reset ("SRST").
     pub const SRST: u64 = 0x5352_5354;
+    /// Remote fences ("RFNC").
+    pub const RFENCE: u64 = 0x5246_4E43;
+    /// Debug console ("DBCN").
+    pub const DBCN: u64 = 0x4442_434E;
+}
+
+/// HSM `hart_suspend` types the backend offers.
+pub mod suspend {
+    /// Default retentive suspend: the call returns once an interrupt is pending (a `wfi`).
+    pub const RETENTIVE: u32 = 0x0000_0000;
+    /// Default non-retentive suspend: the hart resumes at `resume_addr` with `a0` = its
+    /// hart id and `a1` = `opaque`, translation off and interrupts disabled.
+    pub const NON_RETENTIVE: u32 = 0x8000_0000;
 }
 
 /// SBI error codes (returned in `a0`).
@@ -34,7 +47,16 @@ pub mod err {
     pub const NOT_SUPPORTED: i64 = -2;
     /// A parameter is invalid.
     pub const INVALID_PARAM: i64 = -3;
+    /// The hart is already started (HSM `hart_start`).
+    pub const ALREADY_AVAILABLE: i64 = -6;
 }
+
+/// The `nr` of the [`Hypercall`](axvcpu::AxVCpuExitReason::Hypercall) exit that stands for
+/// HSM `hart_get_status(args[0])`, which only the hypervisor can answer: with
+/// `set_return_value(status)` (0 started, 1 stopped, 2 start pending, 3 stop pending,
+/// 4 suspended), or `a0` = [`err::INVALID_PARAM`] for a hart the guest does not have. Not a
+/// function id of the hypercall extension (those fit in 32 bits).
+pub const HART_STATUS_NR: u64 = (eid::HSM << 32) | 2;
 
 /// The SBI specification version the backend reports (2.0).
 pub const SPEC_VERSION: u64 = 2 << 24;
@@ -62,6 +84,37 @@ pub enum SbiCall {
     },
     /// HSM `hart_stop`.
     HartStop,
+    /// HSM `hart_get_status(hartid)`: only the hypervisor knows the other harts.
+    HartStatus {
+        /// The hart asked about.
+        hartid: u64,
+    },
+    /// HSM `hart_suspend` of a type the backend offers ([`suspend`]).
+    HartSuspend {
+        /// [`suspend::RETENTIVE`] or [`suspend::NON_RETENTIVE`].
+        suspend_type: u32,
+        /// Where a non-retentive suspend resumes.
+        resume_addr: u64,
+        /// Its `a1` then.
+        opaque: u64,
+    },
+    /// RFENCE `remote_fence_i`, `remote_sfence_vma` or `remote_sfence_vma_asid` (their
+    /// address ranges and ASIDs are not looked at: the targets flush everything).
+    RemoteFence {
+        /// The hart mask.
+        mask: u64,
+        /// The hart mask base (`u64::MAX`: all harts).
+        base: u64,
+    },
+    /// DBCN `console_write(num_bytes, base_addr_lo, base_addr_hi)`.
+    ConsoleWrite {
+        /// Bytes to write.
+        len: u64,
+        /// Their guest-physical address.
+        addr: u64,
+    },
+    /// DBCN `console_read`: there is no input; answered with 0 bytes read.
+    ConsoleRead,
     /// SRST `system_reset` with a defined or vendor reset type and reason, or legacy
     /// shutdown.
     SystemReset {
@@ -70,7 +123,7 @@ pub enum SbiCall {
         /// Reason.
         reason: u64,
     },
-    /// Legacy console putchar.
+    /// Legacy console putchar, or DBCN `console_write_byte`.
     PutChar(u8),
     /// Legacy console getchar.
     GetChar,
@@ -127,6 +180,35 @@ pub fn classify(a: &[u64; 8]) -> SbiCall {
             opaque: a[2],
         },
         (eid::HSM, 1) => SbiCall::HartStop,
+        (eid::HSM, 2) => SbiCall::HartStatus { hartid: a[0] },
+        (eid::HSM, 3) => {
+            let suspend_type = a[0] as u32;
+            match suspend_type {
+                suspend::RETENTIVE | suspend::NON_RETENTIVE => SbiCall::HartSuspend {
+                    suspend_type,
+                    resume_addr: a[1],
+                    opaque: a[2],
+                },
+                // Platform-specific types: none offered.
+                0x1000_0000..=0x7fff_ffff | 0x9000_0000..=0xffff_ffff => {
+                    SbiCall::Unsupported { eid, fid }
+                }
+                _ => SbiCall::InvalidParam { eid, fid },
+            }
+        }
+        // The hypervisor-extension fences (3..=6) are for guests that run guests.
+        (eid::RFENCE, 0..=2) => SbiCall::RemoteFence {
+            mask: a[0],
+            base: a[1],
+        },
+        // On RV64 an address fits `base_addr_lo`; a non-zero high half is out of reach.
+        (eid::DBCN, 0) if a[2] == 0 => SbiCall::ConsoleWrite {
+            len: a[0],
+            addr: a[1],
+        },
+        (eid::DBCN, 0) => SbiCall::InvalidParam { eid, fid },
+        (eid::DBCN, 1) => SbiCall::ConsoleRead,
+        (eid::DBCN, 2) => SbiCall::PutChar(a[0] as u8),
         (eid::SRST, 0) => {
             // Both parameters are `uint32_t` in the specification: the upper half is ignored.
             let (reset_type, reason) = (a[0] as u32, a[1] as u32);
@@ -181,6 +263,8 @@ pub fn probe(eid: u64) -> bool {
             | eid::IPI
             | eid::HSM
             | eid::SRST
+            | eid::RFENCE
+            | eid::DBCN
             | RISCV_HYPERCALL_EXT
     )
 }
@@ -281,11 +365,77 @@ mod tests {
     }
 
     #[test]
+    fn classifies_what_linux_calls() {
+        assert_eq!(
+            classify(&regs(eid::HSM, 2, 1, 0, 0)),
+            SbiCall::HartStatus { hartid: 1 }
+        );
+        assert_eq!(
+            classify(&regs(eid::HSM, 3, 0x8000_0000, 0x8020_0000, 9)),
+            SbiCall::HartSuspend {
+                suspend_type: suspend::NON_RETENTIVE,
+                resume_addr: 0x8020_0000,
+                opaque: 9
+            }
+        );
+        assert_eq!(
+            classify(&regs(eid::HSM, 3, 1, 0, 0)),
+            SbiCall::InvalidParam {
+                eid: eid::HSM,
+                fid: 3
+            }
+        );
+        assert_eq!(
+            classify(&regs(eid::HSM, 3, 0x1000_0000, 0, 0)),
+            SbiCall::Unsupported {
+                eid: eid::HSM,
+                fid: 3
+            }
+        );
+        for fid in 0..=2 {
+            assert_eq!(
+                classify(&regs(eid::RFENCE, fid, 3, u64::MAX, 0)),
+                SbiCall::RemoteFence {
+                    mask: 3,
+                    base: u64::MAX
+                }
+            );
+        }
+        assert_eq!(
+            classify(&regs(eid::RFENCE, 3, 3, 0, 0)),
+            SbiCall::Unsupported {
+                eid: eid::RFENCE,
+                fid: 3
+            }
+        );
+        assert_eq!(
+            classify(&regs(eid::DBCN, 0, 5, 0x8000_1000, 0)),
+            SbiCall::ConsoleWrite {
+                len: 5,
+                addr: 0x8000_1000
+            }
+        );
+        assert_eq!(
+            classify(&regs(eid::DBCN, 0, 5, 0, 1)),
+            SbiCall::InvalidParam {
+                eid: eid::DBCN,
+                fid: 0
+            }
+        );
+        assert_eq!(
+            classify(&regs(eid::DBCN, 2, b'z' as u64, 0, 0)),
+            SbiCall::PutChar(b'z')
+        );
+    }
+
+    #[test]
     fn base_extension_answers() {
         assert_eq!(base(0, 0), (0, SPEC_VERSION));
         assert_eq!(base(3, eid::HSM), (0, 1));
         assert_eq!(base(3, RISCV_HYPERCALL_EXT), (0, 1));
-        assert_eq!(base(3, 0x4442_434e), (0, 0)); // DBCN: not offered
+        assert_eq!(base(3, eid::DBCN), (0, 1));
+        assert_eq!(base(3, eid::RFENCE), (0, 1));
+        assert_eq!(base(3, 0x0050_4d55), (0, 0)); // PMU: not offered
         assert_eq!(base(99, 0).0, err::NOT_SUPPORTED);
     }
 }

@@ -13,7 +13,7 @@
 
 use core::mem::offset_of;
 
-use crate::regs::Regs;
+use crate::regs::{FpRegs, Regs};
 
 macro_rules! switch_asm {
     ($($tt:tt)*) => {
@@ -236,6 +236,99 @@ axvcpu_riscv_probe_h:
 2:  csrw stvec, t2
     csrw sstatus, t3
     ret
+    // void axvcpu_riscv_fp_save(FpRegs *) / axvcpu_riscv_fp_restore(const FpRegs *):
+    // f0..f31 and fcsr, with sstatus.FS turned on for the copy and put back as it was.
+    // The routines need D whatever the target's own features say.
+    .option push
+    .option arch, +d
+    .balign 4
+    .global axvcpu_riscv_fp_save
+axvcpu_riscv_fp_save:
+    li t1, 0x6000
+    csrrs t0, sstatus, t1
+    fsd f0, 0(a0)
+    fsd f1, 8(a0)
+    fsd f2, 16(a0)
+    fsd f3, 24(a0)
+    fsd f4, 32(a0)
+    fsd f5, 40(a0)
+    fsd f6, 48(a0)
+    fsd f7, 56(a0)
+    fsd f8, 64(a0)
+    fsd f9, 72(a0)
+    fsd f10, 80(a0)
+    fsd f11, 88(a0)
+    fsd f12, 96(a0)
+    fsd f13, 104(a0)
+    fsd f14, 112(a0)
+    fsd f15, 120(a0)
+    fsd f16, 128(a0)
+    fsd f17, 136(a0)
+    fsd f18, 144(a0)
+    fsd f19, 152(a0)
+    fsd f20, 160(a0)
+    fsd f21, 168(a0)
+    fsd f22, 176(a0)
+    fsd f23, 184(a0)
+    fsd f24, 192(a0)
+    fsd f25, 200(a0)
+    fsd f26, 208(a0)
+    fsd f27, 216(a0)
+    fsd f28, 224(a0)
+    fsd f29, 232(a0)
+    fsd f30, 240(a0)
+    fsd f31, 248(a0)
+    frcsr t2
+    sd t2, 256(a0)
+    and t0, t0, t1
+    xor t0, t0, t1
+    csrc sstatus, t0
+    ret
+
+    .balign 4
+    .global axvcpu_riscv_fp_restore
+axvcpu_riscv_fp_restore:
+    li t1, 0x6000
+    csrrs t0, sstatus, t1
+    fld f0, 0(a0)
+    fld f1, 8(a0)
+    fld f2, 16(a0)
+    fld f3, 24(a0)
+    fld f4, 32(a0)
+    fld f5, 40(a0)
+    fld f6, 48(a0)
+    fld f7, 56(a0)
+    fld f8, 64(a0)
+    fld f9, 72(a0)
+    fld f10, 80(a0)
+    fld f11, 88(a0)
+    fld f12, 96(a0)
+    fld f13, 104(a0)
+    fld f14, 112(a0)
+    fld f15, 120(a0)
+    fld f16, 128(a0)
+    fld f17, 136(a0)
+    fld f18, 144(a0)
+    fld f19, 152(a0)
+    fld f20, 160(a0)
+    fld f21, 168(a0)
+    fld f22, 176(a0)
+    fld f23, 184(a0)
+    fld f24, 192(a0)
+    fld f25, 200(a0)
+    fld f26, 208(a0)
+    fld f27, 216(a0)
+    fld f28, 224(a0)
+    fld f29, 232(a0)
+    fld f30, 240(a0)
+    fld f31, 248(a0)
+    ld t2, 256(a0)
+    fscsr t2
+    and t0, t0, t1
+    xor t0, t0, t1
+    csrc sstatus, t0
+    ret
+    .option pop
 "#
 );
 
@@ -245,6 +338,23 @@ extern "C" {
     pub(crate) fn axvcpu_riscv_run_guest(regs: *mut Regs);
     fn axvcpu_riscv_hlvx_hu(gva: u64, guest_hstatus: u64, out: *mut [u64; 2]) -> u64;
     fn axvcpu_riscv_probe_h() -> u64;
+    fn axvcpu_riscv_fp_save(fp: *mut FpRegs);
+    fn axvcpu_riscv_fp_restore(fp: *const FpRegs);
+}
+
+/// Copies the hart's floating-point registers (`f0..f31`, `fcsr`) into `fp`.
+pub(crate) fn fp_save(fp: &mut FpRegs) {
+    // SAFETY: the routine writes the 33 words of `fp` (a valid, exclusive reference to a
+    // `#[repr(C)]` struct of that layout) and touches only FP registers and sstatus.FS,
+    // which it puts back.
+    unsafe { axvcpu_riscv_fp_save(fp) }
+}
+
+/// Loads the hart's floating-point registers from `fp`.
+pub(crate) fn fp_restore(fp: &FpRegs) {
+    // SAFETY: the routine reads the 33 words of `fp` and writes only FP registers (and
+    // sstatus.FS, put back as it was).
+    unsafe { axvcpu_riscv_fp_restore(fp) }
 }
 
 /// Reads the guest instruction halfword at guest-virtual `gva` with the guest's

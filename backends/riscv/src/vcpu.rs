@@ -11,7 +11,7 @@ use axvcpu::{
 use axvcpu_npt::{GStageView, Translation};
 
 use crate::hw::{self, hstatus, num, sstatus};
-use crate::regs::{HostShared, Regs, VsCsrs};
+use crate::regs::{FpRegs, HostShared, Regs, VsCsrs};
 use crate::switch;
 use crate::GStageMode;
 
@@ -90,15 +90,23 @@ pub struct TrapInfo {
 /// while the vCPU is bound and turns its expiry into `VSTIP`. Either way the deadline
 /// survives `unbind`/`bind`.
 ///
-/// Floating point and vector are not virtualised: the guest runs with `sstatus.FS` and
-/// `sstatus.VS` Off, so its FP and vector instructions raise illegal-instruction exceptions
-/// (delegated to the guest), and the host's FP and vector registers are never touched.
+/// Floating point: the guest has F and D (`sstatus.FS` starts Initial; its own
+/// `sstatus.FS` is its business). Its FP registers are live in the hart from `bind` to
+/// `unbind`: `bind` saves the host's `f0..f31`/`fcsr` and loads the guest's, `unbind` does
+/// the reverse (as KVM does at vcpu load and put), so an exit costs nothing for FP. **The
+/// hypervisor must not use FP registers between `bind` and `unbind`** (Rust code without
+/// `f32`/`f64` arithmetic does not). Vector is not virtualised: `sstatus.VS` stays Off and
+/// the guest's vector instructions raise illegal-instruction exceptions (its own).
 #[derive(Debug)]
 pub struct RiscvVCpu<H: AxVCpuHal> {
     regs: Regs,
     vs: VsCsrs,
     /// The host's `scounteren`/`senvcfg` while this vCPU is bound.
     host_shared: HostShared,
+    /// The guest's FP registers while unbound (live in the hart while bound).
+    guest_fp: FpRegs,
+    /// The host's FP registers while this vCPU is bound.
+    host_fp: FpRegs,
     vm_id: usize,
     vcpu_id: usize,
     ept_root: HostPhysAddr,
@@ -143,6 +151,36 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             htval: self.regs.trap_htval,
             htinst: self.regs.trap_htinst,
         }
+    }
+
+    /// Performs on this hart what an SBI remote fence asks of it: forgets the guest's cached
+    /// VS-stage translations (`hfence.vvma` of its VMID, every address and ASID) and
+    /// synchronises instruction fetches (`fence.i`). The hypervisor calls it on each
+    /// target of a [`RemoteFence`](AxVCpuExitReason::RemoteFence) exit, on the target's
+    /// own hart, before that target enters its guest again. Refused unless bound here.
+    pub fn fence_guest(&mut self) -> VCpuResult {
+        if !self.bound {
+            return Err(VCpuError::bad_state(
+                "fence_guest: the vCPU is not bound to this hart",
+            ));
+        }
+        hw::hfence_vvma_all();
+        hw::fence_i();
+        Ok(())
+    }
+
+    /// After the guest's `hart_stop`: its next `hart_start` begins afresh, as SBI starts a
+    /// hart (translation off, interrupts off and none pending, no timer deadline).
+    fn reset_for_restart(&mut self) {
+        // SAFETY: a zero vsatp turns VS-stage translation off (the vCPU is bound: this runs
+        // inside `run`).
+        unsafe { hw::write_vsatp(0) };
+        hw::write::<{ num::VSSTATUS }>(0);
+        hw::write::<{ num::VSIE }>(0);
+        hw::hfence_vvma_all();
+        self.set_guest_timer(u64::MAX);
+        self.pending_irqs = 0;
+        self.regs.guest_sstatus = sstatus::SPP | sstatus::FS_INITIAL;
     }
 
     /// What the G-stage table maps `gpa` to, as the hardware would find it.
@@ -192,6 +230,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
                 ..VsCsrs::default()
             },
             host_shared: HostShared::default(),
+            guest_fp: FpRegs::default(),
+            host_fp: FpRegs::default(),
             vm_id,
             vcpu_id,
             ept_root: HostPhysAddr::from(0),
@@ -251,8 +291,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         // (`axvcpu::tlb_tags` may make VMs share fewer VMIDs still, for a test.)
         let vmid = (self.vm_id % axvcpu::tlb_tags::tlb_tag_limit()) as u16 & hw::vmid_mask();
         self.hgatp = config.gstage.hgatp(self.ept_root, vmid);
-        // The guest enters VS-mode (SPP = S) with FP and vector off and SIE clear.
-        self.regs.guest_sstatus = sstatus::SPP;
+        // The guest enters VS-mode (SPP = S) with FP on, vector off and SIE clear.
+        self.regs.guest_sstatus = sstatus::SPP | sstatus::FS_INITIAL;
         let host_hstatus = hw::read::<{ num::HSTATUS }>();
         let keep = !(hstatus::GVA
             | hstatus::SPV
@@ -300,6 +340,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
         hw::hfence_gvma_all();
         // SAFETY: hgatp holds this vCPU's table until `unbind`, which saves the VS CSRs.
         self.host_shared = unsafe { self.vs.load() };
+        switch::fp_save(&mut self.host_fp);
+        switch::fp_restore(&self.guest_fp);
         hw::write::<{ num::HVIP }>(self.pending_irqs);
         if !hw::has_sstc() {
             self.arm_host_timer();
@@ -313,6 +355,8 @@ impl<H: AxVCpuHal> AxArchVCpu for RiscvVCpu<H> {
     fn unbind(&mut self) -> VCpuResult {
         self.kick.unbind();
         self.vs.save(self.host_shared);
+        switch::fp_save(&mut self.guest_fp);
+        switch::fp_restore(&self.host_fp);
         self.disarm_host_timer();
         hw::write::<{ num::HVIP }>(0);
         // SAFETY: no guest runs on this hart until the next `bind` writes its own table.

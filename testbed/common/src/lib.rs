@@ -20,6 +20,10 @@
 //!   mode (the second through [`console::Prefixed`]), the self-tests, the frame-leak check,
 //!   and the hypercall round-trip benchmark;
 //! - [`console::Console`]: a line-atomic `fmt::Write` over the platform's "put a byte";
+//! - for hypervisors that boot an OS guest: [`params`] (the boot parameters `cargo xtask
+//!   boot` hands them), [`ns16550`] (a UART model), [`exits`] (exit counts by kind),
+//!   [`os`] (the run's shared state and closing line, vCPUs parked and starting), and
+//!   with feature `fdt` the device-tree nodes every architecture writes alike (`fdt`);
 //! - [`selftest`]: the `SELFTEST <name>: ok | FAIL <why>` report of a testbed's own checks;
 //! - [`guest_asm!`]: a testbed's guest programs assembled with the contract's values as
 //!   named operands; [`contract_program!`]: the contract program table over the labels
@@ -58,10 +62,16 @@ extern crate std;
 pub mod arch;
 pub mod boot;
 pub mod console;
+pub mod exits;
+#[cfg(feature = "fdt")]
+pub mod fdt;
 pub mod frames;
 pub mod hal;
 pub mod heap;
 pub mod mailbox;
+pub mod ns16550;
+pub mod os;
+pub mod params;
 pub mod run;
 pub mod selftest;
 pub mod vm;

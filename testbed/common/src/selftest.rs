@@ -7,8 +7,10 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
 
-use axvcpu::VCpuResult;
-use axvcpu_conformance::alloc_fail::sweep;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use axvcpu::{AxVCpuHal, HostPhysAddr, VCpuResult};
+use axvcpu_conformance::alloc_fail::{plan, sweep};
 
 use crate::hal::frames_in_use;
 
@@ -68,6 +70,70 @@ pub fn alloc_fail<T>(
         ));
     }
     Ok(report.points)
+}
+
+/// Guest memory of an `alloc-fail` build, from the testbed's own HAL (not the failing one
+/// the build runs over): RAM starting with the guest's code, and a 2 MiB-aligned 2 MiB block
+/// for a large page the build splits.
+#[derive(Debug)]
+pub struct AllocFailMemory {
+    /// The RAM.
+    pub ram: HostPhysAddr,
+    /// Its size in 4 KiB frames.
+    pub ram_frames: usize,
+    /// The 2 MiB block ([`AF_BIG_FRAMES`] frames).
+    pub big: HostPhysAddr,
+}
+
+/// Frames of [`AllocFailMemory::big`].
+pub const AF_BIG_FRAMES: usize = 512;
+/// Where a build maps the 2 MiB block.
+pub const AF_BIG_GPA: usize = 0x4000_0000;
+/// A page in another 512 GiB (Sv48x4, 4-level EPT/NPT) or 1 GiB (Sv39x4) than RAM and the
+/// block: new tables at every level.
+pub const AF_FAR_GPA: usize = 0x80_4000_0000;
+
+/// Allocations the current build had made when its vCPU was set up.
+static SET_UP_AFTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Called by a build once its vCPU is set up: the points after it fail with a live vCPU.
+pub fn note_vcpu_set_up() {
+    SET_UP_AFTER.store(plan::allocations(), Ordering::SeqCst);
+}
+
+/// [`alloc_fail`] over [`AllocFailMemory`] of `ram_frames` frames holding `code` at their
+/// start, allocated from `H` (the testbed's frame HAL) and freed afterwards. Returns the
+/// allocation points and how many of them came after the vCPU was set up
+/// ([`note_vcpu_set_up`]).
+pub fn alloc_fail_with_memory<H: AxVCpuHal, T>(
+    ram_frames: usize,
+    code: &[u8],
+    mut build: impl FnMut(&AllocFailMemory) -> VCpuResult<T>,
+    min_points: usize,
+) -> Result<(usize, usize), String> {
+    let ram = H::alloc_contiguous_frames(ram_frames, 1).ok_or("no RAM frames")?;
+    let Some(big) = H::alloc_contiguous_frames(AF_BIG_FRAMES, AF_BIG_FRAMES) else {
+        H::dealloc_contiguous_frames(ram, ram_frames);
+        return Err("no 2 MiB block".into());
+    };
+    let mem = AllocFailMemory {
+        ram,
+        ram_frames,
+        big,
+    };
+    let dst = H::phys_to_virt(ram).as_usize() as *mut u8;
+    for (i, b) in code.iter().take(ram_frames * 4096).enumerate() {
+        // SAFETY: `ram` is ours, mapped by the HAL, `i` inside it; no guest runs yet.
+        unsafe { dst.add(i).write_volatile(*b) };
+    }
+    let result = alloc_fail(|| build(&mem), min_points);
+    H::dealloc_contiguous_frames(big, AF_BIG_FRAMES);
+    H::dealloc_contiguous_frames(ram, ram_frames);
+    let points = result?;
+    Ok((
+        points,
+        points.saturating_sub(SET_UP_AFTER.load(Ordering::SeqCst)),
+    ))
 }
 
 #[cfg(test)]

@@ -79,7 +79,14 @@ pub fn start_hart(hart: usize) -> bool {
 
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(hart: usize, _arg: usize, boot: usize) -> ! {
-    CPUS.start(hart, boot != 0)
+    #[cfg(feature = "linux")]
+    {
+        CPUS.start_with(hart, boot != 0, crate::linux::main)
+    }
+    #[cfg(not(feature = "linux"))]
+    {
+        CPUS.start(hart, boot != 0)
+    }
 }
 
 #[unsafe(no_mangle)]

@@ -466,6 +466,108 @@ guest_span:
     DONE_LOOP
     .global guest_span_end
 guest_span_end:
+
+    // sbi-os: the SBI calls an OS makes that the backend hands to the hypervisor or answers
+    // itself: hart_get_status(1) (report a1, a0), remote_sfence_vma to harts 0 and 1,
+    // remote_fence_i to this hart alone, an hfence (unsupported), hart_suspend retentive
+    // and with a reserved type, DBCN write of 5 bytes of RAM, with a non-zero high address
+    // half, and of MMIO (report a0 of each, a1 of the good write).
+    .balign 4
+    .global guest_sbi_os
+guest_sbi_os:
+    li a0, 1
+    li a6, 2
+    li a7, 0x48534d
+    ecall
+    mv s2, a0
+    mv s3, a1
+    REPORT s3
+    REPORT s2
+    li a0, 3
+    li a1, 0
+    li a2, 0
+    li a3, -1
+    li a6, 1
+    li a7, 0x52464e43
+    ecall
+    mv s2, a0
+    REPORT s2
+    li a0, 1
+    li a1, 0
+    li a6, 0
+    li a7, 0x52464e43
+    ecall
+    mv s2, a0
+    REPORT s2
+    li a0, 1
+    li a1, 0
+    li a6, 3
+    li a7, 0x52464e43
+    ecall
+    mv s2, a0
+    REPORT s2
+    li a0, 0
+    li a6, 3
+    li a7, 0x48534d
+    ecall
+    mv s2, a0
+    REPORT s2
+    li a0, 1
+    li a6, 3
+    li a7, 0x48534d
+    ecall
+    mv s2, a0
+    REPORT s2
+    li a0, 5
+    la a1, 1f
+    li a2, 0
+    li a6, 0
+    li a7, 0x4442434e
+    ecall
+    mv s2, a1
+    REPORT s2
+    li a0, 5
+    la a1, 1f
+    li a2, 1
+    li a6, 0
+    li a7, 0x4442434e
+    ecall
+    mv s2, a0
+    REPORT s2
+    li a0, 5
+    li a1, {mmio}
+    li a2, 0
+    li a6, 0
+    li a7, 0x4442434e
+    ecall
+    mv s2, a0
+    REPORT s2
+    DONE_LOOP
+1:  .ascii "dbcn\n"
+    .balign 4
+    .global guest_sbi_os_end
+guest_sbi_os_end:
+
+    // fp: turn FP on, put a2 (set by the hypervisor) in f5 and fcsr's rounding mode 2, READY,
+    // then report f5 and fcsr as they are after the hypervisor ran other vCPUs on this hart.
+    .balign 4
+    .global guest_fp
+guest_fp:
+    .option push
+    .option arch, +d
+    li t0, 0x2000
+    csrs sstatus, t0
+    fmv.d.x f5, a2
+    fsrmi 2
+    HC {ready}
+    fmv.x.d s2, f5
+    REPORT s2
+    frcsr s2
+    REPORT s2
+    DONE_LOOP
+    .option pop
+    .global guest_fp_end
+guest_fp_end:
     .option pop
 "#,
     ext = const axvcpu::RISCV_HYPERCALL_EXT,
@@ -495,6 +597,10 @@ pub enum SelfTest {
     SharedCsrs,
     /// A load spanning RAM and the unmapped page above it.
     Span,
+    /// Floating-point registers kept across other vCPUs' runs on the same hart.
+    Fp,
+    /// The SBI calls of an OS: HSM status and suspend, RFENCE, DBCN.
+    SbiOs,
 }
 
 /// The code of a self-test guest.
@@ -506,5 +612,7 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
         SelfTest::TimerRebind => guest_code!(guest_timer_rebind, guest_timer_rebind_end),
         SelfTest::SharedCsrs => guest_code!(guest_shared_csrs, guest_shared_csrs_end),
         SelfTest::Span => guest_code!(guest_span, guest_span_end),
+        SelfTest::Fp => guest_code!(guest_fp, guest_fp_end),
+        SelfTest::SbiOs => guest_code!(guest_sbi_os, guest_sbi_os_end),
     }
 }

@@ -5,8 +5,13 @@ use axvcpu_testbed::console::Console;
 
 /// QEMU virt's 16550 UART.
 const UART: usize = 0x1000_0000;
-/// End of QEMU virt RAM with `-m 128M`.
+/// End of QEMU virt RAM with `-m 128M`: the heap and frames use it all.
+#[cfg(not(feature = "linux"))]
 pub const RAM_END: usize = 0x8800_0000;
+/// With the `linux` feature (`-m 1G`) the heap and frames end here: the guest's RAM and
+/// the parameter block follow (`linux::loader`).
+#[cfg(feature = "linux")]
+pub const RAM_END: usize = 0x9000_0000;
 
 fn uart_putc(b: u8) {
     let thr = UART as *mut u8;
@@ -45,6 +50,29 @@ pub fn instret() -> u64 {
     t
 }
 
+/// Sleeps until an interrupt is pending and enabled at this hart (taken or not: the
+/// hypervisor runs with `sstatus.SIE` clear, `wfi` ends all the same): a kick, the host
+/// timer carrying a guest's deadline, or the guest's own timer (`vsie` is live in `hie`
+/// while a vCPU is bound).
+#[cfg(feature = "linux")]
+pub fn wait_for_interrupt() {
+    // SAFETY: waits; changes no state.
+    unsafe { core::arch::asm!("wfi", options(nostack, nomem)) };
+}
+
+/// Sends a supervisor software interrupt to `hart` (SBI IPI): ends its `wait_for_interrupt`.
+#[cfg(feature = "linux")]
+pub fn send_ipi(hart: usize) {
+    sbi(0x0073_5049, 0, 1 << hart, 0, 0);
+}
+
+/// Clears this hart's pending supervisor software interrupt (`sip.SSIP`).
+#[cfg(feature = "linux")]
+pub fn clear_soft_interrupt() {
+    // SAFETY: clears a pending-interrupt bit of this hart; no memory is touched.
+    unsafe { core::arch::asm!("csrc sip, {}", in(reg) 2usize, options(nostack, nomem)) };
+}
+
 /// An SBI call.
 pub fn sbi(eid: usize, fid: usize, a0: usize, a1: usize, a2: usize) -> (isize, usize) {
     let (e, v);
@@ -72,6 +100,13 @@ pub fn shutdown(ok: bool) -> ! {
     if !ok {
         // SAFETY: the finisher register, identity-mapped; writing it ends the machine.
         unsafe { (TEST_FINISHER as *mut u32).write_volatile((1 << 16) | 0x3333) };
+        // QEMU ends the machine asynchronously: an SRST right away would have OpenSBI write
+        // the finisher's "pass" over the failure (QEMU then exits 0). Give it a second
+        // before falling back to SRST (a machine without the finisher).
+        let t0 = now_ns();
+        while now_ns() - t0 < 1_000_000_000 {
+            core::hint::spin_loop();
+        }
     }
     sbi(0x5352_5354, 0, 0, if ok { 0 } else { 1 }, 0);
     park()

@@ -6,7 +6,9 @@
 //! suite through `AxVCpu<RiscvVCpu<_>>` exactly as a hypervisor would, prints one line per
 //! scenario on the UART, and powers off through SBI SRST (reason "system failure" when a
 //! scenario failed, which makes QEMU exit non-zero). With the `bench` feature it measures
-//! hypercall round trips instead.
+//! hypercall round trips instead. With the `linux` feature hart 0 boots a Linux guest
+//! instead (`linux/`: `cargo xtask boot riscv64`, `cargo xtask run linux-riscv64`; QEMU
+//! `-m 1G`, the guest's files loaded with `-device loader`).
 //!
 //! This crate holds only what is RISC-V-specific (`arch.rs`: the `TestbedArch` impl;
 //! entry assembly, UART, firmware calls, guest programs, self-tests); the boot flow after
@@ -27,8 +29,20 @@ mod boot;
 mod guests;
 #[cfg(target_os = "none")]
 mod hal;
+#[cfg(all(target_os = "none", feature = "linux"))]
+mod linux;
 #[cfg(target_os = "none")]
 mod selftest;
+
+// The loader's checks run on the build host too.
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/loader.rs"]
+#[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only
+mod loader;
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/plic.rs"]
+#[allow(dead_code)] // what the hypervisor uses on the bare-metal target only
+mod plic;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

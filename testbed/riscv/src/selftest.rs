@@ -1,7 +1,8 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch (refused
 //! while a vCPU is bound), the guest timer (also across unbind/bind), external-interrupt
 //! injection and its acknowledgement, SBI answers, CSRs the guest shares with the host,
-//! MMIO spanning pages, and every frame allocation of the create / setup / G-stage paths
+//! MMIO spanning pages, guest FP registers kept per vCPU, the SBI calls of an OS (HSM status
+//! and suspend, RFENCE, DBCN), and every frame allocation of the create / setup / G-stage paths
 //! failing in turn (`alloc-fail`).
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
 
@@ -9,18 +10,20 @@ use alloc::format;
 use alloc::string::String;
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use axvcpu::{
-    AxArchVCpu, AxErrorKind, AxPerCpu, AxVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
-    HostPhysAddr, VCpuError, VCpuResult, VCpuState,
+    AxArchVCpu, AxErrorKind, AxPerCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuError,
+    VCpuResult, VCpuState,
 };
-use axvcpu_conformance::alloc_fail::{plan, FailingHal};
+use axvcpu_conformance::alloc_fail::FailingHal;
 use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
 use axvcpu_npt::{GStageTable, MapFlags};
 use axvcpu_riscv::{decode::WFI, GStageMode, RiscvPerCpu, RiscvSetupConfig, RiscvVCpu};
-use axvcpu_testbed::selftest::{Check, SelfTest as Test};
+use axvcpu_testbed::selftest::{
+    alloc_fail_with_memory, note_vcpu_set_up, AllocFailMemory, Check, SelfTest as Test,
+    AF_BIG_FRAMES, AF_BIG_GPA, AF_FAR_GPA,
+};
 
 use crate::arch::{Hal, VCpu, Vm};
 use crate::boot::CPUS;
@@ -201,6 +204,59 @@ fn sbi(gstage: GStageMode) -> Check {
     }
 }
 
+/// HSM `hart_get_status` reaches the hypervisor (a `Hypercall` it answers); a remote
+/// fence to another hart is a `RemoteFence` exit, one to the calling hart alone is done
+/// inside; `hart_suspend` is a `Halt`; DBCN writes guest RAM to the console, and refuses a
+/// high address half or memory that is not RAM.
+fn sbi_os(gstage: GStageMode) -> Check {
+    use axvcpu_riscv::sbi::HART_STATUS_NR;
+    let (_vm, mut v) = vcpu(SelfTest::SbiOs, gstage)?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr, args } if nr == HART_STATUS_NR && args[0] == 1 => {
+            v.set_return_value(1).map_err(|e| format!("{e}"))?
+        }
+        other => return Err(format!("hart_get_status: got {other:?}")),
+    }
+    let err = |e: i64| e as u64;
+    let report = |v: &mut AxVCpu<VCpu>, what: &str, want: u64| -> Check {
+        match next(v)? {
+            AxVCpuExitReason::Hypercall {
+                nr: HC_REPORT,
+                args,
+            } if args[0] == want => Ok(()),
+            other => Err(format!(
+                "{what}: expected HC_REPORT({want:#x}), got {other:?}"
+            )),
+        }
+    };
+    report(&mut v, "hart_get_status a1", 1)?;
+    report(&mut v, "hart_get_status a0", 0)?;
+    match next(&mut v)? {
+        AxVCpuExitReason::RemoteFence {
+            target_cpu: 3,
+            target_cpu_aux: 0,
+            send_to_all: false,
+        } => {}
+        other => return Err(format!("remote_sfence_vma: got {other:?}")),
+    }
+    report(&mut v, "remote_sfence_vma a0", 0)?;
+    report(&mut v, "remote_fence_i to this hart", 0)?;
+    report(&mut v, "hfence", err(-2))?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Halt => {}
+        other => return Err(format!("hart_suspend: got {other:?}")),
+    }
+    report(&mut v, "hart_suspend a0", 0)?;
+    report(&mut v, "hart_suspend reserved type", err(-3))?;
+    report(&mut v, "DBCN write: bytes written", 5)?;
+    report(&mut v, "DBCN write, high half", err(-3))?;
+    report(&mut v, "DBCN write of MMIO", err(-3))?;
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
+        other => Err(format!("expected HC_DONE, got {other:?}")),
+    }
+}
+
 fn read_scounteren() -> u64 {
     let v: u64;
     // SAFETY: reading a CSR has no side effects.
@@ -267,22 +323,6 @@ fn span(gstage: GStageMode) -> Check {
 
 type Failing = FailingHal<Hal>;
 
-/// Guest memory of the `alloc-fail` build, from the plain HAL (the harness's, not the
-/// backend's): 64 KiB of RAM and a 2 MiB-aligned 2 MiB block (a superpage to split).
-struct AllocFailMemory {
-    ram: HostPhysAddr,
-    big: HostPhysAddr,
-}
-
-const AF_RAM_FRAMES: usize = 16;
-const AF_BIG_FRAMES: usize = 512;
-const AF_BIG_GPA: usize = 0x4000_0000;
-/// In another 512 GiB (Sv48x4) or another 1 GiB (Sv39x4) than RAM.
-const AF_FAR_GPA: usize = 0x80_4000_0000;
-
-/// Allocations made when the last build's vCPU was set up.
-static AF_SET_UP_AFTER: AtomicUsize = AtomicUsize::new(0);
-
 /// One build: a G-stage table over [`Failing`], RAM and the block mapped, a vCPU created
 /// and set up, two table changes under it (a superpage split, a far page), and a run to
 /// its `wfi`. Returns the vCPU before the table, so it drops first.
@@ -295,7 +335,7 @@ fn alloc_fail_build(
     npt.map(
         GuestPhysAddr::from(RAM_BASE),
         mem.ram,
-        AF_RAM_FRAMES * 4096,
+        mem.ram_frames * 4096,
         rwx,
     )?;
     npt.map(
@@ -313,7 +353,7 @@ fn alloc_fail_build(
             gstage,
             ..RiscvSetupConfig::default()
         })?;
-    AF_SET_UP_AFTER.store(plan::allocations(), Ordering::SeqCst);
+    note_vcpu_set_up();
     npt.protect(
         GuestPhysAddr::from(AF_BIG_GPA + 0x1000),
         4096,
@@ -338,34 +378,88 @@ fn alloc_fail_build(
 /// Every frame allocation of [`alloc_fail_build`] fails in turn: each must be a clean
 /// `NoMemory` error with no frame leaked (`axvcpu_conformance::alloc_fail`).
 fn alloc_fail(gstage: GStageMode) -> Check {
-    let ram = Hal::alloc_contiguous_frames(AF_RAM_FRAMES, 1).ok_or("no RAM frames")?;
-    let Some(big) = Hal::alloc_contiguous_frames(AF_BIG_FRAMES, AF_BIG_FRAMES) else {
-        Hal::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
-        return Err("no 2 MiB block".into());
-    };
-    let mem = AllocFailMemory { ram, big };
-    let ram_ptr = Hal::phys_to_virt(ram).as_usize() as *mut u32;
-    // SAFETY: `ram` is ours, identity-mapped, and no guest runs yet.
-    unsafe { ram_ptr.write_volatile(WFI) };
     // Root, tables for RAM and the block, the split, the far page's tables.
-    let result = axvcpu_testbed::selftest::alloc_fail(|| alloc_fail_build(gstage, &mem), 6);
-    Hal::dealloc_contiguous_frames(big, AF_BIG_FRAMES);
-    Hal::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
-    let points = result?;
-    let before = AF_SET_UP_AFTER.load(Ordering::SeqCst);
+    let (points, with_vcpu) = alloc_fail_with_memory::<Hal, _>(
+        16,
+        &WFI.to_le_bytes(),
+        |mem| alloc_fail_build(gstage, mem),
+        6,
+    )?;
     let mut out = hal::CONSOLE.writer();
     let _ = writeln!(
         out,
-        "testbed-riscv: alloc-fail: {points} allocation points, {} with a set-up vCPU, each a clean NoMemory error",
-        points.saturating_sub(before)
+        "testbed-riscv: alloc-fail: {points} allocation points, {with_vcpu} with a set-up vCPU, each a clean NoMemory error"
     );
     Ok(())
 }
 
+/// Reads `f5` (the host's, between vCPU runs).
+fn read_f5() -> u64 {
+    let v: u64;
+    // SAFETY: reads an FP register (sstatus.FS is on in the testbed).
+    unsafe {
+        core::arch::asm!(".option push", ".option arch, +d", "fmv.x.d {}, f5", ".option pop",
+            out(reg) v, options(nomem, nostack))
+    };
+    v
+}
+
+fn write_f5(v: u64) {
+    // SAFETY: writes an FP register nothing else of the testbed's uses.
+    unsafe {
+        core::arch::asm!(".option push", ".option arch, +d", "fmv.d.x f5, {}", ".option pop",
+            in(reg) v, options(nomem, nostack))
+    };
+}
+
+/// Guest FP state is the guest's own: two vCPUs on this hart each load `f5` and a rounding
+/// mode, and each finds its own after the other ran; the host's `f5` is back after both
+/// are unbound.
+fn fp(gstage: GStageMode) -> Check {
+    const HOST: u64 = 0x4000_1111_2222_3333;
+    const SEEDS: [u64; 2] = [0x3ff0_0000_0000_0001, 0xc000_0000_0000_0002];
+    write_f5(HOST);
+    let (_vm_a, mut a) = vcpu(SelfTest::Fp, gstage)?;
+    a.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let (_vm_b, mut b) = vcpu(SelfTest::Fp, gstage)?;
+    b.unbind().map_err(|e| format!("unbind: {e}"))?;
+    let step = |v: &mut AxVCpu<VCpu>, what: &str, want: Option<u64>| -> Check {
+        v.bind().map_err(|e| format!("bind: {e}"))?;
+        let exit = next(v);
+        v.unbind().map_err(|e| format!("unbind: {e}"))?;
+        match (exit?, want) {
+            (AxVCpuExitReason::Hypercall { nr: HC_READY, .. }, None) => Ok(()),
+            (
+                AxVCpuExitReason::Hypercall {
+                    nr: HC_REPORT,
+                    args,
+                },
+                Some(w),
+            ) if args[0] == w => Ok(()),
+            (other, _) => Err(format!("{what}: expected {want:#x?}, got {other:?}")),
+        }
+    };
+    for (v, seed) in [(&mut a, SEEDS[0]), (&mut b, SEEDS[1])] {
+        v.set_gpr(12, seed as usize).map_err(|e| format!("{e}"))?;
+        step(v, "READY", None)?;
+    }
+    for (v, seed) in [(&mut a, SEEDS[0]), (&mut b, SEEDS[1])] {
+        step(v, "f5", Some(seed))?;
+        // fcsr: frm (7:5) = 2, no exception flags.
+        step(v, "fcsr", Some(2 << 5))?;
+    }
+    match read_f5() {
+        HOST => Ok(()),
+        other => Err(format!("the host's f5 is {other:#x}, not {HOST:#x}")),
+    }
+}
+
 /// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test<GStageMode>; 8] = [
+    let tests: [Test<GStageMode>; 10] = [
         ("percpu", percpu),
+        ("fp", fp),
+        ("sbi-os", sbi_os),
         ("timer", timer),
         ("timer-rebind", timer_rebind),
         ("ext-irq", ext_irq),

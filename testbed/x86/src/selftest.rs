@@ -5,17 +5,20 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use axvcpu::{
-    AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr, HostPhysAddr,
-    VCpuError, VCpuHandle, VCpuResult, VCpuState,
+    AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuError, VCpuHandle,
+    VCpuResult, VCpuState,
 };
-use axvcpu_conformance::alloc_fail::{plan, FailingHal};
+use axvcpu_conformance::alloc_fail::FailingHal;
 use axvcpu_conformance::contract::{HC_DONE, HC_REPORT, IO_IN_RAX_BEFORE};
 use axvcpu_conformance::{Join, TestVm};
 use axvcpu_npt::{MapFlags, NestedPageTable};
-use axvcpu_testbed::selftest::{self, Check, SelfTest};
+use axvcpu_testbed::selftest::{
+    self, alloc_fail_with_memory, note_vcpu_set_up, AllocFailMemory, Check, SelfTest,
+    AF_BIG_FRAMES, AF_BIG_GPA, AF_FAR_GPA,
+};
 use axvcpu_testbed::vm::TestbedVm;
 use axvcpu_testbed::TestbedArch;
 use axvcpu_x86::boot::LongModeBoot;
@@ -342,22 +345,6 @@ type Failing<B> = FailingHal<Hal<B>>;
 type FailingVCpu<B> = AxVCpu<<B as Backend>::VCpu<Failing<B>>>;
 type FailingNpt<B> = NestedPageTable<Failing<B>, <B as Backend>::Format>;
 
-/// Guest memory of the `alloc-fail` build, from the plain HAL (the harness's, not the
-/// backend's): the test RAM and a 2 MiB-aligned 2 MiB block (a large page to split).
-struct AllocFailMemory {
-    ram: HostPhysAddr,
-    big: HostPhysAddr,
-}
-
-const AF_RAM_FRAMES: usize = RAM_SIZE / 4096;
-const AF_BIG_FRAMES: usize = 512;
-const AF_BIG_GPA: usize = 0x4000_0000;
-/// Another 512 GiB than RAM: new tables at every level.
-const AF_FAR_GPA: usize = 0x80_4000_0000;
-
-/// Allocations made when the last build's vCPU was set up.
-static AF_SET_UP_AFTER: AtomicUsize = AtomicUsize::new(0);
-
 /// One build: a nested page table over [`Failing`], RAM and the block mapped, a vCPU
 /// created (the backend's own frames: VMCB, permission maps / VMCS, MSR bitmap) and set up
 /// (boot tables written through the table), two table changes under it (a large-page
@@ -369,7 +356,7 @@ fn alloc_fail_build<B: Backend>(
     let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
     let mut npt = FailingNpt::<B>::new()?;
     let ram = GuestPhysAddr::from(RAM_BASE);
-    npt.map(ram, mem.ram, AF_RAM_FRAMES * 4096, rwx)?;
+    npt.map(ram, mem.ram, mem.ram_frames * 4096, rwx)?;
     npt.map(
         GuestPhysAddr::from(AF_BIG_GPA),
         mem.big,
@@ -386,7 +373,7 @@ fn alloc_fail_build<B: Backend>(
             stack_top: (RAM_BASE + RAM_SIZE) as u64,
             stack_stride: STACK_SIZE as u64,
         })?;
-    AF_SET_UP_AFTER.store(plan::allocations(), Ordering::SeqCst);
+    note_vcpu_set_up();
     npt.protect(
         GuestPhysAddr::from(AF_BIG_GPA + 0x1000),
         4096,
@@ -411,25 +398,16 @@ fn alloc_fail_build<B: Backend>(
 /// Every frame allocation of [`alloc_fail_build`] fails in turn: each must be a clean
 /// `NoMemory` error with no frame leaked (`axvcpu_conformance::alloc_fail`).
 fn alloc_fail<B: Backend>(_: ()) -> Check {
-    let ram = Hal::<B>::alloc_contiguous_frames(AF_RAM_FRAMES, 1).ok_or("no RAM frames")?;
-    let Some(big) = Hal::<B>::alloc_contiguous_frames(AF_BIG_FRAMES, AF_BIG_FRAMES) else {
-        Hal::<B>::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
-        return Err("no 2 MiB block".into());
-    };
-    let mem = AllocFailMemory { ram, big };
-    let ram_ptr = Hal::<B>::phys_to_virt(ram).as_usize() as *mut u8;
-    // SAFETY: `ram` is ours, identity-mapped, and no guest runs yet: `hlt` at the entry.
-    unsafe { ram_ptr.write_volatile(0xf4) };
     // Root, tables for RAM and the block, the split, the far page's tables, the backend's.
-    let result = axvcpu_testbed::selftest::alloc_fail(|| alloc_fail_build::<B>(&mem), 8);
-    Hal::<B>::dealloc_contiguous_frames(big, AF_BIG_FRAMES);
-    Hal::<B>::dealloc_contiguous_frames(ram, AF_RAM_FRAMES);
-    let points = result?;
-    let before = AF_SET_UP_AFTER.load(Ordering::SeqCst);
+    let (points, with_vcpu) = alloc_fail_with_memory::<Hal<B>, _>(
+        RAM_SIZE / 4096,
+        &[0xf4], // hlt
+        |mem| alloc_fail_build::<B>(mem),
+        8,
+    )?;
     axvcpu_testbed::say::<X86<B>>(format_args!(
-        "testbed-x86: alloc-fail: {points} allocation points, {} with a set-up vCPU, each a \
-         clean NoMemory error",
-        points.saturating_sub(before)
+        "testbed-x86: alloc-fail: {points} allocation points, {with_vcpu} with a set-up vCPU, \
+         each a clean NoMemory error"
     ));
     Ok(())
 }

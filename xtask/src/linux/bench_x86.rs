@@ -3,7 +3,7 @@
 //! the same initramfs and command line.
 
 use super::bench::time_to_marker;
-use super::{check_boot_with, APPEND_X86, X86_64};
+use super::{check_boot_of, APPEND_X86, X86_64, X86_64_CHECK};
 
 /// Prints the seconds from QEMU's start to the user-space marker both ways, their ratio,
 /// and the hypervisor's exits by kind.
@@ -20,7 +20,7 @@ pub fn bench_x86_64() -> Result<(), String> {
         elf.display().to_string(),
     ]);
     let (t_ours, out) = time_to_marker(tb.qemu, &ours)?;
-    let summary = check_boot_with(&out, 1, "timer", "(hlt with interrupts off)")?;
+    let summary = check_boot_of(&out, 1, &X86_64_CHECK)?;
     let vmlinux = crate::testbed::target_dir().join("linux-x86_64-vmlinux");
     crate::bzimage::write_vmlinux(&images.kernel, &vmlinux)?;
     let plain: Vec<String> = [

@@ -13,9 +13,9 @@ mod bench;
 mod bench_x86;
 mod check;
 
-pub use bench::bench_aarch64;
+pub use bench::{bench_aarch64, bench_riscv64};
 pub use bench_x86::bench_x86_64;
-pub use check::{check_boot, check_boot_with};
+pub use check::{check_boot, check_boot_of, RISCV64_CHECK, X86_64_CHECK};
 
 /// A Linux guest of one architecture, as Debian packages it.
 #[derive(Debug, Clone, Copy)]
@@ -158,36 +158,53 @@ fn find_prefixed(root: &Path, prefix: &str) -> Result<PathBuf, String> {
 /// the time to user space.)
 pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 
+/// The command line of the RISC-V guest (its console is the NS16550A, `ttyS0`).
+pub const APPEND_RISCV64: &str = "console=ttyS0 quiet panic=-1";
+
 /// The x86 command line: COM1, no ACPI, local APIC or I/O APIC (the hypervisor emulates
 /// the 8259 and 8254 instead), no PCI (no config space), no port-0x80 delays (an exit
 /// each, for nothing: the emulated devices need no settling time).
 pub const APPEND_X86: &str =
     "console=ttyS0 acpi=off nolapic noapic pci=off io_delay=none quiet panic=-1";
 
-const BOOT_USAGE: &str = "usage: cargo xtask boot aarch64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--svm]";
+const BOOT_USAGE: &str =
+    "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)] [--svm (x86_64)]";
 
 /// What `cargo xtask boot` was asked to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootArgs {
-    /// The architecture: `aarch64`, `x86_64`.
+    /// The architecture: `aarch64`, `riscv64`, `x86_64`.
     pub arch: String,
     /// The kernel.
     pub kernel: PathBuf,
     /// The initrd, if any.
     pub initrd: Option<PathBuf>,
-    /// The command line ([`APPEND`], [`APPEND_X86`] unless given).
+    /// The command line ([`APPEND`], [`APPEND_RISCV64`], [`APPEND_X86`] unless given).
     pub append: String,
     /// vCPUs (2 unless given; 1 on x86_64).
     pub cpus: usize,
+    /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
+    pub sstc: bool,
 }
 
-/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]` (x86_64 also
-/// `--svm`, the backend of its hypervisor in QEMU; `--vmx` is refused, not done yet).
+/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]` (riscv64 also
+/// `--no-sstc`; x86_64 also `--svm`, the backend of its hypervisor in QEMU, while `--vmx`
+/// is refused: not done yet).
 pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
     let (arch, rest) = args.split_first().ok_or(BOOT_USAGE)?;
     let x86 = arch == "x86_64";
-    let (mut kernel, mut initrd, mut cpus) = (None, None, if x86 { 1 } else { 2 });
-    let mut append = if x86 { APPEND_X86 } else { APPEND }.to_string();
+    let default_append = match arch.as_str() {
+        "riscv64" => APPEND_RISCV64,
+        "x86_64" => APPEND_X86,
+        _ => APPEND,
+    };
+    let (mut kernel, mut initrd, mut append, mut cpus) = (
+        None,
+        None,
+        default_append.to_string(),
+        if x86 { 1 } else { 2 },
+    );
+    let mut sstc = true;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -202,6 +219,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
                 let v = value()?;
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
+            "--no-sstc" => sstc = false,
             "--svm" if x86 => {}
             "--vmx" if x86 => {
                 return Err("--vmx: Linux on the VMX backend (Bochs) is not done yet".into())
@@ -215,6 +233,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         initrd,
         append,
         cpus,
+        sstc,
     })
 }
 
@@ -225,11 +244,169 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
         "aarch64" => {
             crate::aarch64::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
         }
+        "riscv64" => {
+            crate::riscv::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, b.sstc)
+                .map(drop)
+        }
         "x86_64" => {
             crate::x86::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
         }
         other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
     }
+}
+
+/// The parameter block an OS-guest hypervisor reads (`axvcpu_testbed::params`): magic,
+/// kernel size, initrd size, vCPUs, flags (bit 0: print the device tree), command-line
+/// length (little-endian `u64`s), the command line.
+pub fn params_block(
+    kernel_size: u64,
+    initrd_size: u64,
+    cpus: usize,
+    print_dtb: bool,
+    append: &str,
+) -> Vec<u8> {
+    let mut b = b"AXVLINUX".to_vec();
+    let flags = u64::from(print_dtb);
+    for v in [
+        kernel_size,
+        initrd_size,
+        cpus as u64,
+        flags,
+        append.len() as u64,
+    ] {
+        b.extend(v.to_le_bytes());
+    }
+    b.extend(append.as_bytes());
+    b
+}
+
+/// `cargo xtask run linux-riscv64`: the Debian images, booted on 2 vCPUs, with Sstc and
+/// without; checked as `cargo xtask test` checks them.
+pub fn run_riscv64() -> Result<(), String> {
+    let images = RISCV64.images()?;
+    for sstc in [true, false] {
+        let output = crate::riscv::boot_linux(
+            &images.kernel,
+            Some(&images.initrd),
+            APPEND_RISCV64,
+            2,
+            sstc,
+        )?;
+        let s =
+            check_boot_of(&output, 2, &RISCV64_CHECK).map_err(|e| format!("Sstc {sstc}: {e}"))?;
+        eprintln!(
+            "xtask: Linux on the RISC-V hypervisor (Sstc {sstc}): user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+            s.userspace_ms
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask test`'s RISC-V Linux step (and `cargo xtask run linux-riscv64`): the
+/// loader's refusals and a raw binary first (a second or two each), then the Debian images
+/// on 2 vCPUs with Sstc and without ([`run_riscv64`]).
+pub fn test_riscv64() -> Result<(), String> {
+    loader_checks_riscv64()?;
+    run_riscv64()
+}
+
+/// A raw RISC-V binary (no `Image` header) that writes `H` and a newline to the NS16550A
+/// and powers off through SBI SRST.
+const RAW_HELLO_RISCV64: [u32; 11] = [
+    0x1000_05b7, // lui a1, 0x10000        (the UART)
+    0x0480_0613, // li a2, 'H'
+    0x00c5_8023, // sb a2, 0(a1)
+    0x00a0_0613, // li a2, '\n'
+    0x00c5_8023, // sb a2, 0(a1)
+    0x0000_0513, // li a0, 0               (shutdown)
+    0x0000_0593, // li a1, 0               (no reason)
+    0x5352_58b7, // lui a7, 0x53525
+    0x3548_8893, // addi a7, a7, 0x354     (SRST)
+    0x0000_0813, // li a6, 0               (system_reset)
+    0x0000_0073, // ecall
+];
+
+/// The RISC-V loader: a raw binary runs (at RAM + 2 MiB) and powers off cleanly; an ELF
+/// file, an `Image` whose header says big-endian and one larger than the guest's RAM are
+/// refused with the reason before the guest starts.
+fn loader_checks_riscv64() -> Result<(), String> {
+    let dir = crate::testbed::target_dir();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)
+            .map(|()| path.clone())
+            .map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    let raw: Vec<u8> = RAW_HELLO_RISCV64
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let raw = write("loader-raw-riscv64.bin", &raw)?;
+    let out = crate::riscv::boot_linux(&raw, None, "", 1, true)?;
+    if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x80200000") {
+        return Err("the raw binary did not run at RAM + 2 MiB".into());
+    }
+    // An `Image` header: text_offset 2 MiB, image_size, flags, both magics.
+    let header = |image_size: u64, flags: u64| {
+        let mut h = vec![0u8; 64];
+        h[8..16].copy_from_slice(&(2u64 << 20).to_le_bytes());
+        h[16..24].copy_from_slice(&image_size.to_le_bytes());
+        h[24..32].copy_from_slice(&flags.to_le_bytes());
+        h[0x30..0x35].copy_from_slice(b"RISCV");
+        h[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        h
+    };
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.resize(64, 0);
+    for (name, image, why) in [
+        ("loader-elf-riscv64.img", elf, "ELF"),
+        ("loader-be-riscv64.img", header(1 << 20, 1), "big-endian"),
+        (
+            "loader-huge-riscv64.img",
+            header(1 << 30, 0),
+            "does not fit",
+        ),
+    ] {
+        let path = write(name, &image)?;
+        match crate::riscv::boot_linux(&path, None, "", 1, true) {
+            Err(e) if e.contains("kernel refused") && e.contains(why) => {}
+            Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
+            Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),
+        }
+    }
+    eprintln!("xtask: RISC-V loader: raw binary ran, an ELF file and bad headers refused");
+    Ok(())
+}
+
+/// `cargo xtask run linux-x86_64`: the Debian amd64 images, booted on the x86 hypervisor
+/// (AMD SVM in QEMU), 1 vCPU.
+pub fn run_x86_64() -> Result<String, String> {
+    let images = X86_64.images()?;
+    crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, 1)
+}
+
+/// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
+/// not one refused before QEMU starts, then the Debian images on 1 vCPU, checked by
+/// [`check_boot_of`] (x86's `timer` line, the power-off by `hlt` with interrupts off).
+pub fn test_x86_64() -> Result<(), String> {
+    let junk = crate::testbed::target_dir().join("loader-junk.bzimage");
+    std::fs::write(&junk, [0u8; 4096]).map_err(|e| format!("writing {}: {e}", junk.display()))?;
+    match crate::x86::linux_host(&junk, None, APPEND_X86, 1) {
+        Err(e) if e.contains("HdrS") => {}
+        Err(e) => {
+            return Err(format!(
+                "a junk kernel was refused for the wrong reason: {e}"
+            ))
+        }
+        Ok(_) => return Err("a junk kernel was accepted".into()),
+    }
+    let output = run_x86_64()?;
+    let s = check_boot_of(&output, 1, &X86_64_CHECK)?;
+    eprintln!(
+        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, 1 CPU, timer ticking, clean power-off",
+        s.userspace_ms
+    );
+    Ok(())
 }
 
 /// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
@@ -247,37 +424,6 @@ pub fn test_aarch64() -> Result<(), String> {
     let s = check_boot(&output, 2)?;
     eprintln!(
         "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
-        s.userspace_ms
-    );
-    Ok(())
-}
-
-/// `cargo xtask run linux-x86_64`: the Debian amd64 images, booted on the x86 hypervisor
-/// (AMD SVM in QEMU), 1 vCPU.
-pub fn run_x86_64() -> Result<String, String> {
-    let images = X86_64.images()?;
-    crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, 1)
-}
-
-/// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
-/// not one refused before QEMU starts, then the Debian images on 1 vCPU, checked by
-/// [`check_boot_with`] (x86's `timer` line, the power-off by `hlt` with interrupts off).
-pub fn test_x86_64() -> Result<(), String> {
-    let junk = crate::testbed::target_dir().join("loader-junk.bzimage");
-    std::fs::write(&junk, [0u8; 4096]).map_err(|e| format!("writing {}: {e}", junk.display()))?;
-    match crate::x86::linux_host(&junk, None, APPEND_X86, 1) {
-        Err(e) if e.contains("HdrS") => {}
-        Err(e) => {
-            return Err(format!(
-                "a junk kernel was refused for the wrong reason: {e}"
-            ))
-        }
-        Ok(_) => return Err("a junk kernel was accepted".into()),
-    }
-    let output = run_x86_64()?;
-    let s = check_boot_with(&output, 1, "timer", "(hlt with interrupts off)")?;
-    eprintln!(
-        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, 1 CPU, timer ticking, clean power-off",
         s.userspace_ms
     );
     Ok(())
@@ -348,8 +494,8 @@ mod tests {
     fn boot_arguments_have_defaults_and_refuse_what_they_do_not_know() {
         let b = parse_boot_args(&args("aarch64 --kernel K")).unwrap();
         assert_eq!(
-            (b.kernel, b.initrd, b.append, b.cpus),
-            ("K".into(), None, APPEND.into(), 2)
+            (b.kernel, b.initrd, b.append, b.cpus, b.sstc),
+            ("K".into(), None, APPEND.into(), 2, true)
         );
         let b =
             parse_boot_args(&args("aarch64 --cpus 1 --initrd I --kernel K --append q")).unwrap();
@@ -367,6 +513,8 @@ mod tests {
         assert!(parse_boot_args(&args("aarch64 --kernel K --cpus two")).is_err());
         assert!(parse_boot_args(&args("aarch64 --kernel K --smp 2")).is_err());
         assert!(parse_boot_args(&[]).is_err());
+        let b = parse_boot_args(&args("riscv64 --kernel K --no-sstc")).unwrap();
+        assert_eq!((b.append.as_str(), b.sstc), (APPEND_RISCV64, false));
         let x = parse_boot_args(&args("x86_64 --kernel K --svm")).unwrap();
         assert_eq!((x.cpus, x.append.as_str()), (1, APPEND_X86));
         assert!(parse_boot_args(&args("x86_64 --kernel K --vmx")).is_err());

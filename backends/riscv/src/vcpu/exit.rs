@@ -22,7 +22,7 @@ use axvcpu_npt::MapFlags;
 
 use super::RiscvVCpu;
 use crate::decode::{self, CsrInsn, CsrSrc, Htinst, MemInsn};
-use crate::hw::{self, num};
+use crate::hw::{self, num, sstatus};
 use crate::sbi::{self, SbiCall};
 
 /// `scause` interrupt bit.
@@ -139,6 +139,19 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
     fn handle_ecall(&mut self) -> AxVCpuExitReason {
         // `ecall` has no compressed form.
         self.advance(4);
+        // The hypercall extension first, and the SBI proper out of line: a hypercall round
+        // trip then pays for neither the other calls' decoding nor their register pressure.
+        if self.regs.gpr(17) == axvcpu::RISCV_HYPERCALL_EXT {
+            let nr = self.regs.gpr(16);
+            let args = core::array::from_fn(|i| self.regs.gpr(10 + i));
+            self.regs.set_gpr(10, sbi::err::SUCCESS as u64);
+            return AxVCpuExitReason::Hypercall { nr, args };
+        }
+        self.handle_sbi()
+    }
+
+    #[inline(never)]
+    fn handle_sbi(&mut self) -> AxVCpuExitReason {
         let a = core::array::from_fn(|i| self.regs.gpr(10 + i));
         let (a0, a1) = (10, 11);
         let answer = |s: &mut Self, err: i64| s.regs.set_gpr(a0, err as u64);
@@ -161,12 +174,76 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             }
             SbiCall::HartStop => {
                 answer(self, sbi::err::SUCCESS);
+                self.reset_for_restart();
                 AxVCpuExitReason::CpuDown { state: 0 }
             }
-            SbiCall::SystemReset { .. } => {
+            SbiCall::HartStatus { hartid } => {
                 answer(self, sbi::err::SUCCESS);
-                AxVCpuExitReason::SystemDown
+                AxVCpuExitReason::Hypercall {
+                    nr: sbi::HART_STATUS_NR,
+                    args: [hartid, 0, 0, 0, 0, 0],
+                }
             }
+            SbiCall::HartSuspend {
+                suspend_type,
+                resume_addr,
+                opaque,
+            } => {
+                answer(self, sbi::err::SUCCESS);
+                if suspend_type == sbi::suspend::NON_RETENTIVE {
+                    // Resumes as a started hart would: at `resume_addr`, translation off,
+                    // interrupts disabled, a0 = hart id, a1 = opaque.
+                    // SAFETY: a zero vsatp turns VS-stage translation off; the guest's
+                    // accesses still go through this vCPU's G-stage table.
+                    unsafe { hw::write_vsatp(0) };
+                    hw::clear::<{ num::VSSTATUS }>(sstatus::SIE);
+                    hw::hfence_vvma_all();
+                    self.regs.guest_sepc = resume_addr;
+                    self.regs.set_gpr(a0, self.vcpu_id as u64);
+                    self.regs.set_gpr(a1, opaque);
+                }
+                AxVCpuExitReason::Halt
+            }
+            SbiCall::RemoteFence { mask, base } => {
+                answer(self, sbi::err::SUCCESS);
+                let me = self.vcpu_id as u64;
+                let all = base == u64::MAX;
+                let targeted =
+                    |h: u64| all || (h >= base && h - base < 64 && (mask >> (h - base)) & 1 != 0);
+                if targeted(me) {
+                    hw::hfence_vvma_all();
+                    hw::fence_i();
+                }
+                let others =
+                    all || (0..64).any(|i| (mask >> i) & 1 != 0 && base.wrapping_add(i) != me);
+                if others {
+                    AxVCpuExitReason::RemoteFence {
+                        target_cpu: mask,
+                        target_cpu_aux: base,
+                        send_to_all: all,
+                    }
+                } else {
+                    AxVCpuExitReason::Nothing
+                }
+            }
+            SbiCall::ConsoleWrite { len, addr } => {
+                match self.console_write(addr, len) {
+                    Some(written) => {
+                        answer(self, sbi::err::SUCCESS);
+                        self.regs.set_gpr(a1, written);
+                    }
+                    None => answer(self, sbi::err::INVALID_PARAM),
+                }
+                AxVCpuExitReason::Nothing
+            }
+            SbiCall::ConsoleRead => {
+                answer(self, sbi::err::SUCCESS);
+                self.regs.set_gpr(a1, 0);
+                AxVCpuExitReason::Nothing
+            }
+            // A successful reset does not return: `a0` (the reset type) and `a1` (the
+            // reason) stay as the guest set them, for the hypervisor to read.
+            SbiCall::SystemReset { .. } => AxVCpuExitReason::SystemDown,
             SbiCall::PutChar(c) => {
                 hw::console_putchar(c);
                 answer(self, sbi::err::SUCCESS);
@@ -212,6 +289,27 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
                 AxVCpuExitReason::Nothing
             }
         }
+    }
+
+    /// DBCN `console_write`: the bytes at guest-physical `addr` to the firmware's console,
+    /// up to the end of their page (the guest writes the rest with another call); how many
+    /// were written, or `None` when `addr` is not guest RAM.
+    #[inline(never)]
+    fn console_write(&self, addr: u64, len: u64) -> Option<u64> {
+        let t = self.translate(addr)?;
+        if !t.flags.contains(MapFlags::READ) {
+            return None;
+        }
+        let n = len.min(PAGE - addr % PAGE);
+        let host = H::phys_to_virt(t.hpa).as_usize() as *const u8;
+        for i in 0..n as usize {
+            // SAFETY: the G-stage table maps this page of guest RAM readable to host memory
+            // the hypervisor gave the guest, identity-reachable through `phys_to_virt`;
+            // `i` stays within the page. A volatile read: the guest may change it.
+            let b = unsafe { host.add(i).read_volatile() };
+            hw::console_putchar(b);
+        }
+        Some(n)
     }
 
     // Out of line, as `handle_virtual_instruction`: inlined into the entry path, their
