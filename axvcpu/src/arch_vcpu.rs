@@ -115,6 +115,27 @@ pub trait AxArchVCpu: Sized {
     /// `clear_external_interrupt`).
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult;
 
+    /// Makes the guest take exception `vector` (0..32) at its next entry, before any
+    /// interrupt, with `error_code` for the exceptions that push one (x86 #DF, #TS, #NP,
+    /// #SS, #GP, #PF, #AC, #CP). What a hypervisor answers an instruction it refuses with:
+    /// #GP(0) for an MSR it does not give, #UD for an instruction it does not emulate.
+    ///
+    /// After a read exit (`MmioRead`, `IoRead`, `SysRegRead`) it replaces
+    /// `complete_read`: the instruction faults instead of completing (its pending read is
+    /// dropped, the program counter stays on it, as the architecture does for a fault).
+    ///
+    /// Implemented by the x86 backends (SVM `EVENTINJ`, VMX VM-entry interruption
+    /// information, KVM `KVM_SET_VCPU_EVENTS`). The default, for the architectures without
+    /// such a thing, is `Unsupported`: RISC-V and AArch64 have no exception vector with an
+    /// error code a hypervisor injects (their hypervisors forward a trap by writing the
+    /// guest's cause/syndrome registers, which the backends do themselves).
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        let _ = (vector, error_code);
+        Err(crate::VCpuError::unsupported(
+            "exception injection: this architecture has no exception vectors with error codes to inject",
+        ))
+    }
+
     /// Whether the backend holds an injected interrupt the guest has not taken yet. After a
     /// [`Halt`](AxVCpuExitReason::Halt) the core reports the vCPU `Ready` rather than
     /// `Blocked` when this is true, so a hypervisor never sleeps on a wake-up it already has.

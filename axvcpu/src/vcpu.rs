@@ -450,6 +450,19 @@ impl<A: AxArchVCpu> AxVCpu<A> {
         crate::handle::inject::<A>(&self.shared, vector)
     }
 
+    /// Makes the guest take exception `vector` with `error_code` at its next entry (see
+    /// [`AxArchVCpu::inject_exception`]). After a read exit it replaces `complete_read`:
+    /// the reading instruction faults instead, and the read is no longer owed. Refused
+    /// (`BadState`) before `setup`; `Unsupported` on architectures without such exceptions.
+    pub fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.expect_set_up()?;
+        self.arch.inject_exception(vector, error_code)?;
+        if self.awaiting == Awaiting::Read {
+            self.awaiting = Awaiting::Nothing;
+        }
+        Ok(())
+    }
+
     /// Tells the backend the nested page table changed.
     pub fn nested_page_table_changed(&mut self) -> VCpuResult {
         self.expect_set_up()?;

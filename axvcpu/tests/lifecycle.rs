@@ -425,6 +425,25 @@ fn the_pc_cannot_move_while_a_read_waits_for_its_value() {
 }
 
 #[test]
+fn an_exception_answers_a_read_instead_of_its_value() {
+    let mut v = ready_vcpu(0, 0);
+    refused!(v, v.complete_read(0), VCpuState::Ready);
+    v.arch_mut()
+        .unwrap()
+        .push_exit(AxVCpuExitReason::SysRegRead {
+            addr: SysRegAddr(0x8b),
+            reg: 0,
+        });
+    v.arch_mut().unwrap().push_exit(AxVCpuExitReason::Idle);
+    v.run().unwrap();
+    v.inject_exception(13, Some(0)).unwrap();
+    assert_eq!(v.arch().count(&Call::Exception(13, Some(0))), 1);
+    refused!(v, v.complete_read(1), VCpuState::Ready);
+    v.run().unwrap();
+    assert_eq!(v.arch().count(&Call::CompleteRead(1)), 0);
+}
+
+#[test]
 fn a_guest_that_powered_off_is_not_run_again() {
     let mut v = ready_vcpu(0, 0);
     v.arch_mut()

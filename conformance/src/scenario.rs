@@ -103,6 +103,14 @@ pub enum Scenario {
     /// `complete_read`, then `SysRegWrite { addr, value }` exactly. The guest sees the
     /// answered value.
     SysReg,
+    /// `exception` — guest: [`GuestProgram::SysReg`]. At its `SysRegRead` the hypervisor
+    /// answers with [`AxVCpu::inject_exception`](axvcpu::AxVCpu::inject_exception)`(13,
+    /// Some(0))` (#GP(0)) instead of a value. x86: accepted, the read is no longer owed
+    /// (`complete_read` refused), and the guest takes the #GP at its `rdmsr`: the test
+    /// guests have no IDT, so it ends in a triple fault, `SystemDown`. Elsewhere: refused as
+    /// `Unsupported` (no exception vectors to inject), the read still owed and completed as
+    /// in `sysreg`.
+    Exception,
     /// `isolation` — guest: [`GuestProgram::Isolation`], reads and writes the pages just
     /// below and just above its RAM. The hypervisor sees only MMIO exits at exactly those
     /// addresses; host memory is never reached.
@@ -161,6 +169,7 @@ impl Scenario {
         Self::IrqMerge,
         Self::Preempt,
         Self::SysReg,
+        Self::Exception,
         Self::Isolation,
         Self::Smp,
         Self::Regs,
@@ -188,6 +197,7 @@ impl Scenario {
             Self::IrqMerge => "irq-merge",
             Self::Preempt => "preempt",
             Self::SysReg => "sysreg",
+            Self::Exception => "exception",
             Self::Isolation => "isolation",
             Self::Smp => "smp",
             Self::Regs => "regs",
@@ -219,7 +229,7 @@ impl Scenario {
             Self::CpuDown => GuestProgram::CpuDown,
             Self::IrqInject | Self::IrqQueued | Self::IrqMerge => GuestProgram::Irq,
             Self::Preempt => GuestProgram::Spin,
-            Self::SysReg => GuestProgram::SysReg,
+            Self::SysReg | Self::Exception => GuestProgram::SysReg,
             Self::Isolation => GuestProgram::Isolation,
             Self::Smp => GuestProgram::Smp,
             Self::Regs => GuestProgram::Regs,

@@ -7,15 +7,18 @@
 //!   under `target/`), builds the initramfs and boots it on the AArch64 hypervisor, 2 vCPUs.
 //! - `cargo xtask run linux-riscv64`: the same with Debian trixie's riscv64 kernel and
 //!   busybox on the RISC-V hypervisor, 2 vCPUs, with Sstc and without.
-//! - `cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING]
-//!   [--cpus N] [--no-sstc]`: boots any kernel on the AArch64 or RISC-V hypervisor (exit 0
-//!   when the guest powers off cleanly; `--no-sstc`: a RISC-V host CPU without Sstc).
+//! - `cargo xtask run linux-x86_64`: Debian bookworm's amd64 kernel and busybox on the x86
+//!   hypervisor, AMD SVM in QEMU, 1 vCPU.
+//! - `cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append
+//!   STRING] [--cpus N] [--no-sstc] [--svm]`: boots any kernel on the AArch64, RISC-V or x86
+//!   hypervisor (exit 0 when the guest powers off cleanly; `--no-sstc`: a RISC-V host CPU
+//!   without Sstc; x86_64 takes a bzImage or a vmlinux ELF, 1 vCPU, SVM).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
-//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64]`:
-//!   prints the benchmark figures (of every backend and of Linux on AArch64 and RISC-V, or
-//!   of one).
+//! - `cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64]`:
+//!   prints the benchmark figures (of every backend and of Linux on AArch64, RISC-V and
+//!   x86, or of one).
 //! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
 //!   against its reference decoder (default 10 million inputs each).
 //! - `cargo xtask soak [--exits N]`: 8 hosted vCPUs, N exits each (default 1,000,000), with
@@ -24,6 +27,7 @@
 
 mod aarch64;
 mod bochs;
+mod bzimage;
 mod cmd;
 mod debian;
 mod fuzz;
@@ -37,14 +41,14 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64] | \
-cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] | \
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
+cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] [--svm] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
-cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64] | \
+cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N] | cargo xtask soak [--exits N]";
 
 /// What `cargo xtask bench` can measure alone.
-const BENCHES: [&str; 7] = [
+const BENCHES: [&str; 8] = [
     "kvm",
     "riscv",
     "aarch64",
@@ -52,6 +56,7 @@ const BENCHES: [&str; 7] = [
     "x86-vmx",
     "linux-aarch64",
     "linux-riscv64",
+    "linux-x86_64",
 ];
 
 fn main() -> ExitCode {
@@ -93,6 +98,11 @@ fn run(which: &str) -> Result<(), String> {
             setup::rust_targets()?;
             setup::qemu()?;
             return linux::test_riscv64();
+        }
+        "linux-x86_64" => {
+            setup::rust_targets()?;
+            setup::qemu()?;
+            return linux::test_x86_64();
         }
         "x86-vmx" => {
             setup::rust_targets()?;
@@ -140,6 +150,7 @@ fn bench(which: Option<&str>) -> Result<(), String> {
         || wants("x86")
         || wants("linux-aarch64")
         || wants("linux-riscv64")
+        || wants("linux-x86_64")
     {
         setup::qemu()?;
     }
@@ -157,6 +168,9 @@ fn bench(which: Option<&str>) -> Result<(), String> {
     }
     if wants("x86") {
         x86::bench()?;
+    }
+    if wants("linux-x86_64") {
+        linux::bench_x86_64()?;
     }
     if wants("x86-vmx") {
         setup::bochs()?;

@@ -133,6 +133,10 @@ pub fn all() -> Result<(), String> {
         linux::test_riscv64(),
     );
     step("x86-64 SVM testbed in QEMU", x86::test());
+    step(
+        "Linux on the x86 hypervisor, AMD SVM in QEMU (user space, timer, power-off)",
+        linux::test_x86_64(),
+    );
     step("x86-64 VMX testbed in Bochs", bochs::test());
 
     let failed_steps = failures.len();

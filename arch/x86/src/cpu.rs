@@ -1,6 +1,6 @@
 //! The host x86-64 CPU's instructions every bare-metal x86 backend uses alike: MSRs, CPUID,
-//! `RFLAGS.IF`. (What is SVM's or VMX's alone stays in that backend's `hw.rs`.) Only on
-//! x86-64 targets.
+//! `RFLAGS.IF`, and FXSAVE/FXRSTOR of a guest's x87/SSE state. (What is SVM's or VMX's
+//! alone stays in that backend's `hw.rs`.) Only on x86-64 targets.
 
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
@@ -64,6 +64,49 @@ pub fn restore_flags(flags: u64) {
         // SAFETY: interrupts were enabled before `save_flags_cli`.
         unsafe { asm!("sti", options(nomem, nostack)) };
     }
+}
+
+/// The legacy region `fxsave` writes: x87, MXCSR, XMM0..15.
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct FxArea(pub [u8; 512]);
+
+impl FxArea {
+    /// The state after `fninit` and reset: FCW 0x037f (every exception masked), MXCSR
+    /// 0x1f80, the x87 stack empty, the registers zero.
+    pub fn initial() -> Self {
+        let mut a = [0u8; 512];
+        a[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        a[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        Self(a)
+    }
+}
+
+impl core::fmt::Debug for FxArea {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FxArea")
+    }
+}
+
+/// `fxsave`: this CPU's x87/SSE state into `area`.
+///
+/// Only on bare-metal hosts (`target_os = "none"`), which use no x87/SSE registers of
+/// their own (the state is the guest's), with `CR4.OSFXSR` set so XMM registers are saved.
+#[cfg(target_os = "none")]
+pub fn fxsave(area: &mut FxArea) {
+    // SAFETY: `area` is 512 writable bytes, 16-byte aligned; the host keeps no state of
+    // its own in these registers.
+    unsafe { asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) };
+}
+
+/// `fxrstor`: this CPU's x87/SSE state from `area` (as [`fxsave`] or
+/// [`FxArea::initial`] left it).
+#[cfg(target_os = "none")]
+pub fn fxrstor(area: &FxArea) {
+    // SAFETY: `area` is 512 readable bytes, 16-byte aligned, holding a valid state (MXCSR
+    // reserved bits clear: the guest cannot set them, `fxsave` stores what the CPU had);
+    // the host keeps no state of its own in these registers.
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, readonly)) };
 }
 
 #[cfg(test)]

@@ -33,9 +33,11 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `cpu` (x86-64 targets) | the host CPU's MSRs, CPUID and `RFLAGS.IF`, as bare-metal backends use them |
+//! | `cpu` (x86-64 targets) | the host CPU's MSRs, CPUID, `RFLAGS.IF` and FXSAVE/FXRSTOR, as bare-metal backends use them |
+//! | [`cpuid`] | what a guest sees of CPUID: the host's answer filtered to what the backends virtualise, and a hypervisor leaf |
 //! | [`boot`] | the GDT and identity page tables a guest starts in 64-bit long mode with |
 //! | [`apic`] | the local APIC's ICR written through the xAPIC page → `CpuUp` (INIT-SIPI), `SendIPI`, or absorbed |
+//! | [`msr`] | the MSRs kept in the guest state (EFER, PAT): what a guest may write |
 //! | [`paging`] | the guest's 4-level page-table walk, and fetching instruction bytes at `rip` through it, over any [`paging::GuestMemory`] |
 //! | [`decode`] | the `mov`/`movzx`/`movsx`/`movsxd` forms that access MMIO, and `in`/`out` lengths |
 //! | [`exit`] | port I/O, MSR and MMIO exits → `AxVCpuExitReason`, and completing their reads, over any [`exit::GuestRegs`] |
@@ -47,8 +49,10 @@ pub mod apic;
 pub mod boot;
 #[cfg(target_arch = "x86_64")]
 pub mod cpu;
+pub mod cpuid;
 pub mod decode;
 pub mod exit;
 pub mod gpr;
 pub mod lapic;
+pub mod msr;
 pub mod paging;

@@ -63,6 +63,7 @@ pub enum Call {
     CompleteRead(u64),
     Inject(usize),
     SetReturn(usize),
+    Exception(u8, Option<u32>),
 }
 
 #[derive(Clone, Default)]
@@ -264,6 +265,10 @@ impl AxArchVCpu for TestArch {
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
         self.calls.push(Call::Inject(vector));
         self.held_interrupts.insert(vector);
+        Ok(())
+    }
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.calls.push(Call::Exception(vector, error_code));
         Ok(())
     }
     fn has_pending_interrupt(&self) -> bool {

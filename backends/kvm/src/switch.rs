@@ -322,6 +322,36 @@ impl Switch {
         self.mark_sync_dirty(SYNC_EVENTS);
     }
 
+    /// Makes KVM inject exception `vector` (with `error_code`) at the next entry, through
+    /// the synced vCPU events. Refused while KVM holds an exception already.
+    pub(crate) fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        let run = self.page();
+        // SAFETY: see `base`; `s.regs.events` is KVM's pending-event state (plain
+        // integers), copied out at the last exit.
+        unsafe {
+            let exception = addr_of_mut!((*run).s.regs.events.exception);
+            let mut e = exception.read();
+            if e.injected != 0 || e.pending != 0 {
+                return Err(VCpuError::bad_state(
+                    "inject_exception: KVM holds an exception for the guest already",
+                ));
+            }
+            e.injected = 1;
+            e.nr = vector;
+            e.has_error_code = u8::from(error_code.is_some());
+            e.error_code = error_code.unwrap_or(0);
+            exception.write(e);
+        }
+        self.mark_sync_dirty(SYNC_EVENTS);
+        Ok(())
+    }
+
+    /// Sets `kvm_run.msr.error` after an `rdmsr`/`wrmsr` exit: KVM injects #GP(0) at the
+    /// next `KVM_RUN` instead of finishing the instruction.
+    pub(crate) fn fail_msr(&mut self) -> VCpuResult {
+        self.write_exit_data(EXIT_DATA_START, &[1])
+    }
+
     /// Asks KVM for (or stops asking for) an exit once the guest can take an interrupt.
     #[inline]
     pub(crate) fn request_interrupt_window(&mut self, on: bool) {

@@ -282,6 +282,11 @@ impl<H: AxVCpuHal> AxArchVCpu for KvmVCpu<H> {
         self.irqs.inject(vector)
     }
 
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.exits
+            .inject_exception(vector, error_code, &mut self.switch)
+    }
+
     fn has_pending_interrupt(&self) -> bool {
         self.irqs.has_pending()
     }

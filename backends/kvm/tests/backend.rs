@@ -633,3 +633,41 @@ fn per_cpu_enable_means_dev_kvm_is_usable_and_vms_need_it() {
     let raw = KvmPerCpu::new(1).expect("raw per-CPU state");
     assert!(KvmVm::new(&raw, KvmVmConfig::default()).is_err());
 }
+
+#[test]
+fn an_injected_exception_faults_the_guest() {
+    // The test guests have no IDT: an exception they take ends in a triple fault.
+    // #GP(0) for an rdmsr (kvm_run.msr.error) instead of its value.
+    let (_vm, mut v) = start(contract(GuestProgram::SysReg));
+    assert!(matches!(run(&mut v), E::SysRegRead { .. }));
+    v.inject_exception(13, Some(0)).expect("inject");
+    refused_read(&mut v);
+    assert_eq!(run(&mut v), E::SystemDown);
+    drop(v);
+    // ... and for a wrmsr.
+    let (_vm, mut v) = start(contract(GuestProgram::SysReg));
+    assert!(matches!(run(&mut v), E::SysRegRead { .. }));
+    v.complete_read(c::SYSREG_READ_VALUE).expect("complete");
+    assert_eq!(report(&mut v), c::SYSREG_READ_VALUE);
+    assert!(matches!(run(&mut v), E::SysRegWrite { .. }));
+    v.inject_exception(13, Some(0)).expect("inject");
+    assert_eq!(run(&mut v), E::SystemDown);
+    drop(v);
+    // #UD through the vCPU events once nothing is left to finish (after a halt).
+    let (_vm, mut v) = start(contract(GuestProgram::Halt));
+    assert_eq!(run(&mut v), E::Halt);
+    assert!(v.inject_exception(32, None).is_err(), "not an exception");
+    v.inject_exception(6, None).expect("inject");
+    assert!(v.inject_exception(6, None).is_err(), "one at a time");
+    assert_eq!(run(&mut v), E::SystemDown);
+    drop(v);
+    // A port read KVM finishes itself cannot fault instead.
+    let (_vm, mut v) = start(contract(GuestProgram::IoIn));
+    assert!(matches!(run(&mut v), E::IoRead { .. }));
+    let e = v.inject_exception(13, Some(0)).unwrap_err();
+    assert_eq!(e.kind(), AxErrorKind::Unsupported);
+}
+
+fn refused_read(v: &mut VCpu) {
+    assert!(v.complete_read(0).is_err(), "the read is no longer owed");
+}

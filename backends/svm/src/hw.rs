@@ -6,7 +6,9 @@ use core::arch::asm;
 
 use axvcpu::HostPhysAddr;
 use axvcpu_x86::cpu::wrmsr;
-pub use axvcpu_x86::cpu::{cpuid, efer, rdmsr, restore_flags, save_flags_cli, MSR_EFER};
+pub use axvcpu_x86::cpu::{cpuid, efer, rdmsr, restore_flags, save_flags_cli, FxArea, MSR_EFER};
+#[cfg(target_os = "none")]
+pub use axvcpu_x86::cpu::{fxrstor, fxsave};
 
 /// `VM_CR`.
 pub const MSR_VM_CR: u32 = 0xc001_0114;

@@ -69,16 +69,21 @@
 //! | access the NPT maps without that permission; fetch from unmapped memory; guest page walk through unmapped memory | `NestedPageFault` |
 //! | `hlt` | `Halt` |
 //! | triple fault (shutdown intercept) | `SystemDown` |
-//! | `rdmsr` / `wrmsr` (every MSR is intercepted) | `SysRegRead{addr: ecx, reg: 0}` (value to `edx:eax`) / `SysRegWrite{addr: ecx, value: edx:eax}` |
+//! | `rdmsr` / `wrmsr` of an intercepted MSR | `SysRegRead{addr: ecx, reg: 0}` (value to `edx:eax`) / `SysRegWrite{addr: ecx, value: edx:eax}`; `inject_exception(13, Some(0))` answers either with #GP instead |
+//! | `rdmsr` / `wrmsr` of `EFER` or `PAT` | handled (`Nothing`): the VMCB's `EFER` (SVME kept, hidden) and `G_PAT`; a value the hardware refuses gets #GP(0) |
+//! | `rdmsr` / `wrmsr` of FS/GS bases, `KernelGSBase`, `STAR`, `LSTAR`, `CSTAR`, `SFMASK`, `SYSENTER_*` | no exit: `vmload`/`vmsave` swap them with the host's |
+//! | `cpuid` | handled (`Nothing`): the host's answer through [`axvcpu_x86::cpuid::filter_for`] (no SVM/VMX, MONITOR, XSAVE/AVX, x2APIC, ...; a hypervisor leaf) |
+//! | `invd`, `wbinvd` | handled (`Nothing`): skipped, caches are coherent |
+//! | `monitor`, `mwait` / `xsetbv` | handled: #UD / #GP(0) injected (CPUID hides them) |
 //! | interrupt window opens (VINTR, requested for a pending vector) | handled (`Nothing`): the next entry injects |
 //! | kick IPI while in the guest (or a kick before entry) | `Kicked` |
 //! | the late IPI of a kick already taken | handled (`Nothing`) |
 //! | another host interrupt (INTR intercept) / NMI | `ExternalInterrupt{vector}`: the highest vector pending in the local APIC's IRR at the exit / 2; the host's IDT has handled it when `run` returns |
 //! | VMRUN refused (`EXITCODE` low 32 bits = `0xffff_ffff`) | `FailEntry{hardware_entry_failure_reason: EXITCODE}` |
-//! | anything else (SVM instructions, INVD, WBINVD, MONITOR/MWAIT, XSETBV, task switch) | `Err` (value: the exit code) |
+//! | anything else (SVM instructions, INVLPGA, task switch) | `Err` (value: the exit code) |
 //!
 //! `rip` has moved past the instruction when `run` returns, except for reads, where
-//! `complete_read` moves it. `Nothing` is the core's "handled, enter again": `AxVCpu::run`
+//! `complete_read` moves it (or `inject_exception` leaves it, the instruction faulting). `Nothing` is the core's "handled, enter again": `AxVCpu::run`
 //! never returns it.
 //!
 //! # Shape of the backend

@@ -22,7 +22,7 @@ use axvcpu_x86::boot::{
 
 use crate::hw;
 use crate::regs::{gpr, Gprs};
-use crate::vmcb::{Vmcb, IOPM_FRAMES, MSRPM_FRAMES};
+use crate::vmcb::{msrpm_read_bit, Vmcb, IOPM_FRAMES, MSRPM_FRAMES, PASSTHROUGH_MSRS};
 
 pub use axvcpu_x86::lapic::{LapicKick, KICK_VECTOR};
 
@@ -68,6 +68,16 @@ impl Frames {
             // SAFETY: `frames` contiguous frames just allocated, through the HAL's mapping.
             unsafe { core::ptr::write_bytes(va, 0xff, frames * 4096) };
         }
+        let msrpm_va = H::phys_to_virt(msrpm).as_usize() as *mut u8;
+        for msr in PASSTHROUGH_MSRS {
+            if let Some((byte, bit)) = msrpm_read_bit(msr) {
+                // SAFETY: `byte` < 8 KiB (the map's size), in the frames just allocated.
+                unsafe {
+                    let p = msrpm_va.add(byte);
+                    p.write(p.read() & !(3 << bit));
+                }
+            }
+        }
         Ok(Self {
             vmcb,
             host_area,
@@ -87,11 +97,18 @@ impl Frames {
 /// An x86-64 vCPU under AMD SVM: the guest runs in long mode, translated by the nested
 /// page table given to `set_ept_root` (`NestedPageTable<H, X86Npt>`, `N_CR3` = its root).
 ///
-/// **Intercepts.** VMMCALL, HLT, every port (I/O permission map all ones), every MSR (MSR
-/// permission map all ones: the guest cannot reach a host MSR), shutdown, INTR and NMI
-/// (host interrupts), VINTR while an interrupt waits for a window, the SVM instructions,
-/// INVD, WBINVD, MONITOR/MWAIT, XSETBV, INVLPGA and task switches (these end `run` with an
-/// `Err` carrying the exit code).
+/// **Intercepts.** VMMCALL, HLT, every port (I/O permission map all ones), every MSR but
+/// the ones `vmload`/`vmsave` swap (FS/GS bases, `KernelGSBase`, `STAR`/`LSTAR`/`CSTAR`/
+/// `SFMASK`, `SYSENTER_*`: the guest cannot reach a host MSR), CPUID (answered inside
+/// through [`axvcpu_x86::cpuid::filter_for`]), shutdown, INTR and NMI (host interrupts),
+/// VINTR while an interrupt waits for a window, the SVM instructions, INVD and WBINVD
+/// (skipped: caches are coherent), MONITOR/MWAIT (#UD: CPUID hides them), XSETBV (#GP:
+/// CPUID hides XSAVE), INVLPGA and task switches (these two end `run` with an `Err`
+/// carrying the exit code).
+///
+/// **Exceptions.** `inject_exception(vector, error_code)` delivers an exception through
+/// `EVENTINJ` at the next entry; after a read exit the instruction faults instead of
+/// completing, and after a `SysRegWrite` `rip` goes back onto the `wrmsr`.
 ///
 /// **Interrupts.** `inject_interrupt(vector)` takes vectors 32..=255 and makes them
 /// pending (a pending vector injected again merges with it). The highest pending vector is
@@ -118,9 +135,12 @@ impl Frames {
 /// **State.** `vmrun` moves the VMCB's guest state (segments, control registers, `rip`,
 /// `rsp`, `rax`, `EFER`, ...); `vmload`/`vmsave` around it swap FS/GS/TR/LDTR bases,
 /// `KernelGSBase`, `STAR`/`LSTAR`/`CSTAR`/`SFMASK` and `SYSENTER_*` with the host's; the
-/// world switch moves the other 14 GPRs. Not switched: x87/SSE/AVX state and `XCR0` (the
-/// `x86_64-unknown-none` host uses no floating point; guests on one CPU share it), debug
-/// registers `DR0..3`.
+/// world switch moves the other 14 GPRs. The x87/SSE state (FXSAVE area) is the vCPU's: `bind`
+/// loads it, `unbind` saves it (the bare-metal host uses no x87/SSE registers, so nothing
+/// is switched around each `vmrun`; on other hosts, the host tests, neither happens).
+/// `PAT` and `EFER` live in the VMCB (guest `rdmsr`/`wrmsr` of them are answered inside);
+/// the MSRs `vmload`/`vmsave` swap are not intercepted. Not given: AVX and `XCR0` (CPUID
+/// hides XSAVE, `xsetbv` gets #GP), debug registers `DR0..3`.
 pub struct SvmVCpu<H: AxVCpuHal> {
     frames: Frames,
     gprs: Gprs,
@@ -134,7 +154,13 @@ pub struct SvmVCpu<H: AxVCpuHal> {
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
     pending_read: Option<axvcpu_x86::exit::PendingRead>,
+    /// `rip` after the last `wrmsr` handed to the hypervisor (`SysRegWrite`): where an
+    /// exception it injects for that write finds the instruction to fault on.
+    msr_write_rip: Option<u64>,
     icr: IcrDecoder,
+    /// The guest's x87/SSE state while the vCPU is not bound (loaded in the CPU while it
+    /// is: the bare-metal host uses none of those registers).
+    fpu: hw::FxArea,
 }
 
 impl<H: AxVCpuHal> core::fmt::Debug for SvmVCpu<H> {
@@ -147,6 +173,7 @@ impl<H: AxVCpuHal> core::fmt::Debug for SvmVCpu<H> {
             .field("gprs", &self.gprs)
             .field("irq", &self.irq)
             .field("pending_read", &self.pending_read)
+            .field("fpu", &self.fpu)
             .finish()
     }
 }
@@ -189,6 +216,15 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
     }
 }
 
+impl<H: AxVCpuHal> SvmVCpu<H> {
+    /// Whether the guest has interrupts enabled (`RFLAGS.IF`): a hypervisor tells a guest
+    /// halted for good (`hlt` with interrupts off, how Linux without ACPI ends
+    /// `poweroff`) from one waiting for an interrupt.
+    pub fn interrupts_enabled(&self) -> bool {
+        self.vmcb().r64(crate::vmcb::save::RFLAGS) & (1 << 9) != 0
+    }
+}
+
 fn check_gpr(reg: usize) -> VCpuResult {
     if reg < gpr::COUNT {
         Ok(())
@@ -220,7 +256,9 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
             kicker: IpiKicker::new(),
             irq: irq::Interrupts::default(),
             pending_read: None,
+            msr_write_rip: None,
             icr: IcrDecoder::new(),
+            fpu: hw::FxArea::initial(),
         })
     }
 
@@ -263,6 +301,10 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     }
 
     fn bind(&mut self) -> VCpuResult {
+        // The guest's x87/SSE registers come in with it (not around every `vmrun`: the
+        // host uses none of them).
+        #[cfg(target_os = "none")]
+        hw::fxrstor(&self.fpu);
         self.kicker.bind_to(H::current_cpu_id());
         // ASIDs are not flushed one by one (no flush-by-ASID): flush all on a new CPU.
         self.flush_tlb = true;
@@ -270,6 +312,8 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     }
 
     fn unbind(&mut self) -> VCpuResult {
+        #[cfg(target_os = "none")]
+        hw::fxsave(&mut self.fpu);
         self.kicker.unbind();
         Ok(())
     }
@@ -309,6 +353,20 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
 
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
         self.irq.inject(vector)
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.irq.exception(vector, error_code)?;
+        // The instruction of a read exit faults instead of completing; a `wrmsr` the
+        // hypervisor refuses faults too, so `rip` goes back onto it (the exit moved it on).
+        self.pending_read = None;
+        if let Some(after) = self.msr_write_rip.take() {
+            let v = self.vmcb();
+            if v.r64(crate::vmcb::save::RIP) == after {
+                v.set_rip(after.wrapping_sub(exit::MSR_INSN_LEN));
+            }
+        }
+        Ok(())
     }
 
     fn has_pending_interrupt(&self) -> bool {

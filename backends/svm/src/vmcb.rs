@@ -103,6 +103,8 @@ pub mod icpt3 {
     pub const NMI: u32 = 1 << 1;
     /// Virtual interrupt window (V_IRQ about to be taken).
     pub const VINTR: u32 = 1 << 4;
+    /// CPUID.
+    pub const CPUID: u32 = 1 << 18;
     /// INVD.
     pub const INVD: u32 = 1 << 22;
     /// HLT.
@@ -167,6 +169,10 @@ pub mod exit {
     pub const NMI: u64 = 0x61;
     /// Virtual interrupt window.
     pub const VINTR: u64 = 0x64;
+    /// CPUID.
+    pub const CPUID: u64 = 0x72;
+    /// INVD.
+    pub const INVD: u64 = 0x76;
     /// HLT.
     pub const HLT: u64 = 0x78;
     /// IN/OUT.
@@ -177,6 +183,16 @@ pub mod exit {
     pub const SHUTDOWN: u64 = 0x7f;
     /// VMMCALL.
     pub const VMMCALL: u64 = 0x81;
+    /// WBINVD.
+    pub const WBINVD: u64 = 0x89;
+    /// MONITOR.
+    pub const MONITOR: u64 = 0x8a;
+    /// MWAIT.
+    pub const MWAIT: u64 = 0x8b;
+    /// MWAIT (conditional).
+    pub const MWAIT_COND: u64 = 0x8c;
+    /// XSETBV.
+    pub const XSETBV: u64 = 0x8d;
     /// Nested page fault.
     pub const NPF: u64 = 0x400;
     /// VMEXIT_INVALID, as its low 32 bits (QEMU stores 0xffff_ffff).
@@ -191,10 +207,12 @@ pub mod event {
     pub const EV: u64 = 1 << 11;
     /// Type field (bits 8..11): 0 = external interrupt.
     pub const TYPE_MASK: u64 = 7 << 8;
+    /// Type 3: exception.
+    pub const TYPE_EXCEPTION: u64 = 3 << 8;
 }
 
 /// The default PAT, for `G_PAT`.
-pub const DEFAULT_PAT: u64 = 0x0007_0406_0007_0406;
+pub const DEFAULT_PAT: u64 = axvcpu_x86::msr::DEFAULT_PAT;
 
 /// `TLB_CONTROL`: flush the whole TLB at VMRUN (no flush-by-ASID under QEMU).
 pub const TLB_FLUSH_ALL: u8 = 1;
@@ -203,6 +221,35 @@ pub const TLB_FLUSH_ALL: u8 = 1;
 pub const IOPM_FRAMES: usize = 3;
 /// MSRPM size: 8 KiB (2 frames).
 pub const MSRPM_FRAMES: usize = 2;
+
+/// MSRs the guest reads and writes without an exit: the state `vmload`/`vmsave` swap with
+/// the host's around every `vmrun` (FS/GS bases, `KernelGSBase`, `STAR`, `LSTAR`, `CSTAR`,
+/// `SFMASK`, `SYSENTER_CS/ESP/EIP`), so the guest's values are the guest's alone.
+pub const PASSTHROUGH_MSRS: [u32; 10] = [
+    0x174,
+    0x175,
+    0x176,
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0100,
+    0xc000_0101,
+    0xc000_0102,
+];
+
+/// Where MSR `msr`'s read-intercept bit is in the MSR permission map: `(byte, bit)`; the
+/// write-intercept bit is the next one. `None` for an MSR outside the map's three ranges
+/// (always intercepted).
+pub const fn msrpm_read_bit(msr: u32) -> Option<(usize, u8)> {
+    let (base, range) = match msr {
+        0..=0x1fff => (0x000, msr),
+        0xc000_0000..=0xc000_1fff => (0x800, msr - 0xc000_0000),
+        0xc001_0000..=0xc001_1fff => (0x1000, msr - 0xc001_0000),
+        _ => return None,
+    };
+    Some((base + range as usize / 4, (range % 4) as u8 * 2))
+}
 
 /// A VMCB through the host's mapping of its frame.
 #[cfg(target_arch = "x86_64")]
@@ -287,6 +334,7 @@ impl Vmcb {
             ctrl::INTERCEPT_3,
             icpt3::INTR
                 | icpt3::NMI
+                | icpt3::CPUID
                 | icpt3::INVD
                 | icpt3::HLT
                 | icpt3::INVLPGA

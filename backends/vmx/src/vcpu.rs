@@ -50,11 +50,18 @@ enum VmcsState {
 /// given to `set_ept_root` (`NestedPageTable<H, Ept>`, EPTP = [`Ept::eptp`] of its root).
 ///
 /// **Exits.** External interrupts (acknowledged at exit), NMIs, HLT, every port
-/// (unconditional I/O exiting), every MSR (MSR bitmap all ones), MWAIT, MONITOR, WBINVD,
-/// moves to and from CR8, CR0/CR4 writes of the bits VMX fixes, the interrupt window while
-/// an interrupt waits, and what VMX always exits on (CPUID, VMCALL, INVD, XSETBV, the VMX
-/// instructions, triple fault). CPUID is answered inside (the host's values without VMX);
-/// see the crate docs for the rest.
+/// (unconditional I/O exiting), every MSR but [`PASSTHROUGH_MSRS`](crate::vmcs::PASSTHROUGH_MSRS)
+/// (the MSR bitmap), MWAIT, MONITOR, WBINVD, moves to and from CR8, CR0/CR4 writes of the
+/// bits VMX fixes, the interrupt window while an interrupt waits, and what VMX always exits
+/// on (CPUID, VMCALL, INVD, XSETBV, the VMX instructions, triple fault). Answered inside:
+/// CPUID (through [`axvcpu_x86::cpuid::filter_for`]), `EFER` (the VMCS's guest `EFER`) and
+/// `PAT` (kept per vCPU, not applied to memory types) reads and writes, INVD and WBINVD
+/// (skipped), MONITOR/MWAIT (#UD), XSETBV (#GP(0)); see the crate docs for the rest.
+///
+/// **Exceptions.** `inject_exception(vector, error_code)` delivers a hardware exception
+/// through the VM-entry interruption information at the next entry; after a read exit the
+/// instruction faults instead of completing, and after a `SysRegWrite` `rip` goes back onto
+/// the `wrmsr`.
 ///
 /// **Interrupts.** `inject_interrupt(vector)` takes vectors 32..=255 and makes them
 /// pending (a pending vector injected again merges with it). The highest pending vector is
@@ -72,9 +79,10 @@ enum VmcsState {
 ///
 /// **State.** The VMCS switches the guest's segments, control registers, `rip`, `rsp`,
 /// `RFLAGS`, `EFER`, `SYSENTER_*`, `DEBUGCTL`, DR7; the world switch moves the other 15
-/// GPRs. Not switched: x87/SSE/AVX state and `XCR0`, `DR0..3`, and `KernelGSBase`/`STAR`/
-/// `LSTAR`/`SFMASK` (the guest cannot write them: every MSR exits; its `swapgs` would swap
-/// with the host's `KernelGSBase`).
+/// GPRs. `bind` loads, and `unbind` saves, the guest's x87/SSE state (FXSAVE) and
+/// `STAR`/`LSTAR`/`CSTAR`/`SFMASK`/`KernelGSBase` (the bare-metal host uses none of them;
+/// the guest reaches them without exits while bound; on other hosts, the host tests,
+/// neither happens). Not given: AVX and `XCR0` (CPUID hides XSAVE), `DR0..3`.
 pub struct VmxVCpu<H: AxVCpuHal> {
     vmcs: HostPhysAddr,
     msr_bitmap: HostPhysAddr,
@@ -95,6 +103,15 @@ pub struct VmxVCpu<H: AxVCpuHal> {
     kicker: IpiKicker<LapicKick<H>>,
     irq: irq::Interrupts,
     pending_read: Option<axvcpu_x86::exit::PendingRead>,
+    /// `rip` after, and the length of, the last `wrmsr` handed to the hypervisor
+    /// (`SysRegWrite`): where an exception it injects for that write faults.
+    msr_write_rip: Option<(u64, u64)>,
+    /// The guest's x87/SSE state while the vCPU is not bound (in the CPU while it is).
+    fpu: axvcpu_x86::cpu::FxArea,
+    /// The guest's [`SWITCHED_MSRS`](crate::vmcs::SWITCHED_MSRS) while it is not bound.
+    syscall_msrs: [u64; 5],
+    /// The guest's `PAT`, as written (kept, not applied: the VMCS does not load it).
+    pat: u64,
     icr: IcrDecoder,
 }
 
@@ -109,11 +126,46 @@ impl<H: AxVCpuHal> core::fmt::Debug for VmxVCpu<H> {
             .field("regs", &self.regs)
             .field("irq", &self.irq)
             .field("pending_read", &self.pending_read)
+            .field("fpu", &self.fpu)
+            .field("syscall_msrs", &self.syscall_msrs)
             .finish()
     }
 }
 
 impl<H: AxVCpuHal> VmxVCpu<H> {
+    /// Whether the guest has interrupts enabled (`RFLAGS.IF`), while the vCPU is bound (its
+    /// VMCS current on this CPU; `false` otherwise): a hypervisor tells a guest halted for
+    /// good (`hlt` with interrupts off) from one waiting for an interrupt.
+    pub fn interrupts_enabled(&self) -> bool {
+        matches!(self.state, VmcsState::Active(_))
+            && self.vmcs().read(crate::vmcs::guest::RFLAGS) & (1 << 9) != 0
+    }
+
+    /// `bind`: the guest's x87/SSE state and syscall MSRs into the CPU (the bare-metal host
+    /// uses none of them).
+    #[cfg(target_os = "none")]
+    fn switch_in(&mut self) {
+        axvcpu_x86::cpu::fxrstor(&self.fpu);
+        for (msr, v) in crate::vmcs::SWITCHED_MSRS.iter().zip(self.syscall_msrs) {
+            // SAFETY: the syscall MSRs exist on every x86-64 CPU; the host executes no
+            // `syscall`/`sysret`/`swapgs`, so the guest's values cannot break it.
+            unsafe { axvcpu_x86::cpu::wrmsr(*msr, v) };
+        }
+    }
+
+    /// `unbind`: the guest's x87/SSE state and syscall MSRs out of the CPU.
+    #[cfg(target_os = "none")]
+    fn switch_out(&mut self) {
+        axvcpu_x86::cpu::fxsave(&mut self.fpu);
+        for (msr, v) in crate::vmcs::SWITCHED_MSRS
+            .iter()
+            .zip(self.syscall_msrs.iter_mut())
+        {
+            // SAFETY: the syscall MSRs exist on every x86-64 CPU; reading has no effect.
+            *v = unsafe { axvcpu_x86::cpu::rdmsr(*msr) };
+        }
+    }
+
     /// The VMCS, for code that runs while it is current (`bind`, `run`; the tests' fake).
     #[inline]
     fn vmcs(&self) -> Vmcs {
@@ -193,6 +245,18 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
                 return Err(e);
             }
         };
+        let map = H::phys_to_virt(msr_bitmap).as_usize() as *mut u8;
+        for msr in crate::vmcs::PASSTHROUGH_MSRS {
+            if let Some((byte, bit)) = crate::vmcs::msr_bitmap_read_bit(msr) {
+                for at in [byte, byte + 0x800] {
+                    // SAFETY: `at` < 4 KiB, in the bitmap frame just allocated.
+                    unsafe {
+                        let p = map.add(at);
+                        p.write(p.read() & !(1 << bit));
+                    }
+                }
+            }
+        }
         let tags = axvcpu::tlb_tags::tlb_tag_limit().min(0xffff) as u32;
         let vpid = 1 + (NEXT_VPID.fetch_add(1, Ordering::Relaxed) % tags) as u16;
         Ok(Self {
@@ -212,7 +276,11 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
             kicker: IpiKicker::new(),
             irq: irq::Interrupts::default(),
             pending_read: None,
+            msr_write_rip: None,
             icr: IcrDecoder::new(),
+            fpu: axvcpu_x86::cpu::FxArea::initial(),
+            syscall_msrs: [0; 5],
+            pat: axvcpu_x86::msr::DEFAULT_PAT,
         })
     }
 
@@ -257,11 +325,15 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
 
     fn bind(&mut self) -> VCpuResult {
         self.load()?;
+        #[cfg(target_os = "none")]
+        self.switch_in();
         self.kicker.bind_to(H::current_cpu_id());
         Ok(())
     }
 
     fn unbind(&mut self) -> VCpuResult {
+        #[cfg(target_os = "none")]
+        self.switch_out();
         self.kicker.unbind();
         self.clear()
     }
@@ -301,6 +373,19 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
 
     fn inject_interrupt(&mut self, vector: usize) -> VCpuResult {
         self.irq.inject(vector)
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        self.irq.exception(vector, error_code)?;
+        // The instruction of a read exit faults instead of completing; a `wrmsr` the
+        // hypervisor refuses faults too, so `rip` goes back onto it (the exit moved it on).
+        self.pending_read = None;
+        if let Some((after, len)) = self.msr_write_rip.take() {
+            if self.regs.rip == after {
+                self.regs.set_rip(after.wrapping_sub(len));
+            }
+        }
+        Ok(())
     }
 
     fn has_pending_interrupt(&self) -> bool {

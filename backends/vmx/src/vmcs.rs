@@ -200,6 +200,16 @@ pub mod exit {
     pub const CPUID: u32 = 10;
     /// HLT.
     pub const HLT: u32 = 12;
+    /// INVD (always exits).
+    pub const INVD: u32 = 13;
+    /// MWAIT.
+    pub const MWAIT: u32 = 36;
+    /// MONITOR.
+    pub const MONITOR: u32 = 39;
+    /// WBINVD.
+    pub const WBINVD: u32 = 54;
+    /// XSETBV (always exits).
+    pub const XSETBV: u32 = 55;
     /// VMCALL.
     pub const VMCALL: u32 = 18;
     /// Control-register access.
@@ -220,6 +230,45 @@ pub mod exit {
     pub const PREEMPTION_TIMER: u32 = 52;
     /// Bit 31 of the exit reason: the VM entry failed.
     pub const FAILED_ENTRY: u32 = 1 << 31;
+}
+
+/// MSRs the guest reads and writes without an exit: those in the VMCS guest state
+/// (`SYSENTER_CS/ESP/EIP`, FS/GS bases) and the syscall MSRs the vCPU loads at `bind` and
+/// saves at `unbind` ([`SWITCHED_MSRS`]).
+pub const PASSTHROUGH_MSRS: [u32; 10] = [
+    0x174,
+    0x175,
+    0x176,
+    0xc000_0100,
+    0xc000_0101,
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0102,
+];
+
+/// `STAR`, `LSTAR`, `CSTAR`, `SFMASK`, `KernelGSBase`: not in the VMCS; the host uses
+/// none of them (no `syscall`, no `swapgs`), so the guest's live in the CPU while it is
+/// bound.
+pub const SWITCHED_MSRS: [u32; 5] = [
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0102,
+];
+
+/// Where MSR `msr`'s read-exiting bit is in the 4 KiB MSR bitmap: `(byte, bit)`; its
+/// write-exiting bit is 2 KiB further. `None` outside the bitmap's two ranges (always
+/// exits).
+pub const fn msr_bitmap_read_bit(msr: u32) -> Option<(usize, u8)> {
+    let (base, index) = match msr {
+        0..=0x1fff => (0, msr),
+        0xc000_0000..=0xc000_1fff => (0x400, msr - 0xc000_0000),
+        _ => return None,
+    };
+    Some((base + index as usize / 8, (index % 8) as u8))
 }
 
 /// Interruption-information fields (VM-entry, VM-exit, IDT-vectoring).

@@ -3,6 +3,7 @@
 
 mod cpus;
 mod devices;
+mod exception;
 pub(crate) mod garbage;
 mod irq;
 mod lifecycle;
@@ -61,6 +62,7 @@ fn run_one<P: Platform>(p: &mut P, scenario: Scenario) -> Outcome {
         Scenario::HaltTimer => devices::halt_timer(p),
         Scenario::SystemDown => devices::system_down(p),
         Scenario::SysReg => devices::sysreg(p),
+        Scenario::Exception => exception::exception(p),
         Scenario::Regs => devices::regs(p),
         Scenario::NestedPageFault => memory::nested_page_fault(p),
         Scenario::Isolation => memory::isolation(p),

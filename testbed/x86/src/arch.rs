@@ -69,6 +69,13 @@ impl<B: Backend> TestbedArch for X86<B> {
     fn start_cpu(cpu: usize) -> bool {
         crate::boot::start_cpu(cpu)
     }
+    /// `sti; hlt`: an idle CPU takes no host time from the busy one under QEMU.
+    fn idle() {
+        hal::idle();
+    }
+    fn wake(cpu: usize) {
+        hal::wake(cpu);
+    }
 
     fn layout() -> Layout {
         Layout {

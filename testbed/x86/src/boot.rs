@@ -1,7 +1,7 @@
 //! Boot: the 32-bit entry (PVH from QEMU's `-kernel`, Multiboot2 from GRUB; both enter in
 //! 32-bit protected mode with paging off and flat segments, and the entry uses nothing
 //! either passes) to long mode, BSS, one stack per CPU, the host IDT (exceptions are fatal,
-//! the kick and test vectors send EOI), the second CPU through INIT-SIPI and a real-mode
+//! the kick, test and timer vectors send EOI), the second CPU through INIT-SIPI and a real-mode
 //! trampoline, the backend chosen from CPUID ([`backend::detect`]), and the hand-over to the
 //! shared boot flow of that backend ([`Cpus::start`]: per-CPU enable, then the suite on
 //! CPU 0, the mailbox on CPU 1).
@@ -73,7 +73,8 @@ pvh_start32:
     movl $boot_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
-    orl $0x20, %eax
+    // PAE; OSFXSR, so the backends' FXSAVE of a guest's state includes its XMM registers.
+    orl $0x220, %eax
     movl %eax, %cr4
     movl $0xc0000080, %ecx
     rdmsr
@@ -97,7 +98,8 @@ testbed_ap_trampoline:
     movl $boot_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
-    orl $0x20, %eax
+    // PAE; OSFXSR, so the backends' FXSAVE of a guest's state includes its XMM registers.
+    orl $0x220, %eax
     movl %eax, %cr4
     movl $0xc0000080, %ecx
     rdmsr
@@ -170,6 +172,8 @@ testbed_isr_common:
     je 4f
     cmpq ${test_vector}, (%rsp)
     je 4f
+    cmpq ${timer_vector}, (%rsp)
+    je 4f
     cmpq $0xff, (%rsp)
     je 5f
     movq (%rsp), %rdi
@@ -220,6 +224,7 @@ boot_pd:
     stack_shift = const STACK_SIZE.trailing_zeros(),
     kick = const KICK_VECTOR,
     test_vector = const TEST_VECTOR,
+    timer_vector = const hal::TIMER_VECTOR,
     gdt_slots = const tss::GDT_SLOTS,
     gdt_limit = const tss::GDT_SLOTS * 8 - 1,
     options(att_syntax)
@@ -314,6 +319,9 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
         backend::found()
     };
     match found {
+        #[cfg(feature = "linux")]
+        Found::Svm => Svm::cpus().start_with(cpu, boot != 0, crate::linux::main),
+        #[cfg(not(feature = "linux"))]
         Found::Svm => Svm::cpus().start(cpu, boot != 0),
         Found::Vmx => {
             if boot != 0 {

@@ -131,7 +131,7 @@ PROGRAM st_send_ipi_open
 END_PROGRAM st_send_ipi_open
 
 PROGRAM st_msr
-    mov ecx, 0xc0000080
+    mov ecx, 0x1b
     rdmsr
     shl rdx, 32
     or rax, rdx

@@ -96,6 +96,63 @@ pub fn apic_icr(dest: u32, low: u32) {
     }
 }
 
+/// The host vector of the local APIC timer (the Linux hypervisor's guest timer deadlines);
+/// its handler only sends EOI.
+pub const TIMER_VECTOR: u8 = 0xf1;
+
+#[cfg(feature = "linux")]
+static APIC_PER_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Measures the local APIC timer (divide by 1) against 10 ms of TSC.
+#[cfg(feature = "linux")]
+pub fn calibrate_apic_timer() {
+    apic_write(0x3e0, 0b1011);
+    apic_write(0x320, 1 << 16);
+    apic_write(0x380, u32::MAX);
+    delay_ms(10);
+    let left = apic_read(0x390);
+    apic_write(0x380, 0);
+    APIC_PER_MS.store((u64::from(u32::MAX - left) / 10).max(1), Ordering::Relaxed);
+}
+
+/// Local APIC timer ticks per millisecond (0 before [`calibrate_apic_timer`]).
+#[cfg(feature = "linux")]
+pub fn apic_timer_per_ms() -> u64 {
+    APIC_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Arms this CPU's local APIC timer to interrupt ([`TIMER_VECTOR`]) once, `ns` from now
+/// (at least one tick; at most what the counter holds).
+#[cfg(feature = "linux")]
+pub fn arm_timer_ns(ns: u64) {
+    let ticks = (u128::from(ns) * u128::from(apic_timer_per_ms()) / 1_000_000)
+        .clamp(1, u128::from(u32::MAX)) as u32;
+    apic_write(0x320, u32::from(TIMER_VECTOR));
+    apic_write(0x380, ticks);
+}
+
+/// Stops this CPU's local APIC timer.
+#[cfg(feature = "linux")]
+pub fn disarm_timer() {
+    apic_write(0x380, 0);
+}
+
+/// Sleeps until an interrupt (a [`wake`] IPI at the latest): `sti; hlt` takes one pending
+/// since the caller's last look at its mailbox, as the testbed runs with interrupts off.
+pub fn idle() {
+    // SAFETY: waits for an interrupt, whose handler (kick vector: EOI) returns here;
+    // interrupts are off again after.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Ends [`idle`] on `cpu` after a job was posted to it: the kick vector, whose handler
+/// only sends EOI (and which a backend running a guest there takes as a late kick).
+pub fn wake(cpu: usize) {
+    if let Ok(id) = u32::try_from(cpu) {
+        apic_icr(id, u32::from(axvcpu_svm::KICK_VECTOR));
+    }
+}
+
 /// Masks every line of both legacy PICs (the firmware leaves the PIT's IRQ 0 on).
 pub fn mask_pic() {
     outb(0x21, 0xff);

@@ -16,6 +16,10 @@
 //! its port 0x8900 (its exit status says nothing: its runs are judged by the report). With
 //! the `bench` feature it measures hypercall round trips instead.
 //!
+//! With the `linux` feature CPU 0 boots a Linux guest on AMD SVM instead (`linux/`: `cargo
+//! xtask boot x86_64`, `cargo xtask run linux-x86_64`). An idle CPU sleeps in `sti; hlt`
+//! until a wake IPI.
+//!
 //! Each CPU loads a 64-bit TSS (`tss.rs`): VMX refuses a host without a task register.
 //!
 //! This crate holds only what is x86-specific (`arch.rs`: the `TestbedArch` impl, generic
@@ -40,10 +44,22 @@ mod boot;
 mod guests;
 #[cfg(target_os = "none")]
 mod hal;
+#[cfg(all(target_os = "none", feature = "linux"))]
+mod linux;
 #[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
 mod tss;
+
+// The Linux hypervisor's devices and loader are checked on the build host too.
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/devices.rs"]
+#[allow(dead_code)]
+mod devices;
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/loader.rs"]
+#[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only
+mod loader;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

@@ -5,7 +5,10 @@ use super::{check_boot, AARCH64, APPEND};
 
 /// Runs `program args` (QEMU) to its end, at most `TIMEOUT`; returns the seconds from its
 /// start to the line holding the user-space marker (if any) and its output.
-fn time_to_marker(program: &str, args: &[String]) -> Result<(Option<f64>, String), String> {
+pub(super) fn time_to_marker(
+    program: &str,
+    args: &[String],
+) -> Result<(Option<f64>, String), String> {
     run_to_marker(program, args, false)
 }
 

@@ -44,6 +44,13 @@ pub const RISCV64_CHECK: BootCheck = BootCheck {
     powered_off: "linux: guest powered off (SBI SRST shutdown)",
 };
 
+/// The x86 hypervisor's boots: the 8259's `timer` line (IRQ 0, the PIT), and Linux
+/// without ACPI ending `poweroff -f` with `hlt` and interrupts off.
+pub const X86_64_CHECK: BootCheck = BootCheck {
+    timer: "timer",
+    powered_off: "linux: guest powered off (hlt with interrupts off)",
+};
+
 /// [`check_boot`] for any architecture's hypervisor.
 pub fn check_boot_of(output: &str, cpus: usize, arch: &BootCheck) -> Result<BootSummary, String> {
     use crate::initramfs::{
@@ -216,5 +223,28 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
         );
         assert!(check_boot_of(GOOD, 2, &RISCV64_CHECK).is_err());
         assert!(check_boot_of(&riscv, 2, &AARCH64_CHECK).is_err());
+    }
+
+    #[test]
+    fn an_x86_boot_is_checked_by_the_pit_line_and_the_halt() {
+        let x86 = "\
+AXVCPU-USERSPACE: init reached user space
+AXVCPU-CPUS: 1
+AXVCPU-IRQS:
+  0:       2191    XT-PIC      timer
+LOC:          0   Local timer interrupts
+AXVCPU-IRQS:
+  0:       2338    XT-PIC      timer
+LOC:          0   Local timer interrupts
+AXVCPU-POWEROFF
+linux: guest powered off (hlt with interrupts off) after 18333 ms; user space reached at 16454 ms; exits: Halt 50
+";
+        let ok = check_boot_of(x86, 1, &X86_64_CHECK).unwrap();
+        assert_eq!(ok.userspace_ms, 16454);
+        let stopped = x86.replace("2338", "2191");
+        assert!(check_boot_of(&stopped, 1, &X86_64_CHECK)
+            .unwrap_err()
+            .contains("did not rise"));
+        assert!(check_boot_of(x86, 1, &AARCH64_CHECK).is_err());
     }
 }

@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use crate::debian::Distro;
 
 mod bench;
+mod bench_x86;
 mod check;
 pub mod host;
 
 pub use bench::{bench_aarch64, bench_riscv64};
-pub use check::{check_boot, check_boot_of, RISCV64_CHECK};
+pub use bench_x86::bench_x86_64;
+pub use check::{check_boot, check_boot_of, RISCV64_CHECK, X86_64_CHECK};
 
 /// A Linux guest of one architecture, as Debian packages it.
 #[derive(Debug, Clone, Copy)]
@@ -160,36 +162,49 @@ pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 /// The command line of the RISC-V guest (its console is the NS16550A, `ttyS0`).
 pub const APPEND_RISCV64: &str = "console=ttyS0 quiet panic=-1";
 
+/// The x86 command line: COM1, no ACPI, local APIC or I/O APIC (the hypervisor emulates
+/// the 8259 and 8254 instead), no PCI (no config space), no port-0x80 delays (an exit
+/// each, for nothing: the emulated devices need no settling time).
+pub const APPEND_X86: &str =
+    "console=ttyS0 acpi=off nolapic noapic pci=off io_delay=none quiet panic=-1";
+
 const BOOT_USAGE: &str =
-    "usage: cargo xtask boot aarch64|riscv64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)]";
+    "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)] [--svm (x86_64)]";
 
 /// What `cargo xtask boot` was asked to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootArgs {
-    /// The architecture: `aarch64`.
+    /// The architecture: `aarch64`, `riscv64`, `x86_64`.
     pub arch: String,
     /// The kernel.
     pub kernel: PathBuf,
     /// The initrd, if any.
     pub initrd: Option<PathBuf>,
-    /// The command line ([`APPEND`] unless given).
+    /// The command line ([`APPEND`], [`APPEND_RISCV64`], [`APPEND_X86`] unless given).
     pub append: String,
-    /// vCPUs (2 unless given).
+    /// vCPUs (2 unless given; 1 on x86_64).
     pub cpus: usize,
     /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
     pub sstc: bool,
 }
 
-/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
+/// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]` (riscv64 also
+/// `--no-sstc`; x86_64 also `--svm`, the backend of its hypervisor in QEMU, while `--vmx`
+/// is refused: not done yet).
 pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
     let (arch, rest) = args.split_first().ok_or(BOOT_USAGE)?;
-    let default_append = if arch == "riscv64" {
-        APPEND_RISCV64
-    } else {
-        APPEND
+    let x86 = arch == "x86_64";
+    let default_append = match arch.as_str() {
+        "riscv64" => APPEND_RISCV64,
+        "x86_64" => APPEND_X86,
+        _ => APPEND,
     };
-    let (mut kernel, mut initrd, mut append, mut cpus) =
-        (None, None, default_append.to_string(), 2);
+    let (mut kernel, mut initrd, mut append, mut cpus) = (
+        None,
+        None,
+        default_append.to_string(),
+        if x86 { 1 } else { 2 },
+    );
     let mut sstc = true;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
@@ -206,6 +221,10 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
             "--no-sstc" => sstc = false,
+            "--svm" if x86 => {}
+            "--vmx" if x86 => {
+                return Err("--vmx: Linux on the VMX backend (Bochs) is not done yet".into())
+            }
             other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
         }
     }
@@ -229,6 +248,9 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
         "riscv64" => {
             crate::riscv::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, b.sstc)
                 .map(drop)
+        }
+        "x86_64" => {
+            crate::x86::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
         }
         other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
     }
@@ -357,6 +379,37 @@ fn loader_checks_riscv64() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask run linux-x86_64`: the Debian amd64 images, booted on the x86 hypervisor
+/// (AMD SVM in QEMU), 1 vCPU.
+pub fn run_x86_64() -> Result<String, String> {
+    let images = X86_64.images()?;
+    crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, 1)
+}
+
+/// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
+/// not one refused before QEMU starts, then the Debian images on 1 vCPU, checked by
+/// [`check_boot_of`] (x86's `timer` line, the power-off by `hlt` with interrupts off).
+pub fn test_x86_64() -> Result<(), String> {
+    let junk = crate::testbed::target_dir().join("loader-junk.bzimage");
+    std::fs::write(&junk, [0u8; 4096]).map_err(|e| format!("writing {}: {e}", junk.display()))?;
+    match crate::x86::linux_host(&junk, None, APPEND_X86, 1) {
+        Err(e) if e.contains("HdrS") => {}
+        Err(e) => {
+            return Err(format!(
+                "a junk kernel was refused for the wrong reason: {e}"
+            ))
+        }
+        Ok(_) => return Err("a junk kernel was accepted".into()),
+    }
+    let output = run_x86_64()?;
+    let s = check_boot_of(&output, 1, &X86_64_CHECK)?;
+    eprintln!(
+        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, 1 CPU, timer ticking, clean power-off",
+        s.userspace_ms
+    );
+    Ok(())
+}
+
 /// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
 pub fn run_aarch64() -> Result<String, String> {
     let images = AARCH64.images()?;
@@ -463,6 +516,10 @@ mod tests {
         assert!(parse_boot_args(&[]).is_err());
         let b = parse_boot_args(&args("riscv64 --kernel K --no-sstc")).unwrap();
         assert_eq!((b.append.as_str(), b.sstc), (APPEND_RISCV64, false));
+        let x = parse_boot_args(&args("x86_64 --kernel K --svm")).unwrap();
+        assert_eq!((x.cpus, x.append.as_str()), (1, APPEND_X86));
+        assert!(parse_boot_args(&args("x86_64 --kernel K --vmx")).is_err());
+        assert!(parse_boot_args(&args("aarch64 --kernel K --svm")).is_err());
     }
 
     #[test]

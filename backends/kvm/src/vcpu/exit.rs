@@ -63,6 +63,8 @@ pub(crate) struct Exits {
     /// KVM finishes the last exit's instruction at the next `KVM_RUN` (a read, `wrmsr`, an
     /// access reported in pieces): `rip` still points at it and must not move before.
     unfinished: bool,
+    /// The last exit was an `rdmsr`/`wrmsr` KVM finishes at the next `KVM_RUN`.
+    msr: bool,
 }
 
 impl Exits {
@@ -107,6 +109,7 @@ impl Exits {
         if !matches!(raw, RawExit::KickPending) {
             // KVM_RUN ran: it finished the instruction of the last exit.
             self.unfinished = false;
+            self.msr = false;
         }
         Ok(match raw {
             RawExit::Io {
@@ -158,6 +161,7 @@ impl Exits {
             RawExit::Rdmsr { index, data_off } => {
                 self.read = Some(PendingRead::Msr { data_off });
                 self.unfinished = true;
+                self.msr = true;
                 E::SysRegRead {
                     addr: SysRegAddr(index as usize),
                     reg: gpr::RAX,
@@ -165,6 +169,7 @@ impl Exits {
             }
             RawExit::Wrmsr { index, data } => {
                 self.unfinished = true;
+                self.msr = true;
                 E::SysRegWrite {
                     addr: SysRegAddr(index as usize),
                     value: data,
@@ -328,6 +333,38 @@ impl Exits {
         };
         self.transfer = (t.done < t.len || !t.write).then_some(t);
         Ok(Some(exit))
+    }
+
+    /// `inject_exception`: #GP(0) for the `rdmsr`/`wrmsr` of the last exit is KVM's own
+    /// (`kvm_run.msr.error`: KVM injects it at the next `KVM_RUN`, instead of finishing the
+    /// instruction); any exception when no instruction is left to finish goes through the
+    /// synced vCPU events. Refused while KVM has another exit's instruction to finish (a
+    /// port or MMIO read: KVM's emulator completes it at the next `KVM_RUN`, there is no
+    /// way to make it fault instead).
+    pub(crate) fn inject_exception(
+        &mut self,
+        vector: u8,
+        error_code: Option<u32>,
+        switch: &mut Switch,
+    ) -> VCpuResult {
+        if vector >= 32 || vector == 2 {
+            return Err(VCpuError::invalid_input(
+                "inject_exception: x86 exceptions are vectors 0..32 other than NMI (2)",
+            )
+            .with_value(u64::from(vector)));
+        }
+        if self.msr && vector == 13 && error_code == Some(0) {
+            switch.fail_msr()?;
+            self.read = None;
+            self.msr = false;
+            return Ok(());
+        }
+        if self.unfinished {
+            return Err(VCpuError::unsupported(
+                "inject_exception: KVM finishes the last exit's instruction at the next run (only #GP(0) can replace an rdmsr/wrmsr)",
+            ));
+        }
+        switch.inject_exception(vector, error_code)
     }
 
     /// Puts `value` where the pending read's instruction expects it; KVM finishes the

@@ -10,13 +10,25 @@ use axvcpu::{
 use axvcpu_x86::decode::{self, MAX_INSN_LEN};
 use axvcpu_x86::exit::{self as x86_exit};
 use axvcpu_x86::paging::PagingRegs;
+use axvcpu_x86::{cpuid, gpr, msr as x86_msr};
 
 use super::SvmVCpu;
+use crate::hw;
 use crate::regs::GuestView;
 use crate::vmcb::{ctrl, exit, save};
 
-/// `rdmsr`/`wrmsr` are 2 bytes, `hlt` 1, `vmmcall` 3.
-const MSR_INSN_LEN: u64 = 2;
+/// `rdmsr`/`wrmsr` are 2 bytes, `hlt` 1, `vmmcall` 3, `cpuid`, `invd` and `wbinvd` 2.
+pub(super) const MSR_INSN_LEN: u64 = 2;
+const CPUID_LEN: u64 = 2;
+const CACHE_INSN_LEN: u64 = 2;
+
+/// Exception vectors the backend injects.
+pub(super) mod vector {
+    /// Invalid opcode.
+    pub const UD: u8 = 6;
+    /// General protection.
+    pub const GP: u8 = 13;
+}
 const HLT_LEN: u64 = 1;
 const VMMCALL_LEN: u64 = 3;
 
@@ -43,19 +55,28 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
     pub(super) fn decode_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
         let v = self.vmcb();
         let code = v.r64(ctrl::EXITCODE);
+        // The hypercall first, on its own: the hot path stays short whatever else is
+        // decoded below.
+        if code == exit::VMMCALL {
+            v.advance_rip(VMMCALL_LEN);
+            return Ok(AxVCpuExitReason::Hypercall {
+                nr: v.r64(save::RAX),
+                args: self.gprs.hypercall_args(),
+            });
+        }
+        self.decode_other(code)
+    }
+
+    /// Every exit but `vmmcall`.
+    #[inline(never)]
+    fn decode_other(&mut self, code: u64) -> VCpuResult<AxVCpuExitReason> {
+        let v = self.vmcb();
         if code as u32 == exit::INVALID {
             return Ok(AxVCpuExitReason::FailEntry {
                 hardware_entry_failure_reason: code,
             });
         }
         Ok(match code {
-            exit::VMMCALL => {
-                v.advance_rip(VMMCALL_LEN);
-                AxVCpuExitReason::Hypercall {
-                    nr: v.r64(save::RAX),
-                    args: self.gprs.hypercall_args(),
-                }
-            }
             exit::INTR | exit::NMI => self.host_interrupt_exit(code == exit::NMI),
             // The window opened: the next entry injects.
             exit::VINTR => AxVCpuExitReason::Nothing,
@@ -65,13 +86,25 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
             }
             exit::SHUTDOWN => AxVCpuExitReason::SystemDown,
             exit::IOIO => return self.io_exit(),
-            exit::MSR => {
-                let write = v.r64(ctrl::EXITINFO1) & 1 != 0;
-                let regs = &mut GuestView {
-                    gprs: &mut self.gprs,
-                    vmcb: v,
-                };
-                x86_exit::msr(regs, &mut self.pending_read, write, MSR_INSN_LEN)
+            exit::MSR => return self.msr_exit(),
+            exit::CPUID => {
+                self.cpuid_exit();
+                AxVCpuExitReason::Nothing
+            }
+            // Caches are coherent with the guest's memory here: nothing to write back.
+            exit::INVD | exit::WBINVD => {
+                v.advance_rip(CACHE_INSN_LEN);
+                AxVCpuExitReason::Nothing
+            }
+            // CPUID hides MONITOR/MWAIT: the instruction is undefined for the guest.
+            exit::MONITOR | exit::MWAIT | exit::MWAIT_COND => {
+                self.irq.exception(vector::UD, None)?;
+                AxVCpuExitReason::Nothing
+            }
+            // CPUID hides XSAVE and `XCR0` stays the host's: no value is accepted.
+            exit::XSETBV => {
+                self.irq.exception(vector::GP, Some(0))?;
+                AxVCpuExitReason::Nothing
             }
             exit::NPF => return self.npf_exit(),
             _ => {
@@ -80,6 +113,69 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
                 )
             }
         })
+    }
+
+    /// `rdmsr`/`wrmsr`: `EFER` and `PAT` are the VMCB's (answered here; a value the
+    /// hardware would refuse gets #GP(0)); every other intercepted MSR goes to the
+    /// hypervisor.
+    fn msr_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
+        let v = self.vmcb();
+        let write = v.r64(ctrl::EXITINFO1) & 1 != 0;
+        let msr = self.gprs.get(v, gpr::RCX) as u32;
+        let field = match msr {
+            x86_msr::EFER => save::EFER,
+            x86_msr::PAT => save::G_PAT,
+            _ => {
+                let regs = &mut GuestView {
+                    gprs: &mut self.gprs,
+                    vmcb: v,
+                };
+                let exit = x86_exit::msr(regs, &mut self.pending_read, write, MSR_INSN_LEN);
+                self.msr_write_rip = write.then(|| v.r64(save::RIP));
+                return Ok(exit);
+            }
+        };
+        let current = v.r64(field);
+        if write {
+            let value = (self.gprs.get(v, gpr::RDX) << 32) | (v.r64(save::RAX) & 0xffff_ffff);
+            let new = match msr {
+                x86_msr::EFER => x86_msr::efer_write(current, value),
+                _ => x86_msr::pat_valid(value).then_some(value),
+            };
+            match new {
+                Some(new) => {
+                    v.w64(field, new);
+                    v.advance_rip(MSR_INSN_LEN);
+                }
+                None => self.irq.exception(vector::GP, Some(0))?,
+            }
+        } else {
+            let value = if msr == x86_msr::EFER {
+                current & !hw::EFER_SVME
+            } else {
+                current
+            };
+            v.w64(save::RAX, value & 0xffff_ffff);
+            self.gprs.set(v, gpr::RDX, value >> 32);
+            v.advance_rip(MSR_INSN_LEN);
+        }
+        Ok(AxVCpuExitReason::Nothing)
+    }
+
+    /// `cpuid`: the host's answer as [`axvcpu_x86::cpuid::filter_for`] lets the guest see
+    /// it, with the vCPU id as the initial APIC id.
+    fn cpuid_exit(&mut self) {
+        let v = self.vmcb();
+        let leaf = v.r64(save::RAX) as u32;
+        let sub = self.gprs.get(v, gpr::RCX) as u32;
+        let (eax, ebx, ecx, edx) = hw::cpuid(leaf, sub);
+        let host = cpuid::Regs { eax, ebx, ecx, edx };
+        let r = cpuid::filter_for(leaf, sub, host, self.vcpu_id as u8);
+        v.w64(save::RAX, u64::from(r.eax));
+        self.gprs.set(v, gpr::RBX, u64::from(r.ebx));
+        self.gprs.set(v, gpr::RCX, u64::from(r.ecx));
+        self.gprs.set(v, gpr::RDX, u64::from(r.edx));
+        v.advance_rip(CPUID_LEN);
     }
 
     fn io_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {

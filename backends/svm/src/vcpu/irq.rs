@@ -2,7 +2,7 @@
 //! window, re-injection after `EXITINTINFO`), the kick IPI, and the host interrupts taken
 //! around each entry (GIF, the local APIC's IRR at an INTR exit).
 
-use axvcpu::{AxVCpuExitReason, AxVCpuHal, VCpuResult, VectorSet};
+use axvcpu::{AxVCpuExitReason, AxVCpuHal, VCpuError, VCpuResult, VectorSet};
 use axvcpu_x86::lapic::{self, check_injectable_vector, KICK_VECTOR};
 
 use super::SvmVCpu;
@@ -39,6 +39,30 @@ impl Interrupts {
     pub(super) fn inject(&mut self, vector: usize) -> VCpuResult {
         check_injectable_vector(vector)?;
         self.pending.insert(vector);
+        Ok(())
+    }
+
+    /// Delivers exception `vector` (with `error_code`) at the next entry, ahead of any
+    /// interrupt. Refused while an event an exit cut short waits to be delivered again (the
+    /// exit was not the faulting instruction's), and for vectors that are not exceptions
+    /// (NMI, 32 and up).
+    pub(super) fn exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        if vector >= 32 || vector == 2 {
+            return Err(VCpuError::invalid_input(
+                "inject_exception: x86 exceptions are vectors 0..32 other than NMI (2)",
+            )
+            .with_value(u64::from(vector)));
+        }
+        if self.reinject.is_some() {
+            return Err(VCpuError::bad_state(
+                "inject_exception: an event the last exit interrupted is still to be delivered",
+            ));
+        }
+        let mut ev = u64::from(vector) | event::TYPE_EXCEPTION | event::VALID;
+        if let Some(code) = error_code {
+            ev |= event::EV | (u64::from(code) << 32);
+        }
+        self.reinject = Some(ev);
         Ok(())
     }
 

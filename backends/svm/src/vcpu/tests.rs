@@ -187,10 +187,10 @@ fn hlt_shutdown_vmrun_failure_and_unknown_exits() {
             hardware_entry_failure_reason: u64::MAX
         })
     );
-    let err = r.exit(0x8d, 0, 0).expect_err("XSETBV is not handled");
+    let err = r.exit(0x8e, 0, 0).expect_err("exit 0x8e is not handled");
     assert_eq!(
         (err.kind(), err.value()),
-        (AxErrorKind::Unsupported, Some(0x8d))
+        (AxErrorKind::Unsupported, Some(0x8e))
     );
 }
 
@@ -241,11 +241,11 @@ fn port_reads_merge_into_rax_and_writes_carry_its_low_bytes() {
 #[test]
 fn msr_reads_fill_edx_eax_and_writes_join_them() {
     let mut r = Rig::new(&[]);
-    r.vcpu.set_gpr(gpr::RCX, 0xc000_0080).expect("set");
+    r.vcpu.set_gpr(gpr::RCX, 0xc000_0103).expect("set");
     assert_eq!(
         r.exit(exit::MSR, 0, 0),
         Ok(AxVCpuExitReason::SysRegRead {
-            addr: SysRegAddr(0xc000_0080),
+            addr: SysRegAddr(0xc000_0103),
             reg: gpr::RAX
         })
     );
@@ -258,7 +258,7 @@ fn msr_reads_fill_edx_eax_and_writes_join_them() {
     assert_eq!(
         r.exit(exit::MSR, 1, 0),
         Ok(AxVCpuExitReason::SysRegWrite {
-            addr: SysRegAddr(0xc000_0080),
+            addr: SysRegAddr(0xc000_0103),
             value: 0x1234_5678_9abc_def0
         })
     );
@@ -396,4 +396,121 @@ fn a_vcpu_frees_its_frames() {
     let before = LIVE_FRAMES.with(Cell::get);
     drop(Rig::new(&[]));
     assert_eq!(LIVE_FRAMES.with(Cell::get), before);
+}
+
+/// `EVENTINJ` of #GP(0) and of #UD.
+const GP0: u64 = 13 | event::TYPE_EXCEPTION | event::VALID | event::EV;
+const UD: u64 = 6 | event::TYPE_EXCEPTION | event::VALID;
+
+#[test]
+fn efer_and_pat_live_in_the_vmcb_and_bad_values_get_gp() {
+    let mut r = Rig::new(&[]);
+    let efer = r.vcpu.vmcb().r64(save::EFER);
+    r.vcpu.set_gpr(gpr::RCX, 0xc000_0080).expect("set");
+    assert_eq!(r.exit(exit::MSR, 0, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(
+        r.vcpu.get_gpr(gpr::RAX).expect("get") as u64,
+        efer & !(1 << 12)
+    );
+    assert_eq!(r.rip(), CODE + 2);
+    // Set NXE and SCE: SVME stays.
+    r.vcpu
+        .set_gpr(gpr::RAX, (efer & !(1 << 12)) as usize | (1 << 11) | 1)
+        .expect("set");
+    r.vcpu.set_gpr(gpr::RDX, 0).expect("set");
+    assert_eq!(r.exit(exit::MSR, 1, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.vmcb().r64(save::EFER), efer | (1 << 11) | 1);
+    assert_eq!(r.rip(), CODE + 4);
+    // A reserved PAT type: #GP(0), rip stays on the wrmsr.
+    r.vcpu.set_gpr(gpr::RCX, 0x277).expect("set");
+    r.vcpu.set_gpr(gpr::RAX, 0x0000_0002).expect("set");
+    assert_eq!(r.exit(exit::MSR, 1, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.rip(), CODE + 4);
+    assert_eq!(injection(&mut r).0, GP0);
+}
+
+#[test]
+fn cpuid_is_filtered_and_cache_and_monitor_instructions_are_answered() {
+    let mut r = Rig::new(&[]);
+    r.vcpu.set_gpr(gpr::RAX, 1).expect("set");
+    r.vcpu.set_gpr(gpr::RCX, 0).expect("set");
+    assert_eq!(r.exit(exit::CPUID, 0, 0), Ok(AxVCpuExitReason::Nothing));
+    let ecx = r.vcpu.get_gpr(gpr::RCX).expect("get") as u32;
+    assert_ne!(ecx & (1 << 31), 0, "the hypervisor bit");
+    assert_eq!(
+        ecx & ((1 << 5) | (1 << 3) | (1 << 26)),
+        0,
+        "no VMX, MONITOR, XSAVE"
+    );
+    assert_eq!(r.rip(), CODE + 2);
+    r.vcpu.set_gpr(gpr::RAX, 0x8000_0001).expect("set");
+    r.exit(exit::CPUID, 0, 0).expect("cpuid");
+    assert_eq!(
+        r.vcpu.get_gpr(gpr::RCX).expect("get") & (1 << 2),
+        0,
+        "no SVM"
+    );
+    assert_eq!(r.exit(exit::WBINVD, 0, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.exit(exit::INVD, 0, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.rip(), CODE + 8);
+    assert_eq!(r.exit(exit::MWAIT, 0, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.rip(), CODE + 8, "#UD leaves rip on the instruction");
+    assert_eq!(injection(&mut r).0, UD);
+    assert_eq!(r.exit(exit::XSETBV, 0, 0), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(injection(&mut r).0, GP0);
+}
+
+#[test]
+fn an_injected_exception_replaces_a_read_and_rewinds_a_refused_wrmsr() {
+    let mut r = Rig::new(&[]);
+    r.vcpu.set_gpr(gpr::RCX, 0x8b).expect("set");
+    assert!(matches!(
+        r.exit(exit::MSR, 0, 0),
+        Ok(AxVCpuExitReason::SysRegRead { .. })
+    ));
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    assert!(r.vcpu.complete_read(0).is_err(), "the read was dropped");
+    assert_eq!(r.rip(), CODE);
+    assert_eq!(injection(&mut r).0, GP0);
+    assert!(matches!(
+        r.exit(exit::MSR, 1, 0),
+        Ok(AxVCpuExitReason::SysRegWrite { .. })
+    ));
+    assert_eq!(r.rip(), CODE + 2);
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    assert_eq!(r.rip(), CODE, "back on the wrmsr");
+    assert!(
+        r.vcpu.inject_exception(13, Some(0)).is_err(),
+        "one event at a time"
+    );
+    assert_eq!(r.rip(), CODE);
+    assert_eq!(injection(&mut r).0, GP0);
+    assert!(
+        r.vcpu.inject_exception(32, None).is_err(),
+        "not an exception"
+    );
+    assert!(r.vcpu.inject_exception(2, None).is_err(), "NMI");
+}
+
+#[test]
+fn the_vmload_msrs_pass_through_and_others_trap() {
+    use crate::vmcb::{msrpm_read_bit, PASSTHROUGH_MSRS};
+    assert_eq!(msrpm_read_bit(0), Some((0, 0)));
+    assert_eq!(msrpm_read_bit(0xc000_0082), Some((0x820, 4)));
+    assert_eq!(msrpm_read_bit(0xc001_0117), Some((0x1045, 6)));
+    assert_eq!(msrpm_read_bit(0x4000_0000), None);
+    let r = Rig::new(&[]);
+    let map = r.vcpu.frames.msrpm.as_usize() as *const u8;
+    for (msr, open) in [
+        (0xc000_0082, true),
+        (0x174, true),
+        (0xc000_0080, false),
+        (0x10, false),
+    ] {
+        let (byte, bit) = msrpm_read_bit(msr).expect("in the map");
+        // SAFETY: the vCPU's 8 KiB map, `byte` inside it.
+        let bits = unsafe { map.add(byte).read() } >> bit & 3;
+        assert_eq!(bits == 0, open, "{msr:#x}");
+        assert_eq!(PASSTHROUGH_MSRS.contains(&msr), open);
+    }
 }

@@ -10,6 +10,7 @@ use axvcpu::{
 };
 use axvcpu_x86::decode::MAX_INSN_LEN;
 use axvcpu_x86::exit::{self as x86_exit};
+use axvcpu_x86::msr as x86_msr;
 use axvcpu_x86::paging::PagingRegs;
 
 use super::VmxVCpu;
@@ -52,6 +53,22 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
     pub(super) fn decode_exit(&mut self) -> VCpuResult<AxVCpuExitReason> {
         let v = self.vmcs();
         let reason = v.read(info::EXIT_REASON) as u32;
+        // The hypercall first, on its own: the hot path stays short whatever else is
+        // decoded below.
+        if reason == exit::VMCALL {
+            self.regs.advance_rip(v.read(info::EXIT_INSN_LEN));
+            return Ok(AxVCpuExitReason::Hypercall {
+                nr: self.regs.get(gpr::RAX),
+                args: self.regs.gprs.hypercall_args(),
+            });
+        }
+        self.decode_other(reason)
+    }
+
+    /// Every exit but `vmcall`.
+    #[inline(never)]
+    fn decode_other(&mut self, reason: u32) -> VCpuResult<AxVCpuExitReason> {
+        let v = self.vmcs();
         if reason & exit::FAILED_ENTRY != 0 {
             let q = v.read(info::EXIT_QUALIFICATION);
             return Ok(AxVCpuExitReason::FailEntry {
@@ -60,13 +77,6 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         }
         let len = || v.read(info::EXIT_INSN_LEN);
         Ok(match reason {
-            exit::VMCALL => {
-                self.regs.advance_rip(len());
-                AxVCpuExitReason::Hypercall {
-                    nr: self.regs.get(gpr::RAX),
-                    args: self.regs.gprs.hypercall_args(),
-                }
-            }
             exit::EXTERNAL_INTERRUPT | exit::EXCEPTION_NMI => {
                 let i = v.read(info::EXIT_INTR_INFO) as u32;
                 return self.host_interrupt_exit(reason, i);
@@ -86,7 +96,27 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             exit::IO => return self.io_exit(v.read(info::EXIT_QUALIFICATION), len()),
             exit::RDMSR | exit::WRMSR => {
                 let write = reason == exit::WRMSR;
-                x86_exit::msr(&mut self.regs, &mut self.pending_read, write, len())
+                let len = len();
+                if let Some(handled) = self.msr_inside(write, len) {
+                    return handled.map(|()| AxVCpuExitReason::Nothing);
+                }
+                let exit = x86_exit::msr(&mut self.regs, &mut self.pending_read, write, len);
+                self.msr_write_rip = write.then_some((self.regs.rip, len));
+                exit
+            }
+            // Caches are coherent with the guest's memory here: nothing to write back.
+            exit::INVD | exit::WBINVD => {
+                self.regs.advance_rip(len());
+                AxVCpuExitReason::Nothing
+            }
+            // CPUID hides MONITOR/MWAIT and XSAVE (`XCR0` stays the host's).
+            exit::MONITOR | exit::MWAIT => {
+                self.irq.exception(6, None)?;
+                AxVCpuExitReason::Nothing
+            }
+            exit::XSETBV => {
+                self.irq.exception(13, Some(0))?;
+                AxVCpuExitReason::Nothing
             }
             exit::EPT_VIOLATION => {
                 let q = v.read(info::EXIT_QUALIFICATION);
@@ -107,18 +137,65 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         })
     }
 
-    /// CPUID: the host's answer, without VMX (the guest cannot use it).
+    /// CPUID: the host's answer as [`axvcpu_x86::cpuid::filter_for`] lets the guest see
+    /// it (no VMX, no features the backend does not virtualise, a hypervisor leaf), with the
+    /// vCPU id as the initial APIC id.
     fn cpuid_exit(&mut self, len: u64) {
+        let vcpu_id = self.vcpu_id as u8;
         let r = &mut self.regs;
         let (leaf, sub) = (r.get(gpr::RAX) as u32, r.get(gpr::RCX) as u32);
-        let (a, b, mut c, d) = hw::cpuid(leaf, sub);
-        if leaf == 1 {
-            c &= !(1 << 5);
-        }
-        for (reg, val) in [(gpr::RAX, a), (gpr::RBX, b), (gpr::RCX, c), (gpr::RDX, d)] {
+        let (eax, ebx, ecx, edx) = hw::cpuid(leaf, sub);
+        let host = axvcpu_x86::cpuid::Regs { eax, ebx, ecx, edx };
+        let g = axvcpu_x86::cpuid::filter_for(leaf, sub, host, vcpu_id);
+        for (reg, val) in [
+            (gpr::RAX, g.eax),
+            (gpr::RBX, g.ebx),
+            (gpr::RCX, g.ecx),
+            (gpr::RDX, g.edx),
+        ] {
             r.set(reg, u64::from(val));
         }
         r.advance_rip(len);
+    }
+
+    /// `rdmsr`/`wrmsr` of `EFER` (the VMCS's guest `EFER`) or `PAT` (kept in the vCPU),
+    /// answered here (#GP(0) for a value the hardware refuses); `None` for every other MSR.
+    fn msr_inside(&mut self, write: bool, len: u64) -> Option<VCpuResult> {
+        let msr = self.regs.get(gpr::RCX) as u32;
+        if msr != x86_msr::EFER && msr != x86_msr::PAT {
+            return None;
+        }
+        let v = self.vmcs();
+        let current = if msr == x86_msr::EFER {
+            v.read(guest::EFER)
+        } else {
+            self.pat
+        };
+        if !write {
+            self.regs.set(gpr::RAX, current & 0xffff_ffff);
+            self.regs.set(gpr::RDX, current >> 32);
+            self.regs.advance_rip(len);
+            return Some(Ok(()));
+        }
+        let value = (self.regs.get(gpr::RDX) << 32) | (self.regs.get(gpr::RAX) & 0xffff_ffff);
+        let new = if msr == x86_msr::EFER {
+            x86_msr::efer_write(current, value)
+        } else {
+            x86_msr::pat_valid(value).then_some(value)
+        };
+        Some(match new {
+            Some(new) if msr == x86_msr::EFER => {
+                v.write(guest::EFER, new);
+                self.regs.advance_rip(len);
+                Ok(())
+            }
+            Some(new) => {
+                self.pat = new;
+                self.regs.advance_rip(len);
+                Ok(())
+            }
+            None => self.irq.exception(13, Some(0)),
+        })
     }
 
     fn io_exit(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {

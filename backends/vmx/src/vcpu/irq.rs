@@ -45,6 +45,34 @@ impl Interrupts {
         Ok(())
     }
 
+    /// Delivers exception `vector` (with `error_code`) at the next entry, ahead of any
+    /// interrupt (a hardware exception in the VM-entry interruption information). Refused
+    /// while an event an exit cut short waits to be delivered again, and for vectors that
+    /// are not exceptions (NMI, 32 and up).
+    pub(super) fn exception(&mut self, vector: u8, error_code: Option<u32>) -> VCpuResult {
+        if vector >= 32 || vector == 2 {
+            return Err(VCpuError::invalid_input(
+                "inject_exception: x86 exceptions are vectors 0..32 other than NMI (2)",
+            )
+            .with_value(u64::from(vector)));
+        }
+        if self.reinject.is_some() {
+            return Err(VCpuError::bad_state(
+                "inject_exception: an event the last exit interrupted is still to be delivered",
+            ));
+        }
+        let mut info = u32::from(vector) | (3 << 8) | intr::VALID;
+        if error_code.is_some() {
+            info |= intr::ERROR_CODE;
+        }
+        self.reinject = Some(Reinject {
+            info,
+            error: error_code.unwrap_or(0),
+            len: 0,
+        });
+        Ok(())
+    }
+
     pub(super) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
             || self

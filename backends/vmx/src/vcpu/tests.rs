@@ -177,10 +177,20 @@ fn the_vmcs_holds_the_controls_and_the_long_mode_guest() {
     assert_eq!(v.read(guest::VMCS_LINK_POINTER), u64::MAX);
     assert_eq!(v.read(guest::RIP), CODE);
     assert_eq!(v.read(guest::RSP), 0x8000);
-    // The MSR bitmap is all ones: every MSR exits.
+    // The MSR bitmap is all ones but for the pass-through MSRs: every other MSR exits.
     let bitmap = v.read(ctrl::MSR_BITMAP) as usize as *const u8;
     // SAFETY: the vCPU's bitmap frame, alive with it.
-    assert!((0..4096).all(|i| unsafe { *bitmap.add(i) } == 0xff));
+    let byte = |i: usize| unsafe { *bitmap.add(i) };
+    let exits = |msr: u32| {
+        let (at, bit) = crate::vmcs::msr_bitmap_read_bit(msr).expect("in the bitmap");
+        (byte(at) >> bit & 1 == 1, byte(at + 0x800) >> bit & 1 == 1)
+    };
+    assert_eq!(exits(0xc000_0082), (false, false), "LSTAR");
+    assert_eq!(exits(0x174), (false, false), "SYSENTER_CS");
+    assert_eq!(exits(0xc000_0080), (true, true), "EFER");
+    assert_eq!(exits(0xc000_0103), (true, true), "TSC_AUX");
+    let open: u32 = (0..4096).map(|i| byte(i).count_zeros()).sum();
+    assert_eq!(open, 2 * crate::vmcs::PASSTHROUGH_MSRS.len() as u32);
 }
 
 #[test]
@@ -261,7 +271,15 @@ fn hlt_triple_fault_cpuid_failed_entries_and_unknown_exits() {
     assert_eq!(r.exit(exit::CPUID, 0, 2), Ok(AxVCpuExitReason::Nothing));
     let ecx = r.vcpu.get_gpr(gpr::RCX).expect("get") as u64;
     assert_eq!(ecx & (1 << 5), 0, "no VMX for the guest");
-    assert_eq!(ecx, u64::from(crate::hw::cpuid(1, 0).2 & !(1 << 5)));
+    let host = crate::hw::cpuid(1, 0);
+    let host = axvcpu_x86::cpuid::Regs {
+        eax: host.0,
+        ebx: host.1,
+        ecx: host.2,
+        edx: host.3,
+    };
+    assert_eq!(ecx, u64::from(axvcpu_x86::cpuid::filter(1, 0, host).ecx));
+    assert_ne!(ecx & (1 << 31), 0, "the hypervisor bit");
     assert_eq!(r.rip(), CODE + 3);
     // Invalid guest state: bit 31 and the qualification.
     assert_eq!(
@@ -270,10 +288,10 @@ fn hlt_triple_fault_cpuid_failed_entries_and_unknown_exits() {
             hardware_entry_failure_reason: (3 << 32) | 0x8000_0021
         })
     );
-    let err = r.exit(55, 0, 3).expect_err("XSETBV is not handled");
+    let err = r.exit(56, 0, 3).expect_err("exit 56 is not handled");
     assert_eq!(
         (err.kind(), err.value()),
-        (AxErrorKind::Unsupported, Some(55))
+        (AxErrorKind::Unsupported, Some(56))
     );
     r.vcpu.vmcs().write(info::GUEST_PHYSICAL_ADDR, 0xdead_0000);
     let err = r
@@ -326,11 +344,11 @@ fn port_reads_merge_into_rax_and_writes_carry_its_low_bytes() {
 #[test]
 fn msr_reads_fill_edx_eax_and_writes_join_them() {
     let mut r = Rig::new(&[]);
-    r.vcpu.set_gpr(gpr::RCX, 0xc000_0080).expect("set");
+    r.vcpu.set_gpr(gpr::RCX, 0xc000_0103).expect("set");
     assert_eq!(
         r.exit(exit::RDMSR, 0, 2),
         Ok(AxVCpuExitReason::SysRegRead {
-            addr: SysRegAddr(0xc000_0080),
+            addr: SysRegAddr(0xc000_0103),
             reg: gpr::RAX
         })
     );
@@ -343,7 +361,7 @@ fn msr_reads_fill_edx_eax_and_writes_join_them() {
     assert_eq!(
         r.exit(exit::WRMSR, 0, 2),
         Ok(AxVCpuExitReason::SysRegWrite {
-            addr: SysRegAddr(0xc000_0080),
+            addr: SysRegAddr(0xc000_0103),
             value: 0x1234_5678_9abc_def0
         })
     );
@@ -546,4 +564,70 @@ fn the_fake_vmcs_slots_are_distinct_and_inside_the_frame() {
         fields.iter().map(|&f| crate::vmcs::test_slot(f)).collect();
     assert_eq!(slots.len(), fields.len());
     assert!(slots.iter().all(|&s| s < 512));
+}
+
+#[test]
+fn an_injected_exception_replaces_a_read_and_rewinds_a_refused_wrmsr() {
+    let mut r = Rig::new(&[]);
+    r.vcpu.set_gpr(gpr::RCX, 0x8b).expect("set");
+    assert!(matches!(
+        r.exit(exit::RDMSR, 0, 2),
+        Ok(AxVCpuExitReason::SysRegRead { .. })
+    ));
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    assert!(r.vcpu.complete_read(0).is_err(), "the read was dropped");
+    assert_eq!(r.rip(), CODE);
+    assert!(matches!(
+        r.exit(exit::WRMSR, 0, 2),
+        Ok(AxVCpuExitReason::SysRegWrite { .. })
+    ));
+    assert_eq!(r.rip(), CODE + 2);
+    r.vcpu.irq.reinject = None;
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    assert_eq!(r.rip(), CODE, "back on the wrmsr");
+    let ev = r.vcpu.irq.reinject.expect("an event to deliver");
+    assert_eq!(
+        (ev.info, ev.error),
+        (13 | (3 << 8) | (1 << 11) | (1 << 31), 0)
+    );
+    assert!(
+        r.vcpu.inject_exception(6, None).is_err(),
+        "one event at a time"
+    );
+    r.vcpu.irq.reinject = None;
+    assert!(r.vcpu.inject_exception(2, None).is_err(), "NMI");
+}
+
+#[test]
+fn efer_pat_cache_monitor_and_xsetbv_are_answered_inside() {
+    let mut r = Rig::new(&[]);
+    let efer = r.vcpu.vmcs().read(guest::EFER);
+    r.vcpu.set_gpr(gpr::RCX, 0xc000_0080).expect("set");
+    assert_eq!(r.exit(exit::RDMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.get_gpr(gpr::RAX).expect("get") as u64, efer);
+    r.vcpu
+        .set_gpr(gpr::RAX, efer as usize | (1 << 11) | 1)
+        .expect("set");
+    r.vcpu.set_gpr(gpr::RDX, 0).expect("set");
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.vmcs().read(guest::EFER), efer | (1 << 11) | 1);
+    assert_eq!(r.rip(), CODE + 4);
+    r.vcpu.set_gpr(gpr::RCX, 0x277).expect("set");
+    r.vcpu.set_gpr(gpr::RAX, 0x0106).expect("set");
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.exit(exit::RDMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.get_gpr(gpr::RAX).expect("get"), 0x0106);
+    assert_eq!(r.rip(), CODE + 8);
+    r.vcpu.set_gpr(gpr::RAX, 0x0102).expect("set");
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.rip(), CODE + 8, "#GP: rip stays on the wrmsr");
+    assert!(r.vcpu.irq.reinject.take().is_some());
+    assert_eq!(r.exit(exit::WBINVD, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.exit(exit::INVD, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.rip(), CODE + 12);
+    assert_eq!(r.exit(exit::MWAIT, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(6));
+    assert_eq!(r.exit(exit::XSETBV, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    assert_eq!(r.rip(), CODE + 12);
 }
