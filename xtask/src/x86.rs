@@ -194,18 +194,5 @@ pub fn boot_linux(
     cpus: usize,
 ) -> Result<String, String> {
     let (elf, args) = linux_host(kernel, initrd, append, cpus)?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (output, status) = testbed::boot(&LINUX_HOST, &elf, &args)?;
-    if let Some(l) = output
-        .lines()
-        .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
-    {
-        return Err(format!("hypervisor: {l}"));
-    }
-    if status != Some(TESTBED.exit_status) {
-        return Err(format!(
-            "the guest did not power off cleanly (QEMU status {status:?})"
-        ));
-    }
-    Ok(output)
+    crate::linux::host::boot_checked(&LINUX_HOST, &elf, &args, TESTBED.exit_status)
 }

@@ -87,19 +87,31 @@ impl HostLayout {
     /// Boots `elf` with `args`; returns the console output. Fails when the hypervisor or
     /// the guest fails, or the guest does not power off cleanly (QEMU status 0).
     pub fn boot(&self, elf: &Path, args: &[String]) -> Result<String, String> {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (output, status) = testbed::boot(self.testbed, elf, &args)?;
-        if let Some(l) = output
-            .lines()
-            .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
-        {
-            return Err(format!("hypervisor: {l}"));
-        }
-        if status != Some(0) {
-            return Err(format!(
-                "the guest did not power off cleanly (QEMU status {status:?})"
-            ));
-        }
-        Ok(output)
+        boot_checked(self.testbed, elf, args, 0)
     }
+}
+
+/// Boots a Linux host `elf` of `tb` with `args`; returns the console output. Fails when
+/// the hypervisor reports a failure or a fatal trap, or QEMU ends with another status than
+/// `powered_off` (the testbed's clean power-off).
+pub fn boot_checked(
+    tb: &Testbed,
+    elf: &Path,
+    args: &[String],
+    powered_off: i32,
+) -> Result<String, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (output, status) = testbed::boot(tb, elf, &args)?;
+    if let Some(l) = output
+        .lines()
+        .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
+    {
+        return Err(format!("hypervisor: {l}"));
+    }
+    if status != Some(powered_off) {
+        return Err(format!(
+            "the guest did not power off cleanly (QEMU status {status:?})"
+        ));
+    }
+    Ok(output)
 }
