@@ -4,16 +4,25 @@ mod vtimer;
 
 use alloc::format;
 
-use axvcpu::{AxArchVCpu, AxPerCpu, AxVCpu, AxVCpuExitReason, VCpuState};
+use core::fmt::Write;
+
+use axvcpu::{
+    AxArchVCpu, AxPerCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuError, VCpuResult, VCpuState,
+};
 use axvcpu_aarch64::decode::sysreg;
-use axvcpu_aarch64::{gic, Aarch64PerCpu, Aarch64SetupConfig};
+use axvcpu_aarch64::{gic, Aarch64PerCpu, Aarch64SetupConfig, Aarch64VCpu};
+use axvcpu_conformance::alloc_fail::FailingHal;
 use axvcpu_conformance::contract::{HC_DONE, HC_READY, HC_REPORT};
 use axvcpu_conformance::TestVm;
-use axvcpu_testbed::selftest::{self, Check, SelfTest};
+use axvcpu_npt::{Aarch64Stage2, MapFlags, NestedPageTable};
+use axvcpu_testbed::selftest::{
+    self, alloc_fail_with_memory, note_vcpu_set_up, AllocFailMemory, Check, SelfTest,
+    AF_BIG_FRAMES, AF_BIG_GPA,
+};
 
 use crate::arch::{Hal, VCpu, Vm};
 use crate::boot::CPUS;
-use crate::guests::{selftest_code, SelfTest as Guest};
+use crate::guests::{selftest_code, SelfTest as Guest, RAM_BASE};
 use crate::hal;
 
 fn vm(guest: Guest) -> Result<Vm, alloc::string::String> {
@@ -280,9 +289,69 @@ fn percpu(_: ()) -> Check {
     expect_hc(&mut v, HC_REPORT, Some(0x1_0000), "after re-enable")
 }
 
+type Failing = FailingHal<Hal>;
+/// The far page of the build: in another 1 GiB (a stage-2 top-level entry) than RAM and
+/// the block, within the 39-bit IPA space (`AF_FAR_GPA` is beyond it).
+const FAR_IPA: usize = 0x40_4000_0000;
+type FailingVCpu = AxVCpu<Aarch64VCpu<Failing>>;
+type FailingNpt = NestedPageTable<Failing, Aarch64Stage2>;
+
+/// One build: a stage-2 table over [`Failing`], RAM and a 2 MiB block mapped, a vCPU
+/// created and set up, two table changes under it (a block split, a far page), and a run
+/// to its `wfi`. Returns the vCPU before the table, so it drops first.
+fn alloc_fail_build(mem: &AllocFailMemory) -> VCpuResult<(FailingVCpu, FailingNpt)> {
+    let rwx = MapFlags::READ | MapFlags::WRITE | MapFlags::EXECUTE;
+    let mut npt = FailingNpt::new()?;
+    let ram = GuestPhysAddr::from(RAM_BASE);
+    npt.map(ram, mem.ram, mem.ram_frames * 4096, rwx)?;
+    npt.map(
+        GuestPhysAddr::from(AF_BIG_GPA),
+        mem.big,
+        AF_BIG_FRAMES * 4096,
+        rwx,
+    )?;
+    let builder = FailingVCpu::builder(0, 0, ())?;
+    // SAFETY: the table is returned with the vCPU, which drops first; the memory it maps
+    // outlives every build.
+    let mut v = unsafe { builder.ept_root(npt.root_paddr()) }
+        .entry(ram)
+        .setup(Aarch64SetupConfig::default())?;
+    note_vcpu_set_up();
+    npt.protect(
+        GuestPhysAddr::from(AF_BIG_GPA + 0x1000),
+        4096,
+        MapFlags::READ,
+    )?;
+    npt.map(GuestPhysAddr::from(FAR_IPA), mem.ram, 4096, MapFlags::READ)?;
+    v.nested_page_table_changed()?;
+    v.bind()?;
+    let exit = v.run();
+    v.unbind()?;
+    match exit? {
+        AxVCpuExitReason::Halt => Ok((v, npt)),
+        _ => Err(VCpuError::bad_state("alloc-fail: the guest did not halt")),
+    }
+}
+
+/// Every frame allocation of [`alloc_fail_build`] fails in turn: each must be a clean
+/// `NoMemory` error with no frame leaked (`axvcpu_conformance::alloc_fail`).
+fn alloc_fail(_: ()) -> Check {
+    const WFI: u32 = 0xd503_207f;
+    // Root, tables for RAM and the block, the split, the far page's tables.
+    let (points, with_vcpu) =
+        alloc_fail_with_memory::<Hal, _>(16, &WFI.to_le_bytes(), alloc_fail_build, 6)?;
+    let mut out = hal::CONSOLE.writer();
+    let _ = writeln!(
+        out,
+        "testbed-aarch64: alloc-fail: {points} allocation points, {with_vcpu} with a set-up \
+         vCPU, each a clean NoMemory error"
+    );
+    Ok(())
+}
+
 /// Runs every self-test, one `SELFTEST` line each; `true` if all passed.
 pub fn run_all() -> bool {
-    let tests: [SelfTest<()>; 10] = [
+    let tests: [SelfTest<()>; 11] = [
         ("psci", psci),
         ("isv0-error", isv0),
         ("fp-state", fp),
@@ -293,6 +362,7 @@ pub fn run_all() -> bool {
         ("vgic-vtimer", vtimer::vtimer),
         ("call-order", call_order),
         ("percpu", percpu),
+        ("alloc-fail", alloc_fail),
     ];
     let mut w = hal::CONSOLE.writer();
     selftest::run_all(&tests, (), &mut w)

@@ -87,8 +87,9 @@ pub struct AllocFailMemory {
 
 /// Frames of [`AllocFailMemory::big`].
 pub const AF_BIG_FRAMES: usize = 512;
-/// Where a build maps the 2 MiB block.
-pub const AF_BIG_GPA: usize = 0x4000_0000;
+/// Where a build maps the 2 MiB block: 3 GiB, clear of every testbed's RAM, read-only page
+/// and devices.
+pub const AF_BIG_GPA: usize = 0xc000_0000;
 /// A page in another 512 GiB (Sv48x4, 4-level EPT/NPT) or 1 GiB (Sv39x4) than RAM and the
 /// block: new tables at every level.
 pub const AF_FAR_GPA: usize = 0x80_4000_0000;
