@@ -43,6 +43,8 @@ extern crate std;
 
 pub mod alloc_fail;
 pub mod contract;
+#[cfg(feature = "std")]
+pub mod heap_hal;
 #[cfg(test)]
 mod model;
 mod platform;

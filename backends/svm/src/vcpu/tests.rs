@@ -4,62 +4,16 @@
 
 extern crate std;
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::cell::Cell;
-
 use axvcpu::{
     AccessFlags, AccessWidth, AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
-    HostPhysAddr, HostVirtAddr, Port, SysRegAddr, VCpuKick,
+    HostPhysAddr, Port, SysRegAddr, VCpuKick,
 };
+use axvcpu_conformance::heap_hal::HeapHal;
 use axvcpu_npt::{MapFlags, NestedPageTable, X86Npt};
 
 use super::{GuestBoot, SvmSetupConfig, SvmVCpu};
 use crate::regs::gpr;
 use crate::vmcb::{ctrl, event, exit, icpt3, int_ctl, save};
-
-std::thread_local! {
-    static LIVE_FRAMES: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Frames from the heap, host-physical = host-virtual, counted per thread.
-struct HeapHal;
-
-impl AxVCpuHal for HeapHal {
-    fn alloc_frame() -> Option<HostPhysAddr> {
-        Self::alloc_contiguous_frames(1, 1)
-    }
-    fn dealloc_frame(pa: HostPhysAddr) {
-        Self::dealloc_contiguous_frames(pa, 1)
-    }
-    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
-        if align_frames != 1 {
-            return None;
-        }
-        let layout = Layout::from_size_align(count * 4096, 4096).ok()?;
-        // SAFETY: the layout is not zero-sized.
-        let p = unsafe { alloc_zeroed(layout) };
-        if p.is_null() {
-            return None;
-        }
-        LIVE_FRAMES.with(|l| l.set(l.get() + count));
-        Some(HostPhysAddr::from(p as usize))
-    }
-    fn dealloc_contiguous_frames(pa: HostPhysAddr, count: usize) {
-        LIVE_FRAMES.with(|l| l.set(l.get() - count));
-        let layout = Layout::from_size_align(count * 4096, 4096).expect("layout");
-        // SAFETY: allocated by `alloc_contiguous_frames` with this layout.
-        unsafe { dealloc(pa.as_usize() as *mut u8, layout) }
-    }
-    fn phys_to_virt(pa: HostPhysAddr) -> HostVirtAddr {
-        HostVirtAddr::from(pa.as_usize())
-    }
-    fn virt_to_phys(va: HostVirtAddr) -> HostPhysAddr {
-        HostPhysAddr::from(va.as_usize())
-    }
-    fn current_cpu_id() -> usize {
-        0
-    }
-}
 
 const CODE: u64 = 0x1000;
 
@@ -393,9 +347,9 @@ fn a_vector_injected_twice_before_the_guest_takes_it_is_delivered_once() {
 
 #[test]
 fn a_vcpu_frees_its_frames() {
-    let before = LIVE_FRAMES.with(Cell::get);
+    let before = HeapHal::live_frames();
     drop(Rig::new(&[]));
-    assert_eq!(LIVE_FRAMES.with(Cell::get), before);
+    assert_eq!(HeapHal::live_frames(), before);
 }
 
 /// `EVENTINJ` of #GP(0) and of #UD.

@@ -3,63 +3,17 @@
 //! of the VMCS frame), exits written there as a VM exit would leave them. Nothing here
 //! executes a VMX instruction.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::cell::Cell;
-
 use axvcpu::{
     AccessFlags, AccessWidth, AxArchVCpu, AxErrorKind, AxVCpuExitReason, AxVCpuHal, GuestPhysAddr,
-    HostPhysAddr, HostVirtAddr, Port, SysRegAddr, VCpuKick,
+    HostPhysAddr, Port, SysRegAddr, VCpuKick,
 };
+use axvcpu_conformance::heap_hal::HeapHal;
 use axvcpu_npt::{Ept, MapFlags, NestedPageTable};
 
 use super::{GuestBoot, VmxSetupConfig, VmxVCpu, KICK_VECTOR};
 use crate::controls::{proc, Controls, VmxCaps, BOCHS_CAPS};
 use crate::regs::gpr;
 use crate::vmcs::{ctrl, exit, guest, host, info, intr, GUEST_CR0};
-
-std::thread_local! {
-    static LIVE_FRAMES: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Frames from the heap, host-physical = host-virtual, counted per thread.
-struct HeapHal;
-
-impl AxVCpuHal for HeapHal {
-    fn alloc_frame() -> Option<HostPhysAddr> {
-        Self::alloc_contiguous_frames(1, 1)
-    }
-    fn dealloc_frame(pa: HostPhysAddr) {
-        Self::dealloc_contiguous_frames(pa, 1)
-    }
-    fn alloc_contiguous_frames(count: usize, align_frames: usize) -> Option<HostPhysAddr> {
-        if align_frames != 1 {
-            return None;
-        }
-        let layout = Layout::from_size_align(count * 4096, 4096).ok()?;
-        // SAFETY: the layout is not zero-sized.
-        let p = unsafe { alloc_zeroed(layout) };
-        if p.is_null() {
-            return None;
-        }
-        LIVE_FRAMES.with(|l| l.set(l.get() + count));
-        Some(HostPhysAddr::from(p as usize))
-    }
-    fn dealloc_contiguous_frames(pa: HostPhysAddr, count: usize) {
-        LIVE_FRAMES.with(|l| l.set(l.get() - count));
-        let layout = Layout::from_size_align(count * 4096, 4096).expect("layout");
-        // SAFETY: allocated by `alloc_contiguous_frames` with this layout.
-        unsafe { dealloc(pa.as_usize() as *mut u8, layout) }
-    }
-    fn phys_to_virt(pa: HostPhysAddr) -> HostVirtAddr {
-        HostVirtAddr::from(pa.as_usize())
-    }
-    fn virt_to_phys(va: HostVirtAddr) -> HostPhysAddr {
-        HostPhysAddr::from(va.as_usize())
-    }
-    fn current_cpu_id() -> usize {
-        0
-    }
-}
 
 const CODE: u64 = 0x1000;
 
@@ -522,9 +476,9 @@ fn an_event_cut_short_by_an_exit_is_delivered_again_as_it_was() {
 
 #[test]
 fn a_vcpu_frees_its_frames() {
-    let before = LIVE_FRAMES.with(Cell::get);
+    let before = HeapHal::live_frames();
     drop(Rig::new(&[]));
-    assert_eq!(LIVE_FRAMES.with(Cell::get), before);
+    assert_eq!(HeapHal::live_frames(), before);
 }
 
 #[test]
