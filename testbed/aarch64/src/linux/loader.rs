@@ -1,5 +1,5 @@
 //! What `cargo xtask boot aarch64` hands the hypervisor and where the guest's pieces go:
-//! the boot parameters QEMU loads at [`PARAMS`], the arm64 `Image` header (Linux's
+//! the boot parameters QEMU loads at [`PARAMS`] (read with `axvcpu_testbed::params`), the arm64 `Image` header (Linux's
 //! `Documentation/arch/arm64/booting.rst`) and the guest-physical layout.
 //!
 //! QEMU puts the files in host RAM with `-device loader` (raw, at fixed addresses): the
@@ -7,6 +7,8 @@
 //! The hypervisor checks the kernel and moves it where its header says (nothing to move
 //! for the usual `text_offset` 0), so a bad image is refused before any guest instruction
 //! runs and nothing is copied twice.
+
+use axvcpu_testbed::params;
 
 /// The guest's RAM, guest-physical (where QEMU virt has its RAM).
 pub const RAM_IPA: usize = 0x4000_0000;
@@ -27,72 +29,6 @@ pub const INITRD_STAGING: usize = RAM_HPA + INITRD_OFFSET;
 pub const STAGING_END: usize = RAM_HPA + RAM_SIZE - DTB_ROOM;
 /// Where QEMU loads the parameter block (host physical), past the guest's RAM.
 pub const PARAMS: usize = RAM_HPA + RAM_SIZE;
-
-/// The parameter block's first 8 bytes.
-pub const MAGIC: &[u8; 8] = b"AXVLINUX";
-/// Its fixed part: magic, kernel size, initrd size, vCPU count, flags, command-line length.
-const HEADER: usize = 48;
-/// Flag: print the device tree (hex) before the guest starts, so plain QEMU can boot the
-/// same kernel with the same tree (`cargo xtask bench linux-aarch64`).
-pub const FLAG_PRINT_DTB: u64 = 1;
-/// The longest command line accepted.
-pub const MAX_CMDLINE: usize = 2048;
-
-/// The boot parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Params<'a> {
-    /// The kernel file's length.
-    pub kernel_size: usize,
-    /// The initrd's length (0: none).
-    pub initrd_size: usize,
-    /// vCPUs to give the guest.
-    pub cpus: usize,
-    /// `FLAG_*` bits.
-    pub flags: u64,
-    /// The kernel command line.
-    pub cmdline: &'a str,
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut w = [0; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        w.copy_from_slice(s);
-    }
-    u64::from_le_bytes(w)
-}
-
-impl<'a> Params<'a> {
-    /// Reads the block (little-endian: magic, kernel size, initrd size, CPUs, flags,
-    /// command-line length, command line).
-    pub fn parse(b: &'a [u8]) -> Result<Self, &'static str> {
-        if b.get(..8) != Some(&MAGIC[..]) {
-            return Err("no boot parameters (boot with `cargo xtask boot aarch64`)");
-        }
-        let field = |i: usize| usize::try_from(u64_at(b, 8 + 8 * i)).unwrap_or(usize::MAX);
-        let (kernel_size, initrd_size, cpus, len) = (field(0), field(1), field(2), field(4));
-        let flags = u64_at(b, 8 + 8 * 3);
-        if len > MAX_CMDLINE {
-            return Err("the command line is too long");
-        }
-        let cmdline = b
-            .get(HEADER..HEADER + len)
-            .and_then(|c| core::str::from_utf8(c).ok())
-            .ok_or("the command line is not UTF-8")?;
-        if kernel_size == 0 || kernel_size > INITRD_STAGING - KERNEL_STAGING {
-            return Err("the kernel is empty or larger than its staging area");
-        }
-        if initrd_size > STAGING_END - INITRD_STAGING {
-            return Err("the initrd is larger than its staging area");
-        }
-        Ok(Self {
-            kernel_size,
-            initrd_size,
-            cpus,
-            flags,
-            cmdline,
-        })
-    }
-}
 
 /// The arm64 `Image` header's magic, `ARM\x64` at offset 0x38.
 const IMAGE_MAGIC: u32 = 0x644d_5241;
@@ -117,9 +53,9 @@ pub fn place(kernel: &[u8], ram_size: usize, reserve: usize) -> Result<Placement
         .get(0x38..0x3c)
         .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
     let p = if magic == Some(IMAGE_MAGIC) {
-        let text_offset = u64_at(kernel, 0x08) as usize;
-        let image_size = u64_at(kernel, 0x10) as usize;
-        let flags = u64_at(kernel, 0x18);
+        let text_offset = params::u64_at(kernel, 0x08) as usize;
+        let image_size = params::u64_at(kernel, 0x10) as usize;
+        let flags = params::u64_at(kernel, 0x18);
         if flags & 1 != 0 {
             return Err(
                 "the Image header says big-endian; this hypervisor runs little-endian guests",
@@ -195,22 +131,5 @@ mod tests {
         assert!(place(&image(0, 300 << 20, 0), 256 << 20, 0).is_err());
         assert!(place(&image(0, 255 << 20, 0), 256 << 20, 2 << 20).is_err());
         assert!(place(&image(u64::MAX - 4095, 1 << 20, 0), 256 << 20, 0).is_err());
-    }
-
-    #[test]
-    fn parameters_read_back() {
-        let mut b = [0u8; 64];
-        b[..8].copy_from_slice(MAGIC);
-        for (i, v) in [1000u64, 20, 2, FLAG_PRINT_DTB, 5].iter().enumerate() {
-            b[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
-        }
-        b[48..53].copy_from_slice(b"quiet");
-        let p = Params::parse(&b).unwrap();
-        assert_eq!(
-            (p.kernel_size, p.initrd_size, p.cpus, p.flags, p.cmdline),
-            (1000, 20, 2, FLAG_PRINT_DTB, "quiet")
-        );
-        b[0] = b'X';
-        assert!(Params::parse(&b).is_err());
     }
 }

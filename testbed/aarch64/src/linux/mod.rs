@@ -39,8 +39,9 @@ use axvcpu_testbed::say;
 use crate::arch::{Aarch64, Hal, VCpu};
 use crate::boot::MAX_CPUS;
 use crate::hal;
+use axvcpu_testbed::params::{Params, FLAG_PRINT_DTB};
 use devices::{Gicd, Pl011, GICC_IPA};
-use loader::{Params, DTB_ROOM, INITRD_OFFSET, RAM_HPA, RAM_IPA, RAM_SIZE};
+use loader::{DTB_ROOM, INITRD_OFFSET, RAM_HPA, RAM_IPA, RAM_SIZE};
 use vcpus::{run_vcpu, KINDS};
 
 type Npt = NestedPageTable<Hal, axvcpu_npt::Aarch64Stage2>;
@@ -87,7 +88,11 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
     // mapped, that nothing else uses. A block QEMU did not load reads as zeros and is
     // refused by its magic.
     let block = unsafe { core::slice::from_raw_parts(loader::PARAMS as *const u8, 4096) };
-    let params = Params::parse(block)?;
+    let params = Params::parse(
+        block,
+        loader::INITRD_STAGING - loader::KERNEL_STAGING,
+        loader::STAGING_END - loader::INITRD_STAGING,
+    )?;
     let online = (0..MAX_CPUS).filter(|&c| cpus.online(c)).count();
     if params.cpus == 0 || params.cpus > online {
         return Err(format!(
@@ -123,7 +128,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         return Err("the device tree is larger than 2 MiB".into());
     }
     let dtb_offset = RAM_SIZE - DTB_ROOM;
-    if params.flags & loader::FLAG_PRINT_DTB != 0 {
+    if params.flags & FLAG_PRINT_DTB != 0 {
         let mut hex = String::with_capacity(dtb.len() * 2);
         for b in &dtb {
             hex += &format!("{b:02x}");
