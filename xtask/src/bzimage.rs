@@ -91,6 +91,7 @@ pub fn payload(b: &[u8]) -> Result<&[u8], String> {
 
 /// Decompresses an xz stream with the host's `xz` (trailing bytes ignored).
 fn unxz(data: &[u8]) -> Result<Vec<u8>, String> {
+    crate::setup::xz()?;
     let mut child = Command::new("xz")
         .args(["--decompress", "--stdout", "--single-stream"])
         .stdin(Stdio::piped())

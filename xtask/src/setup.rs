@@ -105,6 +105,29 @@ apt-get update -qq
     }
 }
 
+/// `xz`, which unpacks the amd64 bzImage's payload (`crate::bzimage`), from Debian's
+/// `xz-utils` when missing.
+pub fn xz() -> Result<(), String> {
+    if cmd::exists("xz") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing xz-utils (to unpack the amd64 kernel)");
+    cmd::run(
+        "sh",
+        &[
+            "-c",
+            "set -e\napt-get update -qq\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+             --no-install-recommends xz-utils >/dev/null",
+        ],
+        &[],
+    )?;
+    if cmd::exists("xz") {
+        Ok(())
+    } else {
+        Err("xz-utils installed but `xz` is still missing".into())
+    }
+}
+
 /// The hosted backend needs a usable /dev/kvm.
 pub fn require_kvm() -> Result<(), String> {
     std::fs::OpenOptions::new()
