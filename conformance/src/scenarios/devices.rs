@@ -3,12 +3,13 @@
 
 use alloc::collections::BTreeSet;
 use alloc::format;
+use alloc::string::String;
 
-use axvcpu::{AccessWidth, AxVCpuExitReason, Port, VCpuState};
+use axvcpu::{AccessWidth, AxArchVCpu, AxVCpu, AxVCpuExitReason, Port, VCpuState};
 
-use super::{expect_done, expect_exit, expect_report, expect_state, start, step, Check};
+use super::{expect_done, expect_exit, expect_report, expect_state, start, step, Check, VCpuOf};
 use crate::contract::*;
-use crate::{Platform, TestVm};
+use crate::{Platform, PlatformInfo, TestVm};
 
 pub(crate) fn io_out<P: Platform>(p: &mut P) -> Check {
     let (_vm, mut v) = start(p, GuestProgram::IoOut)?;
@@ -145,32 +146,46 @@ pub(crate) fn system_down<P: Platform>(p: &mut P) -> Check {
 }
 
 pub(crate) fn sysreg<P: Platform>(p: &mut P) -> Check {
-    let info = p.info();
-    let Some(read_reg) = info.sysreg_read else {
+    let (_vm, mut v) = start_sysreg_read(p)?;
+    finish_sysreg(&mut v, &p.info(), "complete_read")
+}
+
+/// The [`SysReg`](GuestProgram::SysReg) program started and run to its read of
+/// `PlatformInfo::sysreg_read`, which waits for `complete_read`.
+pub(super) fn start_sysreg_read<P: Platform>(p: &mut P) -> Result<(P::Vm, VCpuOf<P>), String> {
+    let Some(read_reg) = p.info().sysreg_read else {
         return Err("the platform runs the sysreg program but names no register".into());
     };
-    let (_vm, mut v) = start(p, GuestProgram::SysReg)?;
+    let (vm, mut v) = start(p, GuestProgram::SysReg)?;
     match step(&mut v)? {
-        AxVCpuExitReason::SysRegRead { addr, .. } if addr == read_reg => {}
-        other => {
-            return Err(format!(
-                "expected SysRegRead of {read_reg:?}, got {other:?}"
-            ))
-        }
+        AxVCpuExitReason::SysRegRead { addr, .. } if addr == read_reg => Ok((vm, v)),
+        other => Err(format!(
+            "expected SysRegRead of {read_reg:?}, got {other:?}"
+        )),
     }
+}
+
+/// The rest of the [`SysReg`](GuestProgram::SysReg) program after its read exit: the read
+/// answered with [`SYSREG_READ_VALUE`] (a failure of it reported as `context`), the guest
+/// reports it, writes `sysreg_write` if the platform has one, and is done.
+pub(super) fn finish_sysreg<A: AxArchVCpu>(
+    v: &mut AxVCpu<A>,
+    info: &PlatformInfo,
+    context: &str,
+) -> Check {
     v.complete_read(SYSREG_READ_VALUE)
-        .map_err(|e| format!("complete_read: {e}"))?;
-    expect_report(&mut v, SYSREG_READ_VALUE, "system register read")?;
+        .map_err(|e| format!("{context}: {e}"))?;
+    expect_report(v, SYSREG_READ_VALUE, "system register read")?;
     if let Some(addr) = info.sysreg_write {
         expect_exit(
-            &mut v,
+            v,
             AxVCpuExitReason::SysRegWrite {
                 addr,
                 value: SYSREG_WRITE_VALUE,
             },
         )?;
     }
-    expect_done(&mut v)
+    expect_done(v)
 }
 
 /// A value per register that no two registers share.
