@@ -19,6 +19,9 @@ pub use axvcpu_x86::boot::{GuestBoot as Boot, LongModeSetup as Setup};
 
 /// What differs between the x86 backends, as the testbed uses them.
 pub trait Backend: Sized + Send + Sync + 'static {
+    /// The backend's crate, for banner lines.
+    #[cfg_attr(not(feature = "linux"), allow(dead_code))]
+    const CRATE: &'static str;
     /// The backend as the banner line describes it.
     const DESCRIBE: &'static str;
     /// `PlatformInfo::name`.
@@ -35,6 +38,10 @@ pub trait Backend: Sized + Send + Sync + 'static {
 
     /// The boot flow's CPU state of this backend.
     fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS>;
+    /// Whether the guest's RFLAGS.IF is set (a `hlt` with it clear is the Linux guest's
+    /// power-off).
+    #[cfg_attr(not(feature = "linux"), allow(dead_code))]
+    fn interrupts_enabled<H: AxVCpuHal>(vcpu: &Self::VCpu<H>) -> bool;
     /// Whether `reason`, the `FailEntry` reason of a guest state the hardware refuses
     /// (a CR3 beyond the physical-address width), is what this hardware reports.
     fn refused_entry(reason: u64) -> bool;
@@ -48,6 +55,7 @@ pub struct Svm;
 pub static SVM_CPUS: Cpus<X86<Svm>, MAX_CPUS> = Cpus::new();
 
 impl Backend for Svm {
+    const CRATE: &'static str = "axvcpu-svm";
     const DESCRIBE: &'static str = "AMD SVM, 4-level NPT, long-mode guests";
     const PLATFORM: &'static str = "x86_64-svm-qemu";
     const BENCH_LOOP: &'static str = "vmmcall; jmp";
@@ -58,6 +66,9 @@ impl Backend for Svm {
 
     fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS> {
         &SVM_CPUS
+    }
+    fn interrupts_enabled<H: AxVCpuHal>(vcpu: &Self::VCpu<H>) -> bool {
+        vcpu.interrupts_enabled()
     }
     /// VMEXIT_INVALID, whose code reads as `0xffff_ffff` under TCG (low 32 bits compared).
     fn refused_entry(reason: u64) -> bool {
@@ -73,6 +84,7 @@ pub struct Vmx;
 pub static VMX_CPUS: Cpus<X86<Vmx>, MAX_CPUS> = Cpus::new();
 
 impl Backend for Vmx {
+    const CRATE: &'static str = "axvcpu-vmx";
     const DESCRIBE: &'static str = "Intel VMX, 4-level EPT, VPID, long-mode guests";
     const PLATFORM: &'static str = "x86_64-vmx-bochs";
     const BENCH_LOOP: &'static str = "vmcall; jmp";
@@ -83,6 +95,9 @@ impl Backend for Vmx {
 
     fn cpus() -> &'static Cpus<X86<Self>, MAX_CPUS> {
         &VMX_CPUS
+    }
+    fn interrupts_enabled<H: AxVCpuHal>(vcpu: &Self::VCpu<H>) -> bool {
+        vcpu.interrupts_enabled()
     }
     /// Exit reason 33 (invalid guest state) with the entry-failure bit 31.
     fn refused_entry(reason: u64) -> bool {

@@ -305,6 +305,19 @@ pub fn start_cpu(apic_id: usize) -> bool {
 /// The second CPU reached Rust.
 static AP_ENTERED: AtomicBool = AtomicBool::new(false);
 
+/// On the boot CPU with VMX: rewrites the guest programs' hypercalls to `vmcall` and says
+/// what the VMX capability MSRs offer.
+fn announce_vmx(boot: bool) {
+    if boot {
+        let n = backend::patch_hypercalls();
+        axvcpu_testbed::say::<AnyX86>(format_args!(
+            "{}: Intel VMX: {}; {n} hypercall sites of the guest programs now `vmcall`",
+            AnyX86::NAME,
+            backend::vmx_caps()
+        ));
+    }
+}
+
 #[unsafe(no_mangle)]
 extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
     tss::load(cpu);
@@ -320,18 +333,17 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
     };
     match found {
         #[cfg(feature = "linux")]
-        Found::Svm => Svm::cpus().start_with(cpu, boot != 0, crate::linux::main),
+        Found::Svm => Svm::cpus().start_with(cpu, boot != 0, crate::linux::main::<Svm>),
         #[cfg(not(feature = "linux"))]
         Found::Svm => Svm::cpus().start(cpu, boot != 0),
+        #[cfg(feature = "linux")]
         Found::Vmx => {
-            if boot != 0 {
-                let n = backend::patch_hypercalls();
-                axvcpu_testbed::say::<AnyX86>(format_args!(
-                    "{}: Intel VMX: {}; {n} hypercall sites of the guest programs now `vmcall`",
-                    AnyX86::NAME,
-                    backend::vmx_caps()
-                ));
-            }
+            announce_vmx(boot != 0);
+            Vmx::cpus().start_with(cpu, boot != 0, crate::linux::main::<Vmx>)
+        }
+        #[cfg(not(feature = "linux"))]
+        Found::Vmx => {
+            announce_vmx(boot != 0);
             Vmx::cpus().start(cpu, boot != 0)
         }
         Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID", boot != 0),

@@ -1,6 +1,6 @@
 //! The `linux` feature: instead of the conformance suite, the testbed is a small hypervisor
-//! that boots an unmodified Linux kernel (Debian's amd64 vmlinux) on an `axvcpu-svm` vCPU
-//! through `AxVCpu`.
+//! that boots an unmodified Linux kernel (Debian's amd64 vmlinux) on an `axvcpu-svm` or
+//! `axvcpu-vmx` vCPU (whichever the host CPU offers, [`Backend`]) through `AxVCpu`.
 //!
 //! `cargo xtask boot x86_64 --kernel FILE ...` takes the vmlinux ELF out of the bzImage,
 //! builds this hypervisor and has QEMU load the kernel's segments, the initrd and a
@@ -22,8 +22,9 @@
 //! arms its local APIC timer for it, so the guest exits (an INTR exit) when it is due and
 //! the hypervisor raises IRQ 0 and injects the 8259's vector.
 //!
-//! MSRs: the backend keeps EFER and PAT in the VMCB and lets the guest reach the syscall,
-//! FS/GS and SYSENTER MSRs (swapped by `vmload`/`vmsave`); of the rest the hypervisor
+//! MSRs: the backend keeps EFER and PAT in the guest state (VMCB/VMCS) and lets the guest
+//! reach the syscall, FS/GS and SYSENTER MSRs (swapped by `vmload`/`vmsave` on SVM, at
+//! bind/unbind on VMX); of the rest the hypervisor
 //! answers a read of the TSC and injects #GP(0) for everything else
 //! (`AxVCpu::inject_exception`), as hardware does for an MSR it does not have.
 //!
@@ -47,14 +48,13 @@ use axvcpu_testbed::boot::Cpus;
 use axvcpu_testbed::say;
 
 use crate::arch::{Hal, VCpu, X86};
-use crate::backend::{Backend, Boot, Setup, Svm};
+use crate::backend::{Backend, Boot, Setup};
 use crate::boot::MAX_CPUS;
 use crate::hal;
 use devices::{pit_ticks, ticks_ns, Cmos, Pic, Pit, Uart, UartOut};
 use loader::{Params, CMDLINE_GPA, INITRD_GPA, RAM_HPA, RAM_SIZE, ZERO_PAGE_GPA};
 
-type Npt = NestedPageTable<Hal<Svm>, <Svm as Backend>::Format>;
-type Arch = X86<Svm>;
+type Npt<B> = NestedPageTable<Hal<B>, <B as Backend>::Format>;
 
 /// The guest's console line that says its init reached user space.
 const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
@@ -93,12 +93,12 @@ fn device_of(port: u16) -> usize {
 }
 
 /// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
-pub fn main(cpus: &'static Cpus<Arch, MAX_CPUS>) -> bool {
+pub fn main<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> bool {
     let _ = cpus;
-    match boot() {
+    match boot::<B>() {
         Ok(ok) => ok,
         Err(why) => {
-            say::<Arch>(format_args!("linux: FATAL {why}"));
+            say::<X86<B>>(format_args!("linux: FATAL {why}"));
             false
         }
     }
@@ -124,7 +124,7 @@ struct Machine {
     reset: bool,
 }
 
-fn boot() -> Result<bool, String> {
+fn boot<B: Backend>() -> Result<bool, String> {
     let t0 = hal::now_ns();
     // SAFETY: QEMU loaded the parameter block there (`cargo xtask boot`); RAM, identity
     // mapped, that nothing else uses. A block QEMU did not load reads as zeros and is
@@ -162,7 +162,7 @@ fn boot() -> Result<bool, String> {
         core::ptr::copy_nonoverlapping(cmdline.as_ptr(), ram.add(CMDLINE_GPA), cmdline.len());
     }
 
-    let mut npt = Npt::new().map_err(|e| format!("NPT: {e}"))?;
+    let mut npt = Npt::<B>::new().map_err(|e| format!("NPT: {e}"))?;
     npt.map(
         GuestPhysAddr::from(0),
         HostPhysAddr::from(RAM_HPA),
@@ -171,7 +171,7 @@ fn boot() -> Result<bool, String> {
     )
     .map_err(|e| format!("NPT RAM: {e}"))?;
     let vm_id = axvcpu_testbed::vm::next_vm_id();
-    let mut vcpu = AxVCpu::<VCpu<Svm>>::new(vm_id, 0, ()).map_err(|e| format!("vCPU 0: {e}"))?;
+    let mut vcpu = AxVCpu::<VCpu<B>>::new(vm_id, 0, ()).map_err(|e| format!("vCPU 0: {e}"))?;
     // SAFETY: `npt` maps only the guest's RAM, and lives until after the vCPU is dropped
     // (declared before it, dropped after it).
     unsafe { vcpu.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU 0: {e}"))?;
@@ -186,9 +186,10 @@ fn boot() -> Result<bool, String> {
     vcpu.set_gpr(RSI, ZERO_PAGE_GPA)
         .map_err(|e| format!("vCPU 0: {e}"))?;
     hal::calibrate_apic_timer();
-    say::<Arch>(format_args!(
-        "linux: backend axvcpu-svm ({}), 1 vCPU; devices: COM1 8250, 8259 PIC, 8254 PIT (IRQ 0 on host APIC-timer deadlines), CMOS; kernel at {:#x} ({} KiB, {} KiB in memory), entry {:#x}, initrd {} KiB; TSC {} kHz; set up in {} ms",
-        Svm::DESCRIBE,
+    say::<X86<B>>(format_args!(
+        "linux: backend {} ({}), 1 vCPU; devices: COM1 8250, 8259 PIC, 8254 PIT (IRQ 0 on host APIC-timer deadlines), CMOS; kernel at {:#x} ({} KiB, {} KiB in memory), entry {:#x}, initrd {} KiB; TSC {} kHz; set up in {} ms",
+        B::CRATE,
+        B::DESCRIBE,
         params.load,
         params.image_size / 1024,
         params.mem_size / 1024,
@@ -198,7 +199,7 @@ fn boot() -> Result<bool, String> {
         (hal::now_ns() - t0) / 1_000_000
     ));
     let mut m = Machine::default();
-    let ended = run(&mut m, &mut vcpu);
+    let ended = run::<B>(&mut m, &mut vcpu);
     hal::disarm_timer();
     drop(vcpu);
     drop(npt);
@@ -224,7 +225,7 @@ fn boot() -> Result<bool, String> {
     for msr in &m.gp_msrs {
         gp += &format!(" {msr:#x}");
     }
-    say::<Arch>(format_args!(
+    say::<X86<B>>(format_args!(
         "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; #GP for {} MSR accesses ({}{}); port accesses:{}; exits:{}",
         match &ended {
             Ok(()) if !m.reset => String::from("guest powered off (hlt with interrupts off)"),
@@ -245,10 +246,10 @@ fn boot() -> Result<bool, String> {
 const GP_MSRS_SHOWN: usize = 12;
 
 /// Runs the vCPU until the guest powers off (`Ok`) or something fails.
-fn run(m: &mut Machine, vcpu: &mut AxVCpu<VCpu<Svm>>) -> Result<(), String> {
+fn run<B: Backend>(m: &mut Machine, vcpu: &mut AxVCpu<VCpu<B>>) -> Result<(), String> {
     vcpu.bind().map_err(|e| format!("bind: {e}"))?;
     let result = loop {
-        m.deliver(vcpu)?;
+        m.deliver::<B>(vcpu)?;
         let exit = match vcpu.run() {
             Ok(e) => e,
             Err(e) => break Err(format!("run: {e} (rip {:#x})", vcpu.pc().unwrap_or(0))),
@@ -258,7 +259,7 @@ fn run(m: &mut Machine, vcpu: &mut AxVCpu<VCpu<Svm>>) -> Result<(), String> {
             .position(|k| *k == exit.name())
             .unwrap_or(KINDS.len() - 1);
         m.exits[kind] += 1;
-        match m.handle(vcpu, exit) {
+        match m.handle::<B>(vcpu, exit) {
             Ok(true) => {}
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
@@ -272,7 +273,7 @@ fn run(m: &mut Machine, vcpu: &mut AxVCpu<VCpu<Svm>>) -> Result<(), String> {
 impl Machine {
     /// Brings the devices up to now: IRQ 0 if the PIT fired, IRQ 4 from the UART, the
     /// 8259's vectors into the vCPU; then arms the host timer for the PIT's next IRQ.
-    fn deliver(&mut self, vcpu: &mut AxVCpu<VCpu<Svm>>) -> Result<(), String> {
+    fn deliver<B: Backend>(&mut self, vcpu: &mut AxVCpu<VCpu<B>>) -> Result<(), String> {
         let now = pit_ticks(hal::now_ns());
         if self.pit.take_irq(now) {
             self.pic.set_line(0, true);
@@ -291,9 +292,9 @@ impl Machine {
     }
 
     /// Serves one exit; `false` when the guest is done.
-    fn handle(
+    fn handle<B: Backend>(
         &mut self,
-        vcpu: &mut AxVCpu<VCpu<Svm>>,
+        vcpu: &mut AxVCpu<VCpu<B>>,
         exit: AxVCpuExitReason,
     ) -> Result<bool, String> {
         let e = |e: axvcpu::VCpuError| format!("{e}");
@@ -314,16 +315,16 @@ impl Machine {
                     let tsc = unsafe { core::arch::x86_64::_rdtsc() };
                     vcpu.complete_read(tsc).map_err(e)?;
                 }
-                msr => self.gp(vcpu, msr as u32)?,
+                msr => self.gp::<B>(vcpu, msr as u32)?,
             },
-            AxVCpuExitReason::SysRegWrite { addr, .. } => self.gp(vcpu, addr.0 as u32)?,
+            AxVCpuExitReason::SysRegWrite { addr, .. } => self.gp::<B>(vcpu, addr.0 as u32)?,
             AxVCpuExitReason::Halt => {
-                if !vcpu.arch().interrupts_enabled() {
+                if !B::interrupts_enabled(vcpu.arch()) {
                     // `hlt` with interrupts off: nothing but an NMI or INIT wakes it.
                     return Ok(false);
                 }
                 if vcpu.state() == VCpuState::Blocked {
-                    self.sleep(vcpu);
+                    self.sleep::<B>(vcpu);
                 }
             }
             AxVCpuExitReason::Hypercall { .. } => {
@@ -340,7 +341,7 @@ impl Machine {
     }
 
     /// #GP(0) for an MSR the hypervisor does not give.
-    fn gp(&mut self, vcpu: &mut AxVCpu<VCpu<Svm>>, msr: u32) -> Result<(), String> {
+    fn gp<B: Backend>(&mut self, vcpu: &mut AxVCpu<VCpu<B>>, msr: u32) -> Result<(), String> {
         self.gp_count += 1;
         if !self.gp_msrs.contains(&msr) && self.gp_msrs.len() < GP_MSRS_SHOWN {
             self.gp_msrs.push(msr);
@@ -351,7 +352,7 @@ impl Machine {
 
     /// The guest halted with interrupts on and nothing pending: the host sleeps until the
     /// PIT's next IRQ (its local APIC timer wakes it).
-    fn sleep(&mut self, _vcpu: &mut AxVCpu<VCpu<Svm>>) {
+    fn sleep<B: Backend>(&mut self, _vcpu: &mut AxVCpu<VCpu<B>>) {
         let Some(t) = self.pit.next_irq() else {
             // No timer: nothing will ever wake the guest but a device; look again soon.
             return;
