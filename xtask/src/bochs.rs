@@ -30,8 +30,35 @@ use crate::x86;
 /// own timeouts (measured against the PIT, so in emulated time) still allow millions of
 /// instructions.
 pub const IPS: u64 = 10_000_000;
-/// The whole Bochs run, boot to shutdown.
-const TIMEOUT: Duration = Duration::from_secs(300);
+/// A Bochs machine: its memory, its CPUs, how long a run may take (boot to shutdown).
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    /// RAM in MiB.
+    pub megs: u32,
+    /// CPUs.
+    pub cpus: u32,
+    /// The whole run, boot to shutdown.
+    pub timeout: Duration,
+}
+
+/// The conformance run's machine: two CPUs (the multi-CPU scenarios), 256 MiB.
+const TESTBED: Machine = Machine {
+    megs: 256,
+    cpus: 2,
+    timeout: Duration::from_secs(300),
+};
+
+/// A file GRUB loads as a Multiboot2 module, with the command line `<name> <address>`
+/// (the testbed's `multiboot.rs` copies it there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// The file.
+    pub file: PathBuf,
+    /// Its name (the testbed checks it).
+    pub name: &'static str,
+    /// The physical address it goes to.
+    pub addr: u64,
+}
 /// How the testbed's line ends when CPUID offers VMX but the image has no VMX backend.
 const NO_BACKEND: &str = "VMX backend not available in this build";
 /// The self-tests that must report `ok` in Bochs: the SVM run's checks of the backend
@@ -51,20 +78,31 @@ const REQUIRED_SELFTESTS: [&str; 10] = [
 /// What Bochs writes to its log when the testbed ends the run through port 0x8900.
 const SHUTDOWN_LOG: &str = "Shutdown port: shutdown requested";
 
-fn dir() -> PathBuf {
+/// Where the Bochs runs keep their files: `target/bochs/`.
+pub fn dir() -> PathBuf {
     testbed::target_dir().join("bochs")
 }
 
-/// GRUB's menu: no wait, the testbed through Multiboot2.
-const GRUB_CFG: &str = "set timeout=0\nset default=0\nmenuentry \"testbed-x86\" {\n    \
-                        multiboot2 /boot/testbed-x86.elf\n    boot\n}\n";
+/// GRUB's menu: no wait, the testbed through Multiboot2, then each module (in
+/// `/boot/<name>`) with its command line `<name> <address>`.
+fn grub_cfg(modules: &[Module]) -> String {
+    let mut cfg = String::from(
+        "set timeout=0\nset default=0\nmenuentry \"testbed-x86\" {\n    \
+         multiboot2 /boot/testbed-x86.elf\n",
+    );
+    for m in modules {
+        cfg += &format!("    module2 /boot/{0} {0} {1:#x}\n", m.name, m.addr);
+    }
+    cfg + "    boot\n}\n"
+}
 
-/// The Bochs configuration for booting `iso`, with COM1 to `com1` and the log to `log`.
-fn bochsrc(iso: &Path, com1: &Path, log: &Path) -> String {
+/// The Bochs configuration of `machine` for booting `iso`, with COM1 to `com1` and the log
+/// to `log`.
+fn bochsrc(machine: &Machine, iso: &Path, com1: &Path, log: &Path) -> String {
     format!(
         "# Written by cargo xtask (xtask/src/bochs.rs).\n\
-         megs: 256\n\
-         cpu: model=corei7_haswell_4770, count=2, ips={IPS}, reset_on_triple_fault=0\n\
+         megs: {}\n\
+         cpu: model=corei7_haswell_4770, count={}, ips={IPS}, reset_on_triple_fault=0\n\
          clock: sync=none, time0=local\n\
          romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
          vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest\n\
@@ -76,21 +114,28 @@ fn bochsrc(iso: &Path, com1: &Path, log: &Path) -> String {
          port_e9_hack: enabled=1\n\
          panic: action=fatal\n\
          error: action=report\n",
+        machine.megs,
+        machine.cpus,
         iso.display(),
         com1.display(),
         log.display()
     )
 }
 
-/// Builds the GRUB ISO around `elf` in `target/bochs/`.
-fn iso(elf: &Path) -> Result<PathBuf, String> {
-    let root = dir().join("iso");
+/// Builds the GRUB ISO `target/bochs/<name>.iso` around `elf` and `modules`.
+pub fn iso(elf: &Path, modules: &[Module], name: &str) -> Result<PathBuf, String> {
+    let root = dir().join(format!("{name}-iso"));
+    let _ = std::fs::remove_dir_all(&root);
     let boot = root.join("boot");
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| format!("{}: {e}", boot.display()))?;
     std::fs::copy(elf, boot.join("testbed-x86.elf")).map_err(|e| format!("copying ELF: {e}"))?;
-    std::fs::write(boot.join("grub").join("grub.cfg"), GRUB_CFG)
+    for m in modules {
+        std::fs::copy(&m.file, boot.join(m.name))
+            .map_err(|e| format!("copying {}: {e}", m.file.display()))?;
+    }
+    std::fs::write(boot.join("grub").join("grub.cfg"), grub_cfg(modules))
         .map_err(|e| format!("grub.cfg: {e}"))?;
-    let out = dir().join("testbed-x86.iso");
+    let out = dir().join(format!("{name}.iso"));
     let (o, r) = (out.display().to_string(), root.display().to_string());
     eprintln!("$ grub-mkrescue -o {o} {r}");
     let made = Command::new("grub-mkrescue")
@@ -108,22 +153,53 @@ fn iso(elf: &Path) -> Result<PathBuf, String> {
 }
 
 /// Echoes the complete lines `file` has gained since `*done` bytes; keeps the rest.
-fn echo_new_lines(file: &Path, done: &mut u64, partial: &mut String) {
+/// Whether one of them starts with `marker` (never, for an empty one).
+fn echo_new_lines(file: &Path, done: &mut u64, partial: &mut String, marker: &str) -> bool {
     let Ok(mut f) = std::fs::File::open(file) else {
-        return;
+        return false;
     };
     if f.seek(SeekFrom::Start(*done)).is_err() {
-        return;
+        return false;
     }
     let mut bytes = Vec::new();
+    let mut seen = false;
     if let Ok(n) = f.read_to_end(&mut bytes) {
         *done += n as u64;
         partial.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(end) = partial.find('\n') {
-            println!("{}", partial[..end].trim_end_matches('\r'));
+            let line = partial[..end].trim_end_matches('\r');
+            seen |= !marker.is_empty() && line.starts_with(marker);
+            println!("{line}");
             partial.drain(..=end);
         }
     }
+    seen
+}
+
+/// What a Bochs run left.
+#[derive(Debug)]
+pub struct Run {
+    /// COM1's output, `\r` removed.
+    pub output: String,
+    /// Bochs's log.
+    pub log: String,
+    /// Wall time, Bochs's start to its end.
+    pub secs: f64,
+    /// Wall time from Bochs's start to the first line starting with the marker `boot` was
+    /// given (within the 0.1 s COM1 is polled at).
+    pub marker_secs: Option<f64>,
+}
+
+/// The line of `log` with Bochs's panic, if it gave up (a triple fault of the host, say),
+/// other than the testbed's shutdown.
+pub fn panic_line(log: &str) -> Option<&str> {
+    log.lines()
+        .find(|l| l.contains(">>PANIC<<") && !l.contains(SHUTDOWN_LOG))
+}
+
+/// Whether the testbed ended Bochs through its shutdown port.
+pub fn shut_down(log: &str) -> bool {
+    log.contains(SHUTDOWN_LOG)
 }
 
 /// Ends `child` (`script`), which ends Bochs with it: SIGTERM, which `script` passes on.
@@ -138,8 +214,9 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Boots `iso` in Bochs; returns COM1's output (`\r` removed) and the log.
-fn boot(iso: &Path) -> Result<(String, String), String> {
+/// Boots `iso` in Bochs on `machine`, timing the first COM1 line that starts with `marker`
+/// (none if empty).
+pub fn boot(iso: &Path, machine: &Machine, marker: &str) -> Result<Run, String> {
     let d = dir();
     let (rc, cmds) = (d.join("bochsrc"), d.join("bochs.rc"));
     let (com1, log, screen) = (
@@ -147,7 +224,7 @@ fn boot(iso: &Path) -> Result<(String, String), String> {
         d.join("bochs.log"),
         d.join("screen.txt"),
     );
-    std::fs::write(&rc, bochsrc(iso, &com1, &log)).map_err(|e| format!("bochsrc: {e}"))?;
+    std::fs::write(&rc, bochsrc(machine, iso, &com1, &log)).map_err(|e| format!("bochsrc: {e}"))?;
     // Bochs's built-in debugger stops at a prompt first: `c` continues.
     std::fs::write(&cmds, "c\n").map_err(|e| format!("{}: {e}", cmds.display()))?;
     for old in [&com1, &log] {
@@ -157,7 +234,7 @@ fn boot(iso: &Path) -> Result<(String, String), String> {
         std::fs::File::create(&screen).map_err(|e| format!("{}: {e}", screen.display()))?;
     let inner = format!(
         "exec timeout --kill-after=5 {} bochs -q -f '{}' -rc '{}'",
-        TIMEOUT.as_secs(),
+        machine.timeout.as_secs(),
         rc.display(),
         cmds.display()
     );
@@ -174,9 +251,11 @@ fn boot(iso: &Path) -> Result<(String, String), String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("script: cannot start: {e}"))?;
-    let (mut done, mut partial) = (0, String::new());
+    let (mut done, mut partial, mut marker_secs) = (0, String::new(), None);
     let status = loop {
-        echo_new_lines(&com1, &mut done, &mut partial);
+        if echo_new_lines(&com1, &mut done, &mut partial, marker) && marker_secs.is_none() {
+            marker_secs = Some(started.elapsed().as_secs_f64());
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => std::thread::sleep(Duration::from_millis(100)),
@@ -186,7 +265,9 @@ fn boot(iso: &Path) -> Result<(String, String), String> {
             }
         }
     };
-    echo_new_lines(&com1, &mut done, &mut partial);
+    if echo_new_lines(&com1, &mut done, &mut partial, marker) && marker_secs.is_none() {
+        marker_secs = Some(started.elapsed().as_secs_f64());
+    }
     if !partial.is_empty() {
         println!("{partial}");
     }
@@ -196,30 +277,32 @@ fn boot(iso: &Path) -> Result<(String, String), String> {
     if matches!(status.code(), Some(124) | Some(137)) {
         return Err(format!(
             "Bochs did not finish within {} s (see {})",
-            TIMEOUT.as_secs(),
+            machine.timeout.as_secs(),
             log.display()
         ));
     }
     let output = std::fs::read_to_string(&com1)
         .map_err(|e| format!("{}: {e}", com1.display()))?
         .replace('\r', "");
-    let log_text = std::fs::read(&log)
+    let log = std::fs::read(&log)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    Ok((output, log_text))
+    Ok(Run {
+        output,
+        log,
+        secs,
+        marker_secs,
+    })
 }
 
 /// Builds the testbed, boots it in Bochs (Intel VMX, two CPUs) and checks its report.
 pub fn test() -> Result<(), String> {
     let tb = &x86::TESTBED;
     let elf = testbed::build(tb, &[], tb.package)?;
-    let iso = iso(&elf)?;
-    let (output, log) = boot(&iso)?;
+    let iso = iso(&elf, &[], tb.package)?;
+    let Run { output, log, .. } = boot(&iso, &TESTBED, "")?;
     // A triple fault of the host, or anything else Bochs gives up on.
-    if let Some(panic) = log
-        .lines()
-        .find(|l| l.contains(">>PANIC<<") && !l.contains(SHUTDOWN_LOG))
-    {
+    if let Some(panic) = panic_line(&log) {
         return Err(format!("x86 VMX in Bochs: Bochs panicked: {panic}"));
     }
     if let Some(l) = output.lines().find(|l| l.ends_with(NO_BACKEND)) {
@@ -240,7 +323,7 @@ pub fn test() -> Result<(), String> {
             missing.join(", ")
         ));
     }
-    if !log.contains(SHUTDOWN_LOG) {
+    if !shut_down(&log) {
         return Err(format!(
             "x86 VMX in Bochs: the testbed did not end the run (no `{SHUTDOWN_LOG}` in {})",
             dir().join("bochs.log").display()
@@ -255,9 +338,10 @@ pub fn test() -> Result<(), String> {
 /// counts one tick per instruction, so the figures are exact and repeatable).
 pub fn bench() -> Result<(), String> {
     let tb = &x86::TESTBED;
-    let elf = testbed::build(tb, &["bench"], &format!("{}-bench", tb.package))?;
-    let iso = iso(&elf)?;
-    let (output, _) = boot(&iso)?;
+    let name = format!("{}-bench", tb.package);
+    let elf = testbed::build(tb, &["bench"], &name)?;
+    let iso = iso(&elf, &[], &name)?;
+    let output = boot(&iso, &TESTBED, "")?.output;
     let figures = testbed::bench_figures(&output);
     if figures.is_empty() {
         return Err("the x86 VMX benchmark in Bochs did not report its figures".into());
@@ -300,8 +384,14 @@ mod tests {
 
     #[test]
     fn the_bochsrc_boots_the_iso_headless_with_vmx_and_opens_no_port() {
-        let rc = bochsrc(Path::new("/x/t.iso"), Path::new("/x/c"), Path::new("/x/l"));
+        let rc = bochsrc(
+            &TESTBED,
+            Path::new("/x/t.iso"),
+            Path::new("/x/c"),
+            Path::new("/x/l"),
+        );
         for want in [
+            "megs: 256",
             "cpu: model=corei7_haswell_4770, count=2,",
             "clock: sync=none",
             "path=\"/x/t.iso\"",
@@ -321,7 +411,23 @@ mod tests {
 
     #[test]
     fn grub_loads_the_testbed_through_multiboot2_at_once() {
-        assert!(GRUB_CFG.contains("set timeout=0"));
-        assert!(GRUB_CFG.contains("multiboot2 /boot/testbed-x86.elf"));
+        let cfg = grub_cfg(&[]);
+        assert!(cfg.contains("set timeout=0"));
+        assert!(cfg.contains("multiboot2 /boot/testbed-x86.elf"));
+        assert!(!cfg.contains("module2"));
+    }
+
+    #[test]
+    fn modules_carry_their_name_and_address_on_their_command_line() {
+        let cfg = grub_cfg(&[Module {
+            file: PathBuf::from("/x/k.bin"),
+            name: "kernel",
+            addr: 0x1100_0000,
+        }]);
+        let multiboot = cfg.find("multiboot2").unwrap();
+        let module = cfg
+            .find("    module2 /boot/kernel kernel 0x11000000\n")
+            .unwrap();
+        assert!(multiboot < module && module < cfg.find("boot\n}").unwrap());
     }
 }

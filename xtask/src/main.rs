@@ -8,11 +8,12 @@
 //! - `cargo xtask run linux-riscv64`: the same with Debian trixie's riscv64 kernel and
 //!   busybox on the RISC-V hypervisor, 2 vCPUs, with Sstc and without.
 //! - `cargo xtask run linux-x86_64`: Debian bookworm's amd64 kernel and busybox on the x86
-//!   hypervisor, AMD SVM in QEMU, 1 vCPU.
+//!   hypervisor, AMD SVM in QEMU, 1 vCPU; `linux-x86_64-vmx` the same on Intel VMX in Bochs.
 //! - `cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append
-//!   STRING] [--cpus N] [--no-sstc] [--svm]`: boots any kernel on the AArch64, RISC-V or x86
-//!   hypervisor (exit 0 when the guest powers off cleanly; `--no-sstc`: a RISC-V host CPU
-//!   without Sstc; x86_64 takes a bzImage or a vmlinux ELF, 1 vCPU, SVM).
+//!   STRING] [--cpus N] [--no-sstc] [--svm|--vmx]`: boots any kernel on the AArch64, RISC-V
+//!   or x86 hypervisor (exit 0 when the guest powers off cleanly; `--no-sstc`: a RISC-V host
+//!   CPU without Sstc; x86_64 takes a bzImage or a vmlinux ELF, 1 vCPU, SVM in QEMU or
+//!   `--vmx` in Bochs).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
@@ -27,6 +28,7 @@
 
 mod aarch64;
 mod bochs;
+mod bochs_linux;
 mod bzimage;
 mod cmd;
 mod debian;
@@ -41,8 +43,8 @@ mod x86;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
-cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] [--svm] | \
+const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64|linux-x86_64-vmx] | \
+cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] [--svm|--vmx] | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
 cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N] | cargo xtask soak [--exits N]";
@@ -108,6 +110,12 @@ fn run(which: &str) -> Result<(), String> {
             setup::rust_targets()?;
             setup::bochs()?;
             return bochs::test();
+        }
+        "linux-x86_64-vmx" => {
+            setup::rust_targets()?;
+            setup::qemu()?;
+            setup::bochs()?;
+            return bochs_linux::test();
         }
         other => return Err(format!("unknown job `{other}`; {USAGE}")),
     };

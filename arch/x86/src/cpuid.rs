@@ -23,7 +23,8 @@
 //!   is not switched between vCPUs and `XCR0` is the host's; the guest uses FXSAVE/SSE.
 //! - x2APIC, TSC-deadline, the local APIC: the hypervisor may emulate no local APIC (its
 //!   Linux guest runs with the 8259 PIC and 8254 PIT); ARAT likewise.
-//! - MCE/MCA, MTRR, PDCM, perf/debug-store, architectural PMU: their MSRs are not given.
+//! - MCE/MCA, MTRR, PDCM, perf/debug-store, architectural PMU, TSC_ADJUST: their MSRs are
+//!   not given.
 //! - RDTSCP, RDPID: `TSC_AUX` is not switched.
 //! - Speculation controls (SPEC_CTRL, IBPB, STIBP, SSBD, ARCH_CAPABILITIES, ...): their
 //!   MSRs are not given.
@@ -66,9 +67,12 @@ const fn bits(list: &[u32]) -> u32 {
 const L1_ECX_HIDE: u32 = bits(&[3, 4, 5, 6, 7, 8, 15, 21, 24, 26, 27, 28, 29]);
 /// Leaf 1 `edx`: MCE 7, APIC 9, MTRR 12, MCA 14, ACPI (thermal) 22, TM 29, PBE 31, DS 21.
 const L1_EDX_HIDE: u32 = bits(&[7, 9, 12, 14, 21, 22, 29, 31]);
-/// Leaf 7.0 `ebx`: AVX2 5, RDT-M 12, MPX 14, RDT-A 15, AVX-512 16,17,21,26,27,28,30,31,
-/// Intel PT 25.
-const L7_EBX_HIDE: u32 = bits(&[5, 12, 14, 15, 16, 17, 21, 25, 26, 27, 28, 30, 31]);
+/// Leaf 7.0 `ebx`: TSC_ADJUST 1, AVX2 5, RDT-M 12, MPX 14, RDT-A 15, AVX-512
+/// 16,17,21,26,27,28,30,31, Intel PT 25.
+const L7_EBX_HIDE: u32 = bits(&[1, 5, 12, 14, 15, 16, 17, 21, 25, 26, 27, 28, 30, 31]);
+/// Leaf 7.0 `ebx` bit 10, INVPCID: kept here; a backend that cannot let the guest execute
+/// it (VMX without its control) clears it.
+pub const L7_EBX_INVPCID: u32 = 1 << 10;
 /// Leaf 7.0 `ecx`: AVX-512 VBMI 1, UMIP 2 (kept), PKU 3, OSPKE 4, WAITPKG 5, AVX-512
 /// VBMI2 6, CET-SS 7, GFNI/VAES/VPCLMULQDQ on AVX 9,10, AVX-512 VNNI 11, BITALG 12, TME 13,
 /// VPOPCNTDQ 14, LA57 16, RDPID 22, KL 23, MOVDIRI 27, MOVDIR64B 28, ENQCMD 29, PKS 31.

@@ -98,6 +98,8 @@ pub mod proc2 {
     pub const WBINVD: u32 = 1 << 6;
     /// Unrestricted guest (real mode, paging off).
     pub const UNRESTRICTED_GUEST: u32 = 1 << 7;
+    /// INVPCID does not #UD (with CPUID's INVPCID bit, which the vCPU clears without it).
+    pub const INVPCID: u32 = 1 << 12;
 }
 
 /// VM-exit controls.
@@ -287,8 +289,8 @@ impl Controls {
     /// WBINVD exiting; a 64-bit host, interrupts acknowledged at exit, `EFER` saved and
     /// loaded; a settable interrupt-window control. Refused when the CPU forces them on:
     /// CR3-load/store, INVLPG and RDTSC exiting, TPR shadow, I/O bitmaps, NMI-window
-    /// exiting, entry to SMM. Used when allowed: the VMX-preemption timer, RDTSCP, EPT
-    /// accessed/dirty flags,
+    /// exiting, entry to SMM. Used when allowed: the VMX-preemption timer, RDTSCP, INVPCID,
+    /// EPT accessed/dirty flags,
     /// single-context INVEPT/INVVPID.
     pub fn compute(caps: &VmxCaps) -> VCpuResult<Self> {
         let pin = adjust(
@@ -335,7 +337,7 @@ impl Controls {
         let proc2 = adjust(
             caps.proc2,
             proc2::EPT | proc2::VPID | proc2::UNRESTRICTED_GUEST | proc2::WBINVD,
-            proc2::RDTSCP,
+            proc2::RDTSCP | proc2::INVPCID,
             0,
             [
                 "VMX: EPT, VPID, unrestricted guest or WBINVD exiting is not available \

@@ -14,7 +14,7 @@ use axvcpu_testbed::TestbedArch;
 
 use crate::arch::X86;
 use crate::backend::{self, Backend, Found, Svm, Vmx};
-use crate::{hal, tss};
+use crate::{hal, multiboot, tss};
 
 // The host IDT sends EOI for one kick vector, whichever backend runs.
 const _: () = assert!(axvcpu_svm::KICK_VECTOR == axvcpu_vmx::KICK_VECTOR);
@@ -70,6 +70,9 @@ mb2_header_end:
 pvh_start32:
     cli
     cld
+    // Multiboot2: eax the magic, ebx the boot information (PVH: ebx its start info, eax
+    // undefined). Kept in ebp and ebx for `testbed_rust_start`.
+    movl %eax, %ebp
     movl $boot_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
@@ -129,6 +132,8 @@ bsp_entry64:
     xorl %eax, %eax
     rep stosb
     movl $1, %esi
+    movl %ebp, %edx
+    movl %ebx, %ecx
     jmp 2f
 
 ap_entry64:
@@ -139,6 +144,8 @@ ap_entry64:
     movw %ax, %fs
     movw %ax, %gs
     xorl %esi, %esi
+    xorl %edx, %edx
+    xorl %ecx, %ecx
 2:
     movq $0xfee00020, %rax
     movl (%rax), %edi
@@ -319,10 +326,13 @@ fn announce_vmx(boot: bool) {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
+extern "C" fn testbed_rust_start(cpu: usize, boot: usize, magic: u32, info: u32) -> ! {
     tss::load(cpu);
     let found = if boot != 0 {
         hal::init_uart();
+        if magic == multiboot::MAGIC {
+            load_modules(info as usize);
+        }
         backend::detect()
     } else {
         AP_ENTERED.store(true, Ordering::Release);
@@ -348,6 +358,63 @@ extern "C" fn testbed_rust_start(cpu: usize, boot: usize) -> ! {
         }
         Found::Nothing => no_backend("neither AMD SVM nor Intel VMX in CPUID", boot != 0),
     }
+}
+
+/// A Multiboot2 boot (GRUB): the modules it loaded go to the addresses their command
+/// lines name ([`multiboot`]), before the frame allocator takes the memory GRUB loaded them
+/// into; with the `linux` feature, exactly the files the Linux host reads must be there. A
+/// refusal is a `FATAL` line and the end of the run.
+fn load_modules(info: usize) {
+    // SAFETY: GRUB's boot information, identity-mapped; its first word is its length.
+    let len = unsafe { (info as *const u32).read_unaligned() } as usize;
+    // SAFETY: as above, `len` bytes (`plan` checks the tags stay inside).
+    let bytes = unsafe { core::slice::from_raw_parts(info as *const u8, len.max(8)) };
+    let checked = multiboot::plan(bytes, info, hal::RAM_END).and_then(|mods| {
+        #[cfg(feature = "linux")]
+        linux_modules(&mods)?;
+        Ok(mods)
+    });
+    match checked {
+        Ok(mods) => {
+            for m in mods.iter() {
+                axvcpu_testbed::say::<AnyX86>(format_args!(
+                    "{}: GRUB module {}: {} KiB from {:#x} to {:#x}",
+                    AnyX86::NAME,
+                    m.name,
+                    m.len.div_ceil(1024),
+                    m.start,
+                    m.dest
+                ));
+            }
+            // SAFETY: `plan` checked every place lies in RAM above the hypervisor's memory,
+            // clear of the other modules' and the boot information, and ordered the copies.
+            unsafe { multiboot::copy(&mods) }
+        }
+        Err(e) => fail::<AnyX86>(format_args!("multiboot: {e}")),
+    }
+}
+
+/// The Linux host's files: the parameter block, the kernel's segments and the initrd
+/// where QEMU's loader devices would put them (`linux::loader`), the sizes as the block
+/// says.
+#[cfg(feature = "linux")]
+fn linux_modules<'a>(mods: &multiboot::Modules<'a>) -> Result<(), multiboot::Error<'a>> {
+    use crate::linux::loader::{Params, INITRD_GPA, PARAMS, RAM_HPA};
+    mods.only(&["params", "kernel", "initrd"])?;
+    let block = mods.expect("params", PARAMS, None)?;
+    // SAFETY: where GRUB loaded the block, identity-mapped RAM.
+    let bytes = unsafe { core::slice::from_raw_parts(block.start as *const u8, block.len) };
+    let p = Params::parse(bytes).map_err(|why| multiboot::Error::Wrong(*block, why))?;
+    mods.expect("kernel", RAM_HPA + p.load, Some(p.image_size))?;
+    if p.initrd_size != 0 {
+        mods.expect("initrd", RAM_HPA + INITRD_GPA, Some(p.initrd_size))?;
+    } else if let Some(m) = mods.get("initrd") {
+        return Err(multiboot::Error::Wrong(
+            *m,
+            "the parameter block says no initrd",
+        ));
+    }
+    Ok(())
 }
 
 /// Without a backend: the boot CPU still does the machine's part of the boot (PIC, TSC,

@@ -47,6 +47,8 @@ mod hal;
 #[cfg(all(target_os = "none", feature = "linux"))]
 mod linux;
 #[cfg(target_os = "none")]
+mod multiboot;
+#[cfg(target_os = "none")]
 mod selftest;
 #[cfg(target_os = "none")]
 mod tss;
@@ -60,6 +62,11 @@ mod devices;
 #[path = "linux/loader.rs"]
 #[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only
 mod loader;
+
+// The Multiboot2 module placement too.
+#[cfg(all(test, not(target_os = "none")))]
+#[allow(dead_code)]
+mod multiboot;
 
 #[cfg(not(target_os = "none"))]
 fn main() {}

@@ -169,7 +169,7 @@ pub const APPEND_X86: &str =
     "console=ttyS0 acpi=off nolapic noapic pci=off io_delay=none quiet panic=-1";
 
 const BOOT_USAGE: &str =
-    "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)] [--svm (x86_64)]";
+    "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)] [--svm|--vmx (x86_64)]";
 
 /// What `cargo xtask boot` was asked to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,11 +186,14 @@ pub struct BootArgs {
     pub cpus: usize,
     /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
     pub sstc: bool,
+    /// x86_64: Intel VMX in Bochs (`--vmx`) instead of AMD SVM in QEMU (`--svm`, the
+    /// default).
+    pub vmx: bool,
 }
 
 /// Reads `<arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]` (riscv64 also
-/// `--no-sstc`; x86_64 also `--svm`, the backend of its hypervisor in QEMU, while `--vmx`
-/// is refused: not done yet).
+/// `--no-sstc`; x86_64 also `--svm`, AMD SVM in QEMU, the default, or `--vmx`, Intel VMX
+/// in Bochs).
 pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
     let (arch, rest) = args.split_first().ok_or(BOOT_USAGE)?;
     let x86 = arch == "x86_64";
@@ -205,7 +208,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         default_append.to_string(),
         if x86 { 1 } else { 2 },
     );
-    let mut sstc = true;
+    let (mut sstc, mut vmx) = (true, false);
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -221,10 +224,8 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
             "--no-sstc" => sstc = false,
-            "--svm" if x86 => {}
-            "--vmx" if x86 => {
-                return Err("--vmx: Linux on the VMX backend (Bochs) is not done yet".into())
-            }
+            "--svm" if x86 => vmx = false,
+            "--vmx" if x86 => vmx = true,
             other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
         }
     }
@@ -235,6 +236,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         append,
         cpus,
         sstc,
+        vmx,
     })
 }
 
@@ -247,6 +249,10 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
         }
         "riscv64" => {
             crate::riscv::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, b.sstc)
+                .map(drop)
+        }
+        "x86_64" if b.vmx => {
+            crate::bochs_linux::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus)
                 .map(drop)
         }
         "x86_64" => {
@@ -518,7 +524,13 @@ mod tests {
         assert_eq!((b.append.as_str(), b.sstc), (APPEND_RISCV64, false));
         let x = parse_boot_args(&args("x86_64 --kernel K --svm")).unwrap();
         assert_eq!((x.cpus, x.append.as_str()), (1, APPEND_X86));
-        assert!(parse_boot_args(&args("x86_64 --kernel K --vmx")).is_err());
+        assert!(!x.vmx);
+        assert!(
+            parse_boot_args(&args("x86_64 --kernel K --vmx"))
+                .unwrap()
+                .vmx
+        );
+        assert!(parse_boot_args(&args("aarch64 --kernel K --vmx")).is_err());
         assert!(parse_boot_args(&args("aarch64 --kernel K --svm")).is_err());
     }
 

@@ -28,8 +28,8 @@ fn bochs_controls() {
         0x0400_6172 | 0x80 | 0x400 | 0x18_0000 | 0x0100_0000 | 0xb000_0000
     );
     assert_eq!(c.proc & (proc::CR3_LOAD | proc::CR3_STORE), 0);
-    // EPT, RDTSCP, VPID, WBINVD, unrestricted guest.
-    assert_eq!(c.proc2, 0xea);
+    // EPT, RDTSCP, VPID, WBINVD, unrestricted guest, INVPCID.
+    assert_eq!(c.proc2, 0x10ea);
     assert_eq!(c.exit, 0x0003_6dfb | 0x30_8200);
     assert_eq!(c.entry, 0x11fb | 0x8200);
     assert!(c.ept_accessed_dirty && c.invept_single && c.invvpid_single);
@@ -115,9 +115,9 @@ fn a_missing_feature_is_named_by_its_bits() {
 #[test]
 fn optional_controls_follow_the_cpu() {
     let mut caps = caps_from(&BOCHS_CAPS);
-    caps.proc2 &= !(u64::from(proc2::RDTSCP) << 32);
+    caps.proc2 &= !(u64::from(proc2::RDTSCP | proc2::INVPCID) << 32);
     caps.ept_vpid &= !(ept_cap::ACCESSED_DIRTY | ept_cap::INVEPT_SINGLE);
     let c = Controls::compute(&caps).expect("still enough");
-    assert_eq!(c.proc2 & proc2::RDTSCP, 0);
+    assert_eq!(c.proc2 & (proc2::RDTSCP | proc2::INVPCID), 0);
     assert!(!c.ept_accessed_dirty && !c.invept_single);
 }

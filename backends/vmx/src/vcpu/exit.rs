@@ -139,14 +139,21 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
 
     /// CPUID: the host's answer as [`axvcpu_x86::cpuid::filter_for`] lets the guest see
     /// it (no VMX, no features the backend does not virtualise, a hypervisor leaf), with the
-    /// vCPU id as the initial APIC id.
+    /// vCPU id as the initial APIC id; INVPCID only when the VMX control lets the guest
+    /// execute it (it is #UD otherwise).
     fn cpuid_exit(&mut self, len: u64) {
         let vcpu_id = self.vcpu_id as u8;
+        let invpcid = self
+            .controls
+            .is_some_and(|c| c.proc2 & crate::controls::proc2::INVPCID != 0);
         let r = &mut self.regs;
         let (leaf, sub) = (r.get(gpr::RAX) as u32, r.get(gpr::RCX) as u32);
         let (eax, ebx, ecx, edx) = hw::cpuid(leaf, sub);
         let host = axvcpu_x86::cpuid::Regs { eax, ebx, ecx, edx };
-        let g = axvcpu_x86::cpuid::filter_for(leaf, sub, host, vcpu_id);
+        let mut g = axvcpu_x86::cpuid::filter_for(leaf, sub, host, vcpu_id);
+        if leaf == 7 && !invpcid {
+            g.ebx &= !axvcpu_x86::cpuid::L7_EBX_INVPCID;
+        }
         for (reg, val) in [
             (gpr::RAX, g.eax),
             (gpr::RBX, g.ebx),
@@ -158,18 +165,19 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         r.advance_rip(len);
     }
 
-    /// `rdmsr`/`wrmsr` of `EFER` (the VMCS's guest `EFER`) or `PAT` (kept in the vCPU),
-    /// answered here (#GP(0) for a value the hardware refuses); `None` for every other MSR.
+    /// `rdmsr`/`wrmsr` of `EFER` (the VMCS's guest `EFER`), `PAT` (kept in the vCPU),
+    /// `IA32_MISC_ENABLE` (fixed, [`x86_msr::GUEST_MISC_ENABLE`]) or `IA32_BIOS_SIGN_ID`
+    /// (no microcode revision; writes taken), answered here (#GP(0) for a value the
+    /// hardware, or the fixed MSR, refuses); `None` for every other MSR.
     fn msr_inside(&mut self, write: bool, len: u64) -> Option<VCpuResult> {
         let msr = self.regs.get(gpr::RCX) as u32;
-        if msr != x86_msr::EFER && msr != x86_msr::PAT {
-            return None;
-        }
         let v = self.vmcs();
-        let current = if msr == x86_msr::EFER {
-            v.read(guest::EFER)
-        } else {
-            self.pat
+        let current = match msr {
+            x86_msr::EFER => v.read(guest::EFER),
+            x86_msr::PAT => self.pat,
+            x86_msr::MISC_ENABLE => x86_msr::GUEST_MISC_ENABLE,
+            x86_msr::BIOS_SIGN_ID => x86_msr::GUEST_BIOS_SIGN_ID,
+            _ => return None,
         };
         if !write {
             self.regs.set(gpr::RAX, current & 0xffff_ffff);
@@ -178,19 +186,20 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             return Some(Ok(()));
         }
         let value = (self.regs.get(gpr::RDX) << 32) | (self.regs.get(gpr::RAX) & 0xffff_ffff);
-        let new = if msr == x86_msr::EFER {
-            x86_msr::efer_write(current, value)
-        } else {
-            x86_msr::pat_valid(value).then_some(value)
+        let new = match msr {
+            x86_msr::EFER => x86_msr::efer_write(current, value),
+            x86_msr::PAT => x86_msr::pat_valid(value).then_some(value),
+            // Writing it asks the next CPUID to load the revision: nothing to keep.
+            x86_msr::BIOS_SIGN_ID => Some(value),
+            _ => x86_msr::misc_enable_write(value).then_some(value),
         };
         Some(match new {
-            Some(new) if msr == x86_msr::EFER => {
-                v.write(guest::EFER, new);
-                self.regs.advance_rip(len);
-                Ok(())
-            }
             Some(new) => {
-                self.pat = new;
+                match msr {
+                    x86_msr::EFER => v.write(guest::EFER, new),
+                    x86_msr::PAT => self.pat = new,
+                    _ => {}
+                }
                 self.regs.advance_rip(len);
                 Ok(())
             }

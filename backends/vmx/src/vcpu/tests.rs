@@ -523,7 +523,7 @@ fn the_fake_vmcs_slots_are_distinct_and_inside_the_frame() {
 #[test]
 fn an_injected_exception_replaces_a_read_and_rewinds_a_refused_wrmsr() {
     let mut r = Rig::new(&[]);
-    r.vcpu.set_gpr(gpr::RCX, 0x8b).expect("set");
+    r.vcpu.set_gpr(gpr::RCX, 0x3b).expect("set");
     assert!(matches!(
         r.exit(exit::RDMSR, 0, 2),
         Ok(AxVCpuExitReason::SysRegRead { .. })
@@ -584,4 +584,26 @@ fn efer_pat_cache_monitor_and_xsetbv_are_answered_inside() {
     assert_eq!(r.exit(exit::XSETBV, 0, 3), Ok(AxVCpuExitReason::Nothing));
     assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
     assert_eq!(r.rip(), CODE + 12);
+}
+
+#[test]
+fn misc_enable_reads_its_fixed_value_and_refuses_a_change() {
+    let mut r = Rig::new(&[]);
+    r.vcpu.set_gpr(gpr::RCX, 0x1a0).expect("set");
+    assert_eq!(r.exit(exit::RDMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    let fixed = axvcpu_x86::msr::GUEST_MISC_ENABLE;
+    assert_eq!(
+        r.vcpu.get_gpr(gpr::RAX).expect("get") as u64,
+        fixed & 0xffff_ffff
+    );
+    assert_eq!(r.vcpu.get_gpr(gpr::RDX).expect("get") as u64, fixed >> 32);
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert!(r.vcpu.irq.reinject.is_none(), "the same value is taken");
+    assert_eq!(r.rip(), CODE + 4);
+    r.vcpu
+        .set_gpr(gpr::RAX, (fixed | (1 << 22)) as usize)
+        .expect("set");
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.rip(), CODE + 4, "#GP: rip stays on the wrmsr");
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
 }
