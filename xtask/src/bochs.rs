@@ -4,8 +4,8 @@
 //! `test()` builds `testbed-x86` (the `x86::TESTBED` image, which picks its backend from
 //! CPUID: Bochs's `corei7_haswell_4770` offers VMX), wraps it in a GRUB rescue ISO
 //! (`grub-mkrescue`; GRUB loads it through its Multiboot2 header, Bochs has no `-kernel`),
-//! writes `target/bochs/bochsrc` (two CPUs, 256 MiB, `clock: sync=none` with a fixed
-//! [`IPS`], the port 0xe9 hack by which the testbed knows Bochs, COM1 to `target/bochs/com1.txt`, the log to `target/bochs/bochs.log`) and runs
+//! writes `target/bochs/bochsrc` (a [`Machine`]: for the suite two CPUs, 256 MiB,
+//! `clock: sync=none` with a fixed [`IPS`]; the port 0xe9 hack by which the testbed knows Bochs, COM1 to `target/bochs/com1.txt`, the log to `target/bochs/bochs.log`) and runs
 //! `bochs -q -f bochsrc -rc <file with "c">` under `script` (its `term` display wants a
 //! terminal; no network port is opened), killed after [`TIMEOUT`]. A triple fault of the
 //! host is a Bochs panic that ends the run at once (`reset_on_triple_fault=0`; with a reset
@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use crate::testbed;
 use crate::x86;
 
-/// Guest instructions per emulated second. With `clock: sync=none` time is counted in
-/// instructions, so the firmware's fixed waits cost fewer host seconds with a smaller
-/// figure (BIOS and GRUB on two CPUs: ~5 s at 10 M, ~12 s at 50 M), while the testbed's
-/// own timeouts (measured against the PIT, so in emulated time) still allow millions of
-/// instructions.
+/// The conformance run's instructions per emulated second. With `clock: sync=none` time is
+/// counted in instructions, so the firmware's fixed waits cost fewer host seconds with a
+/// smaller figure (BIOS and GRUB on two CPUs: ~5 s at 10 M, ~12 s at 50 M), while the
+/// testbed's own timeouts (measured against the PIT, so in emulated time) still allow
+/// millions of instructions.
 pub const IPS: u64 = 10_000_000;
 /// A Bochs machine: its memory, its CPUs, how long a run may take (boot to shutdown).
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,9 @@ pub struct Machine {
     pub megs: u32,
     /// CPUs.
     pub cpus: u32,
+    /// Instructions per emulated second (`cpu: ips=`): the TSC's rate, and how many
+    /// instructions a timer period of the guest is worth.
+    pub ips: u64,
     /// The whole run, boot to shutdown.
     pub timeout: Duration,
 }
@@ -45,11 +48,14 @@ pub struct Machine {
 const TESTBED: Machine = Machine {
     megs: 256,
     cpus: 2,
+    ips: IPS,
     timeout: Duration::from_secs(300),
 };
 
-/// A file GRUB loads as a Multiboot2 module, with the command line `<name> <address>`
-/// (the testbed's `multiboot.rs` copies it there).
+/// A file GRUB loads as a Multiboot2 module, with the command line `<name> <address>
+/// <size>` (the testbed's `multiboot.rs` copies it there). The ISO holds the file without
+/// its trailing zeros (a kernel image's `.bss` is megabytes of them, which GRUB would read
+/// from the emulated CD); the size tells the testbed how many to write back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Module {
     /// The file.
@@ -84,14 +90,17 @@ pub fn dir() -> PathBuf {
 }
 
 /// GRUB's menu: no wait, the testbed through Multiboot2, then each module (in
-/// `/boot/<name>`) with its command line `<name> <address>`.
-fn grub_cfg(modules: &[Module]) -> String {
+/// `/boot/<name>`) with its command line `<name> <address> <size>`, `sizes` the files'.
+fn grub_cfg(modules: &[Module], sizes: &[u64]) -> String {
     let mut cfg = String::from(
         "set timeout=0\nset default=0\nmenuentry \"testbed-x86\" {\n    \
          multiboot2 /boot/testbed-x86.elf\n",
     );
-    for m in modules {
-        cfg += &format!("    module2 /boot/{0} {0} {1:#x}\n", m.name, m.addr);
+    for (m, size) in modules.iter().zip(sizes) {
+        cfg += &format!(
+            "    module2 /boot/{0} {0} {1:#x} {size:#x}\n",
+            m.name, m.addr
+        );
     }
     cfg + "    boot\n}\n"
 }
@@ -102,7 +111,7 @@ fn bochsrc(machine: &Machine, iso: &Path, com1: &Path, log: &Path) -> String {
     format!(
         "# Written by cargo xtask (xtask/src/bochs.rs).\n\
          megs: {}\n\
-         cpu: model=corei7_haswell_4770, count={}, ips={IPS}, reset_on_triple_fault=0\n\
+         cpu: model=corei7_haswell_4770, count={}, ips={}, reset_on_triple_fault=0\n\
          clock: sync=none, time0=local\n\
          romimage: file=/usr/share/bochs/BIOS-bochs-latest\n\
          vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest\n\
@@ -116,6 +125,7 @@ fn bochsrc(machine: &Machine, iso: &Path, com1: &Path, log: &Path) -> String {
          error: action=report\n",
         machine.megs,
         machine.cpus,
+        machine.ips,
         iso.display(),
         com1.display(),
         log.display()
@@ -129,12 +139,19 @@ pub fn iso(elf: &Path, modules: &[Module], name: &str) -> Result<PathBuf, String
     let boot = root.join("boot");
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| format!("{}: {e}", boot.display()))?;
     std::fs::copy(elf, boot.join("testbed-x86.elf")).map_err(|e| format!("copying ELF: {e}"))?;
+    let mut sizes = Vec::new();
     for m in modules {
-        std::fs::copy(&m.file, boot.join(m.name))
-            .map_err(|e| format!("copying {}: {e}", m.file.display()))?;
+        let bytes = std::fs::read(&m.file).map_err(|e| format!("{}: {e}", m.file.display()))?;
+        let kept = bytes.len() - bytes.iter().rev().take_while(|b| **b == 0).count();
+        std::fs::write(boot.join(m.name), &bytes[..kept])
+            .map_err(|e| format!("writing module {}: {e}", m.name))?;
+        sizes.push(bytes.len() as u64);
     }
-    std::fs::write(boot.join("grub").join("grub.cfg"), grub_cfg(modules))
-        .map_err(|e| format!("grub.cfg: {e}"))?;
+    std::fs::write(
+        boot.join("grub").join("grub.cfg"),
+        grub_cfg(modules, &sizes),
+    )
+    .map_err(|e| format!("grub.cfg: {e}"))?;
     let out = dir().join(format!("{name}.iso"));
     let (o, r) = (out.display().to_string(), root.display().to_string());
     eprintln!("$ grub-mkrescue -o {o} {r}");
@@ -188,6 +205,9 @@ pub struct Run {
     /// Wall time from Bochs's start to the first line starting with the marker `boot` was
     /// given (within the 0.1 s COM1 is polled at).
     pub marker_secs: Option<f64>,
+    /// Wall time from Bochs's start to the testbed's first line (BIOS, GRUB and what it
+    /// loads).
+    pub first_line_secs: Option<f64>,
 }
 
 /// The line of `log` with Bochs's panic, if it gave up (a triple fault of the host, say),
@@ -251,10 +271,14 @@ pub fn boot(iso: &Path, machine: &Machine, marker: &str) -> Result<Run, String> 
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("script: cannot start: {e}"))?;
-    let (mut done, mut partial, mut marker_secs) = (0, String::new(), None);
+    let (mut done, mut partial, mut marker_secs, mut first_line_secs) =
+        (0, String::new(), None, None);
     let status = loop {
         if echo_new_lines(&com1, &mut done, &mut partial, marker) && marker_secs.is_none() {
             marker_secs = Some(started.elapsed().as_secs_f64());
+        }
+        if done > 0 && first_line_secs.is_none() {
+            first_line_secs = Some(started.elapsed().as_secs_f64());
         }
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -292,6 +316,7 @@ pub fn boot(iso: &Path, machine: &Machine, marker: &str) -> Result<Run, String> 
         log,
         secs,
         marker_secs,
+        first_line_secs,
     })
 }
 
@@ -411,7 +436,7 @@ mod tests {
 
     #[test]
     fn grub_loads_the_testbed_through_multiboot2_at_once() {
-        let cfg = grub_cfg(&[]);
+        let cfg = grub_cfg(&[], &[]);
         assert!(cfg.contains("set timeout=0"));
         assert!(cfg.contains("multiboot2 /boot/testbed-x86.elf"));
         assert!(!cfg.contains("module2"));
@@ -419,14 +444,17 @@ mod tests {
 
     #[test]
     fn modules_carry_their_name_and_address_on_their_command_line() {
-        let cfg = grub_cfg(&[Module {
-            file: PathBuf::from("/x/k.bin"),
-            name: "kernel",
-            addr: 0x1100_0000,
-        }]);
+        let cfg = grub_cfg(
+            &[Module {
+                file: PathBuf::from("/x/k.bin"),
+                name: "kernel",
+                addr: 0x1100_0000,
+            }],
+            &[0x3a0_0000],
+        );
         let multiboot = cfg.find("multiboot2").unwrap();
         let module = cfg
-            .find("    module2 /boot/kernel kernel 0x11000000\n")
+            .find("    module2 /boot/kernel kernel 0x11000000 0x3a00000\n")
             .unwrap();
         assert!(multiboot < module && module < cfg.find("boot\n}").unwrap());
     }

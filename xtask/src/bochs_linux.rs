@@ -27,6 +27,7 @@ use crate::bochs::{self, Machine, Module};
 pub const LINUX: Machine = Machine {
     megs: 1024,
     cpus: 1,
+    ips: 100_000_000,
     timeout: Duration::from_secs(1200),
 };
 
@@ -119,10 +120,11 @@ pub fn boot_linux(
         (Some(k), Some(ms)) => format!("{} million", k * ms / 1_000_000),
         _ => "?".into(),
     };
+    let secs = |s: Option<f64>| s.map_or("never".into(), |s| format!("{s:.1} s"));
     eprintln!(
-        "xtask: Linux on VMX in Bochs: user space {} s after Bochs started ({instructions} guest and hypervisor instructions from the guest's start), whole run {:.1} s",
-        run.marker_secs
-            .map_or("never".into(), |s| format!("{s:.1}")),
+        "xtask: Linux on VMX in Bochs: the hypervisor's first line {}, user space {} after Bochs started ({instructions} guest and hypervisor instructions from the guest's start), whole run {:.1} s",
+        secs(run.first_line_secs),
+        secs(run.marker_secs),
         run.secs
     );
     Ok(run.output)

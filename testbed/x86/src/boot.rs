@@ -378,12 +378,13 @@ fn load_modules(info: usize) {
         Ok(mods) => {
             for m in mods.iter() {
                 axvcpu_testbed::say::<AnyX86>(format_args!(
-                    "{}: GRUB module {}: {} KiB from {:#x} to {:#x}",
+                    "{}: GRUB module {}: {} KiB from {:#x} to {:#x} ({} KiB with its zeros)",
                     AnyX86::NAME,
                     m.name,
                     m.len.div_ceil(1024),
                     m.start,
-                    m.dest
+                    m.dest,
+                    m.size.div_ceil(1024)
                 ));
             }
             // SAFETY: `plan` checked every place lies in RAM above the hypervisor's memory,

@@ -2,7 +2,8 @@
 //!
 //! Bochs has no `-device loader`: `cargo xtask boot x86_64 --vmx` puts the files QEMU's
 //! loader devices would place (the Linux host's kernel segments, initrd and parameter block)
-//! in the GRUB ISO as `module2` lines whose command line is `<name> <address>` (hex). GRUB
+//! in the GRUB ISO as `module2` lines whose command line is `<name> <address> [<size>]`
+//! (hex; a file whose trailing zeros the ISO leaves out gives its full size). GRUB
 //! loads each module wherever it finds room and lists it in the boot information (a tag of
 //! type 3: start, end, command line); before anything else uses memory, the boot CPU
 //! copies each one to its address, so the hypervisor finds the files exactly where QEMU
@@ -40,8 +41,11 @@ pub struct Module<'a> {
     pub name: &'a str,
     /// Where GRUB loaded it (physical).
     pub start: usize,
-    /// Its length in bytes.
+    /// Its length in bytes, as GRUB loaded it.
     pub len: usize,
+    /// Its length in place (at least `len`): the bytes past `len` are zeros, which the
+    /// ISO leaves out (a kernel image ends in megabytes of them).
+    pub size: usize,
     /// Where it goes (physical).
     pub dest: usize,
 }
@@ -52,7 +56,7 @@ impl Module<'_> {
     }
 
     fn place(&self) -> (usize, usize) {
-        (self.dest, self.dest + self.len)
+        (self.dest, self.dest + self.size)
     }
 }
 
@@ -133,7 +137,7 @@ impl fmt::Display for Error<'_> {
             Error::Wrong(m, why) => write!(
                 f,
                 "module {} ({} bytes at {:#x}): {why}",
-                m.name, m.len, m.dest
+                m.name, m.size, m.dest
             ),
         }
     }
@@ -157,7 +161,7 @@ impl<'a> Modules<'a> {
         self.iter().find(|m| m.name == name)
     }
 
-    /// The module `name`, required at `dest` (and `len` bytes long, if given).
+    /// The module `name`, required at `dest` (and `len` bytes long in place, if given).
     pub fn expect(
         &self,
         name: &'static str,
@@ -168,7 +172,7 @@ impl<'a> Modules<'a> {
         if m.dest != dest {
             return Err(Error::Wrong(*m, "not at the address the hypervisor reads"));
         }
-        if len.is_some_and(|l| l != m.len) {
+        if len.is_some_and(|l| l != m.size) {
             return Err(Error::Wrong(*m, "not the size the parameter block gives"));
         }
         Ok(m)
@@ -199,15 +203,19 @@ fn overlap((a, b): (usize, usize), (c, d): (usize, usize)) -> bool {
     a < d && c < b
 }
 
-/// `<name> <hex address>` (the address with or without `0x`).
-fn command_line(s: &str) -> Option<(&str, usize)> {
+/// `<name> <hex address> [<hex size>]` (hex with or without `0x`).
+fn command_line(s: &str) -> Option<(&str, usize, Option<usize>)> {
+    let hex = |w: &str| usize::from_str_radix(w.strip_prefix("0x").unwrap_or(w), 16).ok();
     let mut words = s.split_ascii_whitespace();
-    let (name, addr) = (words.next()?, words.next()?);
+    let (name, addr) = (words.next()?, hex(words.next()?)?);
+    let size = match words.next() {
+        Some(w) => Some(hex(w)?),
+        None => None,
+    };
     if words.next().is_some() {
         return None;
     }
-    let hex = addr.strip_prefix("0x").unwrap_or(addr);
-    Some((name, usize::from_str_radix(hex, 16).ok()?))
+    Some((name, addr, size))
 }
 
 /// Reads the boot information `info` (its bytes, found at physical address `info_at`) and
@@ -240,16 +248,18 @@ pub fn plan(info: &[u8], info_at: usize, keep_below: usize) -> Result<Modules<'_
                 let text = text.split(|b| *b == 0).next().unwrap_or_default();
                 let text = core::str::from_utf8(text)
                     .map_err(|_| Error::BadInfo("a module's command line is not UTF-8"))?;
-                let (name, dest) = command_line(text).ok_or(Error::BadCommandLine(text))?;
+                let (name, dest, size) = command_line(text).ok_or(Error::BadCommandLine(text))?;
                 let slot = found.get_mut(count).ok_or(Error::TooMany)?;
                 let len = end - start;
-                if dest.checked_add(len).is_none() {
+                let size = size.unwrap_or(len);
+                if size < len || dest.checked_add(size).is_none() {
                     return Err(Error::BadCommandLine(text));
                 }
                 *slot = Some(Module {
                     name,
                     start,
                     len,
+                    size,
                     dest,
                 });
                 count += 1;
@@ -330,7 +340,10 @@ pub unsafe fn copy(mods: &Modules) {
     for m in mods.iter() {
         // SAFETY: the caller's contract; `copy` is a memmove, for a module GRUB loaded
         // across its own place.
-        unsafe { core::ptr::copy(m.start as *const u8, m.dest as *mut u8, m.len) };
+        unsafe {
+            core::ptr::copy(m.start as *const u8, m.dest as *mut u8, m.len);
+            core::ptr::write_bytes((m.dest + m.len) as *mut u8, 0, m.size - m.len);
+        }
     }
 }
 
@@ -435,6 +448,26 @@ mod tests {
             plan(&b, INFO_AT, KEEP),
             Err(Error::BadCommandLine(_))
         ));
+        // A size shorter than the file.
+        let b = one("kernel 0x10000000 0x800");
+        assert!(matches!(
+            plan(&b, INFO_AT, KEEP),
+            Err(Error::BadCommandLine(_))
+        ));
+        let b = one("kernel 0x10000000 0x2000 7");
+        assert!(matches!(
+            plan(&b, INFO_AT, KEEP),
+            Err(Error::BadCommandLine(_))
+        ));
+        // Zeros past the file count in its place: they reach the next module's.
+        let b = info(
+            &RAM,
+            &[
+                (0x20_0000, 0x20_1000, "kernel 0x10000000 0x3000"),
+                (0x30_0000, 0x30_1000, "initrd 0x10002000"),
+            ],
+        );
+        assert!(matches!(plan(&b, INFO_AT, KEEP), Err(Error::Overlap(..))));
         let b = one("kernel 0x800000");
         let e = plan(&b, INFO_AT, KEEP).unwrap_err();
         assert!(matches!(e, Error::InHypervisor(..)));
@@ -496,8 +529,10 @@ mod tests {
             name,
             start: base + from,
             len: 0x10,
+            size: 0x18,
             dest: base + to,
         };
+        mem[0x3010..0x3018].fill(0xcc);
         // `b` first: `a` goes where `b` was loaded.
         let mut list = [None; MAX_MODULES];
         list[0] = Some(module("b", 0x2000, 0x3000));
@@ -506,6 +541,7 @@ mod tests {
         unsafe { copy(&Modules { list, count: 2 }) };
         assert_eq!(&mem[0x2000..0x2010], &[0xaa; 16]);
         assert_eq!(&mem[0x3000..0x3010], &[0xbb; 16]);
+        assert_eq!(&mem[0x3010..0x3018], &[0; 8], "zeros up to the size");
     }
 
     #[test]
