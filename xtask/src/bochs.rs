@@ -3,13 +3,16 @@
 //!
 //! `test()` builds `testbed-x86` (the `x86::TESTBED` image, which picks its backend from
 //! CPUID: Bochs's `corei7_haswell_4770` offers VMX), wraps it in a GRUB rescue ISO
-//! (`grub-mkrescue`; GRUB loads it through its Multiboot2 header, Bochs has no `-kernel`),
-//! writes `target/bochs/bochsrc` (a [`Machine`]: for the suite two CPUs, 256 MiB,
-//! `clock: sync=none` with a fixed [`IPS`]; the port 0xe9 hack by which the testbed knows Bochs, COM1 to `target/bochs/com1.txt`, the log to `target/bochs/bochs.log`) and runs
+//! (`grub-mkrescue`; GRUB loads it through its Multiboot2 header, Bochs has no `-kernel`;
+//! [`iso`] also adds Multiboot2 modules, which the Linux run uses: `crate::bochs_linux`),
+//! writes `target/bochs/bochsrc` for a [`Machine`] (for the suite two CPUs, 256 MiB,
+//! `clock: sync=none` with a fixed [`IPS`]; the port 0xe9 hack by which the testbed knows
+//! Bochs, COM1 to `target/bochs/com1.txt`, the log to `target/bochs/bochs.log`) and runs
 //! `bochs -q -f bochsrc -rc <file with "c">` under `script` (its `term` display wants a
-//! terminal; no network port is opened), killed after [`TIMEOUT`]. A triple fault of the
-//! host is a Bochs panic that ends the run at once (`reset_on_triple_fault=0`; with a reset
-//! the machine would boot again and hang). COM1's lines are echoed as they come. Bochs's exit status is 1 however the run went, so the run is judged by the
+//! terminal; no network port is opened), killed after the machine's timeout. A triple
+//! fault of the host is a Bochs panic that ends the run at once (`reset_on_triple_fault=0`;
+//! with a reset the machine would boot again and hang). COM1's lines are echoed as they
+//! come. Bochs's exit status is 1 however the run went, so the run is judged by the
 //! report alone, with the checks of the QEMU runs (`crate::testbed::check_report`: exactly
 //! `cpu-down` `N/A`, every other scenario `PASS`, the closing line, `SELFTEST` lines and no
 //! failure, `testbed-x86: frames leaked: 0`), plus every self-test of the SVM run reported

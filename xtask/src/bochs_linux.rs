@@ -130,11 +130,37 @@ pub fn boot_linux(
     Ok(run.output)
 }
 
-/// `cargo xtask run linux-x86_64-vmx`: the Debian amd64 images on 1 vCPU of the x86
-/// hypervisor on VMX in Bochs, checked as the SVM run is ([`crate::linux::check_boot_of`]
-/// with x86's checks: user space, 1 CPU, the timer ticking, the power-off).
+/// An ISO with the parameter block and the initrd but not the kernel: the hypervisor must
+/// refuse it with the module's name before any guest instruction runs.
+fn missing_kernel_refused(kernel: &Path, initrd: &Path) -> Result<(), String> {
+    let (elf, args) = crate::x86::linux_host(kernel, Some(initrd), crate::linux::APPEND_X86, 1)?;
+    let modules: Vec<Module> = modules(&args)?
+        .into_iter()
+        .filter(|m| m.name != "kernel")
+        .collect();
+    let iso = bochs::iso(&elf, &modules, "testbed-x86-linux-no-kernel")?;
+    let run = bochs::boot(&iso, &LINUX, "")?;
+    let want = "testbed: FATAL multiboot: module kernel missing";
+    if !run.output.lines().any(|l| l == want) || run.output.contains("linux: backend") {
+        return Err(format!(
+            "an ISO without the kernel module: expected `{want}` and no guest, got:\n{}",
+            run.output
+        ));
+    }
+    eprintln!(
+        "xtask: an ISO without the kernel refused by the hypervisor ({:.1} s)",
+        run.secs
+    );
+    Ok(())
+}
+
+/// `cargo xtask run linux-x86_64-vmx`: an ISO without the kernel refused with a clear line,
+/// then the Debian amd64 images on 1 vCPU of the x86 hypervisor on VMX in Bochs, checked as
+/// the SVM run is ([`crate::linux::check_boot_of`] with x86's checks: user space, 1 CPU,
+/// the timer ticking, the power-off).
 pub fn test() -> Result<(), String> {
     let images = crate::linux::X86_64.images()?;
+    missing_kernel_refused(&images.kernel, &images.initrd)?;
     let output = boot_linux(
         &images.kernel,
         Some(&images.initrd),

@@ -3,7 +3,7 @@
 //! Steps run in order and all run even when one fails, so one red step does not hide
 //! another; the last line counts the tests that ran, so a run that ran none shows it.
 
-use crate::{aarch64, bochs, cmd, linux, riscv, setup, x86};
+use crate::{aarch64, bochs, bochs_linux, cmd, linux, riscv, setup, x86};
 
 /// Test counts read from cargo's `test result:` lines.
 #[derive(Default)]
@@ -138,6 +138,10 @@ pub fn all() -> Result<(), String> {
         linux::test_x86_64(),
     );
     step("x86-64 VMX testbed in Bochs", bochs::test());
+    step(
+        "Linux on the x86 hypervisor, Intel VMX in Bochs (a missing module refused; user space, timer, power-off)",
+        bochs_linux::test(),
+    );
 
     let failed_steps = failures.len();
     for f in &failures {

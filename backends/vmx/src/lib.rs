@@ -62,14 +62,16 @@
 //! | an EPT entry the hardware calls misconfigured | `Err` (value: the guest-physical address) |
 //! | `hlt` | `Halt` |
 //! | triple fault | `SystemDown` |
-//! | `rdmsr` / `wrmsr` (every MSR exits) | `SysRegRead{addr: ecx, reg: 0}` (value to `edx:eax`) / `SysRegWrite{addr: ecx, value: edx:eax}` |
-//! | `cpuid` | handled (`Nothing`): the host's values, VMX cleared |
+//! | `rdmsr` / `wrmsr` of `EFER`, `PAT`, `IA32_MISC_ENABLE`, `IA32_BIOS_SIGN_ID` | handled (`Nothing`) by `axvcpu_x86::msr`'s rules; a value they refuse: #GP(0) |
+//! | `rdmsr` / `wrmsr` of another MSR (every MSR exits but the syscall, FS/GS and SYSENTER ones) | `SysRegRead{addr: ecx, reg: 0}` (value to `edx:eax`) / `SysRegWrite{addr: ecx, value: edx:eax}` |
+//! | `cpuid` | handled (`Nothing`): the host's values through `axvcpu_x86::cpuid::filter_for` (INVPCID only with its VMX control) |
+//! | `invd`, `wbinvd` / `monitor`, `mwait` / `xsetbv` | handled (`Nothing`): skipped / #UD / #GP(0) |
 //! | interrupt window opens (requested for a pending vector) | handled (`Nothing`): the next entry injects |
 //! | kick IPI while in the guest (or a kick before entry) | `Kicked` |
 //! | the late IPI of a kick already taken | handled (`Nothing`) |
 //! | another host interrupt / NMI | `ExternalInterrupt{vector}` (the vector the exit acknowledged, handed to the host's IDT before `run` returns) / `ExternalInterrupt{vector: 2}` |
 //! | VM entry refused | `FailEntry{hardware_entry_failure_reason}`: the VM-instruction error (VMfailValid, e.g. 7 bad controls, 8 bad host state), `u64::MAX` (VMfailInvalid), or a failed-entry exit: `qualification << 32 \| exit reason` (bit 31 set; 33 bad guest state) |
-//! | anything else (INVD, XSETBV, MWAIT, MONITOR, WBINVD, the VMX instructions, CR8 and fixed CR0/CR4 bits, task switches) | `Err` (value: the exit reason) |
+//! | anything else (the VMX instructions, CR8 and fixed CR0/CR4 bits, task switches) | `Err` (value: the exit reason) |
 //!
 //! `rip` has moved past the instruction when `run` returns, except for reads, where
 //! `complete_read` moves it. `Nothing` is the core's "handled, enter again": `AxVCpu::run`

@@ -16,9 +16,11 @@
 //! its port 0x8900 (its exit status says nothing: its runs are judged by the report). With
 //! the `bench` feature it measures hypercall round trips instead.
 //!
-//! With the `linux` feature CPU 0 boots a Linux guest on AMD SVM instead (`linux/`: `cargo
-//! xtask boot x86_64`, `cargo xtask run linux-x86_64`). An idle CPU sleeps in `sti; hlt`
-//! until a wake IPI.
+//! With the `linux` feature CPU 0 boots a Linux guest instead (`linux/`), on AMD SVM in
+//! QEMU (`cargo xtask run linux-x86_64`) or Intel VMX in Bochs (`cargo xtask run
+//! linux-x86_64-vmx`); `cargo xtask boot x86_64 [--svm|--vmx]`. QEMU's loader devices put
+//! its files in place; in Bochs GRUB loads them as Multiboot2 modules, which the boot CPU
+//! copies there first (`multiboot.rs`). An idle CPU sleeps in `sti; hlt` until a wake IPI.
 //!
 //! Each CPU loads a 64-bit TSS (`tss.rs`): VMX refuses a host without a task register.
 //!
