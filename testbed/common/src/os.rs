@@ -106,6 +106,40 @@ impl Run {
         }
     }
 
+    /// What vCPU 0's loop returned, once the run is over: if vCPU 0 turned itself off
+    /// (`Ok(Some(vcpu))`), the other vCPUs may still power the guest off, so this waits
+    /// for the run's end before dropping it. (The boot CPU runs vCPU 0's loop itself, not
+    /// its mailbox, so vCPU 0 cannot be started again.)
+    pub fn after_boot_vcpu<A: AxArchVCpu>(
+        &self,
+        ended: Result<Option<AxVCpu<A>>, String>,
+    ) -> Result<(), String> {
+        if let Ok(Some(off)) = ended {
+            while !self.is_done() {
+                core::hint::spin_loop();
+            }
+            drop(off);
+            return Ok(());
+        }
+        ended.map(drop)
+    }
+
+    /// Drops `table` (the guest's nested page table) once every vCPU has left its loop
+    /// (they were kicked out of their guests); if one has not within a second of `now`'s
+    /// clock, the table is kept for ever rather than freed under a vCPU that may still
+    /// use it (the machine powers off next anyway).
+    pub fn free_when_out<T>(&self, table: T, now: fn() -> u64) {
+        let t0 = now();
+        while self.vcpus_bound() != 0 && now().saturating_sub(t0) < 1_000_000_000 {
+            core::hint::spin_loop();
+        }
+        if self.vcpus_bound() == 0 {
+            drop(table);
+        } else {
+            core::mem::forget(table);
+        }
+    }
+
     /// The closing line at `now_ns`: `linux: <how> after N ms; user space reached at N ms;
     /// halts slept N; exits: Kind n, ...`. `ended` is vCPU 0's loop's result; `off` names
     /// the clean power-off (`PSCI SYSTEM_OFF`), `reset` the reset.

@@ -211,19 +211,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         dtb.len(),
         (hal::now_ns() - t0) / 1_000_000
     ));
-    let ended = match run_vcpu(&machine, boot_vcpu) {
-        // vCPU 0 turned itself off: the others may still power the guest off. (CPU 0 runs
-        // this loop, not its mailbox, so vCPU 0 cannot be started again.)
-        Ok(Some(off)) => {
-            while !machine.run.is_done() {
-                core::hint::spin_loop();
-            }
-            drop(off);
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    let ended = machine.run.after_boot_vcpu(run_vcpu(&machine, boot_vcpu));
     machine.finish();
     say::<Aarch64>(format_args!(
         "{}",
@@ -235,16 +223,6 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         )
     ));
     let clean = machine.run.clean();
-    // The other vCPUs were kicked out of their guests: once they are all out, the stage-2
-    // table can go; if one does not come out, it stays (the machine is shut down next).
-    let t1 = hal::now_ns();
-    while machine.run.vcpus_bound() != 0 && hal::now_ns() - t1 < 1_000_000_000 {
-        core::hint::spin_loop();
-    }
-    if machine.run.vcpus_bound() == 0 {
-        drop(npt);
-    } else {
-        core::mem::forget(npt);
-    }
+    machine.run.free_when_out(npt, hal::now_ns);
     Ok(ended.is_ok() && clean)
 }

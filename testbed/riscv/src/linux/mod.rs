@@ -242,19 +242,9 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         )
         .map_err(|e| format!("hart {hart}: {e:?}"))?;
     }
-    let ended = match vcpus::run_vcpu(&machine, boot_vcpu) {
-        // vCPU 0 stopped itself: the others may still power the guest off. (Hart 0 runs
-        // this loop, not its mailbox, so vCPU 0 cannot be started again.)
-        Ok(Some(off)) => {
-            while !machine.run.is_done() {
-                core::hint::spin_loop();
-            }
-            drop(off);
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    let ended = machine
+        .run
+        .after_boot_vcpu(vcpus::run_vcpu(&machine, boot_vcpu));
     machine.finish();
     say::<Riscv>(format_args!(
         "{}",
@@ -266,16 +256,6 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         )
     ));
     let clean = machine.run.clean();
-    // The other vCPUs were kicked out of their guests: once they are all out, the G-stage
-    // table can go; if one does not come out, it stays (the machine powers off next).
-    let t1 = hal::now_ns();
-    while machine.run.vcpus_bound() != 0 && hal::now_ns() - t1 < 1_000_000_000 {
-        core::hint::spin_loop();
-    }
-    if machine.run.vcpus_bound() == 0 {
-        drop(npt);
-    } else {
-        core::mem::forget(npt);
-    }
+    machine.run.free_when_out(npt, hal::now_ns);
     Ok(ended.is_ok() && clean)
 }
