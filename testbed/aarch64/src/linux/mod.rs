@@ -8,13 +8,20 @@
 //! kernel that does not fit), writes the device tree ([`fdt`]), maps the guest's RAM and the GICv2 virtual CPU interface (at the
 //! guest's GICC) in a stage-2 table, and runs vCPU 0 at the kernel's entry with `x0` = the
 //! tree. vCPU `n` runs on CPU `n`, started by the guest's PSCI `CPU_ON`. Exits are served
-//! here: MMIO to the emulated distributor and PL011 ([`devices`]), SGIs to the target
+//! here: MMIO to the emulated distributor ([`devices`]) and PL011
+//! ([`axvcpu_testbed::pl011`]), SGIs to the target
 //! vCPUs through their `VCpuHandle`, trapped debug/PMU registers (reads as zero, writes
 //! ignored), PSCI `AFFINITY_INFO`, unknown hypercalls and SMCCC calls (`NOT_SUPPORTED`),
 //! `Halt` (a host `wfi`: the guest's timer PPI or a kick ends it), `CPU_OFF` (the vCPU is
 //! parked for a later `CPU_ON`). `SystemDown` ends the run: cleanly for PSCI `SYSTEM_OFF`,
 //! as a failure for `SYSTEM_RESET` (what Linux does after a panic with `panic=-1`; the
 //! hypervisor does not reboot guests).
+//!
+//! Console input: the host PL011's receive interrupt is routed to CPU 0 (it ends the guest's
+//! run or the host's `wfi` there); vCPU 0's loop moves what the host received into the
+//! guest's PL011 before each entry and raises its interrupt (SPI 1) at the vCPU the
+//! guest's distributor routes it to. A prompt the guest leaves unfinished is printed when
+//! the guest waits (`Halt`), so an interactive shell shows it.
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest at
 //! EL1`), the guest's console, and one after it ends (`linux: guest powered off ...;
@@ -40,7 +47,8 @@ use crate::arch::{Aarch64, Hal, VCpu};
 use crate::boot::MAX_CPUS;
 use crate::hal;
 use axvcpu_testbed::params::{Params, FLAG_PRINT_DTB};
-use devices::{Gicd, Pl011, GICC_IPA};
+use axvcpu_testbed::pl011::Pl011;
+use devices::{Gicd, GICC_IPA};
 use loader::{DTB_ROOM, INITRD_OFFSET, RAM_HPA, RAM_IPA, RAM_SIZE};
 use vcpus::run_vcpu;
 
@@ -211,6 +219,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         dtb.len(),
         (hal::now_ns() - t0) / 1_000_000
     ));
+    hal::enable_console_input();
     let ended = machine.run.after_boot_vcpu(run_vcpu(&machine, boot_vcpu));
     machine.finish();
     say::<Aarch64>(format_args!(

@@ -12,7 +12,7 @@ use axvcpu_testbed::mailbox::PostError;
 use axvcpu_testbed::os::CpuState;
 use axvcpu_testbed::say;
 
-use super::devices::{GICD_IPA, UART_IPA};
+use super::devices::{GICD_IPA, UART_IPA, UART_SPI};
 use super::Machine;
 use crate::arch::{Aarch64, VCpu};
 use crate::hal;
@@ -35,6 +35,11 @@ pub(super) fn run_vcpu(
     let result = loop {
         if m.run.is_done() {
             break Ok(false);
+        }
+        if id == 0 {
+            if let Err(e) = console_input(m) {
+                break Err(e);
+            }
         }
         let exit = match vcpu.run() {
             Ok(e) => e,
@@ -91,23 +96,21 @@ fn handle_exit(
             if (GICD_IPA..GICD_IPA + 0x1000).contains(&a) {
                 let sgi = m.gicd.lock().write(id, a - GICD_IPA, width.size(), data);
                 if let Some(sgi) = sgi {
-                    for (t, h) in m.handles.iter().enumerate() {
+                    for t in 0..m.handles.len() {
                         if sgi.targets & (1 << t) != 0 {
-                            h.inject_interrupt(sgi.id as usize).map_err(e)?;
-                            // Wakes its CPU if it sleeps in `Halt` (the kick SGI ends the
-                            // host `wfi`); a running vCPU was kicked by the injection.
-                            if h.state() != VCpuState::Running {
-                                h.kick();
-                            }
+                            send(m, t, sgi.id as usize)?;
                         }
                     }
                 }
+                // An enable or a new target may let the UART's waiting interrupt through.
+                uart_interrupt(m)?;
             } else if (UART_IPA..UART_IPA + 0x1000).contains(&a) {
                 let line = m.uart.lock().write(a - UART_IPA, data);
                 if let Some(line) = line {
-                    m.run.console_line(&line, hal::now_ns());
-                    say::<Aarch64>(format_args!("{}", String::from_utf8_lossy(&line)));
+                    m.run.console_line(&line.text, hal::now_ns());
+                    say::<Aarch64>(format_args!("{}", String::from_utf8_lossy(line.unshown())));
                 }
+                uart_interrupt(m)?;
             } else {
                 return Err(format!("write of unemulated MMIO at {a:#x}"));
             }
@@ -126,6 +129,10 @@ fn handle_exit(
             vcpu.set_return_value(answer as usize).map_err(e)?
         }
         AxVCpuExitReason::Halt | AxVCpuExitReason::Idle => {
+            // The guest waits: show a prompt it left unfinished.
+            if let Some(partial) = m.uart.lock().show_partial_line() {
+                hal::CONSOLE.write_bytes(partial);
+            }
             if vcpu.state() == VCpuState::Blocked {
                 m.run.slept();
                 hal::wait_for_interrupt();
@@ -154,6 +161,47 @@ fn handle_exit(
         other => return Err(format!("unexpected exit {other:?}")),
     }
     Ok(Next::Run)
+}
+
+/// Sends interrupt `intid` to vCPU `target`, waking its CPU if it sleeps in `Halt` (the
+/// kick SGI ends the host `wfi`; a running vCPU was kicked by the injection).
+fn send(m: &Machine, target: usize, intid: usize) -> Result<(), String> {
+    let Some(h) = m.handles.get(target) else {
+        return Ok(());
+    };
+    h.inject_interrupt(intid)
+        .map_err(|e| alloc::format!("interrupt {intid} to vCPU {target}: {e}"))?;
+    if h.state() != VCpuState::Running {
+        h.kick();
+    }
+    Ok(())
+}
+
+/// Raises the UART's interrupt at the vCPU the distributor routes it to, if the UART
+/// asserts it. Called whenever the line may have risen (input arrived, the guest unmasked
+/// it in the UART or the distributor); a raise while the guest still serves the last one
+/// leaves it pending once more (the interrupt rule), and the driver's handler reads until
+/// the FIFO is empty, so nothing waits unseen.
+fn uart_interrupt(m: &Machine) -> Result<(), String> {
+    if !m.uart.lock().irq() {
+        return Ok(());
+    }
+    let target = m.gicd.lock().spi_target(UART_SPI);
+    match target {
+        Some(t) => send(m, t, 32 + UART_SPI as usize),
+        None => Ok(()),
+    }
+}
+
+/// CPU 0's part of the console: what the host's UART received goes to the guest's.
+pub(super) fn console_input(m: &Machine) -> Result<(), String> {
+    let mut buf = [0u8; 64];
+    let n = hal::console_input(&mut buf);
+    if n == 0 {
+        return Ok(());
+    }
+    m.uart.lock().receive(&buf[..n]);
+    uart_interrupt(m)
 }
 
 /// PSCI `CPU_ON`: starts the parked vCPU `target` (its MPIDR: Aff0 = vCPU id) on its CPU.

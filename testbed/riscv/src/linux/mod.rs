@@ -9,13 +9,19 @@
 //! `a1` = the tree. vCPU `n` runs on hart `n`, started by the guest's SBI HSM
 //! `hart_start`; an idle hart sleeps in `wfi`. Exits are served in [`vcpus`]: the NS16550A console
 //! ([`axvcpu_testbed::ns16550`]) and the PLIC ([`plic`]) through MMIO exits (the console's
-//! "transmitter empty" interrupt reaches the guest as its external interrupt), IPIs to the target vCPUs through their
+//! "received data" and "transmitter empty" interrupts reach the guest as its external
+//! interrupt), IPIs to the target vCPUs through their
 //! `VCpuHandle`, remote fences performed on the target harts, `hart_get_status`,
 //! `cycle` and the HPM counters (trapped; read as `time` and zero), `Halt` (a host `wfi`:
 //! the guest's timer, an IPI or a kick ends it), `CpuDown` (the vCPU is parked for a later
 //! `hart_start`). `SystemDown` ends the run: cleanly for SBI SRST shutdown with no
 //! failure reason, as a failure otherwise (a reboot is what Linux asks for after a panic
 //! with `panic=-1`).
+//!
+//! Console input: the host UART's receive interrupt goes through the host PLIC to hart 0
+//! (it ends the guest's run or the host's `wfi` there); vCPU 0's loop moves what the host
+//! received into the guest's UART before each entry. A prompt the guest leaves unfinished
+//! is printed when the guest waits (`Halt`), so an interactive shell shows it.
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest in
 //! VS-mode`), the guest's console, and one after it ends (`linux: guest powered off ...;
@@ -242,6 +248,7 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         )
         .map_err(|e| format!("hart {hart}: {e:?}"))?;
     }
+    hal::enable_console_input();
     let ended = machine
         .run
         .after_boot_vcpu(vcpus::run_vcpu(&machine, boot_vcpu));
