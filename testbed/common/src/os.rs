@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use axvcpu::{AxArchVCpu, AxVCpu};
+use axvcpu::{AxArchVCpu, AxVCpu, VCpuHandle};
 
 use crate::exits::ExitCounts;
 
@@ -64,6 +64,15 @@ impl Run {
     /// Ends the run (a failure unless [`powered_off`](Self::powered_off) said otherwise).
     pub fn stop(&self) {
         self.done.store(true, Ordering::Release);
+    }
+
+    /// Ends the run and kicks every vCPU of `handles` out of its guest, so each loop sees
+    /// the end.
+    pub fn stop_all<A: AxArchVCpu>(&self, handles: &[VCpuHandle<A>]) {
+        self.stop();
+        for h in handles {
+            h.kick();
+        }
     }
 
     /// The guest powered off: cleanly, or asking for a reset / reporting a failure.

@@ -69,10 +69,7 @@ struct Machine {
 impl Machine {
     /// Ends the run: every vCPU leaves its loop.
     fn finish(&self) {
-        self.run.stop();
-        for h in &self.handles {
-            h.kick();
-        }
+        self.run.stop_all(&self.handles);
     }
 }
 

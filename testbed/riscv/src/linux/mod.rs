@@ -82,10 +82,7 @@ struct Machine {
 impl Machine {
     /// Ends the run: every vCPU leaves its loop, every other hart its `secondary` loop.
     fn finish(&self) {
-        self.run.stop();
-        for h in &self.handles {
-            h.kick();
-        }
+        self.run.stop_all(&self.handles);
         let me = hal::hart_id();
         for hart in (0..MAX_HARTS).filter(|&h| h != me && self.cpus.online(h)) {
             hal::send_ipi(hart);
