@@ -38,7 +38,7 @@ impl Line {
 
 impl LineBuffer {
     /// Adds a byte the guest wrote; returns a finished line (`\r` is dropped), or a
-    /// [`LINE_MAX`]-byte piece of a longer one.
+    /// 4 KiB piece of a longer one.
     pub fn put(&mut self, b: u8) -> Option<Line> {
         match b {
             b'\n' => Some(self.finish()),
