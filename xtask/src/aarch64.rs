@@ -116,14 +116,15 @@ pub fn linux_host(
 }
 
 /// Boots `kernel` (an arm64 `Image` or a raw binary) under the AArch64 hypervisor with
-/// `cpus` vCPUs; returns the console output (the guest's and the hypervisor's lines).
+/// `cpus` vCPUs and `input` on its console; returns the console output (the guest's and the hypervisor's lines).
 /// Fails when the hypervisor or the guest fails, or the guest does not power off cleanly.
 pub fn boot_linux(
     kernel: &Path,
     initrd: Option<&Path>,
     append: &str,
     cpus: usize,
+    input: crate::testbed::Input,
 ) -> Result<String, String> {
     let (elf, args) = linux_host(kernel, initrd, append, cpus, false)?;
-    LINUX_LAYOUT.boot(&elf, &args)
+    LINUX_LAYOUT.boot(&elf, &args, input)
 }

@@ -25,6 +25,11 @@ pub const CPUS_PREFIX: &str = "AXVCPU-CPUS: ";
 pub const HOTPLUG_PREFIX: &str = "AXVCPU-HOTPLUG: CPU 1 off and on again, CPUs: ";
 /// The line before each copy of `/proc/interrupts`.
 pub const IRQS_MARKER: &str = "AXVCPU-IRQS:";
+/// The kernel command-line word that makes `/init` start a shell on the console after its
+/// checks (before it powers off).
+pub const SHELL_FLAG: &str = "axvcpu.shell";
+/// The line `/init` prints just before that shell starts reading the console.
+pub const SHELL_MARKER: &str = "AXVCPU-SHELL: a shell on the console; `exit` powers the guest off";
 /// The line `/init` prints just before `poweroff -f`.
 pub const POWEROFF_MARKER: &str = "AXVCPU-POWEROFF";
 
@@ -48,6 +53,10 @@ sleep 0.2
 echo '{IRQS_MARKER}'
 cat /proc/interrupts
 cat /proc/uptime
+if grep -qw {SHELL_FLAG} /proc/cmdline; then
+  echo '{SHELL_MARKER}'
+  sh
+fi
 echo '{POWEROFF_MARKER}'
 poweroff -f
 "

@@ -10,10 +10,12 @@
 //! - `cargo xtask run linux-x86_64`: Debian bookworm's amd64 kernel and busybox on the x86
 //!   hypervisor, AMD SVM in QEMU, 1 vCPU; `linux-x86_64-vmx` the same on Intel VMX in Bochs.
 //! - `cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append
-//!   STRING] [--cpus N] [--no-sstc] [--svm|--vmx]`: boots any kernel on the AArch64, RISC-V
-//!   or x86 hypervisor (exit 0 when the guest powers off cleanly; `--no-sstc`: a RISC-V host
-//!   CPU without Sstc; x86_64 takes a bzImage or a vmlinux ELF, 1 vCPU, SVM in QEMU or
-//!   `--vmx` in Bochs).
+//!   STRING] [--cpus N] [--shell] [--no-sstc] [--svm|--vmx]`: boots any kernel on the
+//!   AArch64, RISC-V or x86 hypervisor (exit 0 when the guest powers off cleanly;
+//!   `--no-sstc`: a RISC-V host CPU without Sstc; x86_64 takes a bzImage or a vmlinux ELF,
+//!   1 vCPU, SVM in QEMU or `--vmx` in Bochs).
+//! - `cargo xtask shell aarch64|riscv64`: the same Linux with this terminal as its console
+//!   and a shell after `/init`'s checks (`exit` powers it off).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
 //! - `cargo xtask test`: installs what a fresh machine lacks, then runs every check and test.
@@ -44,7 +46,8 @@ mod x86;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64|linux-x86_64-vmx] | \
-cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc] [--svm|--vmx] | \
+cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--shell] [--no-sstc] [--svm|--vmx] | \
+cargo xtask shell aarch64|riscv64 | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
 cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N] | cargo xtask soak [--exits N]";
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Some("run") => run(args.get(1).map(String::as_str).unwrap_or("kvm")),
         Some("test") => test::all(),
         Some("boot") => linux::boot_command(&args[1..]),
+        Some("shell") => linux::shell_command(args.get(1).map(String::as_str)),
         Some("images") => linux::images_command(args.get(1).map(String::as_str)),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("fuzz") => fuzz::fuzz(&args[1..]),

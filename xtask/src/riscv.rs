@@ -113,7 +113,7 @@ pub fn linux_host(
 }
 
 /// Boots `kernel` (a RISC-V `Image` or a raw binary) under the RISC-V hypervisor with
-/// `cpus` vCPUs; returns the console output (the guest's and the hypervisor's lines).
+/// `cpus` vCPUs and `input` on its console; returns the console output (the guest's and the hypervisor's lines).
 /// Fails when the hypervisor or the guest fails, or the guest does not power off cleanly.
 pub fn boot_linux(
     kernel: &Path,
@@ -121,7 +121,8 @@ pub fn boot_linux(
     append: &str,
     cpus: usize,
     sstc: bool,
+    input: crate::testbed::Input,
 ) -> Result<String, String> {
     let (elf, args) = linux_host(kernel, initrd, append, cpus, sstc, false)?;
-    LINUX_LAYOUT.boot(&elf, &args)
+    LINUX_LAYOUT.boot(&elf, &args, input)
 }

@@ -125,12 +125,34 @@ pub(crate) fn build(tb: &Testbed, features: &[&str], name: &str) -> Result<PathB
     Ok(copy)
 }
 
+/// What the guest's console receives: QEMU's standard input (`-serial stdio`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Input<'a> {
+    /// Nothing.
+    Closed,
+    /// This terminal: a person types.
+    Terminal,
+    /// Typed by xtask: for each `(wait_for, text)` in turn, `text` once a line of the
+    /// output contains `wait_for`.
+    Script(&'a [(&'a str, &'a str)]),
+}
+
 /// Boots `elf` in QEMU, echoing its output; returns the output (`\r` removed) and QEMU's
 /// exit status (`None` if killed by a signal). Killed after [`TIMEOUT`].
 pub(crate) fn boot(
     tb: &Testbed,
     elf: &Path,
     extra: &[&str],
+) -> Result<(String, Option<i32>), String> {
+    boot_with_input(tb, elf, extra, Input::Closed)
+}
+
+/// [`boot`], with `input` on the guest's console.
+pub(crate) fn boot_with_input(
+    tb: &Testbed,
+    elf: &Path,
+    extra: &[&str],
+    input: Input,
 ) -> Result<(String, Option<i32>), String> {
     let qemu = tb.qemu;
     let mut args: Vec<String> = tb.machine.iter().map(|s| s.to_string()).collect();
@@ -142,11 +164,20 @@ pub(crate) fn boot(
     let started = Instant::now();
     let mut child = Command::new(qemu)
         .args(&args)
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Input::Closed => Stdio::null(),
+            Input::Terminal => Stdio::inherit(),
+            Input::Script(_) => Stdio::piped(),
+        })
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{qemu}: cannot start: {e}"))?;
     let stdout = child.stdout.take().ok_or("no QEMU stdout")?;
+    let mut typist = match input {
+        Input::Script(steps) => Some((steps.iter(), child.stdin.take())),
+        _ => None,
+    };
+    let mut next_step = typist.as_mut().and_then(|(steps, _)| steps.next());
     let child = Arc::new(Mutex::new(child));
     let finished = Arc::new(AtomicBool::new(false));
     let timed_out = Arc::new(AtomicBool::new(false));
@@ -170,6 +201,19 @@ pub(crate) fn boot(
         println!("{line}");
         output.push_str(line);
         output.push('\n');
+        if let (Some((wait_for, text)), Some((steps, stdin))) = (next_step, typist.as_mut()) {
+            if line.contains(wait_for) {
+                if let Some(stdin) = stdin {
+                    use std::io::Write;
+                    // A guest that stopped reading ends the run by itself; what it did
+                    // not take is judged from its output.
+                    let _ = stdin
+                        .write_all(text.as_bytes())
+                        .and_then(|()| stdin.flush());
+                }
+                next_step = steps.next();
+            }
+        }
     }
     let status = child
         .lock()

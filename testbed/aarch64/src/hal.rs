@@ -74,6 +74,45 @@ pub fn wake(cpu: usize) {
     }
 }
 
+/// The host PL011's interrupt: SPI 1 (INTID 33) on QEMU virt.
+#[cfg(feature = "linux")]
+const UART_INTID: usize = 33;
+
+/// Console input for the guest: unmasks the host PL011's receive and receive-timeout
+/// interrupts and routes their line to CPU 0, so typed input ends CPU 0's guest run (an
+/// `ExternalInterrupt` exit, acknowledged by the backend) or its `wfi`. The line stays high
+/// until [`console_input`] empties the FIFO. Call after the backend's GIC set-up, on CPU 0.
+#[cfg(feature = "linux")]
+pub fn enable_console_input() {
+    // SAFETY: the PL011's IMSC and the GICv2 distributor's enable, priority and target
+    // registers of one SPI, identity-mapped as device memory; only the console's own
+    // interrupt changes.
+    unsafe {
+        ((UART + 0x038) as *mut u32).write_volatile((1 << 4) | (1 << 6));
+        ((GICD + 0x400 + UART_INTID) as *mut u8).write_volatile(0x80);
+        ((GICD + 0x800 + UART_INTID) as *mut u8).write_volatile(1);
+        ((GICD + 0x100 + 4 * (UART_INTID / 32)) as *mut u32).write_volatile(1 << (UART_INTID % 32));
+    }
+}
+
+/// Takes what the host's console received, up to `buf.len()` bytes; returns how many.
+#[cfg(feature = "linux")]
+pub fn console_input(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    for b in buf.iter_mut() {
+        // SAFETY: the PL011's flag and data registers, identity-mapped as device memory;
+        // reading DR takes a byte the FIFO holds (RXFE clear).
+        unsafe {
+            if ((UART + 0x18) as *const u32).read_volatile() & (1 << 4) != 0 {
+                break;
+            }
+            *b = ((UART) as *const u32).read_volatile() as u8;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Sleeps until an interrupt is pending at this CPU's GIC interface (taken or not: EL2
 /// keeps IRQs masked, `wfi` ends all the same).
 pub fn wait_for_interrupt() {

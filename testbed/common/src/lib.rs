@@ -72,8 +72,10 @@ pub mod mailbox;
 pub mod ns16550;
 pub mod os;
 pub mod params;
+pub mod pl011;
 pub mod run;
 pub mod selftest;
+pub mod uart;
 pub mod vm;
 
 pub use arch::{NestedTable, TestbedArch};

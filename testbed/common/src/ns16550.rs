@@ -1,15 +1,24 @@
 //! An NS16550A UART as far as Linux's 8250 driver and its console need, for OS-guest
 //! hypervisors that emulate it through MMIO exits (byte-wide registers, `reg-shift` 0):
-//! the transmitter always empty and ready, nothing to receive, the divisor latch, the
-//! scratch register and the control registers reading back as written, FIFOs reported
-//! (IIR bits 7:6). Its one interrupt is "transmitter empty" ([`Ns16550::irq`]: asserted
-//! while the guest enables it, since the transmitter is always empty): the driver then
-//! writes its output in bursts from its interrupt handler instead of polling.
+//! the transmitter always empty and ready, the receiver fed by the hypervisor with what the
+//! host's console received ([`Ns16550::receive`]), the divisor latch, the scratch register
+//! and the control registers reading back as written, FIFOs reported (IIR bits 7:6).
+//! Its interrupt line ([`Ns16550::irq`]) is "received data available" (IER bit 0, while
+//! input waits) or "transmitter empty" (IER bit 1: asserted while enabled, since the
+//! transmitter is always empty — the driver then writes its output in bursts from its
+//! interrupt handler instead of polling); IIR names the higher-priority one, as the chip
+//! does.
 
-use alloc::vec::Vec;
+use crate::uart::{Line, LineBuffer, RxFifo};
 
+/// Line status: data ready, overrun error.
+const LSR_DR: u8 = 0x01;
+const LSR_OE: u8 = 0x02;
 /// Line status: transmit holding register empty, transmitter empty.
 const LSR_THRE_TEMT: u8 = 0x60;
+/// Interrupt enable: received data available, transmitter empty.
+const IER_RDA: u8 = 0x01;
+const IER_THRE: u8 = 0x02;
 /// Line control: divisor latch access.
 const LCR_DLAB: u8 = 0x80;
 
@@ -23,24 +32,39 @@ pub struct Ns16550 {
     fcr: u8,
     dll: u8,
     dlm: u8,
-    line: Vec<u8>,
+    line: LineBuffer,
+    rx: RxFifo,
 }
 
 impl Ns16550 {
-    /// A byte read at `offset` (0..8).
-    pub fn read(&self, offset: usize) -> u8 {
+    /// A byte read at `offset` (0..8). Reading the receive buffer takes a byte of input;
+    /// reading the line status clears its overrun bit.
+    pub fn read(&mut self, offset: usize) -> u8 {
         let dlab = self.lcr & LCR_DLAB != 0;
         match offset {
             0 if dlab => self.dll,
             1 if dlab => self.dlm,
-            0 => 0,
+            0 => self.rx.pop().unwrap_or(0),
             1 => self.ier,
-            // IIR: "transmitter empty" when enabled, else no interrupt; FIFOs enabled when
-            // FCR says so.
-            2 => (if self.irq() { 0x02 } else { 0x01 }) | if self.fcr & 1 != 0 { 0xc0 } else { 0 },
+            // IIR: the pending interrupt of highest priority (received data, then
+            // transmitter empty) or none; FIFOs enabled when FCR says so.
+            2 => {
+                let id = if self.rx_irq() {
+                    0x04
+                } else if self.ier & IER_THRE != 0 {
+                    0x02
+                } else {
+                    0x01
+                };
+                id | if self.fcr & 1 != 0 { 0xc0 } else { 0 }
+            }
             3 => self.lcr,
             4 => self.mcr,
-            5 => LSR_THRE_TEMT,
+            5 => {
+                let dr = if self.rx.has_data() { LSR_DR } else { 0 };
+                let oe = if self.rx.take_overrun() { LSR_OE } else { 0 };
+                LSR_THRE_TEMT | dr | oe
+            }
             // MSR: in loopback, the modem outputs come back as inputs; otherwise CTS, DSR, DCD.
             6 if self.mcr & 0x10 != 0 => {
                 let m = self.mcr;
@@ -52,18 +76,34 @@ impl Ns16550 {
         }
     }
 
-    /// The interrupt line: high while "transmitter empty" is enabled (IER bit 1).
+    /// The interrupt line: high while input waits with "received data available" enabled
+    /// (IER bit 0), or while "transmitter empty" is enabled (IER bit 1).
     pub fn irq(&self) -> bool {
-        self.ier & 0x02 != 0
+        self.rx_irq() || self.ier & IER_THRE != 0
     }
 
-    /// A byte write at `offset`; returns a finished line of output (without its `\n`).
-    pub fn write(&mut self, offset: usize, value: u8) -> Option<Vec<u8>> {
+    fn rx_irq(&self) -> bool {
+        self.ier & IER_RDA != 0 && self.rx.has_data()
+    }
+
+    /// Input from the host's console for the guest to read (dropped beyond the FIFO's
+    /// room, as an overrun).
+    pub fn receive(&mut self, input: &[u8]) {
+        self.rx.push(input);
+    }
+
+    /// What the guest's unfinished output line (a prompt) has that was not shown yet.
+    pub fn show_partial_line(&mut self) -> Option<&[u8]> {
+        self.line.show_partial()
+    }
+
+    /// A byte write at `offset`; returns a finished line of output.
+    pub fn write(&mut self, offset: usize, value: u8) -> Option<Line> {
         let dlab = self.lcr & LCR_DLAB != 0;
         match offset {
             0 if dlab => self.dll = value,
             1 if dlab => self.dlm = value,
-            0 if self.mcr & 0x10 == 0 => return self.put(value),
+            0 if self.mcr & 0x10 == 0 => return self.line.put(value),
             0 => {}
             1 => self.ier = value & 0x0f,
             2 => self.fcr = value,
@@ -74,22 +114,12 @@ impl Ns16550 {
         }
         None
     }
-
-    fn put(&mut self, b: u8) -> Option<Vec<u8>> {
-        match b {
-            b'\n' => Some(core::mem::take(&mut self.line)),
-            b'\r' => None,
-            _ => {
-                self.line.push(b);
-                (self.line.len() >= 4096).then(|| core::mem::take(&mut self.line))
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn the_uart_is_always_ready_and_gives_whole_lines() {
@@ -98,7 +128,10 @@ mod tests {
         assert_eq!(u.write(0, b'o'), None);
         assert_eq!(u.write(0, b'k'), None);
         assert_eq!(u.write(0, b'\r'), None);
-        assert_eq!(u.write(0, b'\n').as_deref(), Some(&b"ok"[..]));
+        assert_eq!(
+            u.write(0, b'\n').map(|l| l.text).as_deref(),
+            Some(&b"ok"[..])
+        );
     }
 
     #[test]
@@ -119,8 +152,45 @@ mod tests {
         u.write(1, 0x02);
         assert!(u.irq());
         assert_eq!(u.read(2), 0xc2, "transmitter empty");
+        u.write(1, 0x00);
         // Loopback: bytes written are not output.
         u.write(4, 0x10);
         assert_eq!(u.write(0, b'\n'), None);
+    }
+
+    #[test]
+    fn input_is_read_through_the_receive_buffer_with_its_interrupt() {
+        let mut u = Ns16550::default();
+        u.write(2, 0x01);
+        assert_eq!(u.read(5) & LSR_DR, 0, "nothing received yet");
+        u.receive(b"ls\n");
+        assert!(!u.irq(), "received data is not an interrupt until enabled");
+        u.write(1, IER_RDA | IER_THRE);
+        assert!(u.irq());
+        assert_eq!(u.read(2), 0xc4, "received data outranks transmitter empty");
+        let mut got = Vec::new();
+        while u.read(5) & LSR_DR != 0 {
+            got.push(u.read(0));
+        }
+        assert_eq!(got, b"ls\n");
+        assert_eq!(u.read(2), 0xc2);
+        u.write(1, IER_RDA);
+        assert!(!u.irq(), "the line falls once the input is read");
+        u.receive(&[b'x'; crate::uart::RX_CAPACITY + 1]);
+        assert_eq!(u.read(5) & (LSR_DR | LSR_OE), LSR_DR | LSR_OE);
+        assert_eq!(
+            u.read(5) & LSR_OE,
+            0,
+            "reading the status clears the overrun"
+        );
+    }
+
+    #[test]
+    fn a_prompt_without_a_newline_can_be_taken() {
+        let mut u = Ns16550::default();
+        for b in b"~ # " {
+            assert_eq!(u.write(0, *b), None);
+        }
+        assert_eq!(u.show_partial_line(), Some(&b"~ # "[..]));
     }
 }

@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use axvcpu::{AxArchVCpu, AxVCpu};
+use axvcpu::{AxArchVCpu, AxVCpu, VCpuHandle};
 
 use crate::exits::ExitCounts;
 
@@ -66,6 +66,15 @@ impl Run {
         self.done.store(true, Ordering::Release);
     }
 
+    /// Ends the run and kicks every vCPU of `handles` out of its guest, so each loop sees
+    /// the end.
+    pub fn stop_all<A: AxArchVCpu>(&self, handles: &[VCpuHandle<A>]) {
+        self.stop();
+        for h in handles {
+            h.kick();
+        }
+    }
+
     /// The guest powered off: cleanly, or asking for a reset / reporting a failure.
     pub fn powered_off(&self, clean: bool) {
         self.reset.store(!clean, Ordering::Release);
@@ -103,6 +112,40 @@ impl Run {
             let _ =
                 self.userspace_ns
                     .compare_exchange(0, now_ns, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// What vCPU 0's loop returned, once the run is over: if vCPU 0 turned itself off
+    /// (`Ok(Some(vcpu))`), the other vCPUs may still power the guest off, so this waits
+    /// for the run's end before dropping it. (The boot CPU runs vCPU 0's loop itself, not
+    /// its mailbox, so vCPU 0 cannot be started again.)
+    pub fn after_boot_vcpu<A: AxArchVCpu>(
+        &self,
+        ended: Result<Option<AxVCpu<A>>, String>,
+    ) -> Result<(), String> {
+        if let Ok(Some(off)) = ended {
+            while !self.is_done() {
+                core::hint::spin_loop();
+            }
+            drop(off);
+            return Ok(());
+        }
+        ended.map(drop)
+    }
+
+    /// Drops `table` (the guest's nested page table) once every vCPU has left its loop
+    /// (they were kicked out of their guests); if one has not within a second of `now`'s
+    /// clock, the table is kept for ever rather than freed under a vCPU that may still
+    /// use it (the machine powers off next anyway).
+    pub fn free_when_out<T>(&self, table: T, now: fn() -> u64) {
+        let t0 = now();
+        while self.vcpus_bound() != 0 && now().saturating_sub(t0) < 1_000_000_000 {
+            core::hint::spin_loop();
+        }
+        if self.vcpus_bound() == 0 {
+            drop(table);
+        } else {
+            core::mem::forget(table);
         }
     }
 

@@ -60,6 +60,75 @@ pub fn wait_for_interrupt() {
     unsafe { core::arch::asm!("wfi", options(nostack, nomem)) };
 }
 
+/// QEMU virt's PLIC, and the host UART's source on it.
+#[cfg(feature = "linux")]
+const PLIC: usize = 0x0c00_0000;
+#[cfg(feature = "linux")]
+const UART_SOURCE: usize = 10;
+
+/// This hart's supervisor-mode PLIC context (QEMU virt: `2 * hart + 1`).
+#[cfg(feature = "linux")]
+fn plic_context() -> usize {
+    2 * hart_id() + 1
+}
+
+/// Console input for the guest: enables the host UART's "received data" interrupt and
+/// routes it through the host PLIC to this hart's supervisor external interrupt, so typed
+/// input ends this hart's guest run (an `ExternalInterrupt` exit) or its `wfi`; the line
+/// stays high until [`console_input`] empties the UART, which also claims and completes
+/// it. Call on the hart that calls [`console_input`].
+#[cfg(feature = "linux")]
+pub fn enable_console_input() {
+    let ctx = plic_context();
+    // SAFETY: the host UART's IER and the host PLIC's priority, enable and threshold
+    // registers of this hart's S-mode context, identity-mapped; only the console's own
+    // interrupt changes. `sie.SEIE` lets it end a `wfi` and a guest's run (the hypervisor
+    // runs with `sstatus.SIE` clear, so it is never taken in HS-mode code).
+    unsafe {
+        ((PLIC + 4 * UART_SOURCE) as *mut u32).write_volatile(1);
+        let enable = (PLIC + 0x2000 + 0x80 * ctx + 4 * (UART_SOURCE / 32)) as *mut u32;
+        enable.write_volatile(enable.read_volatile() | 1 << (UART_SOURCE % 32));
+        ((PLIC + 0x20_0000 + 0x1000 * ctx) as *mut u32).write_volatile(0);
+        ((UART + 1) as *mut u8).write_volatile(0x01);
+        core::arch::asm!("csrs sie, {}", in(reg) 1usize << 9, options(nostack, nomem));
+    }
+}
+
+/// Takes what the host's console received, up to `buf.len()` bytes; returns how many. A
+/// host external interrupt pending at this hart (`sip.SEIP`) is claimed and completed once
+/// the UART is empty, so it does not end the next guest run again.
+#[cfg(feature = "linux")]
+pub fn console_input(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    for b in buf.iter_mut() {
+        // SAFETY: the UART's line status and receive registers, identity-mapped; reading
+        // the receive buffer takes a byte the UART holds (LSR.DR set).
+        unsafe {
+            if ((UART + 5) as *const u8).read_volatile() & 1 == 0 {
+                break;
+            }
+            *b = (UART as *const u8).read_volatile();
+        }
+        n += 1;
+    }
+    let sip: usize;
+    // SAFETY: reads a CSR.
+    unsafe { core::arch::asm!("csrr {}, sip", out(reg) sip, options(nomem, nostack)) };
+    if sip & (1 << 9) != 0 {
+        let claim = (PLIC + 0x20_0004 + 0x1000 * plic_context()) as *mut u32;
+        // SAFETY: this hart's S-mode claim/complete register, identity-mapped: the claim
+        // takes the highest pending source (the UART's, the only one enabled), the write
+        // completes it.
+        unsafe {
+            let source = claim.read_volatile();
+            if source != 0 {
+                claim.write_volatile(source);
+            }
+        }
+    }
+    n
+}
+
 /// Sends a supervisor software interrupt to `hart` (SBI IPI): ends its `wait_for_interrupt`.
 #[cfg(feature = "linux")]
 pub fn send_ipi(hart: usize) {

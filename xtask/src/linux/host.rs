@@ -5,7 +5,39 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::testbed::{self, Testbed};
+use crate::initramfs::{SHELL_FLAG, SHELL_MARKER};
+use crate::testbed::{self, Input, Testbed};
+
+/// The line only the guest's shell can print in [`TYPED_SESSION`] (the console's echo of
+/// the typed command shows `$((6*7))`, not its value).
+pub const TYPED_ANSWER: &str = "AXVCPU-TYPED-42";
+
+/// What xtask types on the guest's console when `/init` starts its shell: a command whose
+/// answer proves the shell read it, then `exit` (`/init` then powers off). Console input
+/// end to end: QEMU's standard input, the host UART and its interrupt, the hypervisor's
+/// emulated UART and interrupt controller, the guest's driver, tty and shell.
+pub const TYPED_SESSION: [(&str, &str); 2] = [
+    (SHELL_MARKER, "echo AXVCPU-TYPED-$((6*7))\n"),
+    (TYPED_ANSWER, "exit\n"),
+];
+
+/// `append` with the word that makes `/init` start its shell.
+pub fn with_shell(append: &str) -> String {
+    format!("{append} {SHELL_FLAG}")
+}
+
+/// Whether the guest's shell answered what [`TYPED_SESSION`] typed.
+pub fn check_typed(output: &str) -> Result<(), String> {
+    if !output.lines().any(|l| l.contains(SHELL_MARKER)) {
+        return Err("the guest's /init did not start its shell".into());
+    }
+    if !output.lines().any(|l| l.trim_end().ends_with(TYPED_ANSWER)) {
+        return Err(format!(
+            "the guest's shell did not answer the typed command (no `{TYPED_ANSWER}` line): console input lost"
+        ));
+    }
+    Ok(())
+}
 
 /// Where one hypervisor reads the guest's files (host-physical addresses of its
 /// `linux::loader`) and how many vCPUs it runs.
@@ -84,10 +116,11 @@ impl HostLayout {
         Ok((elf, args))
     }
 
-    /// Boots `elf` with `args`; returns the console output. Fails when the hypervisor or
-    /// the guest fails, or the guest does not power off cleanly (QEMU status 0).
-    pub fn boot(&self, elf: &Path, args: &[String]) -> Result<String, String> {
-        boot_checked(self.testbed, elf, args, 0)
+    /// Boots `elf` with `args` and `input` on the guest's console; returns the console
+    /// output. Fails when the hypervisor or the guest fails, or the guest does not power
+    /// off cleanly (QEMU status 0).
+    pub fn boot(&self, elf: &Path, args: &[String], input: Input) -> Result<String, String> {
+        boot_checked_with_input(self.testbed, elf, args, 0, input)
     }
 }
 
@@ -100,8 +133,19 @@ pub fn boot_checked(
     args: &[String],
     powered_off: i32,
 ) -> Result<String, String> {
+    boot_checked_with_input(tb, elf, args, powered_off, Input::Closed)
+}
+
+/// [`boot_checked`], with `input` on the guest's console.
+pub fn boot_checked_with_input(
+    tb: &Testbed,
+    elf: &Path,
+    args: &[String],
+    powered_off: i32,
+    input: Input,
+) -> Result<String, String> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (output, status) = testbed::boot(tb, elf, &args)?;
+    let (output, status) = testbed::boot_with_input(tb, elf, &args, input)?;
     if let Some(l) = output
         .lines()
         .find(|l| l.contains("FATAL") || l.starts_with("linux: FAIL"))
@@ -114,4 +158,25 @@ pub fn boot_checked(
         ));
     }
     Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_shells_answer_counts_as_typed_input_read() {
+        let echoed_only = format!("{SHELL_MARKER}\necho AXVCPU-TYPED-$((6*7))\n");
+        assert!(
+            check_typed(&echoed_only).is_err(),
+            "the echo is not an answer"
+        );
+        assert!(
+            check_typed("AXVCPU-TYPED-42\n").is_err(),
+            "no shell started"
+        );
+        let answered = format!("{echoed_only}~ # echo AXVCPU-TYPED-$((6*7))\n{TYPED_ANSWER}\n");
+        assert_eq!(check_typed(&answered), Ok(()));
+        assert!(with_shell("quiet").ends_with(" axvcpu.shell"));
+    }
 }

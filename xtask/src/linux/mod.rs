@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::debian::Distro;
+use crate::testbed::Input;
 
 mod bench;
 mod bench_x86;
@@ -169,7 +170,7 @@ pub const APPEND_X86: &str =
     "console=ttyS0 acpi=off nolapic noapic pci=off io_delay=none quiet panic=-1";
 
 const BOOT_USAGE: &str =
-    "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--no-sstc (riscv64)] [--svm|--vmx (x86_64)]";
+    "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--shell] [--no-sstc (riscv64)] [--svm|--vmx (x86_64)]";
 
 /// What `cargo xtask boot` was asked to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +187,9 @@ pub struct BootArgs {
     pub cpus: usize,
     /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
     pub sstc: bool,
+    /// `--shell`: the guest's console reads this terminal, and the command line asks the
+    /// test initramfs's `/init` for a shell after its checks.
+    pub shell: bool,
     /// x86_64: Intel VMX in Bochs (`--vmx`) instead of AMD SVM in QEMU (`--svm`, the
     /// default).
     pub vmx: bool,
@@ -209,6 +213,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         if x86 { 1 } else { 2 },
     );
     let (mut sstc, mut vmx) = (true, false);
+    let mut shell = false;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -224,6 +229,10 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
                 cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
             }
             "--no-sstc" => sstc = false,
+            "--shell" if x86 => {
+                return Err("--shell: the x86 hypervisor's COM1 has no receive path yet".into())
+            }
+            "--shell" => shell = true,
             "--svm" if x86 => vmx = false,
             "--vmx" if x86 => vmx = true,
             other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
@@ -233,9 +242,14 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         arch: arch.clone(),
         kernel: kernel.ok_or(BOOT_USAGE)?,
         initrd,
-        append,
+        append: if shell {
+            host::with_shell(&append)
+        } else {
+            append
+        },
         cpus,
         sstc,
+        shell,
         vmx,
     })
 }
@@ -243,14 +257,25 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
 /// `cargo xtask boot <arch> --kernel FILE [--initrd FILE] [--append STRING] [--cpus N]`.
 pub fn boot_command(args: &[String]) -> Result<(), String> {
     let b = parse_boot_args(args)?;
+    let input = if b.shell {
+        Input::Terminal
+    } else {
+        Input::Closed
+    };
     match b.arch.as_str() {
         "aarch64" => {
-            crate::aarch64::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
-        }
-        "riscv64" => {
-            crate::riscv::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, b.sstc)
+            crate::aarch64::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, input)
                 .map(drop)
         }
+        "riscv64" => crate::riscv::boot_linux(
+            &b.kernel,
+            b.initrd.as_deref(),
+            &b.append,
+            b.cpus,
+            b.sstc,
+            input,
+        )
+        .map(drop),
         "x86_64" if b.vmx => {
             crate::bochs_linux::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus)
                 .map(drop)
@@ -260,6 +285,40 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
         }
         other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
     }
+}
+
+/// `cargo xtask shell aarch64|riscv64`: the Debian images on 2 vCPUs with this terminal as
+/// the guest's console and a shell after `/init`'s checks; `exit` powers the guest off.
+pub fn shell_command(arch: Option<&str>) -> Result<(), String> {
+    const USAGE: &str = "usage: cargo xtask shell aarch64|riscv64";
+    match arch {
+        Some("aarch64") => {
+            let images = AARCH64.images()?;
+            crate::aarch64::boot_linux(
+                &images.kernel,
+                Some(&images.initrd),
+                &host::with_shell(APPEND),
+                2,
+                Input::Terminal,
+            )
+        }
+        Some("riscv64") => {
+            let images = RISCV64.images()?;
+            crate::riscv::boot_linux(
+                &images.kernel,
+                Some(&images.initrd),
+                &host::with_shell(APPEND_RISCV64),
+                2,
+                true,
+                Input::Terminal,
+            )
+        }
+        Some("x86_64") => Err(format!(
+            "the x86 hypervisor's COM1 has no receive path yet; {USAGE}"
+        )),
+        _ => Err(USAGE.into()),
+    }
+    .map(drop)
 }
 
 /// The parameter block an OS-guest hypervisor reads (`axvcpu_testbed::params`): magic,
@@ -295,14 +354,16 @@ pub fn run_riscv64() -> Result<(), String> {
         let output = crate::riscv::boot_linux(
             &images.kernel,
             Some(&images.initrd),
-            APPEND_RISCV64,
+            &host::with_shell(APPEND_RISCV64),
             2,
             sstc,
+            Input::Script(&host::TYPED_SESSION),
         )?;
-        let s =
-            check_boot_of(&output, 2, &RISCV64_CHECK).map_err(|e| format!("Sstc {sstc}: {e}"))?;
+        let s = check_boot_of(&output, 2, &RISCV64_CHECK)
+            .and_then(|s| host::check_typed(&output).map(|()| s))
+            .map_err(|e| format!("Sstc {sstc}: {e}"))?;
         eprintln!(
-            "xtask: Linux on the RISC-V hypervisor (Sstc {sstc}): user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+            "xtask: Linux on the RISC-V hypervisor (Sstc {sstc}): user space at {} ms, 2 CPUs, timer ticking on both, a typed command answered by the guest's shell, clean power-off",
             s.userspace_ms
         );
     }
@@ -349,7 +410,7 @@ fn loader_checks_riscv64() -> Result<(), String> {
         .flat_map(|w| w.to_le_bytes())
         .collect();
     let raw = write("loader-raw-riscv64.bin", &raw)?;
-    let out = crate::riscv::boot_linux(&raw, None, "", 1, true)?;
+    let out = crate::riscv::boot_linux(&raw, None, "", 1, true, Input::Closed)?;
     if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x80200000") {
         return Err("the raw binary did not run at RAM + 2 MiB".into());
     }
@@ -375,7 +436,7 @@ fn loader_checks_riscv64() -> Result<(), String> {
         ),
     ] {
         let path = write(name, &image)?;
-        match crate::riscv::boot_linux(&path, None, "", 1, true) {
+        match crate::riscv::boot_linux(&path, None, "", 1, true, Input::Closed) {
             Err(e) if e.contains("kernel refused") && e.contains(why) => {}
             Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
             Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),
@@ -419,7 +480,13 @@ pub fn test_x86_64() -> Result<(), String> {
 /// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
 pub fn run_aarch64() -> Result<String, String> {
     let images = AARCH64.images()?;
-    crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), APPEND, 2)
+    crate::aarch64::boot_linux(
+        &images.kernel,
+        Some(&images.initrd),
+        &host::with_shell(APPEND),
+        2,
+        Input::Script(&host::TYPED_SESSION),
+    )
 }
 
 /// `cargo xtask test`'s Linux step: the loader's two refusals and a raw binary first (each
@@ -429,8 +496,9 @@ pub fn test_aarch64() -> Result<(), String> {
     loader_checks_aarch64()?;
     let output = run_aarch64()?;
     let s = check_boot(&output, 2)?;
+    host::check_typed(&output)?;
     eprintln!(
-        "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, clean power-off",
+        "xtask: Linux on the AArch64 hypervisor: user space at {} ms, 2 CPUs, timer ticking on both, a typed command answered by the guest's shell, clean power-off",
         s.userspace_ms
     );
     Ok(())
@@ -462,7 +530,7 @@ fn loader_checks_aarch64() -> Result<(), String> {
     };
     let raw: Vec<u8> = RAW_HELLO.iter().flat_map(|w| w.to_le_bytes()).collect();
     let raw = write("loader-raw.bin", &raw)?;
-    let out = crate::aarch64::boot_linux(&raw, None, "", 1)?;
+    let out = crate::aarch64::boot_linux(&raw, None, "", 1, Input::Closed)?;
     if !out.lines().any(|l| l == "H") || !out.contains("kernel at 0x40080000") {
         return Err("the raw binary did not run at RAM + 0x80000".into());
     }
@@ -479,7 +547,7 @@ fn loader_checks_aarch64() -> Result<(), String> {
         ("loader-huge.img", header(1 << 30, 0b1010), "does not fit"),
     ] {
         let path = write(name, &image)?;
-        match crate::aarch64::boot_linux(&path, None, "", 1) {
+        match crate::aarch64::boot_linux(&path, None, "", 1, Input::Closed) {
             Err(e) if e.contains("kernel refused") && e.contains(why) => {}
             Err(e) => return Err(format!("{name}: refused for the wrong reason: {e}")),
             Ok(_) => return Err(format!("{name}: booted; the loader must refuse it")),

@@ -1,5 +1,6 @@
 //! The devices the hypervisor emulates for the guest through MMIO exits: the GICv2
-//! distributor (the guest never touches the host's) and a PL011 UART. The GIC's CPU
+//! distributor (the guest never touches the host's) and where the PL011 UART
+//! ([`axvcpu_testbed::pl011`]) is. The GIC's CPU
 //! interface is not here: the guest's GICC is the hardware's virtual CPU interface (GICV),
 //! mapped by stage 2.
 
@@ -151,6 +152,15 @@ impl Gicd {
         None
     }
 
+    /// The CPU interface SPI `spi` goes to now: the lowest one its `GICD_ITARGETSR` byte
+    /// names, if the distributor and the SPI are enabled (else the interrupt waits).
+    pub fn spi_target(&self, spi: u32) -> Option<usize> {
+        let i = spi as usize;
+        let targets = *self.targets_spi.get(i)?;
+        let enabled = self.ctlr & 1 != 0 && self.enabled_spi & (1 << i) != 0;
+        (enabled && targets != 0).then(|| targets.trailing_zeros() as usize)
+    }
+
     /// `GICD_SGIR`: TargetListFilter (25:24), CPUTargetList (23:16), SGIINTID (3:0).
     fn sgir(&self, cpu: usize, v: u32) -> Sgi {
         let all = ((1u32 << self.cpus) - 1) as u8;
@@ -164,65 +174,6 @@ impl Gicd {
             targets: if self.ctlr & 1 != 0 { targets } else { 0 },
             id: v & 0xf,
         }
-    }
-}
-
-/// A PL011 as far as Linux's `amba-pl011` driver and its console need: transmit always
-/// ready and never full, nothing to receive, the PrimeCell identification registers, the
-/// control registers read back as written. Its interrupt never asserts (the driver's
-/// transmit path writes while the FIFO is not full, which is always).
-#[derive(Debug, Clone, Default)]
-pub struct Pl011 {
-    regs: [u32; 16],
-    line: alloc::vec::Vec<u8>,
-}
-
-/// PL011 registers.
-const DR: usize = 0x000;
-const FR: usize = 0x018;
-/// FR: transmit FIFO empty, receive FIFO empty.
-const FR_TXFE: u32 = 1 << 7;
-const FR_RXFE: u32 = 1 << 4;
-/// PeriphID0..3 (PL011 r1p4), PCellID0..3.
-const IDS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
-
-impl Pl011 {
-    /// A read at `offset`.
-    pub fn read(&self, offset: usize) -> u64 {
-        let v = match offset {
-            FR => FR_TXFE | FR_RXFE,
-            0xfe0..0x1000 => IDS.get((offset - 0xfe0) / 4).copied().unwrap_or(0),
-            // IBRD .. DMACR
-            0x024..=0x048 => self.regs.get((offset - 0x024) / 4).copied().unwrap_or(0),
-            _ => 0,
-        };
-        v as u64
-    }
-
-    /// A write at `offset`; returns a finished line of output (without its `\n`).
-    pub fn write(&mut self, offset: usize, value: u64) -> Option<alloc::vec::Vec<u8>> {
-        match offset {
-            DR => {
-                let b = value as u8;
-                match b {
-                    b'\n' => return Some(core::mem::take(&mut self.line)),
-                    b'\r' => {}
-                    _ => {
-                        self.line.push(b);
-                        if self.line.len() >= 4096 {
-                            return Some(core::mem::take(&mut self.line));
-                        }
-                    }
-                }
-            }
-            0x024..=0x048 => {
-                if let Some(r) = self.regs.get_mut((offset - 0x024) / 4) {
-                    *r = value as u32;
-                }
-            }
-            _ => {}
-        }
-        None
     }
 }
 
@@ -287,16 +238,18 @@ mod tests {
     }
 
     #[test]
-    fn the_uart_is_always_ready_identifies_itself_and_gives_whole_lines() {
-        let mut u = Pl011::default();
-        assert_eq!(u.read(0x018), 0x90);
-        let id: Vec<u64> = (0..8).map(|i| u.read(0xfe0 + 4 * i)).collect();
-        assert_eq!(id, [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1]);
-        assert_eq!(u.write(0x000, b'o' as u64), None);
-        assert_eq!(u.write(0x000, b'k' as u64), None);
-        assert_eq!(u.write(0x000, b'\r' as u64), None);
-        assert_eq!(u.write(0x000, b'\n' as u64).as_deref(), Some(&b"ok"[..]));
-        u.write(0x030, 0x301);
-        assert_eq!(u.read(0x030), 0x301);
+    fn an_spi_goes_to_its_first_target_once_enabled() {
+        let mut d = Gicd::new(2);
+        assert_eq!(d.spi_target(1), None);
+        d.write(0, 0x821, 1, 0b10);
+        d.write(0, 0x104, 4, 1 << 1);
+        assert_eq!(d.spi_target(1), None, "distributor off");
+        d.write(0, 0x000, 4, 1);
+        assert_eq!(d.spi_target(1), Some(1));
+        d.write(0, 0x821, 1, 0b11);
+        assert_eq!(d.spi_target(1), Some(0));
+        d.write(0, 0x184, 4, 1 << 1);
+        assert_eq!(d.spi_target(1), None, "disabled");
+        assert_eq!(d.spi_target(40), None, "no such SPI");
     }
 }

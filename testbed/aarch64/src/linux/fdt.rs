@@ -43,19 +43,8 @@ pub fn build(m: &Machine) -> Result<Vec<u8>, Error> {
     f.property_u32("#size-cells", 2)?;
     f.property_u32("interrupt-parent", GIC_PHANDLE)?;
 
-    let chosen = f.begin_node("chosen")?;
-    f.property_string("bootargs", m.cmdline)?;
-    f.property_string("stdout-path", &uart_path())?;
-    if let Some((start, end)) = m.initrd {
-        f.property_u64("linux,initrd-start", start)?;
-        f.property_u64("linux,initrd-end", end)?;
-    }
-    f.end_node(chosen)?;
-
-    let memory = f.begin_node(&alloc::format!("memory@{:x}", m.ram.0))?;
-    f.property_string("device_type", "memory")?;
-    f.property_array_u64("reg", &[m.ram.0, m.ram.1])?;
-    f.end_node(memory)?;
+    axvcpu_testbed::fdt::chosen(&mut f, m.cmdline, &uart_path(), m.initrd)?;
+    axvcpu_testbed::fdt::memory(&mut f, m.ram.0, m.ram.1)?;
 
     let cpus = f.begin_node("cpus")?;
     f.property_u32("#address-cells", 1)?;

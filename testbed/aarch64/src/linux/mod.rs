@@ -8,13 +8,20 @@
 //! kernel that does not fit), writes the device tree ([`fdt`]), maps the guest's RAM and the GICv2 virtual CPU interface (at the
 //! guest's GICC) in a stage-2 table, and runs vCPU 0 at the kernel's entry with `x0` = the
 //! tree. vCPU `n` runs on CPU `n`, started by the guest's PSCI `CPU_ON`. Exits are served
-//! here: MMIO to the emulated distributor and PL011 ([`devices`]), SGIs to the target
+//! here: MMIO to the emulated distributor ([`devices`]) and PL011
+//! ([`axvcpu_testbed::pl011`]), SGIs to the target
 //! vCPUs through their `VCpuHandle`, trapped debug/PMU registers (reads as zero, writes
 //! ignored), PSCI `AFFINITY_INFO`, unknown hypercalls and SMCCC calls (`NOT_SUPPORTED`),
 //! `Halt` (a host `wfi`: the guest's timer PPI or a kick ends it), `CPU_OFF` (the vCPU is
 //! parked for a later `CPU_ON`). `SystemDown` ends the run: cleanly for PSCI `SYSTEM_OFF`,
 //! as a failure for `SYSTEM_RESET` (what Linux does after a panic with `panic=-1`; the
 //! hypervisor does not reboot guests).
+//!
+//! Console input: the host PL011's receive interrupt is routed to CPU 0 (it ends the guest's
+//! run or the host's `wfi` there); vCPU 0's loop moves what the host received into the
+//! guest's PL011 before each entry and raises its interrupt (SPI 1) at the vCPU the
+//! guest's distributor routes it to. A prompt the guest leaves unfinished is printed when
+//! the guest waits (`Halt`), so an interactive shell shows it.
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest at
 //! EL1`), the guest's console, and one after it ends (`linux: guest powered off ...;
@@ -28,21 +35,22 @@ mod vcpus;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use axvcpu::{AxVCpu, GuestPhysAddr, HostPhysAddr, VCpuHandle};
 use axvcpu_aarch64::Aarch64SetupConfig;
 use axvcpu_npt::{MapFlags, NestedPageTable};
 use axvcpu_testbed::boot::Cpus;
+use axvcpu_testbed::os::{Run, VCpuSlots};
 use axvcpu_testbed::say;
 
 use crate::arch::{Aarch64, Hal, VCpu};
 use crate::boot::MAX_CPUS;
 use crate::hal;
 use axvcpu_testbed::params::{Params, FLAG_PRINT_DTB};
-use devices::{Gicd, Pl011, GICC_IPA};
+use axvcpu_testbed::pl011::Pl011;
+use devices::{Gicd, GICC_IPA};
 use loader::{DTB_ROOM, INITRD_OFFSET, RAM_HPA, RAM_IPA, RAM_SIZE};
-use vcpus::{run_vcpu, KINDS};
+use vcpus::run_vcpu;
 
 type Npt = NestedPageTable<Hal, axvcpu_npt::Aarch64Stage2>;
 
@@ -53,21 +61,16 @@ struct Machine {
     gicd: spin::Mutex<Gicd>,
     uart: spin::Mutex<Pl011>,
     handles: Vec<VCpuHandle<VCpu>>,
-    /// vCPUs not started yet, or turned off (taken by `CPU_ON`).
-    parked: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
-    /// vCPUs `CPU_ON` made ready, until the job on their CPU takes them.
-    starting: spin::Mutex<Vec<Option<AxVCpu<VCpu>>>>,
-    done: AtomicBool,
-    /// How it ended: `true` for a clean power-off.
-    clean: AtomicBool,
-    /// The guest asked for a reset (PSCI `SYSTEM_RESET`), which this hypervisor does not
-    /// do: the run ends.
-    reset: AtomicBool,
-    exits: [AtomicU64; KINDS.len()],
-    halts_slept: AtomicU64,
-    /// vCPUs bound to a CPU (inside their run loop).
-    bound: AtomicUsize,
-    userspace_ns: AtomicU64,
+    /// vCPUs not started or turned off, and those `CPU_ON` made ready.
+    slots: VCpuSlots<VCpu>,
+    run: Run,
+}
+
+impl Machine {
+    /// Ends the run: every vCPU leaves its loop.
+    fn finish(&self) {
+        self.run.stop_all(&self.handles);
+    }
 }
 
 /// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
@@ -129,11 +132,10 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
     }
     let dtb_offset = RAM_SIZE - DTB_ROOM;
     if params.flags & FLAG_PRINT_DTB != 0 {
-        let mut hex = String::with_capacity(dtb.len() * 2);
-        for b in &dtb {
-            hex += &format!("{b:02x}");
-        }
-        say::<Aarch64>(format_args!("linux: device tree {hex}"));
+        say::<Aarch64>(format_args!(
+            "linux: device tree {}",
+            axvcpu_testbed::fdt::hex(&dtb)
+        ));
     }
     // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
     // that nothing else uses. The kernel moves (overlapping copy) within the room below the
@@ -177,7 +179,7 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
     for i in 0..params.cpus {
         let mut v = AxVCpu::<VCpu>::new(vm_id, i, ()).map_err(|e| format!("vCPU {i}: {e}"))?;
         // SAFETY: `npt` maps only the guest's RAM and the GICV frame, and is freed only
-        // after every vCPU has left its run loop (`Machine::bound` back at 0), or never.
+        // after every vCPU has left its run loop (`Run::vcpus_bound` back at 0), or never.
         unsafe { v.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU {i}: {e}"))?;
         if i == 0 {
             v.set_entry(GuestPhysAddr::from(RAM_IPA + place.offset))
@@ -200,15 +202,8 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         gicd: spin::Mutex::new(Gicd::new(params.cpus)),
         uart: spin::Mutex::new(Pl011::default()),
         handles,
-        starting: spin::Mutex::new((0..params.cpus).map(|_| None).collect()),
-        parked: spin::Mutex::new(vcpus),
-        done: AtomicBool::new(false),
-        clean: AtomicBool::new(false),
-        reset: AtomicBool::new(false),
-        exits: [const { AtomicU64::new(0) }; KINDS.len()],
-        halts_slept: AtomicU64::new(0),
-        bound: AtomicUsize::new(0),
-        userspace_ns: AtomicU64::new(0),
+        slots: VCpuSlots::new(vcpus),
+        run: Run::new(t0),
     });
     say::<Aarch64>(format_args!(
         "linux: backend axvcpu-aarch64 (vGIC: GICv2 virtual CPU interface), CPU {}, {} vCPUs, guest at EL1; kernel at {:#x} ({} KiB, image {} KiB), initrd {} KiB, device tree {} bytes, set up in {} ms",
@@ -221,60 +216,19 @@ fn boot(cpus: &'static Cpus<Aarch64, MAX_CPUS>) -> Result<bool, String> {
         dtb.len(),
         (hal::now_ns() - t0) / 1_000_000
     ));
-    let ended = match run_vcpu(&machine, boot_vcpu) {
-        // vCPU 0 turned itself off: the others may still power the guest off. (CPU 0 runs
-        // this loop, not its mailbox, so vCPU 0 cannot be started again.)
-        Ok(Some(off)) => {
-            while !machine.done.load(Ordering::Acquire) {
-                core::hint::spin_loop();
-            }
-            drop(off);
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
-    machine.done.store(true, Ordering::Release);
-    for h in &machine.handles {
-        h.kick();
-    }
-    let ms = (hal::now_ns() - t0) / 1_000_000;
-    let mut counts = String::new();
-    for (k, n) in KINDS.iter().zip(&machine.exits) {
-        let n = n.load(Ordering::Relaxed);
-        if n != 0 {
-            counts += &format!(" {k} {n},");
-        }
-    }
-    let userspace = machine.userspace_ns.load(Ordering::Acquire);
-    let userspace = if userspace == 0 {
-        String::from("never")
-    } else {
-        format!("at {} ms", (userspace - t0) / 1_000_000)
-    };
+    hal::enable_console_input();
+    let ended = machine.run.after_boot_vcpu(run_vcpu(&machine, boot_vcpu));
+    machine.finish();
     say::<Aarch64>(format_args!(
-        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
-        match (&ended, machine.clean.load(Ordering::Acquire)) {
-            (Ok(()), true) => "guest powered off (PSCI SYSTEM_OFF)".into(),
-            (Ok(()), false) if machine.reset.load(Ordering::Acquire) => {
-                "FAIL guest reset (PSCI SYSTEM_RESET: a panic with panic=-1?)".into()
-            }
-            (Ok(()), false) => String::from("FAIL another vCPU failed"),
-            (Err(e), _) => format!("FAIL vCPU 0: {e}"),
-        },
-        machine.halts_slept.load(Ordering::Relaxed),
-        counts.trim_end_matches(',')
+        "{}",
+        machine.run.closing(
+            hal::now_ns(),
+            ended.as_ref().map(drop).map_err(String::as_str),
+            "PSCI SYSTEM_OFF",
+            "guest reset (PSCI SYSTEM_RESET: a panic with panic=-1?)",
+        )
     ));
-    // The other vCPUs were kicked out of their guests: once they are all out, the stage-2
-    // table can go; if one does not come out, it stays (the machine is shut down next).
-    let t1 = hal::now_ns();
-    while machine.bound.load(Ordering::Acquire) != 0 && hal::now_ns() - t1 < 1_000_000_000 {
-        core::hint::spin_loop();
-    }
-    if machine.bound.load(Ordering::Acquire) == 0 {
-        drop(npt);
-    } else {
-        core::mem::forget(npt);
-    }
-    Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
+    let clean = machine.run.clean();
+    machine.run.free_when_out(npt, hal::now_ns);
+    Ok(ended.is_ok() && clean)
 }

@@ -5,42 +5,22 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
 
 use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
 use axvcpu_aarch64::psci::fid;
 use axvcpu_testbed::mailbox::PostError;
+use axvcpu_testbed::os::CpuState;
 use axvcpu_testbed::say;
 
-use super::devices::{GICD_IPA, UART_IPA};
+use super::devices::{GICD_IPA, UART_IPA, UART_SPI};
 use super::Machine;
 use crate::arch::{Aarch64, VCpu};
 use crate::hal;
 
-/// The guest's console line that says its init reached user space.
-const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
 /// PSCI return codes the hypervisor gives for `CPU_ON`.
 const PSCI_INVALID_PARAMETERS: i64 = -2;
 const PSCI_ALREADY_ON: i64 = -4;
 const SMCCC_NOT_SUPPORTED: i64 = -1;
-
-/// Exit kinds counted for the closing line.
-pub(super) const KINDS: [&str; 14] = [
-    "MmioRead",
-    "MmioWrite",
-    "SysRegRead",
-    "SysRegWrite",
-    "Hypercall",
-    "Halt",
-    "CpuUp",
-    "CpuDown",
-    "SystemDown",
-    "Kicked",
-    "ExternalInterrupt",
-    "NestedPageFault",
-    "Idle",
-    "other",
-];
 
 /// Runs `vcpu` on this CPU until the guest powers off or the machine is done (`None`), or
 /// the vCPU turns itself off (PSCI `CPU_OFF`: returned, unbound, for a later `CPU_ON`).
@@ -51,20 +31,21 @@ pub(super) fn run_vcpu(
     use alloc::format;
     let id = vcpu.id().vcpu_id;
     vcpu.bind().map_err(|e| format!("bind: {e}"))?;
-    m.bound.fetch_add(1, Ordering::AcqRel);
+    m.run.bound(true);
     let result = loop {
-        if m.done.load(Ordering::Acquire) {
+        if m.run.is_done() {
             break Ok(false);
+        }
+        if id == 0 {
+            if let Err(e) = console_input(m) {
+                break Err(e);
+            }
         }
         let exit = match vcpu.run() {
             Ok(e) => e,
             Err(e) => break Err(format!("run: {e} (pc {:#x})", vcpu.pc().unwrap_or(0))),
         };
-        let kind = KINDS
-            .iter()
-            .position(|k| *k == exit.name())
-            .unwrap_or(KINDS.len() - 1);
-        m.exits[kind].fetch_add(1, Ordering::Relaxed);
+        m.run.exits.count(&exit);
         match handle_exit(m, &mut vcpu, id, exit) {
             Ok(Next::Run) => {}
             Ok(Next::Stop) => break Ok(false),
@@ -74,7 +55,7 @@ pub(super) fn run_vcpu(
     };
     let unbound = vcpu.unbind().map_err(|e| format!("unbind: {e}"));
     // Out of the guest for good: the stage-2 table may go once every vCPU got here.
-    m.bound.fetch_sub(1, Ordering::AcqRel);
+    m.run.bound(false);
     unbound?;
     result.map(|off| off.then_some(vcpu))
 }
@@ -115,30 +96,21 @@ fn handle_exit(
             if (GICD_IPA..GICD_IPA + 0x1000).contains(&a) {
                 let sgi = m.gicd.lock().write(id, a - GICD_IPA, width.size(), data);
                 if let Some(sgi) = sgi {
-                    for (t, h) in m.handles.iter().enumerate() {
+                    for t in 0..m.handles.len() {
                         if sgi.targets & (1 << t) != 0 {
-                            h.inject_interrupt(sgi.id as usize).map_err(e)?;
-                            // Wakes its CPU if it sleeps in `Halt` (the kick SGI ends the
-                            // host `wfi`); a running vCPU was kicked by the injection.
-                            if h.state() != VCpuState::Running {
-                                h.kick();
-                            }
+                            send(m, t, sgi.id as usize)?;
                         }
                     }
                 }
+                // An enable or a new target may let the UART's waiting interrupt through.
+                uart_interrupt(m)?;
             } else if (UART_IPA..UART_IPA + 0x1000).contains(&a) {
                 let line = m.uart.lock().write(a - UART_IPA, data);
                 if let Some(line) = line {
-                    if line.starts_with(USERSPACE_MARKER) {
-                        let _ = m.userspace_ns.compare_exchange(
-                            0,
-                            hal::now_ns(),
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
-                    }
-                    say::<Aarch64>(format_args!("{}", String::from_utf8_lossy(&line)));
+                    m.run.console_line(&line.text, hal::now_ns());
+                    say::<Aarch64>(format_args!("{}", String::from_utf8_lossy(line.unshown())));
                 }
+                uart_interrupt(m)?;
             } else {
                 return Err(format!("write of unemulated MMIO at {a:#x}"));
             }
@@ -157,8 +129,12 @@ fn handle_exit(
             vcpu.set_return_value(answer as usize).map_err(e)?
         }
         AxVCpuExitReason::Halt | AxVCpuExitReason::Idle => {
+            // The guest waits: show a prompt it left unfinished.
+            if let Some(partial) = m.uart.lock().show_partial_line() {
+                hal::CONSOLE.write_bytes(partial);
+            }
             if vcpu.state() == VCpuState::Blocked {
-                m.halts_slept.fetch_add(1, Ordering::Relaxed);
+                m.run.slept();
                 hal::wait_for_interrupt();
             }
         }
@@ -178,17 +154,54 @@ fn handle_exit(
             // `SYSTEM_OFF` or `SYSTEM_RESET`: the function id is still in `x0`. A reset is
             // how Linux ends after a panic (`panic=-1`): not a clean end.
             let reset = vcpu.get_gpr(0).map_err(e)? as u32 == fid::SYSTEM_RESET;
-            m.reset.store(reset, Ordering::Release);
-            m.clean.store(!reset, Ordering::Release);
-            m.done.store(true, Ordering::Release);
-            for h in &m.handles {
-                h.kick();
-            }
+            m.run.powered_off(!reset);
+            m.finish();
             return Ok(Next::Stop);
         }
         other => return Err(format!("unexpected exit {other:?}")),
     }
     Ok(Next::Run)
+}
+
+/// Sends interrupt `intid` to vCPU `target`, waking its CPU if it sleeps in `Halt` (the
+/// kick SGI ends the host `wfi`; a running vCPU was kicked by the injection).
+fn send(m: &Machine, target: usize, intid: usize) -> Result<(), String> {
+    let Some(h) = m.handles.get(target) else {
+        return Ok(());
+    };
+    h.inject_interrupt(intid)
+        .map_err(|e| alloc::format!("interrupt {intid} to vCPU {target}: {e}"))?;
+    if h.state() != VCpuState::Running {
+        h.kick();
+    }
+    Ok(())
+}
+
+/// Raises the UART's interrupt at the vCPU the distributor routes it to, if the UART
+/// asserts it. Called whenever the line may have risen (input arrived, the guest unmasked
+/// it in the UART or the distributor); a raise while the guest still serves the last one
+/// leaves it pending once more (the interrupt rule), and the driver's handler reads until
+/// the FIFO is empty, so nothing waits unseen.
+fn uart_interrupt(m: &Machine) -> Result<(), String> {
+    if !m.uart.lock().irq() {
+        return Ok(());
+    }
+    let target = m.gicd.lock().spi_target(UART_SPI);
+    match target {
+        Some(t) => send(m, t, 32 + UART_SPI as usize),
+        None => Ok(()),
+    }
+}
+
+/// CPU 0's part of the console: what the host's UART received goes to the guest's.
+pub(super) fn console_input(m: &Machine) -> Result<(), String> {
+    let mut buf = [0u8; 64];
+    let n = hal::console_input(&mut buf);
+    if n == 0 {
+        return Ok(());
+    }
+    m.uart.lock().receive(&buf[..n]);
+    uart_interrupt(m)
 }
 
 /// PSCI `CPU_ON`: starts the parked vCPU `target` (its MPIDR: Aff0 = vCPU id) on its CPU.
@@ -197,7 +210,7 @@ fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i6
     if target >> 8 != 0 || id >= m.handles.len() {
         return PSCI_INVALID_PARAMETERS;
     }
-    let Some(mut vcpu) = m.parked.lock().get_mut(id).and_then(Option::take) else {
+    let Some(mut vcpu) = m.slots.unpark(id) else {
         return PSCI_ALREADY_ON;
     };
     // First start: entry and setup; a start after `CPU_OFF`: the new entry.
@@ -207,14 +220,10 @@ fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i6
         vcpu.set_pc(entry.as_usize())
     };
     if ready.and_then(|()| vcpu.set_gpr(0, arg)).is_err() {
-        if let Some(slot) = m.parked.lock().get_mut(id) {
-            *slot = Some(vcpu);
-        }
+        m.slots.park(id, vcpu);
         return PSCI_INVALID_PARAMETERS;
     }
-    if let Some(slot) = m.starting.lock().get_mut(id) {
-        *slot = Some(vcpu);
-    }
+    m.slots.ready(id, vcpu);
     // The job that ran this vCPU before a `CPU_OFF` may still be returning: its CPU's
     // mailbox is busy for those few instructions.
     loop {
@@ -224,9 +233,8 @@ fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i6
             Ok(_) => return 0,
             Err(PostError::Busy) => core::hint::spin_loop(),
             Err(PostError::NoSuchCpu) => {
-                let back = m.starting.lock().get_mut(id).and_then(Option::take);
-                if let (Some(slot), Some(v)) = (m.parked.lock().get_mut(id), back) {
-                    *slot = Some(v);
+                if let Some(v) = m.slots.take_ready(id) {
+                    m.slots.park(id, v);
                 }
                 return PSCI_INVALID_PARAMETERS;
             }
@@ -237,22 +245,15 @@ fn cpu_on(m: &Arc<Machine>, target: u64, entry: GuestPhysAddr, arg: usize) -> i6
 /// The job on vCPU `id`'s CPU: runs the vCPU `CPU_ON` made ready; parks it again if it
 /// turns itself off.
 fn start_vcpu(m: &Arc<Machine>, id: usize) {
-    let Some(vcpu) = m.starting.lock().get_mut(id).and_then(Option::take) else {
+    let Some(vcpu) = m.slots.take_ready(id) else {
         return;
     };
     match run_vcpu(m, vcpu) {
         Ok(None) => {}
-        Ok(Some(off)) => {
-            if let Some(slot) = m.parked.lock().get_mut(id) {
-                *slot = Some(off);
-            }
-        }
+        Ok(Some(off)) => m.slots.park(id, off),
         Err(why) => {
             say::<Aarch64>(format_args!("linux: FAIL vCPU {id}: {why}"));
-            m.done.store(true, Ordering::Release);
-            for h in &m.handles {
-                h.kick();
-            }
+            m.finish();
         }
     }
 }
@@ -264,11 +265,9 @@ fn affinity_info(m: &Arc<Machine>, target: u64, level: u64) -> i64 {
     if level != 0 || target >> 8 != 0 || id >= m.handles.len() {
         return PSCI_INVALID_PARAMETERS;
     }
-    if m.parked.lock().get(id).is_some_and(Option::is_some) {
-        1
-    } else if m.starting.lock().get(id).is_some_and(Option::is_some) {
-        2
-    } else {
-        0
+    match m.slots.state(id) {
+        Some(CpuState::Started) => 0,
+        Some(CpuState::Stopped) | None => 1,
+        Some(CpuState::StartPending) => 2,
     }
 }

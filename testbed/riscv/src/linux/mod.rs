@@ -9,13 +9,19 @@
 //! `a1` = the tree. vCPU `n` runs on hart `n`, started by the guest's SBI HSM
 //! `hart_start`; an idle hart sleeps in `wfi`. Exits are served in [`vcpus`]: the NS16550A console
 //! ([`axvcpu_testbed::ns16550`]) and the PLIC ([`plic`]) through MMIO exits (the console's
-//! "transmitter empty" interrupt reaches the guest as its external interrupt), IPIs to the target vCPUs through their
+//! "received data" and "transmitter empty" interrupts reach the guest as its external
+//! interrupt), IPIs to the target vCPUs through their
 //! `VCpuHandle`, remote fences performed on the target harts, `hart_get_status`,
 //! `cycle` and the HPM counters (trapped; read as `time` and zero), `Halt` (a host `wfi`:
 //! the guest's timer, an IPI or a kick ends it), `CpuDown` (the vCPU is parked for a later
 //! `hart_start`). `SystemDown` ends the run: cleanly for SBI SRST shutdown with no
 //! failure reason, as a failure otherwise (a reboot is what Linux asks for after a panic
 //! with `panic=-1`).
+//!
+//! Console input: the host UART's receive interrupt goes through the host PLIC to hart 0
+//! (it ends the guest's run or the host's `wfi` there); vCPU 0's loop moves what the host
+//! received into the guest's UART before each entry. A prompt the guest leaves unfinished
+//! is printed when the guest waits (`Halt`), so an interactive shell shows it.
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest in
 //! VS-mode`), the guest's console, and one after it ends (`linux: guest powered off ...;
@@ -76,10 +82,7 @@ struct Machine {
 impl Machine {
     /// Ends the run: every vCPU leaves its loop, every other hart its `secondary` loop.
     fn finish(&self) {
-        self.run.stop();
-        for h in &self.handles {
-            h.kick();
-        }
+        self.run.stop_all(&self.handles);
         let me = hal::hart_id();
         for hart in (0..MAX_HARTS).filter(|&h| h != me && self.cpus.online(h)) {
             hal::send_ipi(hart);
@@ -242,19 +245,10 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         )
         .map_err(|e| format!("hart {hart}: {e:?}"))?;
     }
-    let ended = match vcpus::run_vcpu(&machine, boot_vcpu) {
-        // vCPU 0 stopped itself: the others may still power the guest off. (Hart 0 runs
-        // this loop, not its mailbox, so vCPU 0 cannot be started again.)
-        Ok(Some(off)) => {
-            while !machine.run.is_done() {
-                core::hint::spin_loop();
-            }
-            drop(off);
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
-    };
+    hal::enable_console_input();
+    let ended = machine
+        .run
+        .after_boot_vcpu(vcpus::run_vcpu(&machine, boot_vcpu));
     machine.finish();
     say::<Riscv>(format_args!(
         "{}",
@@ -266,16 +260,6 @@ fn boot(cpus: &'static Cpus<Riscv, MAX_HARTS>) -> Result<bool, String> {
         )
     ));
     let clean = machine.run.clean();
-    // The other vCPUs were kicked out of their guests: once they are all out, the G-stage
-    // table can go; if one does not come out, it stays (the machine powers off next).
-    let t1 = hal::now_ns();
-    while machine.run.vcpus_bound() != 0 && hal::now_ns() - t1 < 1_000_000_000 {
-        core::hint::spin_loop();
-    }
-    if machine.run.vcpus_bound() == 0 {
-        drop(npt);
-    } else {
-        core::mem::forget(npt);
-    }
+    machine.run.free_when_out(npt, hal::now_ns);
     Ok(ended.is_ok() && clean)
 }

@@ -39,6 +39,9 @@ pub(super) fn run_vcpu(
         if m.run.is_done() {
             break Ok(false);
         }
+        if id == 0 {
+            console_input(m, id);
+        }
         if let Err(e) = serve_fences(m, &mut vcpu, id).and_then(|()| sync_eip(m, &mut vcpu, id)) {
             break Err(e);
         }
@@ -104,7 +107,14 @@ fn handle_exit(
             let a = addr.as_usize();
             let mut d = m.devices.lock();
             let v = match a {
-                _ if (UART_GPA..UART_GPA + 8).contains(&a) => d.0.read(a - UART_GPA) as u32,
+                _ if (UART_GPA..UART_GPA + 8).contains(&a) => {
+                    // Reading the receive buffer may lower the line.
+                    let v = d.0.read(a - UART_GPA);
+                    let irq = d.0.irq();
+                    d.1.set_level(UART_IRQ, irq);
+                    route(m, &d.1, id);
+                    u32::from(v)
+                }
                 _ if (UART_GPA..UART_GPA + 0x100).contains(&a) => 0,
                 _ if (PLIC_GPA..PLIC_GPA + plic::SIZE).contains(&a) => {
                     let v = d.1.read((a - PLIC_GPA) & !3);
@@ -133,8 +143,8 @@ fn handle_exit(
             route(m, &d.1, id);
             drop(d);
             if let Some(line) = line {
-                m.run.console_line(&line, hal::now_ns());
-                say::<Riscv>(format_args!("{}", String::from_utf8_lossy(&line)));
+                m.run.console_line(&line.text, hal::now_ns());
+                say::<Riscv>(format_args!("{}", String::from_utf8_lossy(line.unshown())));
             }
         }
         // `cycle` reads as `time` (hcounteren leaves it to the hypervisor); the HPM
@@ -180,6 +190,10 @@ fn handle_exit(
             send_to_all,
         } => remote_fence(m, vcpu, id, target_cpu, target_cpu_aux, send_to_all)?,
         AxVCpuExitReason::Halt => {
+            // The guest waits: show a prompt it left unfinished.
+            if let Some(partial) = m.devices.lock().0.show_partial_line() {
+                hal::CONSOLE.write_bytes(partial);
+            }
             if vcpu.state() == VCpuState::Blocked {
                 m.run.slept();
                 hal::wait_for_interrupt();
@@ -211,6 +225,21 @@ fn handle_exit(
         other => return Err(format!("unexpected exit {other:?}")),
     }
     Ok(Next::Run)
+}
+
+/// The boot hart's part of the console: what the host's UART received goes to the
+/// guest's, and its PLIC source follows the UART's line.
+fn console_input(m: &Machine, id: usize) {
+    let mut buf = [0u8; 64];
+    let n = hal::console_input(&mut buf);
+    if n == 0 {
+        return;
+    }
+    let mut d = m.devices.lock();
+    d.0.receive(&buf[..n]);
+    let irq = d.0.irq();
+    d.1.set_level(UART_IRQ, irq);
+    route(m, &d.1, id);
 }
 
 /// Records which harts' S-mode PLIC contexts have an interrupt to take; kicks another vCPU
