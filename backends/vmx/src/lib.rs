@@ -71,7 +71,9 @@
 //! | the late IPI of a kick already taken | handled (`Nothing`) |
 //! | another host interrupt / NMI | `ExternalInterrupt{vector}` (the vector the exit acknowledged, handed to the host's IDT before `run` returns) / `ExternalInterrupt{vector: 2}` |
 //! | VM entry refused | `FailEntry{hardware_entry_failure_reason}`: the VM-instruction error (VMfailValid, e.g. 7 bad controls, 8 bad host state), `u64::MAX` (VMfailInvalid), or a failed-entry exit: `qualification << 32 \| exit reason` (bit 31 set; 33 bad guest state) |
-//! | anything else (the VMX instructions, CR8 and fixed CR0/CR4 bits, task switches) | `Err` (value: the exit reason) |
+//! | `mov` to CR4 setting a bit VMX fixes (VMXE, a feature the CPU lacks) / to CR0 clearing NE | handled (`Nothing`): #GP(0) / the guest's value in the read shadow, NE kept set in the CPU |
+//! | `mov` to or from CR8, CLTS or LMSW of a fixed bit, a CR0 write clearing NE that also turns paging on or off | `Err` (value: the exit qualification / the new CR0) |
+//! | anything else (the VMX instructions, task switches) | `Err` (value: the exit reason) |
 //!
 //! `rip` has moved past the instruction when `run` returns, except for reads, where
 //! `complete_read` moves it. `Nothing` is the core's "handled, enter again": `AxVCpu::run`

@@ -54,9 +54,11 @@ enum VmcsState {
 /// (the MSR bitmap), MWAIT, MONITOR, WBINVD, moves to and from CR8, CR0/CR4 writes of the
 /// bits VMX fixes, the interrupt window while an interrupt waits, and what VMX always exits
 /// on (CPUID, VMCALL, INVD, XSETBV, the VMX instructions, triple fault). Answered inside:
-/// CPUID (through [`axvcpu_x86::cpuid::filter_for`]), `EFER` (the VMCS's guest `EFER`) and
-/// `PAT` (kept per vCPU, not applied to memory types) reads and writes, INVD and WBINVD
-/// (skipped), MONITOR/MWAIT (#UD), XSETBV (#GP(0)); see the crate docs for the rest.
+/// CPUID (through [`axvcpu_x86::cpuid::filter_for`]), `EFER` (the VMCS's guest `EFER`),
+/// `PAT` (kept per vCPU, not applied to memory types), `IA32_MISC_ENABLE` and
+/// `IA32_BIOS_SIGN_ID` (fixed values, `axvcpu_x86::msr`) reads and writes, INVD and WBINVD
+/// (skipped), MONITOR/MWAIT (#UD), XSETBV (#GP(0)), CR4 writes of a fixed bit (#GP(0)) and
+/// CR0 writes clearing NE (kept in the read shadow); see the crate docs for the rest.
 ///
 /// **Exceptions.** `inject_exception(vector, error_code)` delivers a hardware exception
 /// through the VM-entry interruption information at the next entry; after a read exit the

@@ -16,7 +16,7 @@ use axvcpu_x86::paging::PagingRegs;
 use super::VmxVCpu;
 use crate::hw;
 use crate::regs::gpr;
-use crate::vmcs::{exit, guest, info};
+use crate::vmcs::{ctrl, exit, guest, info};
 
 /// EPT-violation qualification bits.
 mod qual {
@@ -118,6 +118,7 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
                 self.irq.exception(13, Some(0))?;
                 AxVCpuExitReason::Nothing
             }
+            exit::CR_ACCESS => return self.cr_access(v.read(info::EXIT_QUALIFICATION), len()),
             exit::EPT_VIOLATION => {
                 let q = v.read(info::EXIT_QUALIFICATION);
                 return self.ept_violation(q, v.read(info::GUEST_PHYSICAL_ADDR));
@@ -205,6 +206,58 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             }
             None => self.irq.exception(13, Some(0)),
         })
+    }
+
+    /// A `mov` to CR0 or CR4 that changes a bit the guest/host mask keeps (the bits VMX
+    /// fixes): CR4's are VMXE (CPUID hides VMX) and features this CPU lacks, so setting one
+    /// is the #GP(0) the hardware gives; CR0's is NE, which the guest may clear: the guest
+    /// reads its value (the read shadow) while the CPU keeps the fixed bits set. CR8, CLTS
+    /// and LMSW of a fixed bit, and a CR0 write that also turns paging on or off, are `Err`.
+    fn cr_access(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {
+        const PE: u64 = 1;
+        const NW: u64 = 1 << 29;
+        const CD: u64 = 1 << 30;
+        const PG: u64 = 1 << 31;
+        let (cr, access, reg) = (q & 0xf, (q >> 4) & 3, ((q >> 8) & 0xf) as usize);
+        let Some(c) = self.controls else {
+            return Err(VCpuError::bad_state(
+                "CR access exit before the VMCS was filled",
+            ));
+        };
+        if access != 0 || (cr != 0 && cr != 4) {
+            return Err(VCpuError::unsupported(
+                "control-register access the backend does not handle (CR8, CLTS or LMSW of a                  bit VMX fixes; value: the exit qualification)",
+            )
+            .with_value(q));
+        }
+        let value = self.regs.get(reg);
+        let v = self.vmcs();
+        let refused = if cr == 4 {
+            value & c.cr4_mask != 0
+        } else {
+            value >> 32 != 0
+                || (value & PG != 0 && value & PE == 0)
+                || (value & NW != 0 && value & CD == 0)
+        };
+        if refused {
+            self.irq.exception(13, Some(0))?;
+            return Ok(AxVCpuExitReason::Nothing);
+        }
+        if cr == 0 {
+            if (v.read(guest::CR0) ^ value) & PG != 0 {
+                return Err(VCpuError::unsupported(
+                    "a CR0 write that turns paging on or off together with a bit VMX fixes                      (value: the new CR0)",
+                )
+                .with_value(value));
+            }
+            v.write(guest::CR0, value | c.cr0_set);
+            v.write(ctrl::CR0_SHADOW, value);
+        } else {
+            v.write(guest::CR4, value | c.cr4_set);
+            v.write(ctrl::CR4_SHADOW, value);
+        }
+        self.regs.advance_rip(len);
+        Ok(AxVCpuExitReason::Nothing)
     }
 
     fn io_exit(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {

@@ -607,3 +607,39 @@ fn misc_enable_reads_its_fixed_value_and_refuses_a_change() {
     assert_eq!(r.rip(), CODE + 4, "#GP: rip stays on the wrmsr");
     assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
 }
+
+#[test]
+fn cr_writes_of_fixed_bits_fault_or_go_to_the_shadow() {
+    let mut r = Rig::new(&[]);
+    let c = bochs_controls();
+    // mov cr4, rax with VMXE (0x2000): #GP(0), CR4 unchanged, rip on the instruction.
+    let cr4 = r.vcpu.vmcs().read(guest::CR4);
+    r.vcpu.set_gpr(gpr::RAX, 0x2020).expect("set");
+    assert_eq!(r.exit(exit::CR_ACCESS, 4, 3), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    assert_eq!((r.vcpu.vmcs().read(guest::CR4), r.rip()), (cr4, CODE));
+    // mov cr0, rcx clearing NE: the guest reads its value, the CPU keeps NE.
+    r.vcpu.set_gpr(gpr::RCX, 0x11).expect("set");
+    assert_eq!(
+        r.exit(exit::CR_ACCESS, 1 << 8, 3),
+        Ok(AxVCpuExitReason::Nothing)
+    );
+    assert!(r.vcpu.irq.reinject.is_none());
+    assert_eq!(r.vcpu.vmcs().read(ctrl::CR0_SHADOW), 0x11);
+    assert_eq!(r.vcpu.vmcs().read(guest::CR0), 0x11 | c.cr0_set);
+    assert_eq!(r.rip(), CODE + 3);
+    // PG without PE: #GP(0).
+    r.vcpu.set_gpr(gpr::RCX, 0x8000_0010).expect("set");
+    assert_eq!(
+        r.exit(exit::CR_ACCESS, 1 << 8, 3),
+        Ok(AxVCpuExitReason::Nothing)
+    );
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    // Paging turned on in the same write: refused with the value.
+    r.vcpu.set_gpr(gpr::RCX, 0x8000_0011).expect("set");
+    let e = r.exit(exit::CR_ACCESS, 1 << 8, 3).unwrap_err();
+    assert_eq!(e.value(), Some(0x8000_0011));
+    // mov to CR8, LMSW: not handled.
+    assert!(r.exit(exit::CR_ACCESS, 8, 3).is_err());
+    assert!(r.exit(exit::CR_ACCESS, 3 << 4, 3).is_err());
+}
