@@ -90,16 +90,44 @@ pub fn write_long_mode_tables(ram: &mut [u8], ram_gpa: u64, at: u64) -> VCpuResu
     })
 }
 
-/// Where a vCPU's long-mode boot structures (GDT, page tables) come from, for the
-/// bare-metal x86 backends' setup configurations.
+/// How a vCPU of a bare-metal x86 backend starts: in 64-bit long mode, with boot structures
+/// (GDT, page tables) from one of two places, or in real mode as a CPU woken by INIT and a
+/// start-up IPI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestBoot {
-    /// The hypervisor wrote them (see [`write_long_mode_tables`]).
+    /// Long mode; the hypervisor wrote the tables (see [`write_long_mode_tables`]).
     Tables(LongModeBoot),
-    /// `setup` writes them itself at this 4 KiB-aligned guest-physical address (they take
-    /// [`long_mode_tables_size`] bytes, 28 KiB below 4 GiB), through the nested page table,
-    /// which must map that range writable. Every vCPU's `setup` writes the same bytes again.
+    /// Long mode; `setup` writes the tables itself at this 4 KiB-aligned guest-physical
+    /// address (they take [`long_mode_tables_size`] bytes, 28 KiB below 4 GiB), through the
+    /// nested page table, which must map that range writable. Every vCPU's `setup` writes
+    /// the same bytes again.
     WriteTablesAt(u64),
+    /// Real mode at the entry, as hardware starts an application processor at a start-up
+    /// IPI whose vector is `entry >> 12`: CS selector `entry >> 4`, CS base `entry`, IP 0,
+    /// 64 KiB segment limits, `CR0` = its INIT value (`CD | NW | ET`), `EFER` = 0 (SVME
+    /// under SVM), interrupts off, no paging. The entry is what a
+    /// [`CpuUp`](axvcpu::AxVCpuExitReason::CpuUp) exit reports for a SIPI (vector << 12):
+    /// 4 KiB aligned, below 1 MiB ([`sipi_code_segment`] checks it). The guest goes to
+    /// protected and long mode itself (Linux's trampoline does); the stack fields of
+    /// [`LongModeSetup`] are not used (`rsp` = 0).
+    RealMode,
+}
+
+/// `CR0` after INIT: `CD`, `NW`, `ET` (Intel SDM vol. 3 table 10-1, AMD APM vol. 2 table
+/// 14-1); the guest clears the cache bits itself when it enables paging.
+pub const INIT_CR0: u64 = 0x6000_0010;
+
+/// The real-mode CS selector a vCPU started at `entry` has ([`GuestBoot::RealMode`]):
+/// `entry >> 4`, for a 4 KiB-aligned entry below 1 MiB (where a start-up IPI's vector
+/// points); anything else is refused, as no SIPI can name it.
+pub fn sipi_code_segment(entry: u64) -> VCpuResult<u16> {
+    if entry % PAGE != 0 || entry >= 1 << 20 {
+        return Err(VCpuError::invalid_input(
+            "a real-mode start is at a start-up IPI's address: 4 KiB aligned, below 1 MiB",
+        )
+        .with_value(entry));
+    }
+    Ok((entry >> 4) as u16)
 }
 
 impl Default for GuestBoot {
@@ -111,8 +139,9 @@ impl Default for GuestBoot {
 /// How a vCPU of a bare-metal x86 backend starts: the configuration `setup` takes
 /// (`axvcpu_svm::SvmSetupConfig` and `axvcpu_vmx::VmxSetupConfig` are this type).
 ///
-/// Every vCPU starts in 64-bit long mode at its entry (a secondary started through `CpuUp`
-/// too, unlike hardware, which starts it in real mode): CS = [`CODE_SELECTOR`] (64-bit), the
+/// With [`GuestBoot::Tables`] or [`GuestBoot::WriteTablesAt`] the vCPU starts in 64-bit
+/// long mode at its entry (a secondary started through `CpuUp` too, if the hypervisor
+/// likes; [`GuestBoot::RealMode`] starts it in real mode as hardware does): CS = [`CODE_SELECTOR`] (64-bit), the
 /// other segments [`DATA_SELECTOR`], paging through the boot tables' CR3, `EFER` = LME | LMA
 /// (and SVME under SVM), interrupts disabled (RFLAGS = 2), `rsp` =
 /// [`rsp_of`](Self::rsp_of) its id, every other GPR 0, and no IDT (limit 0): the guest
@@ -153,6 +182,15 @@ mod tests {
             [s.rsp_of(0), s.rsp_of(1), s.rsp_of(3)],
             [0x8_0000, 0x7_f000, 0x7_d000]
         );
+    }
+
+    #[test]
+    fn real_mode_starts_only_where_a_sipi_points() {
+        assert_eq!(sipi_code_segment(0x9a000).ok(), Some(0x9a00));
+        assert_eq!(sipi_code_segment(0).ok(), Some(0));
+        assert_eq!(sipi_code_segment(0xff000).ok(), Some(0xff00));
+        assert!(sipi_code_segment(0x9a010).is_err(), "not 4 KiB aligned");
+        assert!(sipi_code_segment(0x10_0000).is_err(), "above 1 MiB");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The x86-64 AMD SVM backend of `axvcpu`: a bare-metal hypervisor runs each guest CPU in
-//! 64-bit long mode under `vmrun`, translated by nested paging
+//! 64-bit long mode (or from real mode at a start-up IPI's address,
+//! [`GuestBoot::RealMode`]) under `vmrun`, translated by nested paging
 //! ([`NestedPageTable<H, X86Npt>`](axvcpu_npt::X86Npt), `N_CR3` = its root).
 //!
 //! ```
@@ -97,7 +98,7 @@
 //! | `percpu` | [`SvmPerCpu`]: `EFER.SVME`, the host save area |
 //! | [`regs`] | the GPRs the world switch moves and their numbering |
 //! | `hw` | MSRs (`EFER` and `VM_HSAVE_PA` writes are `unsafe fn`), CPUID, GIF, local-APIC IPIs and IRR |
-//! | [`vmcb`] | the VMCB layout, and filling one for a long-mode guest |
+//! | [`vmcb`] | the VMCB layout, and filling one for a long-mode or real-mode guest |
 //!
 //! The x86 pieces shared with the other x86 backends (boot tables, ICR decoding, page
 //! walk, instruction decoder) are `axvcpu-x86`'s, tested on any host; the VMCB constants

@@ -94,7 +94,8 @@ impl Frames {
     }
 }
 
-/// An x86-64 vCPU under AMD SVM: the guest runs in long mode, translated by the nested
+/// An x86-64 vCPU under AMD SVM: the guest starts in long mode (or in real mode at a SIPI
+/// address, [`GuestBoot::RealMode`]), translated by the nested
 /// page table given to `set_ept_root` (`NestedPageTable<H, X86Npt>`, `N_CR3` = its root).
 ///
 /// **Intercepts.** VMMCALL, HLT, every port (I/O permission map all ones), every MSR but
@@ -279,17 +280,27 @@ impl<H: AxVCpuHal> AxArchVCpu for SvmVCpu<H> {
     }
 
     fn setup(&mut self, config: SvmSetupConfig) -> VCpuResult {
+        let entry = self.entry.as_usize() as u64;
         let boot = match config.boot {
-            GuestBoot::Tables(boot) => boot,
-            GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
+            GuestBoot::Tables(boot) => Some(boot),
+            GuestBoot::WriteTablesAt(at) => Some(self.write_boot_tables(at)?),
+            GuestBoot::RealMode => None,
         };
-        let stack_top = config.rsp_of(self.vcpu_id);
+        // Checked before the VMCB is touched: a refused setup leaves the vCPU as it was.
+        let real_mode_cs = match boot {
+            Some(_) => 0,
+            None => axvcpu_x86::boot::sipi_code_segment(entry)?,
+        };
         let v = self.vmcb();
         let f = self.frames;
         // SAFETY: the permission maps are this vCPU's, all ones, freed only with the VMCB;
         // the root came through `set_ept_root`, whose contract is the one required.
         unsafe { v.init_control(f.iopm, f.msrpm, self.asid, self.ept_root) };
-        v.init_long_mode_guest(&boot, self.entry.as_usize() as u64, stack_top);
+        match boot {
+            Some(boot) => v.init_long_mode_guest(&boot, entry, config.rsp_of(self.vcpu_id)),
+            // SVM runs real mode as it is: nested paging translates its physical addresses.
+            None => v.init_real_mode_guest(real_mode_cs),
+        }
         Ok(())
     }
 

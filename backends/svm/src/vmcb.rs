@@ -5,7 +5,7 @@
 #[cfg(target_arch = "x86_64")]
 use axvcpu::HostPhysAddr;
 #[cfg(target_arch = "x86_64")]
-use axvcpu_x86::boot::{LongModeBoot, CODE_SELECTOR, DATA_SELECTOR};
+use axvcpu_x86::boot::{LongModeBoot, CODE_SELECTOR, DATA_SELECTOR, INIT_CR0};
 
 /// Control area: offsets.
 pub mod ctrl {
@@ -284,6 +284,10 @@ impl Vmcb {
         // SAFETY: as in `r64`.
         unsafe { ((self.0 + off) as *mut u32).write_volatile(v) }
     }
+    fn r16(self, off: usize) -> u16 {
+        // SAFETY: as in `r64`.
+        unsafe { ((self.0 + off) as *const u16).read_volatile() }
+    }
     fn w16(self, off: usize, v: u16) {
         // SAFETY: as in `r64`.
         unsafe { ((self.0 + off) as *mut u16).write_volatile(v) }
@@ -391,5 +395,59 @@ impl Vmcb {
         self.w64(save::RSP, rsp);
         self.w64(save::RAX, 0);
         self.w64(save::G_PAT, DEFAULT_PAT);
+    }
+
+    /// Fills the guest state of a CPU after INIT and a start-up IPI: real mode at
+    /// `cs_selector:0` (CS base `cs_selector << 4`), 64 KiB segments, `CR0` = its INIT
+    /// value, no paging, `EFER` = SVME only (required under SVM; the guest reads 0),
+    /// interrupts off, the IDT at 0 with limit 0xffff (the real-mode vector table). Nested
+    /// paging translates the guest's physical addresses as in every mode.
+    pub(crate) fn init_real_mode_guest(self, cs_selector: u16) {
+        const CODE_ATTR: u16 = 0x9b; // P, S, type execute/read accessed; 16-bit
+        const DATA_ATTR: u16 = 0x93; // P, S, type read/write accessed; 16-bit
+        self.seg(
+            save::CS,
+            cs_selector,
+            CODE_ATTR,
+            0xffff,
+            u64::from(cs_selector) << 4,
+        );
+        for seg in [save::DS, save::ES, save::SS, save::FS, save::GS] {
+            self.seg(seg, 0, DATA_ATTR, 0xffff, 0);
+        }
+        self.seg(save::TR, 0, 0x8b, 0xffff, 0);
+        self.seg(save::LDTR, 0, 0x82, 0xffff, 0);
+        self.seg(save::GDTR, 0, 0, 0xffff, 0);
+        self.seg(save::IDTR, 0, 0, 0xffff, 0);
+        self.w8(save::CPL, 0);
+        self.w64(save::EFER, crate::hw::EFER_SVME);
+        self.w64(save::CR4, 0);
+        self.w64(save::CR3, 0);
+        self.w64(save::CR0, INIT_CR0);
+        self.w64(save::DR7, 0x400);
+        self.w64(save::DR6, 0xffff_0ff0);
+        self.w64(save::RFLAGS, 2);
+        self.w64(save::RIP, 0);
+        self.w64(save::RSP, 0);
+        self.w64(save::RAX, 0);
+        self.w64(save::G_PAT, DEFAULT_PAT);
+    }
+
+    /// Whether the guest runs 64-bit code (`EFER.LMA` and `CS.L`): the only mode whose
+    /// instructions the backend decodes, and where CS's base is 0.
+    pub(crate) fn in_64bit_code(self) -> bool {
+        const EFER_LMA: u64 = 1 << 10;
+        const CS_L: u32 = 1 << 9;
+        self.r64(save::EFER) & EFER_LMA != 0 && u32::from(self.r16(save::CS + 2)) & CS_L != 0
+    }
+
+    /// The linear address of the guest's `rip`: CS base + `rip` outside 64-bit code.
+    pub(crate) fn rip_linear(self) -> u64 {
+        let rip = self.r64(save::RIP);
+        if self.in_64bit_code() {
+            rip
+        } else {
+            self.r64(save::CS + 8).wrapping_add(rip & 0xffff_ffff)
+        }
     }
 }

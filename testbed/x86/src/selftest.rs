@@ -412,6 +412,74 @@ fn alloc_fail<B: Backend>(_: ()) -> Check {
     Ok(())
 }
 
+/// The `real-mode-start` guest: 16-bit code at a SIPI address. It reports CS
+/// (`HC_REPORT`), writes 0x5a to port 0x80, then `HC_DONE`. Run as 64-bit code it would
+/// report CS = 8 and then decode `66 b8` as `mov ax, imm16`, running into garbage.
+const REAL_MODE_GUEST: [u8; 25] = [
+    0x8c, 0xcf, //                         mov di, cs
+    0x66, 0xb8, 0x50, 0x52, 0x00, 0x00, // mov eax, HC_REPORT
+    0x0f, 0x01, 0xd9, //                   vmmcall
+    0xb0, 0x5a, //                         mov al, 0x5a
+    0xe6, 0x80, //                         out 0x80, al
+    0x66, 0xb8, 0x4f, 0x44, 0x00, 0x00, // mov eax, HC_DONE
+    0x0f, 0x01, 0xd9, //                   vmmcall
+    0xf4, //                               hlt
+];
+/// Why `real-mode-start` does not run on VMX.
+const VMX_REAL_MODE: &str =
+    "axvcpu-vmx starts vCPUs in long mode only (setup refused a real-mode start as Unsupported)";
+
+/// A vCPU started in real mode (`Boot::RealMode`) at a SIPI address runs 16-bit code
+/// there: CS = address >> 4, IP = 0, port I/O decoded; VMX refuses the start as
+/// `Unsupported` (reported `not run` by the caller).
+fn real_mode_start<B: Backend>(_: ()) -> Check {
+    let vm = vm::<B>(&REAL_MODE_GUEST)?;
+    let mut v = real_mode_vcpu::<B>(&vm).map_err(|e| format!("setup: {e}"))?;
+    v.bind().map_err(|e| format!("bind: {e}"))?;
+    let cs = (vm.entry().as_usize() >> 4) as u64;
+    match step(&mut v)? {
+        AxVCpuExitReason::Hypercall {
+            nr: HC_REPORT,
+            args,
+        } if args[0] & 0xffff == cs => {}
+        other => return Err(format!("expected HC_REPORT(CS = {cs:#x}), got {other:?}")),
+    }
+    let pc = v.pc().map_err(|e| format!("pc: {e}"))?;
+    if pc != 11 {
+        return Err(format!("IP after the vmmcall is {pc:#x}, not 0xb"));
+    }
+    expect(
+        &mut v,
+        AxVCpuExitReason::IoWrite {
+            port: axvcpu::Port(0x80),
+            width: AccessWidth::Byte,
+            data: 0x5a,
+        },
+    )?;
+    expect_done(&mut v)?;
+    v.unbind().map_err(|e| format!("unbind: {e}"))
+}
+
+/// vCPU 1 of `vm`, set up to start in real mode at the VM's entry (a SIPI address).
+fn real_mode_vcpu<B: Backend>(vm: &Vm<B>) -> VCpuResult<AxVCpu<VCpu<B>>> {
+    let mut v = AxVCpu::<VCpu<B>>::new(vm.vm_id(), 1, ())?;
+    // SAFETY: the VM's table, which outlives the vCPU (its callers drop the vCPU first).
+    unsafe { v.set_ept_root(vm.ept_root()) }?;
+    v.set_entry(vm.entry())?;
+    v.setup(Setup {
+        boot: Boot::RealMode,
+        ..X86::<B>::first_pass()
+    })?;
+    Ok(v)
+}
+
+/// Whether this backend refuses a real-mode start as `Unsupported` (VMX, so far).
+fn refuses_real_mode<B: Backend>() -> bool {
+    vm::<B>(&REAL_MODE_GUEST).is_ok_and(|vm| {
+        real_mode_vcpu::<B>(&vm).is_err_and(|e| e.kind() == axvcpu::AxErrorKind::Unsupported)
+    })
+}
+
 /// Runs the self-tests; `true` if all passed.
 pub fn run_all<B: Backend>() -> bool {
     let mut w = hal::CONSOLE.writer();
@@ -424,6 +492,12 @@ pub fn run_all<B: Backend>() -> bool {
         selftest::not_run(masked.0, BOCHS_MASKED_GUEST, &mut w);
     } else {
         ok &= selftest::run_all(&[masked], (), &mut w);
+    }
+    let real_mode: SelfTest<()> = ("real-mode-start", real_mode_start::<B>);
+    if refuses_real_mode::<B>() {
+        selftest::not_run(real_mode.0, VMX_REAL_MODE, &mut w);
+    } else {
+        ok &= selftest::run_all(&[real_mode], (), &mut w);
     }
     let tests: [SelfTest<()>; 10] = [
         ("fail-entry", fail_entry::<B>),

@@ -48,7 +48,7 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
         let memory = |gpa: u64, buf: &mut [u8]| unsafe {
             npt.read_guest(GuestPhysAddr::from(gpa as usize), buf)
         };
-        regs.fetch_insn(&memory, v.r64(save::RIP), buf)
+        regs.fetch_insn(&memory, v.rip_linear(), buf)
     }
 
     /// Decodes the exit `vmrun` just returned from.
@@ -235,6 +235,15 @@ impl<H: AxVCpuHal> SvmVCpu<H> {
             // memory, or the guest's own page walk reaching unmapped memory.
             let access_flags = x86_exit::fault_access(write, fetch);
             return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
+        }
+        if !v.in_64bit_code() {
+            // The decoder reads 64-bit code: in 16- and 32-bit code the operand and address
+            // sizes, `0x66`/`0x67` and the REX bytes (`inc`/`dec` there) mean other things,
+            // so such an access is refused rather than misdecoded.
+            return Err(VCpuError::unsupported(
+                "MMIO from 16- or 32-bit code (the backend decodes 64-bit code only; value: the GPA)",
+            )
+            .with_value(gpa));
         }
         let mut buf = [0u8; MAX_INSN_LEN];
         let n = self.fetch(&mut buf);

@@ -468,3 +468,57 @@ fn the_vmload_msrs_pass_through_and_others_trap() {
         assert_eq!(PASSTHROUGH_MSRS.contains(&msr), open);
     }
 }
+
+#[test]
+fn a_real_mode_start_is_at_the_sipi_address_and_refuses_mmio_decoding() {
+    let npt = NestedPageTable::<HeapHal, X86Npt>::new().expect("NPT");
+    let mut vcpu = SvmVCpu::<HeapHal>::new(0, 1, ()).expect("new");
+    // SAFETY: the table outlives the vCPU (dropped after it).
+    unsafe { vcpu.set_ept_root(npt.root_paddr()) }.expect("root");
+    let real = SvmSetupConfig {
+        boot: GuestBoot::RealMode,
+        stack_top: 0x8000,
+        stack_stride: 0x1000,
+    };
+    vcpu.set_entry(GuestPhysAddr::from(0x9a010)).expect("entry");
+    assert_eq!(
+        vcpu.setup(real).map_err(|e| e.kind()),
+        Err(AxErrorKind::InvalidInput),
+        "no SIPI points there"
+    );
+    vcpu.set_entry(GuestPhysAddr::from(0x9a000)).expect("entry");
+    vcpu.setup(real).expect("setup");
+    let v = vcpu.vmcb();
+    assert_eq!(v.r64(save::CS) & 0xffff, 0x9a00, "CS selector");
+    assert_eq!(v.r64(save::CS + 8), 0x9a000, "CS base");
+    assert_eq!((v.r64(save::RIP), v.r64(save::RSP)), (0, 0));
+    assert_eq!(v.r64(save::CR0), 0x6000_0010);
+    assert_eq!(v.r64(save::EFER), 1 << 12, "SVME only");
+    assert!(!v.in_64bit_code());
+    assert_eq!(v.rip_linear(), 0x9a000);
+    // `out 0x80, al` (2 bytes) in real mode: port I/O is decoded from the exit alone.
+    v.w64(save::RAX, 0x1234);
+    v.w64(ctrl::EXITCODE, exit::IOIO);
+    v.w64(ctrl::EXITINFO1, (0x80 << 16) | (1 << 4));
+    v.w64(ctrl::EXITINFO2, 2);
+    assert_eq!(
+        vcpu.decode_exit(),
+        Ok(AxVCpuExitReason::IoWrite {
+            port: Port(0x80),
+            width: AccessWidth::Byte,
+            data: 0x34
+        })
+    );
+    assert_eq!(vcpu.vmcb().r64(save::RIP), 2);
+    // An MMIO access from 16-bit code is refused, not decoded as 64-bit code.
+    let v = vcpu.vmcb();
+    v.w64(ctrl::EXITCODE, exit::NPF);
+    v.w64(ctrl::EXITINFO1, 2);
+    v.w64(ctrl::EXITINFO2, 0xfee0_00b0);
+    assert_eq!(
+        vcpu.decode_exit().map_err(|e| e.kind()),
+        Err(AxErrorKind::Unsupported)
+    );
+    drop(vcpu);
+    drop(npt);
+}
