@@ -307,6 +307,13 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
         let boot = match config.boot {
             GuestBoot::Tables(boot) => boot,
             GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
+            // Real mode under VMX needs "unrestricted guest" (or a virtual-8086 emulation);
+            // this backend enters long-mode guests only, so far.
+            GuestBoot::RealMode => {
+                return Err(VCpuError::unsupported(
+                    "axvcpu-vmx starts vCPUs in 64-bit long mode only: a real-mode start (GuestBoot::RealMode) needs unrestricted guest, not done yet",
+                ))
+            }
         };
         let rsp = config.rsp_of(self.vcpu_id);
         self.start = Some((boot, rsp));
