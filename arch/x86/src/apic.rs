@@ -11,7 +11,7 @@
 //! | a 4-byte write of ICR high | [`Nothing`](AxVCpuExitReason::Nothing) (remembered) |
 //! | ICR low, INIT (mode 5), level assert, no shorthand | `Nothing`; the destination now waits for its SIPI |
 //! | ICR low, start-up (mode 6), no shorthand, to a destination that got an INIT | [`CpuUp`](AxVCpuExitReason::CpuUp)`{target_cpu: APIC id, entry_point: vector << 12, arg: 0}`; later SIPIs without a new INIT are absorbed |
-//! | ICR low, fixed (0), lowest priority (1) or NMI (4) | [`SendIPI`](AxVCpuExitReason::SendIPI)`{target_cpu: APIC id, send_to_self/send_to_all from the shorthand, vector}` (an NMI is vector 2: it ignores the ICR's vector field) |
+//! | ICR low, fixed (0), lowest priority (1) or NMI (4) | [`SendIPI`](AxVCpuExitReason::SendIPI)`{target_cpu: the destination field, target_cpu_aux: 1 in logical destination mode (ICR bit 11; `target_cpu` is then a logical destination the hypervisor matches against each local APIC's LDR/DFR), 0 in physical mode (`target_cpu` is an APIC id), send_to_self/send_to_all from the shorthand, vector}` (an NMI is vector 2: it ignores the ICR's vector field) |
 //! | ICR low, any other mode (SMI, INIT de-assert, SIPI without INIT, ...) | `Nothing` (absorbed) |
 //! | anything else on the page, or not 4 bytes wide | not the ICR: the backend reports its usual `MmioWrite` |
 //!
@@ -94,6 +94,7 @@ impl IcrDecoder {
         let vector = value & 0xff;
         let mode = (value >> 8) & 7;
         let level_assert = value & (1 << 14) != 0;
+        let logical = (value >> 11) & 1;
         let shorthand = (value >> 18) & 3;
         let (word, bit) = ((dest / 64) as usize, 1u64 << (dest % 64));
         let Some(waiting) = self.init_sent.get_mut(word) else {
@@ -117,7 +118,7 @@ impl IcrDecoder {
             }
             mode::FIXED | mode::LOWEST_PRIORITY | mode::NMI => AxVCpuExitReason::SendIPI {
                 target_cpu: u64::from(dest),
-                target_cpu_aux: 0,
+                target_cpu_aux: u64::from(logical),
                 send_to_all: shorthand >= 2,
                 send_to_self: shorthand == 1 || shorthand == 2,
                 vector: if mode == mode::NMI {
@@ -221,6 +222,17 @@ mod tests {
         assert_eq!(
             send(&mut icr, 0, (3 << 18) | 0x46),
             ipi(0, 0x46, false, true)
+        );
+        // Logical destination mode (bit 11): the destination is a logical one.
+        assert_eq!(
+            send(&mut icr, 2, (1 << 11) | 0x48),
+            SendIPI {
+                target_cpu: 2,
+                target_cpu_aux: 1,
+                send_to_all: false,
+                send_to_self: false,
+                vector: 0x48
+            }
         );
         // SMI (2), reserved (3, 7) are absorbed.
         for m in [2, 3, 7] {

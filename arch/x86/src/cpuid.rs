@@ -21,8 +21,10 @@
 //! - MONITOR/MWAIT: intercepted (the guest gets #UD); a guest idles with `hlt`.
 //! - XSAVE, OSXSAVE, AVX and what needs XSAVE (AVX2, AVX-512, PKU, ...): the extended state
 //!   is not switched between vCPUs and `XCR0` is the host's; the guest uses FXSAVE/SSE.
-//! - x2APIC, TSC-deadline, the local APIC: the hypervisor may emulate no local APIC (its
-//!   Linux guest runs with the 8259 PIC and 8254 PIT); ARAT likewise.
+//! - x2APIC, TSC-deadline, ARAT: the local APIC a guest sees is an xAPIC at 0xfee0_0000
+//!   that the hypervisor emulates through MMIO exits (the backends decode its ICR writes
+//!   into `SendIPI`/`CpuUp`), with a one-shot/periodic timer only. The APIC bit itself is
+//!   shown: a hypervisor that emulates no local APIC tells its guest so (Linux: `nolapic`).
 //! - MCE/MCA, MTRR, PDCM, perf/debug-store, architectural PMU, TSC_ADJUST: their MSRs are
 //!   not given.
 //! - RDTSCP, RDPID: `TSC_AUX` is not switched.
@@ -65,8 +67,8 @@ const fn bits(list: &[u32]) -> u32 {
 /// Leaf 1 `ecx`: MONITOR 3, DS-CPL 4, VMX 5, SMX 6, EST 7, TM2 8, PDCM 15, x2APIC 21,
 /// TSC-deadline 24, XSAVE 26, OSXSAVE 27, AVX 28, F16C 29.
 const L1_ECX_HIDE: u32 = bits(&[3, 4, 5, 6, 7, 8, 15, 21, 24, 26, 27, 28, 29]);
-/// Leaf 1 `edx`: MCE 7, APIC 9, MTRR 12, MCA 14, ACPI (thermal) 22, TM 29, PBE 31, DS 21.
-const L1_EDX_HIDE: u32 = bits(&[7, 9, 12, 14, 21, 22, 29, 31]);
+/// Leaf 1 `edx`: MCE 7, MTRR 12, MCA 14, ACPI (thermal) 22, TM 29, PBE 31, DS 21.
+const L1_EDX_HIDE: u32 = bits(&[7, 12, 14, 21, 22, 29, 31]);
 /// Leaf 7.0 `ebx`: TSC_ADJUST 1, AVX2 5, RDT-M 12, MPX 14, RDT-A 15, AVX-512
 /// 16,17,21,26,27,28,30,31, Intel PT 25.
 const L7_EBX_HIDE: u32 = bits(&[1, 5, 12, 14, 15, 16, 17, 21, 25, 26, 27, 28, 30, 31]);
@@ -88,8 +90,8 @@ const L7_EDX_HIDE: u32 = bits(&[
 /// TCE 17, NodeId 19, TBM 21, TopoExt 22, PerfCtrCore 23, PerfCtrNB 24, DBX 26, PerfTSC 27,
 /// PerfCtrL2 28, MONITORX 29.
 const EXT1_ECX_HIDE: u32 = bits(&[2, 3, 10, 12, 13, 15, 17, 19, 21, 22, 23, 24, 26, 27, 28, 29]);
-/// Leaf 0x8000_0001 `edx`: MCE 7, APIC 9, MTRR 12, MCA 14, RDTSCP 27.
-const EXT1_EDX_HIDE: u32 = bits(&[7, 9, 12, 14, 27]);
+/// Leaf 0x8000_0001 `edx`: MCE 7, MTRR 12, MCA 14, RDTSCP 27.
+const EXT1_EDX_HIDE: u32 = bits(&[7, 12, 14, 27]);
 
 /// The guest's answer to CPUID leaf `leaf`, subleaf `sub`, given the host's answer `host`.
 pub fn filter(leaf: u32, sub: u32, host: Regs) -> Regs {
@@ -169,11 +171,12 @@ mod tests {
             eax: 0x600,
             ebx: 0x0102_0800,
             ecx: 1 | (1 << 19) | (1 << 26),
-            edx: (1 << 25) | (1 << 26) | (1 << 9),
+            edx: (1 << 25) | (1 << 26) | (1 << 9) | (1 << 12),
         };
         let r = filter_for(1, 0, host, 1);
         assert_eq!(r.ecx, 1 | (1 << 19) | (1 << 31));
-        assert_eq!(r.edx, (1 << 25) | (1 << 26));
+        // The local APIC is shown (an emulated xAPIC), MTRR hidden.
+        assert_eq!(r.edx, (1 << 25) | (1 << 26) | (1 << 9));
         assert_eq!(r.ebx, 0x0100_0800);
     }
 

@@ -66,7 +66,7 @@
 //! | load from unmapped guest-physical memory (`mov`, `movzx`, `movsx`, `movsxd`, with REX) | `MmioRead{reg: Some(dst), reg_width, signed_ext}`; `complete_read` writes the register with x86's width rules |
 //! | store to unmapped memory (`mov r/m, r` / `mov r/m, imm`) | `MmioWrite` |
 //! | another instruction touching unmapped memory | `Err` (value: its first 8 bytes) |
-//! | 4-byte writes of the local APIC ICR at `0xFEE0_0300/0310` (xAPIC page left unmapped; `axvcpu_x86::apic`) | INIT then SIPI: `CpuUp{target_cpu: APIC id, entry_point: vector << 12, arg: 0}`; fixed, lowest-priority, NMI IPIs: `SendIPI`; ICR high and other modes: handled (`Nothing`) |
+//! | 4-byte writes of the local APIC ICR at `0xFEE0_0300/0310` (xAPIC page left unmapped; `axvcpu_x86::apic`) | INIT then SIPI: `CpuUp{target_cpu: APIC id, entry_point: vector << 12, arg: 0}`; fixed, lowest-priority, NMI IPIs: `SendIPI` (`target_cpu_aux` 1 in logical destination mode); ICR high and other modes: handled (`Nothing`) |
 //! | access the NPT maps without that permission; fetch from unmapped memory; guest page walk through unmapped memory | `NestedPageFault` |
 //! | `hlt` | `Halt` |
 //! | triple fault (shutdown intercept) | `SystemDown` |

@@ -55,15 +55,24 @@ mod selftest;
 #[cfg(target_os = "none")]
 mod tss;
 
-// The Linux hypervisor's devices and loader are checked on the build host too.
+// The Linux hypervisor's devices, local APIC, MP table and loader are checked on the build
+// host too.
 #[cfg(all(test, not(target_os = "none")))]
 #[path = "linux/devices.rs"]
 #[allow(dead_code)]
 mod devices;
 #[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/lapic.rs"]
+#[allow(dead_code)]
+mod lapic;
+#[cfg(all(test, not(target_os = "none")))]
 #[path = "linux/loader.rs"]
 #[allow(dead_code)] // the hypervisor's addresses: used on the bare-metal target only
 mod loader;
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "linux/mptable.rs"]
+#[allow(dead_code)]
+mod mptable;
 
 // The Multiboot2 module placement too.
 #[cfg(all(test, not(target_os = "none")))]
