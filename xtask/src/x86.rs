@@ -96,8 +96,8 @@ const GUEST_RAM_HPA: u64 = 0x1000_0000;
 const INITRD_GPA: u64 = 0x0c00_0000;
 const INITRD_END: u64 = 0x0ff0_0000;
 const PARAMS_ADDR: u64 = 0x2000_0000;
-/// The most vCPUs the x86 Linux hypervisor runs (no local APIC emulated yet).
-pub const MAX_VCPUS: usize = 1;
+/// The most vCPUs the x86 Linux hypervisor runs: one per CPU of its QEMU (`-smp 2`).
+pub const MAX_VCPUS: usize = 2;
 
 /// Builds the Linux-booting hypervisor, takes the kernel apart ([`crate::bzimage`]) and
 /// writes the files QEMU loads; returns the image and the QEMU arguments (before
@@ -110,7 +110,7 @@ pub fn linux_host(
 ) -> Result<(PathBuf, Vec<String>), String> {
     if cpus == 0 || cpus > MAX_VCPUS {
         return Err(format!(
-            "--cpus {cpus}: the x86 Linux hypervisor runs {MAX_VCPUS} vCPU (SMP needs the local APIC, not emulated yet)"
+            "--cpus {cpus}: the x86 Linux hypervisor runs 1 to {MAX_VCPUS} vCPUs (one per CPU)"
         ));
     }
     let k = crate::bzimage::load(kernel)?;

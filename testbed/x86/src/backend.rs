@@ -30,7 +30,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     const BENCH_LOOP: &'static str;
 
     /// The vCPU over a HAL.
-    type VCpu<H: AxVCpuHal>: AxArchVCpu<CreateConfig = (), SetupConfig = Setup, Hal = H>;
+    /// (`Send`: the Linux hypervisor makes a secondary's vCPU on CPU 0 and runs it on its own.)
+    type VCpu<H: AxVCpuHal>: AxArchVCpu<CreateConfig = (), SetupConfig = Setup, Hal = H> + Send;
     /// The per-CPU state over a HAL.
     type PerCpu<H: AxVCpuHal>: AxArchPerCpu;
     /// The nested page tables' format (AMD NPT: the host's own format; Intel: EPT).

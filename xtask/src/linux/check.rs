@@ -44,10 +44,10 @@ pub const RISCV64_CHECK: BootCheck = BootCheck {
     powered_off: "linux: guest powered off (SBI SRST shutdown)",
 };
 
-/// The x86 hypervisor's boots: the 8259's `timer` line (IRQ 0, the PIT), and Linux
+/// The x86 hypervisor's boots: the `LOC` line (the emulated local APIC timers), and Linux
 /// without ACPI ending `poweroff -f` with `hlt` and interrupts off.
 pub const X86_64_CHECK: BootCheck = BootCheck {
-    timer: "timer",
+    timer: "Local timer interrupts",
     powered_off: "linux: guest powered off (hlt with interrupts off)",
 };
 
@@ -226,25 +226,26 @@ linux: guest powered off (PSCI SYSTEM_OFF) after 9252 ms; user space reached at 
     }
 
     #[test]
-    fn an_x86_boot_is_checked_by_the_pit_line_and_the_halt() {
+    fn an_x86_boot_is_checked_by_the_local_apic_timer_line_and_the_halt() {
         let x86 = "\
 AXVCPU-USERSPACE: init reached user space
-AXVCPU-CPUS: 1
+AXVCPU-CPUS: 2
+AXVCPU-HOTPLUG: CPU 1 off and on again, CPUs: 2
 AXVCPU-IRQS:
-  0:       2191    XT-PIC      timer
-LOC:          0   Local timer interrupts
+  0:         37          0    XT-PIC      timer
+LOC:       2191        812   Local timer interrupts
 AXVCPU-IRQS:
-  0:       2338    XT-PIC      timer
-LOC:          0   Local timer interrupts
+  0:         37          0    XT-PIC      timer
+LOC:       2338        901   Local timer interrupts
 AXVCPU-POWEROFF
 linux: guest powered off (hlt with interrupts off) after 18333 ms; user space reached at 16454 ms; exits: Halt 50
 ";
-        let ok = check_boot_of(x86, 1, &X86_64_CHECK).unwrap();
+        let ok = check_boot_of(x86, 2, &X86_64_CHECK).unwrap();
         assert_eq!(ok.userspace_ms, 16454);
-        let stopped = x86.replace("2338", "2191");
-        assert!(check_boot_of(&stopped, 1, &X86_64_CHECK)
+        let stopped = x86.replace("901", "812");
+        assert!(check_boot_of(&stopped, 2, &X86_64_CHECK)
             .unwrap_err()
-            .contains("did not rise"));
-        assert!(check_boot_of(x86, 1, &AARCH64_CHECK).is_err());
+            .contains("did not rise on CPU 1"));
+        assert!(check_boot_of(x86, 2, &AARCH64_CHECK).is_err());
     }
 }

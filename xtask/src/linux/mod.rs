@@ -163,11 +163,13 @@ pub const APPEND: &str = "console=ttyAMA0 quiet panic=-1";
 /// The command line of the RISC-V guest (its console is the NS16550A, `ttyS0`).
 pub const APPEND_RISCV64: &str = "console=ttyS0 quiet panic=-1";
 
-/// The x86 command line: COM1, no ACPI, local APIC or I/O APIC (the hypervisor emulates
-/// the 8259 and 8254 instead), no PCI (no config space), no port-0x80 delays (an exit
-/// each, for nothing: the emulated devices need no settling time).
-pub const APPEND_X86: &str =
-    "console=ttyS0 acpi=off nolapic noapic pci=off io_delay=none quiet panic=-1";
+/// The x86 command line: COM1, no ACPI or I/O APIC (the hypervisor emulates a local APIC
+/// per vCPU, the 8259 and the 8254, and an MP table names the CPUs), no PCI (no config
+/// space), no port-0x80 delays (an exit each, for nothing: the emulated devices need no
+/// settling time).
+pub const APPEND_X86: &str = "console=ttyS0 acpi=off noapic pci=off io_delay=none quiet panic=-1";
+/// vCPUs of the x86 Linux runs (`run`, `test`, `bench`): the testbed's two CPUs.
+pub const X86_CPUS: usize = 2;
 
 const BOOT_USAGE: &str =
     "usage: cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--shell] [--no-sstc (riscv64)] [--svm|--vmx (x86_64)]";
@@ -183,7 +185,8 @@ pub struct BootArgs {
     pub initrd: Option<PathBuf>,
     /// The command line ([`APPEND`], [`APPEND_RISCV64`], [`APPEND_X86`] unless given).
     pub append: String,
-    /// vCPUs (2 unless given; 1 on x86_64).
+    /// vCPUs (2 unless given; 1 with `--vmx`, whose backend starts no secondary: it
+    /// refuses a real-mode start).
     pub cpus: usize,
     /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
     pub sstc: bool,
@@ -206,12 +209,8 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         "x86_64" => APPEND_X86,
         _ => APPEND,
     };
-    let (mut kernel, mut initrd, mut append, mut cpus) = (
-        None,
-        None,
-        default_append.to_string(),
-        if x86 { 1 } else { 2 },
-    );
+    let (mut kernel, mut initrd, mut append, mut cpus) =
+        (None, None, default_append.to_string(), None);
     let (mut sstc, mut vmx) = (true, false);
     let mut shell = false;
     let mut it = rest.iter();
@@ -226,7 +225,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
             "--append" => append = value()?.clone(),
             "--cpus" => {
                 let v = value()?;
-                cpus = v.parse().map_err(|_| format!("--cpus {v}: not a number"))?;
+                cpus = Some(v.parse().map_err(|_| format!("--cpus {v}: not a number"))?);
             }
             "--no-sstc" => sstc = false,
             "--shell" if x86 => {
@@ -247,7 +246,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         } else {
             append
         },
-        cpus,
+        cpus: cpus.unwrap_or(if vmx { 1 } else { 2 }),
         sstc,
         shell,
         vmx,
@@ -447,19 +446,21 @@ fn loader_checks_riscv64() -> Result<(), String> {
 }
 
 /// `cargo xtask run linux-x86_64`: the Debian amd64 images, booted on the x86 hypervisor
-/// (AMD SVM in QEMU), 1 vCPU.
+/// (AMD SVM in QEMU), [`X86_CPUS`] vCPUs.
 pub fn run_x86_64() -> Result<String, String> {
     let images = X86_64.images()?;
-    crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, 1)
+    crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, X86_CPUS)
 }
 
 /// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
-/// not one refused before QEMU starts, then the Debian images on 1 vCPU, checked by
-/// [`check_boot_of`] (x86's `timer` line, the power-off by `hlt` with interrupts off).
+/// not one refused before QEMU starts, then the Debian images on [`X86_CPUS`] vCPUs,
+/// checked by [`check_boot_of`] (user space, the CPU count, CPU 1 offline and online, the
+/// local APIC timers' `LOC` line rising on every CPU, the power-off by `hlt` with
+/// interrupts off).
 pub fn test_x86_64() -> Result<(), String> {
     let junk = crate::testbed::target_dir().join("loader-junk.bzimage");
     std::fs::write(&junk, [0u8; 4096]).map_err(|e| format!("writing {}: {e}", junk.display()))?;
-    match crate::x86::linux_host(&junk, None, APPEND_X86, 1) {
+    match crate::x86::linux_host(&junk, None, APPEND_X86, X86_CPUS) {
         Err(e) if e.contains("HdrS") => {}
         Err(e) => {
             return Err(format!(
@@ -469,9 +470,9 @@ pub fn test_x86_64() -> Result<(), String> {
         Ok(_) => return Err("a junk kernel was accepted".into()),
     }
     let output = run_x86_64()?;
-    let s = check_boot_of(&output, 1, &X86_64_CHECK)?;
+    let s = check_boot_of(&output, X86_CPUS, &X86_64_CHECK)?;
     eprintln!(
-        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, 1 CPU, timer ticking, clean power-off",
+        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, {X86_CPUS} CPUs, CPU 1 off and on again, timer ticking on each, clean power-off",
         s.userspace_ms
     );
     Ok(())
@@ -591,13 +592,10 @@ mod tests {
         let b = parse_boot_args(&args("riscv64 --kernel K --no-sstc")).unwrap();
         assert_eq!((b.append.as_str(), b.sstc), (APPEND_RISCV64, false));
         let x = parse_boot_args(&args("x86_64 --kernel K --svm")).unwrap();
-        assert_eq!((x.cpus, x.append.as_str()), (1, APPEND_X86));
+        assert_eq!((x.cpus, x.append.as_str()), (2, APPEND_X86));
         assert!(!x.vmx);
-        assert!(
-            parse_boot_args(&args("x86_64 --kernel K --vmx"))
-                .unwrap()
-                .vmx
-        );
+        let v = parse_boot_args(&args("x86_64 --kernel K --vmx")).unwrap();
+        assert_eq!((v.vmx, v.cpus), (true, 1), "VMX starts no secondary (no real mode)");
         assert!(parse_boot_args(&args("aarch64 --kernel K --vmx")).is_err());
         assert!(parse_boot_args(&args("aarch64 --kernel K --svm")).is_err());
     }

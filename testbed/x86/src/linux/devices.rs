@@ -5,8 +5,10 @@
 //! that reads a fixed time. Every other port reads all ones and ignores writes, which is
 //! what an absent ISA device does.
 //!
-//! The guest runs with `acpi=off nolapic noapic`: no local APIC or I/O APIC, so the PIT is
-//! its clock event device and the 8259 its interrupt controller, both on one vCPU.
+//! The guest runs with `acpi=off noapic`: no I/O APIC, so the 8259 is its interrupt
+//! controller for the legacy devices, delivered to vCPU 0 through its local APIC's LINT0
+//! (ExtINT, `lapic.rs`); the PIT is its clock event device until the local APIC timers take
+//! over.
 
 /// The PIT's input clock, Hz.
 const PIT_HZ: u64 = 1_193_182;
@@ -249,6 +251,14 @@ impl Pic {
     /// guest can take it).
     pub fn ack(&mut self) -> Option<u8> {
         self.master.ack()
+    }
+
+    /// Whether [`ack`](Self::ack) would give a vector now (nothing is acknowledged).
+    pub fn pending(&self) -> bool {
+        {
+            let mut master = self.master;
+            master.ack().is_some()
+        }
     }
 }
 
@@ -534,7 +544,9 @@ mod tests {
         p.set_line(4, true);
         p.set_line(0, true);
         p.set_line(0, false);
+        assert!(p.pending() && p.pending(), "looking acknowledges nothing");
         assert_eq!(p.ack(), Some(0x30), "IRQ 0 first");
+        assert!(!p.pending());
         assert_eq!(p.ack(), None, "IRQ 4 waits for IRQ 0's EOI");
         p.write(true, true, 0x60); // specific EOI, IRQ 0
         assert_eq!(p.ack(), Some(0x34));

@@ -65,6 +65,9 @@ const DM_EXTINT: u32 = 7 << 8;
 const DM_NMI: u32 = 4 << 8;
 /// LVT entries: timer, thermal, perf, LINT0, LINT1, error (0x320..=0x370).
 const LVTS: usize = 6;
+/// Indices into the LVT entries.
+const LINT0: usize = (reg::LVT_LINT0 - reg::LVT_TIMER) >> 4;
+const LINT1: usize = LINT0 + 1;
 
 /// One vCPU's local APIC.
 #[derive(Debug, Clone)]
@@ -112,8 +115,8 @@ impl Lapic {
         };
         if id == 0 {
             l.svr |= SVR_ENABLE;
-            l.lvt[3] = DM_EXTINT;
-            l.lvt[4] = DM_NMI;
+            l.lvt[LINT0] = DM_EXTINT;
+            l.lvt[LINT1] = DM_NMI;
         }
         l
     }
@@ -315,7 +318,7 @@ impl Lapic {
 
     /// Whether the 8259's interrupts reach this vCPU: LINT0 unmasked in ExtINT mode.
     pub fn extint(&self) -> bool {
-        self.lvt[3] & (MASKED | (7 << 8)) == DM_EXTINT
+        self.lvt[LINT0] & (MASKED | (7 << 8)) == DM_EXTINT
     }
 
     /// Whether a fixed IPI with `dest` in the ICR's destination field, in logical

@@ -1,48 +1,64 @@
 //! The `linux` feature: instead of the conformance suite, the testbed is a small hypervisor
-//! that boots an unmodified Linux kernel (Debian's amd64 vmlinux) on an `axvcpu-svm` or
-//! `axvcpu-vmx` vCPU (whichever the host CPU offers, [`Backend`]) through `AxVCpu`.
+//! that boots an unmodified Linux kernel (Debian's amd64 vmlinux) on `axvcpu-svm` or
+//! `axvcpu-vmx` vCPUs (whichever the host CPU offers, [`Backend`]) through `AxVCpu`.
 //!
 //! `cargo xtask boot x86_64 --kernel FILE ...` takes the vmlinux ELF out of the bzImage,
 //! builds this hypervisor and has QEMU load the kernel's segments, the initrd and a
 //! parameter block at fixed host addresses ([`loader`]). CPU 0 then checks the parameters,
 //! zeroes the kernel's `.bss`, writes the command line (with `tsc_early_khz=` the host's
-//! measured TSC rate and `tsc=reliable`: the guest's TSC is the host's) and the zero page (e820, initrd), maps
-//! the guest's 256 MiB in a nested page table and runs vCPU 0 in 64-bit mode at the
-//! kernel's entry (`startup_64`) with `rsi` = the zero page: Linux's 64-bit boot protocol.
+//! measured TSC rate and `tsc=reliable`: the guest's TSC is the host's), the zero page
+//! (e820, initrd) and the MP table ([`mptable`]: one processor per vCPU), maps the guest's
+//! 256 MiB in a nested page table and runs vCPU 0 in 64-bit mode at the kernel's entry
+//! (`startup_64`) with `rsi` = the zero page: Linux's 64-bit boot protocol.
 //!
-//! Devices ([`devices`]): COM1, the 8259 PIC pair, the 8254 PIT (its channel 0 is the
-//! guest's clock event device, IRQ 0), port 0x61, a CMOS RTC; every other port reads all
-//! ones. The guest runs with `acpi=off nolapic noapic`: no local APIC or I/O APIC is
-//! emulated. That is the smallest set that reaches user space on one vCPU; SMP needs the
-//! local APIC (INIT/SIPI through the ICR, which the backends already decode, IPIs and a
-//! per-CPU timer: an x2APIC with TSC-deadline through MSR exits would do) and an MP table
-//! or ACPI MADT to enumerate the CPUs, not done yet.
+//! SMP ([`vcpus`]): vCPU `n` runs on CPU `n`. Linux starts a secondary with INIT and a
+//! start-up IPI written to its local APIC's ICR; the backend reports them as `CpuUp` with
+//! the SIPI's address, and the hypervisor makes a new vCPU there in real mode
+//! (`GuestBoot::RealMode`; Linux's trampoline goes to long mode itself) for the job CPU
+//! `n` runs for the whole boot. A secondary that halts with interrupts off (CPU offline,
+//! or stopped for the power-off) leaves its loop and waits for the next INIT-SIPI.
 //!
-//! Timer: channel 0's next IRQ is a host-time deadline; before each entry the hypervisor
-//! arms its local APIC timer for it, so the guest exits (an INTR exit) when it is due and
-//! the hypervisor raises IRQ 0 and injects the 8259's vector.
+//! Devices ([`devices`]): COM1, the 8259 PIC pair, the 8254 PIT, port 0x61, a CMOS RTC;
+//! every other port reads all ones. A local APIC per vCPU ([`lapic`]: xAPIC registers
+//! through MMIO exits, IPIs, one-shot/periodic timer). The guest runs with `acpi=off
+//! noapic`: no I/O APIC, the 8259 reaches vCPU 0 as ExtINT through its LINT0. The devices
+//! are behind one spin lock, each local APIC behind its own.
+//!
+//! Timers: the PIT's next IRQ and each local APIC timer's next expiry are host-time
+//! deadlines; before each entry a vCPU's CPU arms its own host local APIC timer for the
+//! nearest of its deadlines (the PIT is vCPU 0's), so the guest exits (an INTR exit) when
+//! one is due and the hypervisor raises the interrupt. A halted vCPU's CPU sleeps in
+//! `sti; hlt` until then or until another CPU's kick (an IPI for it, an 8259 interrupt for
+//! vCPU 0).
 //!
 //! MSRs: the backend keeps EFER and PAT in the guest state (VMCB/VMCS) and lets the guest
 //! reach the syscall, FS/GS and SYSENTER MSRs (swapped by `vmload`/`vmsave` on SVM, at
-//! bind/unbind on VMX); of the rest the hypervisor
-//! answers a read of the TSC and injects #GP(0) for everything else
-//! (`AxVCpu::inject_exception`), as hardware does for an MSR it does not have.
+//! bind/unbind on VMX); of the rest the hypervisor answers the TSC and `IA32_APIC_BASE`
+//! (the xAPIC at 0xfee0_0000, enabled, vCPU 0 the bootstrap processor; writes ignored)
+//! and injects #GP(0) for everything else (`AxVCpu::inject_exception`), as hardware does
+//! for an MSR it does not have.
 //!
-//! The end: Linux without ACPI ends `poweroff -f` with `hlt` and interrupts off, which the
-//! hypervisor takes as the power-off; a reset (keyboard-controller pulse, triple fault,
-//! port 0xcf9) ends the run as a failure (what Linux does after a panic with `panic=-1`).
+//! The end: Linux without ACPI ends `poweroff -f` with `hlt` and interrupts off on vCPU 0,
+//! which the hypervisor takes as the power-off; a reset (keyboard-controller pulse, triple
+//! fault, port 0xcf9) ends the run as a failure (what Linux does after a panic with
+//! `panic=-1`).
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ...`), the guest's
 //! console, and one after it ends (`linux: guest powered off ...; exits: ...`).
 
 pub mod devices;
+pub mod lapic;
 pub mod loader;
+pub mod mptable;
+mod vcpus;
 
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use axvcpu::{AxVCpu, AxVCpuExitReason, GuestPhysAddr, HostPhysAddr, VCpuState};
+use axvcpu::{AxVCpu, GuestPhysAddr, HostPhysAddr, VCpuHandle};
 use axvcpu_npt::{MapFlags, NestedPageTable};
 use axvcpu_testbed::boot::Cpus;
 use axvcpu_testbed::say;
@@ -51,20 +67,17 @@ use crate::arch::{Hal, VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
 use crate::boot::MAX_CPUS;
 use crate::hal;
-use devices::{pit_ticks, ticks_ns, Cmos, Pic, Pit, Uart, UartOut};
+use devices::{Cmos, Pic, Pit, Uart};
+use lapic::Lapic;
 use loader::{Params, CMDLINE_GPA, INITRD_GPA, RAM_HPA, RAM_SIZE, ZERO_PAGE_GPA};
 
 type Npt<B> = NestedPageTable<Hal<B>, <B as Backend>::Format>;
 
-/// The guest's console line that says its init reached user space.
-const USERSPACE_MARKER: &[u8] = b"AXVCPU-USERSPACE";
 /// `rsi`: the zero page, in Linux's 64-bit boot protocol.
 const RSI: usize = 6;
-/// #GP.
-const GP: u8 = 13;
 
 /// Exit kinds counted for the closing line.
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 13] = [
     "IoRead",
     "IoWrite",
     "MmioRead",
@@ -72,6 +85,9 @@ const KINDS: [&str; 10] = [
     "SysRegRead",
     "SysRegWrite",
     "Halt",
+    "SendIPI",
+    "CpuUp",
+    "Kicked",
     "ExternalInterrupt",
     "Hypercall",
     "other",
@@ -94,8 +110,7 @@ fn device_of(port: u16) -> usize {
 
 /// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
 pub fn main<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> bool {
-    let _ = cpus;
-    match boot::<B>() {
+    match boot::<B>(cpus) {
         Ok(ok) => ok,
         Err(why) => {
             say::<X86<B>>(format_args!("linux: FATAL {why}"));
@@ -104,37 +119,85 @@ pub fn main<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> bool {
     }
 }
 
-/// The devices and what the run counts.
+/// The devices every vCPU reaches through port I/O, behind one lock.
 #[derive(Default)]
-struct Machine {
+struct Devices {
     uart: Uart,
     pic: Pic,
     pit: Pit,
     cmos: Cmos,
+    /// The console line being assembled.
     line: Vec<u8>,
-    userspace_ns: u64,
-    exits: [u64; KINDS.len()],
     /// Port accesses by device ([`DEVICES`]).
     io: [u64; DEVICES.len()],
-    halts_slept: u64,
     /// MSRs answered with #GP: the first few distinct ones, and how many accesses.
     gp_msrs: Vec<u32>,
     gp_count: u64,
-    /// The guest asked for a reset.
-    reset: bool,
 }
 
-fn boot<B: Backend>() -> Result<bool, String> {
+/// What the vCPUs share.
+struct Machine<B: Backend> {
+    vm_id: usize,
+    /// The nested page table every vCPU uses (kept alive by `boot` until every vCPU left
+    /// its loop).
+    npt_root: HostPhysAddr,
+    devices: spin::Mutex<Devices>,
+    lapics: Vec<spin::Mutex<Lapic>>,
+    /// Each vCPU's handle, replaced when an INIT-SIPI makes a new vCPU for its CPU.
+    handles: Vec<spin::Mutex<Option<VCpuHandle<VCpu<B>>>>>,
+    /// vCPUs a start-up IPI made, until their CPU's job takes them.
+    starting: Vec<spin::Mutex<Option<AxVCpu<VCpu<B>>>>>,
+    /// A new start waits for CPU `n`: its running vCPU (if any) makes way.
+    start_waiting: Vec<AtomicBool>,
+    done: AtomicBool,
+    clean: AtomicBool,
+    /// The guest asked for a reset (or triple-faulted): the run ends as a failure.
+    reset: AtomicBool,
+    exits: [AtomicU64; KINDS.len()],
+    halts_slept: AtomicU64,
+    /// IPIs delivered to a local APIC, and NMI IPIs dropped (not modelled).
+    ipis: AtomicU64,
+    nmis_dropped: AtomicU64,
+    /// vCPUs inside their loops.
+    bound: AtomicUsize,
+    userspace_ns: AtomicU64,
+}
+
+impl<B: Backend> Machine<B> {
+    fn vcpus(&self) -> usize {
+        self.lapics.len()
+    }
+
+    fn kick(&self, id: usize) {
+        if let Some(h) = self.handles.get(id).and_then(|h| h.lock().clone()) {
+            h.kick();
+        }
+    }
+
+    /// Ends the run: every vCPU leaves its loop (kicked out of its guest, its CPU woken).
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        for id in 0..self.vcpus() {
+            self.kick(id);
+            if id != 0 {
+                hal::wake(id);
+            }
+        }
+    }
+}
+
+fn boot<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> Result<bool, String> {
     let t0 = hal::now_ns();
     // SAFETY: QEMU loaded the parameter block there (`cargo xtask boot`); RAM, identity
     // mapped, that nothing else uses. A block QEMU did not load reads as zeros and is
     // refused by its magic.
     let block = unsafe { core::slice::from_raw_parts(loader::PARAMS as *const u8, 4096) };
     let params = Params::parse(block)?;
-    if params.cpus != 1 {
+    let n = params.cpus;
+    let online = (0..MAX_CPUS).filter(|&c| cpus.online(c)).count();
+    if n == 0 || n > online {
         return Err(format!(
-            "{} vCPUs asked for: the x86 Linux hypervisor runs one (no local APIC emulated yet)",
-            params.cpus
+            "{n} vCPUs asked for: the x86 Linux hypervisor runs 1 to {online} (one per CPU online)"
         ));
     }
     // The guest's TSC is the host's, constant: its rate as measured, and no watchdog
@@ -148,9 +211,13 @@ fn boot<B: Backend>() -> Result<bool, String> {
     let initrd =
         (params.initrd_size != 0).then_some((INITRD_GPA as u64, params.initrd_size as u64));
     loader::zero_page(&mut zero_page, cmdline.len() - 1, initrd);
+    let mut mp = [0u8; mptable::SIZE];
+    let leaf1 = core::arch::x86_64::__cpuid(1);
+    let mp_len = mptable::write(&mut mp, n, leaf1.eax, leaf1.edx);
     // SAFETY: the guest's RAM: host RAM above the frame allocator's end (`hal::RAM_END`)
     // that nothing else uses. `parse` checked the kernel's span lies inside it, below the
-    // initrd; the zero page and command line are below the kernel (at most 2 KiB + 20).
+    // initrd; the zero page and command line are below the kernel (at most 2 KiB + 20),
+    // the MP table in the BIOS area the e820 map reserves.
     unsafe {
         let ram = RAM_HPA as *mut u8;
         core::ptr::write_bytes(
@@ -160,6 +227,7 @@ fn boot<B: Backend>() -> Result<bool, String> {
         );
         core::ptr::copy_nonoverlapping(zero_page.as_ptr(), ram.add(ZERO_PAGE_GPA), 4096);
         core::ptr::copy_nonoverlapping(cmdline.as_ptr(), ram.add(CMDLINE_GPA), cmdline.len());
+        core::ptr::copy_nonoverlapping(mp.as_ptr(), ram.add(mptable::MPTABLE_GPA), mp_len);
     }
 
     let mut npt = Npt::<B>::new().map_err(|e| format!("NPT: {e}"))?;
@@ -172,8 +240,8 @@ fn boot<B: Backend>() -> Result<bool, String> {
     .map_err(|e| format!("NPT RAM: {e}"))?;
     let vm_id = axvcpu_testbed::vm::next_vm_id();
     let mut vcpu = AxVCpu::<VCpu<B>>::new(vm_id, 0, ()).map_err(|e| format!("vCPU 0: {e}"))?;
-    // SAFETY: `npt` maps only the guest's RAM, and lives until after the vCPU is dropped
-    // (declared before it, dropped after it).
+    // SAFETY: `npt` maps only the guest's RAM, and is freed only after every vCPU has left
+    // its loop (`bound` back at 0), or never.
     unsafe { vcpu.set_ept_root(npt.root_paddr()) }.map_err(|e| format!("vCPU 0: {e}"))?;
     vcpu.set_entry(GuestPhysAddr::from(params.entry as usize))
         .map_err(|e| format!("vCPU 0: {e}"))?;
@@ -186,10 +254,33 @@ fn boot<B: Backend>() -> Result<bool, String> {
     vcpu.set_gpr(RSI, ZERO_PAGE_GPA)
         .map_err(|e| format!("vCPU 0: {e}"))?;
     hal::calibrate_apic_timer();
+    let machine = Arc::new(Machine::<B> {
+        vm_id,
+        npt_root: npt.root_paddr(),
+        devices: spin::Mutex::new(Devices::default()),
+        lapics: (0..n)
+            .map(|i| spin::Mutex::new(Lapic::new(i as u32)))
+            .collect(),
+        handles: (0..n)
+            .map(|i| spin::Mutex::new((i == 0).then(|| vcpu.handle())))
+            .collect(),
+        starting: (0..n).map(|_| spin::Mutex::new(None)).collect(),
+        start_waiting: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        done: AtomicBool::new(false),
+        clean: AtomicBool::new(false),
+        reset: AtomicBool::new(false),
+        exits: [const { AtomicU64::new(0) }; KINDS.len()],
+        halts_slept: AtomicU64::new(0),
+        ipis: AtomicU64::new(0),
+        nmis_dropped: AtomicU64::new(0),
+        bound: AtomicUsize::new(0),
+        userspace_ns: AtomicU64::new(0),
+    });
     say::<X86<B>>(format_args!(
-        "linux: backend {} ({}), 1 vCPU; devices: COM1 8250, 8259 PIC, 8254 PIT (IRQ 0 on host APIC-timer deadlines), CMOS; kernel at {:#x} ({} KiB, {} KiB in memory), entry {:#x}, initrd {} KiB; TSC {} kHz; set up in {} ms",
+        "linux: backend {} ({}), {n} vCPU{}; devices: COM1 8250, 8259 PIC, 8254 PIT, a local APIC per vCPU (xAPIC, timer on host APIC-timer deadlines), CMOS, MP table; kernel at {:#x} ({} KiB, {} KiB in memory), entry {:#x}, initrd {} KiB; TSC {} kHz; set up in {} ms",
         B::CRATE,
         B::DESCRIBE,
+        if n == 1 { "" } else { "s" },
         params.load,
         params.image_size / 1024,
         params.mem_size / 1024,
@@ -198,235 +289,85 @@ fn boot<B: Backend>() -> Result<bool, String> {
         hal::tsc_per_ms(),
         (hal::now_ns() - t0) / 1_000_000
     ));
-    let mut m = Machine::default();
-    let ended = run::<B>(&mut m, &mut vcpu);
+    for cpu in 1..n {
+        let m = machine.clone();
+        cpus.post(
+            cpu,
+            alloc::boxed::Box::new(move || vcpus::secondary(&m, cpu)),
+        )
+        .map_err(|e| format!("CPU {cpu}: {e:?}"))?;
+    }
+    let ended = vcpus::run_vcpu(&machine, vcpu).map(drop);
     hal::disarm_timer();
-    drop(vcpu);
-    drop(npt);
-    let ms = (hal::now_ns() - t0) / 1_000_000;
-    let mut counts = String::new();
-    for (k, n) in KINDS.iter().zip(&m.exits) {
-        if *n != 0 {
-            counts += &format!(" {k} {n},");
-        }
+    machine.finish();
+    say::<X86<B>>(format_args!("{}", closing(&machine, t0, &ended)));
+    // The other vCPUs were kicked out of their guests: once they are all out, the nested
+    // page table can go; if one does not come out, it stays (the machine powers off next).
+    let t1 = hal::now_ns();
+    while machine.bound.load(Ordering::Acquire) != 0 && hal::now_ns() - t1 < 1_000_000_000 {
+        core::hint::spin_loop();
     }
-    let userspace = if m.userspace_ns == 0 {
-        String::from("never")
+    if machine.bound.load(Ordering::Acquire) == 0 {
+        drop(npt);
     } else {
-        format!("at {} ms", (m.userspace_ns - t0) / 1_000_000)
-    };
-    let mut io = String::new();
-    for (d, n) in DEVICES.iter().zip(&m.io) {
-        if *n != 0 {
-            io += &format!(" {d} {n},");
-        }
+        core::mem::forget(npt);
     }
-    let mut gp = String::new();
-    for msr in &m.gp_msrs {
-        gp += &format!(" {msr:#x}");
-    }
-    say::<X86<B>>(format_args!(
-        "linux: {} after {ms} ms; user space reached {userspace}; halts slept {}; #GP for {} MSR accesses ({}{}); port accesses:{}; exits:{}",
-        match &ended {
-            Ok(()) if !m.reset => String::from("guest powered off (hlt with interrupts off)"),
-            Ok(()) => String::from("FAIL guest reset (a panic with panic=-1?)"),
-            Err(e) => format!("FAIL vCPU 0: {e}"),
-        },
-        m.halts_slept,
-        m.gp_count,
-        gp.trim_start(),
-        if m.gp_msrs.len() == GP_MSRS_SHOWN { " ..." } else { "" },
-        io.trim_end_matches(','),
-        counts.trim_end_matches(',')
-    ));
-    Ok(ended.is_ok() && !m.reset)
+    Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
 }
 
 /// How many distinct #GP'd MSRs the closing line names.
 const GP_MSRS_SHOWN: usize = 12;
 
-/// Runs the vCPU until the guest powers off (`Ok`) or something fails.
-fn run<B: Backend>(m: &mut Machine, vcpu: &mut AxVCpu<VCpu<B>>) -> Result<(), String> {
-    vcpu.bind().map_err(|e| format!("bind: {e}"))?;
-    let result = loop {
-        m.deliver::<B>(vcpu)?;
-        let exit = match vcpu.run() {
-            Ok(e) => e,
-            Err(e) => break Err(format!("run: {e} (rip {:#x})", vcpu.pc().unwrap_or(0))),
-        };
-        let kind = KINDS
-            .iter()
-            .position(|k| *k == exit.name())
-            .unwrap_or(KINDS.len() - 1);
-        m.exits[kind] += 1;
-        match m.handle::<B>(vcpu, exit) {
-            Ok(true) => {}
-            Ok(false) => break Ok(()),
-            Err(e) => break Err(e),
+/// The closing line: how the run ended, when user space was reached, the devices' and
+/// local APICs' figures, exits by kind (last: `cargo xtask bench` prints what follows
+/// `exits:`).
+fn closing<B: Backend>(m: &Machine<B>, t0: u64, ended: &Result<(), String>) -> String {
+    let ms = (hal::now_ns() - t0) / 1_000_000;
+    let mut counts = String::new();
+    for (k, n) in KINDS.iter().zip(&m.exits) {
+        let n = n.load(Ordering::Relaxed);
+        if n != 0 {
+            counts += &format!(" {k} {n},");
         }
+    }
+    let userspace = match m.userspace_ns.load(Ordering::Acquire) {
+        0 => String::from("never"),
+        t => format!("at {} ms", t.saturating_sub(t0) / 1_000_000),
     };
-    hal::disarm_timer();
-    let unbound = vcpu.unbind().map_err(|e| format!("unbind: {e}"));
-    result.and(unbound)
-}
-
-impl Machine {
-    /// Brings the devices up to now: IRQ 0 if the PIT fired, IRQ 4 from the UART, the
-    /// 8259's vectors into the vCPU; then arms the host timer for the PIT's next IRQ.
-    fn deliver<B: Backend>(&mut self, vcpu: &mut AxVCpu<VCpu<B>>) -> Result<(), String> {
-        let now = pit_ticks(hal::now_ns());
-        if self.pit.take_irq(now) {
-            self.pic.set_line(0, true);
-            self.pic.set_line(0, false);
-        }
-        self.pic.set_line(4, self.uart.irq());
-        while let Some(v) = self.pic.ack() {
-            vcpu.inject_interrupt(usize::from(v))
-                .map_err(|e| format!("inject {v:#x}: {e}"))?;
-        }
-        match self.pit.next_irq() {
-            Some(t) => hal::arm_timer_ns(ticks_ns(t).saturating_sub(hal::now_ns())),
-            None => hal::disarm_timer(),
-        }
-        Ok(())
-    }
-
-    /// Serves one exit; `false` when the guest is done.
-    fn handle<B: Backend>(
-        &mut self,
-        vcpu: &mut AxVCpu<VCpu<B>>,
-        exit: AxVCpuExitReason,
-    ) -> Result<bool, String> {
-        let e = |e: axvcpu::VCpuError| format!("{e}");
-        match exit {
-            AxVCpuExitReason::IoRead { port, width } => {
-                let v = self.io_read(port.0, width.size());
-                vcpu.complete_read(v & width.mask()).map_err(e)?;
-            }
-            AxVCpuExitReason::IoWrite { port, data, .. } => self.io_write(port.0, data as u8),
-            AxVCpuExitReason::MmioRead { width, .. } => {
-                vcpu.complete_read(width.mask()).map_err(e)?;
-            }
-            AxVCpuExitReason::MmioWrite { .. } | AxVCpuExitReason::ExternalInterrupt { .. } => {}
-            AxVCpuExitReason::SysRegRead { addr, .. } => match addr.0 {
-                // The TSC: the guest's is the host's.
-                0x10 => {
-                    // SAFETY: reads the TSC.
-                    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
-                    vcpu.complete_read(tsc).map_err(e)?;
-                }
-                msr => self.gp::<B>(vcpu, msr as u32)?,
-            },
-            AxVCpuExitReason::SysRegWrite { addr, .. } => self.gp::<B>(vcpu, addr.0 as u32)?,
-            AxVCpuExitReason::Halt => {
-                if !B::interrupts_enabled(vcpu.arch()) {
-                    // `hlt` with interrupts off: nothing but an NMI or INIT wakes it.
-                    return Ok(false);
-                }
-                if vcpu.state() == VCpuState::Blocked {
-                    self.sleep::<B>(vcpu);
-                }
-            }
-            AxVCpuExitReason::Hypercall { .. } => {
-                vcpu.set_return_value(usize::MAX).map_err(e)?;
-            }
-            AxVCpuExitReason::SystemDown => {
-                // A triple fault or a write to the shutdown port: a reset.
-                self.reset = true;
-                return Ok(false);
-            }
-            other => return Err(format!("unexpected exit {other:?}")),
-        }
-        Ok(!self.reset)
-    }
-
-    /// #GP(0) for an MSR the hypervisor does not give.
-    fn gp<B: Backend>(&mut self, vcpu: &mut AxVCpu<VCpu<B>>, msr: u32) -> Result<(), String> {
-        self.gp_count += 1;
-        if !self.gp_msrs.contains(&msr) && self.gp_msrs.len() < GP_MSRS_SHOWN {
-            self.gp_msrs.push(msr);
-        }
-        vcpu.inject_exception(GP, Some(0))
-            .map_err(|e| format!("#GP for MSR {msr:#x}: {e}"))
-    }
-
-    /// The guest halted with interrupts on and nothing pending: the host sleeps until the
-    /// PIT's next IRQ (its local APIC timer wakes it).
-    fn sleep<B: Backend>(&mut self, _vcpu: &mut AxVCpu<VCpu<B>>) {
-        let Some(t) = self.pit.next_irq() else {
-            // No timer: nothing will ever wake the guest but a device; look again soon.
-            return;
-        };
-        let deadline = ticks_ns(t);
-        self.halts_slept += 1;
-        loop {
-            let now = hal::now_ns();
-            if now >= deadline {
-                return;
-            }
-            hal::arm_timer_ns(deadline - now);
-            // SAFETY: `sti; hlt` sleeps until an interrupt (the timer just armed, at the
-            // latest); its handler sends EOI; interrupts go off again after.
-            unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    let d = m.devices.lock();
+    let mut io = String::new();
+    for (name, n) in DEVICES.iter().zip(&d.io) {
+        if *n != 0 {
+            io += &format!(" {name} {n},");
         }
     }
-
-    fn io_read(&mut self, port: u16, size: usize) -> u64 {
-        self.io[device_of(port)] += 1;
-        let now = pit_ticks(hal::now_ns());
-        let v = match port {
-            0x3f8..=0x3ff => self.uart.read(port - 0x3f8),
-            0x20 | 0x21 => self.pic.read(true, port == 0x20),
-            0xa0 | 0xa1 => self.pic.read(false, port == 0xa0),
-            0x40..=0x42 => self.pit.read(port - 0x40, now),
-            0x61 => self.pit.read61(now),
-            0x71 => self.cmos.read(),
-            _ => return u64::MAX >> (64 - 8 * size as u32),
-        };
-        u64::from(v)
+    let mut gp = String::new();
+    for msr in &d.gp_msrs {
+        gp += &format!(" {msr:#x}");
     }
-
-    fn io_write(&mut self, port: u16, v: u8) {
-        self.io[device_of(port)] += 1;
-        let now = pit_ticks(hal::now_ns());
-        match port {
-            0x3f8..=0x3ff => {
-                if let UartOut::Byte(b) = self.uart.write(port - 0x3f8, v) {
-                    self.console(b);
-                }
-            }
-            0x20 | 0x21 => self.pic.write(true, port == 0x20, v),
-            0xa0 | 0xa1 => self.pic.write(false, port == 0xa0, v),
-            0x40..=0x43 => self.pit.write(port - 0x40, v, now),
-            0x61 => self.pit.write61(v, now),
-            0x70 => self.cmos.select(v),
-            // The keyboard controller's reset pulse, the PCI reset control register.
-            0x64 if v == 0xfe => self.reset = true,
-            0xcf9 if v & 4 != 0 => self.reset = true,
-            _ => {}
+    let mut timers = String::new();
+    for l in &m.lapics {
+        timers += &format!(" {}", l.lock().timer_irqs);
+    }
+    let how = match ended {
+        Ok(()) if m.clean.load(Ordering::Acquire) => {
+            String::from("guest powered off (hlt with interrupts off)")
         }
-    }
-
-    /// A byte of the guest's console: whole lines go out (never interleaved with the
-    /// hypervisor's), and the user-space marker is noted.
-    fn console(&mut self, b: u8) {
-        match b {
-            b'\r' => {}
-            b'\n' => {
-                if self.userspace_ns == 0 && self.line.starts_with(USERSPACE_MARKER) {
-                    self.userspace_ns = hal::now_ns();
-                }
-                self.line.push(b'\n');
-                hal::CONSOLE.write_bytes(&self.line);
-                self.line.clear();
-            }
-            _ => {
-                self.line.push(b);
-                if self.line.len() >= 512 {
-                    hal::CONSOLE.write_bytes(&self.line);
-                    self.line.clear();
-                }
-            }
+        Ok(()) if m.reset.load(Ordering::Acquire) => {
+            String::from("FAIL guest reset (a panic with panic=-1?)")
         }
-    }
+        Ok(()) => String::from("FAIL another vCPU failed"),
+        Err(e) => format!("FAIL vCPU 0: {e}"),
+    };
+    format!(
+        "linux: {how} after {ms} ms; user space reached {userspace}; halts slept {}; local APIC timer interrupts by vCPU:{timers}; IPIs {} (NMIs dropped {}); #GP for {} MSR accesses ({}{}); port accesses:{}; exits:{}",
+        m.halts_slept.load(Ordering::Relaxed),
+        m.ipis.load(Ordering::Relaxed),
+        m.nmis_dropped.load(Ordering::Relaxed),
+        d.gp_count,
+        gp.trim_start(),
+        if d.gp_msrs.len() == GP_MSRS_SHOWN { " ..." } else { "" },
+        io.trim_end_matches(','),
+        counts.trim_end_matches(',')
+    )
 }
