@@ -18,8 +18,8 @@
 //! `n` runs for the whole boot. A secondary that halts with interrupts off (CPU offline,
 //! or stopped for the power-off) leaves its loop and waits for the next INIT-SIPI.
 //!
-//! Devices ([`devices`]): COM1, the 8259 PIC pair, the 8254 PIT, port 0x61, a CMOS RTC;
-//! every other port reads all ones. A local APIC per vCPU ([`lapic`]: xAPIC registers
+//! Devices ([`devices`], shared as [`ports`]): COM1, the 8259 PIC pair, the 8254 PIT, port
+//! 0x61, a CMOS RTC; every other port reads all ones. A local APIC per vCPU ([`lapic`]: xAPIC registers
 //! through MMIO exits, IPIs, one-shot/periodic timer). The guest runs with `acpi=off
 //! noapic`: no I/O APIC, the 8259 reaches vCPU 0 as ExtINT through its LINT0. The devices
 //! are behind one spin lock, each local APIC behind its own.
@@ -50,6 +50,7 @@ pub mod devices;
 pub mod lapic;
 pub mod loader;
 pub mod mptable;
+mod ports;
 mod vcpus;
 
 use alloc::format;
@@ -67,9 +68,9 @@ use crate::arch::{Hal, VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
 use crate::boot::MAX_CPUS;
 use crate::hal;
-use devices::{Cmos, Pic, Pit, Uart};
 use lapic::Lapic;
 use loader::{Params, CMDLINE_GPA, INITRD_GPA, RAM_HPA, RAM_SIZE, ZERO_PAGE_GPA};
+use ports::{Devices, DEVICES, GP_MSRS_SHOWN};
 
 type Npt<B> = NestedPageTable<Hal<B>, <B as Backend>::Format>;
 
@@ -93,21 +94,6 @@ const KINDS: [&str; 13] = [
     "other",
 ];
 
-/// The devices port accesses are counted by, for the closing line.
-const DEVICES: [&str; 7] = ["COM1", "PIC", "PIT", "port61", "port80", "CMOS", "other"];
-
-fn device_of(port: u16) -> usize {
-    match port {
-        0x3f8..=0x3ff => 0,
-        0x20 | 0x21 | 0xa0 | 0xa1 => 1,
-        0x40..=0x43 => 2,
-        0x61 => 3,
-        0x80 => 4,
-        0x70 | 0x71 => 5,
-        _ => 6,
-    }
-}
-
 /// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
 pub fn main<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> bool {
     match boot::<B>(cpus) {
@@ -117,22 +103,6 @@ pub fn main<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> bool {
             false
         }
     }
-}
-
-/// The devices every vCPU reaches through port I/O, behind one lock.
-#[derive(Default)]
-struct Devices {
-    uart: Uart,
-    pic: Pic,
-    pit: Pit,
-    cmos: Cmos,
-    /// The console line being assembled.
-    line: Vec<u8>,
-    /// Port accesses by device ([`DEVICES`]).
-    io: [u64; DEVICES.len()],
-    /// MSRs answered with #GP: the first few distinct ones, and how many accesses.
-    gp_msrs: Vec<u32>,
-    gp_count: u64,
 }
 
 /// What the vCPUs share.
@@ -314,9 +284,6 @@ fn boot<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> Result<bool, Strin
     }
     Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
 }
-
-/// How many distinct #GP'd MSRs the closing line names.
-const GP_MSRS_SHOWN: usize = 12;
 
 /// The closing line: how the run ended, when user space was reached, the devices' and
 /// local APICs' figures, exits by kind (last: `cargo xtask bench` prints what follows

@@ -11,7 +11,7 @@
 pub const MPTABLE_GPA: usize = 0xf_0000;
 /// The most vCPUs the table describes (its size is fixed by it).
 pub const MAX_VCPUS: usize = 8;
-/// The bytes [`write`] fills at most.
+/// The bytes [`write()`] fills at most.
 pub const SIZE: usize = FLOATING + HEADER + MAX_VCPUS * PROCESSOR + BUS;
 
 const FLOATING: usize = 16;

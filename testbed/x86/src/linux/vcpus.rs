@@ -11,9 +11,9 @@ use axvcpu::{AxArchVCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
 use axvcpu_testbed::os::USERSPACE_MARKER;
 use axvcpu_testbed::say;
 
-use super::devices::{pit_ticks, ticks_ns, UartOut};
 use super::lapic::{self, Lapic};
-use super::{device_of, Devices, Machine, GP_MSRS_SHOWN, KINDS};
+use super::ports::concerns_vcpu0;
+use super::{Machine, KINDS};
 use crate::arch::{VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
 use crate::hal;
@@ -130,7 +130,7 @@ fn deliver<B: Backend>(
     drop(l);
     if id == 0 {
         let mut d = m.devices.lock();
-        let pit = devices_tick(&mut d, now);
+        let pit = d.tick(now);
         if inject.is_none() && !held && extint {
             inject = d.pic.ack();
         }
@@ -146,19 +146,6 @@ fn deliver<B: Backend>(
         None => hal::disarm_timer(),
     }
     Ok(())
-}
-
-/// The PIT's IRQ 0 and the UART's IRQ 4 into the 8259 at `now`; the PIT's next IRQ (host
-/// ns).
-fn devices_tick(d: &mut Devices, now: u64) -> Option<u64> {
-    let ticks = pit_ticks(now);
-    if d.pit.take_irq(ticks) {
-        d.pic.set_line(0, true);
-        d.pic.set_line(0, false);
-    }
-    let uart = d.uart.irq();
-    d.pic.set_line(4, uart);
-    d.pit.next_irq().map(ticks_ns)
 }
 
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -363,7 +350,7 @@ fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
         drop(l);
         if id == 0 {
             let mut d = m.devices.lock();
-            let pit = devices_tick(&mut d, now);
+            let pit = d.tick(now);
             if extint && d.pic.pending() {
                 return;
             }
@@ -383,115 +370,36 @@ fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
 
 /// #GP(0) for an MSR the hypervisor does not give.
 fn gp<B: Backend>(m: &Machine<B>, vcpu: &mut AxVCpu<VCpu<B>>, msr: u32) -> Result<(), String> {
-    {
-        let mut d = m.devices.lock();
-        d.gp_count += 1;
-        if !d.gp_msrs.contains(&msr) && d.gp_msrs.len() < GP_MSRS_SHOWN {
-            d.gp_msrs.push(msr);
-        }
-    }
+    m.devices.lock().gp(msr);
     vcpu.inject_exception(GP, Some(0))
         .map_err(|e| format!("#GP for MSR {msr:#x}: {e}"))
 }
 
-/// Whether a port access by a vCPU other than 0 may change what vCPU 0 delivers or when
-/// (the 8259, the PIT, the UART's interrupt): vCPU 0 is then kicked to look again.
-fn concerns_vcpu0(port: u16) -> bool {
-    matches!(port, 0x20 | 0x21 | 0xa0 | 0xa1 | 0x40..=0x43 | 0x61 | 0x3f8..=0x3ff)
-}
-
 fn io_read<B: Backend>(m: &Machine<B>, id: usize, port: u16, size: usize) -> u64 {
-    let now = pit_ticks(hal::now_ns());
-    let v = {
-        let mut d = m.devices.lock();
-        d.io[device_of(port)] += 1;
-        match port {
-            0x3f8..=0x3ff => d.uart.read(port - 0x3f8),
-            0x20 | 0x21 => d.pic.read(true, port == 0x20),
-            0xa0 | 0xa1 => d.pic.read(false, port == 0xa0),
-            0x40..=0x42 => d.pit.read(port - 0x40, now),
-            0x61 => d.pit.read61(now),
-            0x71 => d.cmos.read(),
-            _ => return u64::MAX >> (64 - 8 * size as u32),
-        }
-    };
+    let v = m.devices.lock().read(port, size, hal::now_ns());
     if id != 0 && concerns_vcpu0(port) {
         m.kick(0);
     }
-    u64::from(v)
+    v
 }
 
 fn io_write<B: Backend>(m: &Machine<B>, id: usize, port: u16, v: u8) {
-    let now = pit_ticks(hal::now_ns());
-    let line = {
-        let mut d = m.devices.lock();
-        d.io[device_of(port)] += 1;
-        match port {
-            0x3f8..=0x3ff => match d.uart.write(port - 0x3f8, v) {
-                UartOut::Byte(b) => console(m, &mut d, b),
-                _ => None,
-            },
-            0x20 | 0x21 => {
-                d.pic.write(true, port == 0x20, v);
-                None
-            }
-            0xa0 | 0xa1 => {
-                d.pic.write(false, port == 0xa0, v);
-                None
-            }
-            0x40..=0x43 => {
-                d.pit.write(port - 0x40, v, now);
-                None
-            }
-            0x61 => {
-                d.pit.write61(v, now);
-                None
-            }
-            0x70 => {
-                d.cmos.select(v);
-                None
-            }
-            // The keyboard controller's reset pulse, the PCI reset control register.
-            0x64 if v == 0xfe => {
-                m.reset.store(true, Ordering::Release);
-                None
-            }
-            0xcf9 if v & 4 != 0 => {
-                m.reset.store(true, Ordering::Release);
-                None
-            }
-            _ => None,
+    let out = m.devices.lock().write(port, v, hal::now_ns());
+    if out.reset {
+        m.reset.store(true, Ordering::Release);
+    }
+    if let Some(line) = out.line {
+        if line.starts_with(USERSPACE_MARKER) {
+            let _ = m.userspace_ns.compare_exchange(
+                0,
+                hal::now_ns(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
-    };
-    if let Some(line) = line {
         hal::CONSOLE.write_bytes(&line);
     }
     if id != 0 && concerns_vcpu0(port) {
         m.kick(0);
-    }
-}
-
-/// A byte of the guest's console: a whole line comes back to be printed once the devices'
-/// lock is released (never interleaved with the hypervisor's lines); the user-space
-/// marker is noted.
-fn console<B: Backend>(m: &Machine<B>, d: &mut Devices, b: u8) -> Option<alloc::vec::Vec<u8>> {
-    match b {
-        b'\r' => None,
-        b'\n' => {
-            if d.line.starts_with(USERSPACE_MARKER) {
-                let _ = m.userspace_ns.compare_exchange(
-                    0,
-                    hal::now_ns(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-            }
-            d.line.push(b'\n');
-            Some(core::mem::take(&mut d.line))
-        }
-        _ => {
-            d.line.push(b);
-            (d.line.len() >= 512).then(|| core::mem::take(&mut d.line))
-        }
     }
 }
