@@ -10,6 +10,10 @@
 //! (ExtINT, `lapic.rs`); the PIT is its clock event device until the local APIC timers take
 //! over.
 
+/// How many periods behind a periodic timer (the PIT's channel 0, a local APIC timer)
+/// still delivers each missed one; further back they are dropped.
+pub const CATCH_UP: u64 = 10;
+
 /// The PIT's input clock, Hz.
 const PIT_HZ: u64 = 1_193_182;
 
@@ -253,6 +257,13 @@ impl Pic {
         self.master.ack()
     }
 
+    /// Whether master line `irq` has a request the 8259 will deliver (requested, not
+    /// masked): a new edge on it now would be lost.
+    pub fn requested(&self, irq: u8) -> bool {
+        let bit = 1 << irq;
+        self.master.irr & bit != 0 && self.master.imr & bit == 0
+    }
+
     /// Whether [`ack`](Self::ack) would give a vector now (nothing is acknowledged).
     pub fn pending(&self) -> bool {
         {
@@ -433,15 +444,19 @@ impl Pit {
     }
 
     /// Whether channel 0 fired by tick `now` (then its next period is scheduled, or, one
-    /// shot, nothing).
+    /// shot, nothing). A periodic channel the caller could not take IRQs from in time
+    /// catches up one period per call, up to [`CATCH_UP`] periods behind (older ones are
+    /// dropped): a host that was descheduled for a while does not lose the guest's ticks
+    /// (Linux counts jiffies by them, and checks its local APIC timer against them).
     pub fn take_irq(&mut self, now: u64) -> bool {
         match self.next_irq {
             Some(t) if now >= t => {
                 let ch = self.ch[0];
                 self.next_irq = if ch.periodic() {
-                    // Missed periods are dropped: one IRQ for them all, the next on the grid.
                     let p = ch.period();
-                    Some(t + p * ((now - t) / p + 1))
+                    let behind = (now - t) / p;
+                    let skipped = behind.saturating_sub(CATCH_UP);
+                    Some(t + p * (skipped + 1))
                 } else {
                     None
                 };
@@ -579,12 +594,18 @@ mod tests {
         assert!(!t.take_irq(1099));
         assert!(t.take_irq(1100));
         assert_eq!(t.next_irq(), None, "one shot");
-        // Mode 2, period 100: missed periods give one IRQ, the next on the grid.
+        // Mode 2, period 100: missed periods are caught up one IRQ at a time, on the grid...
         t.write(3, 0x34, 2000);
         t.write(0, 100, 2000);
         t.write(0, 0, 2000);
         assert!(t.take_irq(2350));
+        assert_eq!(t.next_irq(), Some(2200));
+        assert!(t.take_irq(2350) && t.take_irq(2350));
+        assert!(!t.take_irq(2350));
         assert_eq!(t.next_irq(), Some(2400));
+        // ... up to CATCH_UP periods behind.
+        assert!(t.take_irq(2400 + 100 * 50 + 50));
+        assert_eq!(t.next_irq(), Some(2400 + 100 * (50 - CATCH_UP) + 100));
         // Channel 2, mode 0, gate on: the counter reads down, OUT (port 0x61 bit 5)
         // rises at zero.
         t.write61(0x01, 0);

@@ -25,6 +25,10 @@
 //! LINT0 as ExtINT: vCPU 0 takes them while LINT0 is unmasked in ExtINT mode (virtual-wire
 //! mode, the state the MP table announces and the BSP starts in).
 
+/// How many periods behind a periodic timer still delivers each missed one (the PIT's
+/// figure, `devices::CATCH_UP`).
+const CATCH_UP: u64 = 10;
+
 /// The timer's input clock (the "bus"), Hz: 1 GHz, so a tick is a host nanosecond times
 /// the divider.
 pub const BUS_HZ: u64 = 1_000_000_000;
@@ -216,17 +220,33 @@ impl Lapic {
         }
     }
 
-    /// When the timer next fires (host ns), if it counts.
+    /// Whether the timer's interrupt still waits in the IRR (a new one now would merge
+    /// with it and be lost).
+    fn timer_waiting(&self) -> bool {
+        let lvt = self.lvt[0];
+        let v = lvt as u8;
+        lvt & MASKED == 0 && self.irr[usize::from(v / 32)] & (1 << (v % 32)) != 0
+    }
+
+    /// When the timer next fires (host ns), if it counts: `None` while its last interrupt
+    /// still waits in the IRR (the next period is raised once that one is accepted, which
+    /// an exit of the guest's own comes with).
     pub fn deadline(&self) -> Option<u64> {
+        if self.timer_waiting() {
+            return None;
+        }
         self.timer.map(|(_, end)| end)
     }
 
     /// Brings the timer up to `now`: a period that ended raises its vector (unless the
-    /// entry is masked) and a periodic timer starts its next period (missed ones are
-    /// dropped, as one pending bit holds them all).
+    /// entry is masked) and a periodic timer starts its next period. A period that ends
+    /// while the last interrupt still waits in the IRR waits too, and a periodic timer
+    /// behind catches up one period per call, up to `CATCH_UP` periods behind (older
+    /// ones are dropped), as the PIT does: Linux checks this timer against the PIT's
+    /// jiffies, and a host descheduled for a while must not make the two disagree.
     pub fn tick(&mut self, now: u64) {
         let Some((_, end)) = self.timer else { return };
-        if end > now {
+        if end > now || self.timer_waiting() {
             return;
         }
         let lvt = self.lvt[0];
@@ -236,8 +256,8 @@ impl Lapic {
         }
         self.timer = if lvt & PERIODIC != 0 {
             let period = self.ticks_ns(u64::from(self.timer_initial)).max(1);
-            let missed = (now - end) / period;
-            let start = end + missed * period;
+            let behind = (now - end) / period;
+            let start = end + behind.saturating_sub(CATCH_UP) * period;
             Some((start, start + period))
         } else {
             None
@@ -439,17 +459,37 @@ mod tests {
             (l.deadline(), l.read(reg::TIMER_CURRENT, 12 * MS)),
             (None, 0)
         );
-        // Periodic, divide by 1: 1,000,000 ticks = 1 ms; missed periods merge into one.
+        l.taken();
+        l.write(reg::EOI, 0, 0);
+        // Periodic, divide by 1: 1,000,000 ticks = 1 ms. Three periods missed: each is
+        // raised once the last one left the IRR, then the timer is back on its grid.
         l.write(reg::TIMER_DIVIDE, 0xb, 0);
         l.write(reg::LVT_TIMER, 0xec | PERIODIC, 0);
         l.write(reg::TIMER_INITIAL, 1_000_000, 20 * MS);
-        l.tick(23 * MS + 10);
+        let now = 23 * MS + 10;
+        for n in 2..=4 {
+            l.tick(now);
+            assert_eq!(l.timer_irqs, n);
+            assert_eq!(l.deadline(), None, "waits in the IRR");
+            l.tick(now);
+            assert_eq!(l.timer_irqs, n, "no second request while one waits");
+            assert_eq!(l.next(), Some(0xec));
+            l.taken();
+            l.write(reg::EOI, 0, 0);
+        }
         assert_eq!(l.deadline(), Some(24 * MS));
-        assert_eq!(l.timer_irqs, 2);
+        // Far behind: only CATCH_UP periods are caught up.
+        l.tick(24 * MS + 100 * MS);
+        assert_eq!(l.deadline(), None);
+        let _ = l.next();
+        l.taken();
+        l.write(reg::EOI, 0, 0);
+        assert_eq!(l.deadline(), Some(24 * MS + (100 - CATCH_UP + 1) * MS));
         // Masked: counts, raises nothing; initial count 0 stops it.
         l.write(reg::LVT_TIMER, 0xec | PERIODIC | MASKED, 0);
-        l.tick(24 * MS);
-        assert_eq!(l.timer_irqs, 2);
+        let irqs = l.timer_irqs;
+        l.tick(200 * MS);
+        assert_eq!(l.timer_irqs, irqs);
         l.write(reg::TIMER_INITIAL, 0, 25 * MS);
         assert_eq!(l.deadline(), None);
     }

@@ -57,14 +57,20 @@ pub(super) struct Devices {
 
 impl Devices {
     /// Brings the PIT's IRQ 0 and the UART's IRQ 4 into the 8259 at host time `now`;
-    /// returns the PIT's next IRQ (host ns).
+    /// returns when the PIT's next IRQ is due (host ns): `None` while IRQ 0 still waits in
+    /// the 8259 (its next edge comes once that one is taken, so no tick is lost; the
+    /// guest's acknowledge and EOI exit anyway).
     pub fn tick(&mut self, now: u64) -> Option<u64> {
-        if self.pit.take_irq(pit_ticks(now)) {
+        let waiting = self.pic.requested(0);
+        if !waiting && self.pit.take_irq(pit_ticks(now)) {
             self.pic.set_line(0, true);
             self.pic.set_line(0, false);
         }
         let uart = self.uart.irq();
         self.pic.set_line(4, uart);
+        if self.pic.requested(0) {
+            return None;
+        }
         self.pit.next_irq().map(ticks_ns)
     }
 
