@@ -7,10 +7,10 @@
 //! use axvcpu_x86::cpuid::{filter, Regs, SIGNATURE};
 //!
 //! // Leaf 1 of a host with VMX, MONITOR, x2APIC, XSAVE and AVX: none of them reach the
-//! // guest, and the hypervisor bit is set.
+//! // guest; the hypervisor bit and TSC-deadline (the emulated local APIC's) are set.
 //! let host = Regs { eax: 0x806f8, ebx: 0, ecx: (1 << 5) | (1 << 3) | (1 << 21) | (1 << 26) | (1 << 28) | 1, edx: 0 };
 //! let seen = filter(1, 0, host);
-//! assert_eq!(seen.ecx, 1 | (1 << 31));
+//! assert_eq!(seen.ecx, 1 | (1 << 24) | (1 << 31));
 //! // The hypervisor leaf names the hypervisor.
 //! let hv = filter(0x4000_0000, 0, Regs::default());
 //! assert_eq!((hv.ebx, hv.ecx, hv.edx), (SIGNATURE[0], SIGNATURE[1], SIGNATURE[2]));
@@ -21,10 +21,13 @@
 //! - MONITOR/MWAIT: intercepted (the guest gets #UD); a guest idles with `hlt`.
 //! - XSAVE, OSXSAVE, AVX and what needs XSAVE (AVX2, AVX-512, PKU, ...): the extended state
 //!   is not switched between vCPUs and `XCR0` is the host's; the guest uses FXSAVE/SSE.
-//! - x2APIC, TSC-deadline, ARAT: the local APIC a guest sees is an xAPIC at 0xfee0_0000
-//!   that the hypervisor emulates through MMIO exits (the backends decode its ICR writes
-//!   into `SendIPI`/`CpuUp`), with a one-shot/periodic timer only. The APIC bit itself is
-//!   shown: a hypervisor that emulates no local APIC tells its guest so (Linux: `nolapic`).
+//! - x2APIC, ARAT: the local APIC a guest sees is an xAPIC at 0xfee0_0000 that the
+//!   hypervisor emulates through MMIO exits (the backends decode its ICR writes into
+//!   `SendIPI`/`CpuUp`). The APIC bit is shown, and TSC-deadline is offered even where the
+//!   host lacks it (QEMU's TCG does): the timer's deadline MSR (`IA32_TSC_DEADLINE`, 0x6e0)
+//!   reaches the hypervisor as `SysRegRead`/`SysRegWrite`, and its emulated timer needs no
+//!   calibration by the guest. A hypervisor that emulates no local APIC tells its guest so
+//!   (Linux: `nolapic`).
 //! - MCE/MCA, MTRR, PDCM, perf/debug-store, architectural PMU, TSC_ADJUST: their MSRs are
 //!   not given.
 //! - RDTSCP, RDPID: `TSC_AUX` is not switched.
@@ -65,8 +68,8 @@ const fn bits(list: &[u32]) -> u32 {
 }
 
 /// Leaf 1 `ecx`: MONITOR 3, DS-CPL 4, VMX 5, SMX 6, EST 7, TM2 8, PDCM 15, x2APIC 21,
-/// TSC-deadline 24, XSAVE 26, OSXSAVE 27, AVX 28, F16C 29.
-const L1_ECX_HIDE: u32 = bits(&[3, 4, 5, 6, 7, 8, 15, 21, 24, 26, 27, 28, 29]);
+/// XSAVE 26, OSXSAVE 27, AVX 28, F16C 29.
+const L1_ECX_HIDE: u32 = bits(&[3, 4, 5, 6, 7, 8, 15, 21, 26, 27, 28, 29]);
 /// Leaf 1 `edx`: MCE 7, MTRR 12, MCA 14, ACPI (thermal) 22, TM 29, PBE 31, DS 21.
 const L1_EDX_HIDE: u32 = bits(&[7, 12, 14, 21, 22, 29, 31]);
 /// Leaf 7.0 `ebx`: TSC_ADJUST 1, AVX2 5, RDT-M 12, MPX 14, RDT-A 15, AVX-512
@@ -86,6 +89,8 @@ const L7_ECX_HIDE: u32 = bits(&[
 const L7_EDX_HIDE: u32 = bits(&[
     2, 3, 8, 9, 10, 11, 15, 18, 20, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
 ]);
+/// Leaf 1 `ecx` bits the guest always sees: TSC-deadline 24, hypervisor 31.
+const L1_ECX_ADD: u32 = bits(&[24, 31]);
 /// Leaf 0x8000_0001 `ecx`: SVM 2, ExtApicSpace 3, IBS 10, SKINIT 12, WDT 13, LWP 15,
 /// TCE 17, NodeId 19, TBM 21, TopoExt 22, PerfCtrCore 23, PerfCtrNB 24, DBX 26, PerfTSC 27,
 /// PerfCtrL2 28, MONITORX 29.
@@ -99,7 +104,9 @@ pub fn filter(leaf: u32, sub: u32, host: Regs) -> Regs {
     match leaf {
         1 => {
             r.ecx &= !L1_ECX_HIDE;
-            r.ecx |= 1 << 31;
+            // The hypervisor bit, and TSC-deadline whatever the host has: the timer is the
+            // emulated local APIC's (its MSR traps), not the host's.
+            r.ecx |= L1_ECX_ADD;
             r.edx &= !L1_EDX_HIDE;
             // Initial APIC id and logical count are the caller's to set (vCPU id).
             r.ebx &= 0x0000_ffff;
@@ -170,11 +177,12 @@ mod tests {
         let host = Regs {
             eax: 0x600,
             ebx: 0x0102_0800,
-            ecx: 1 | (1 << 19) | (1 << 26),
+            ecx: 1 | (1 << 19) | (1 << 26) | (1 << 21),
             edx: (1 << 25) | (1 << 26) | (1 << 9) | (1 << 12),
         };
         let r = filter_for(1, 0, host, 1);
-        assert_eq!(r.ecx, 1 | (1 << 19) | (1 << 31));
+        // TSC-deadline offered, x2APIC and XSAVE hidden, the hypervisor bit set.
+        assert_eq!(r.ecx, 1 | (1 << 19) | (1 << 24) | (1 << 31));
         // The local APIC is shown (an emulated xAPIC), MTRR hidden.
         assert_eq!(r.edx, (1 << 25) | (1 << 26) | (1 << 9));
         assert_eq!(r.ebx, 0x0100_0800);

@@ -12,10 +12,13 @@
 //! What is modelled: ID, version (integrated, 6 LVT entries), TPR/PPR, EOI, LDR/DFR (flat
 //! and cluster logical destinations), SVR (software enable), ISR/IRR/TMR, ESR (always 0),
 //! the LVT entries (timer, thermal, perf, LINT0, LINT1, error), and the timer: one-shot and
-//! periodic, counting host time at [`BUS_HZ`] through the divide register, so its rate and
-//! the PIT's (also host time) agree when Linux calibrates one against the other. Not
-//! modelled: TSC-deadline mode (CPUID hides it), NMIs through LINT1, lowest-priority
-//! arbitration (delivered as fixed), remote read.
+//! periodic, counting host time at [`BUS_HZ`] through the divide register, and TSC-deadline
+//! (`IA32_TSC_DEADLINE`, an MSR exit; the guest's TSC is the host's). CPUID offers
+//! TSC-deadline, and Linux uses it: it then needs no calibration of the timer against the
+//! PIT, which on a loaded host (QEMU descheduled for tens of milliseconds) came out wrong
+//! often enough to make Linux give up its local APIC timers for the PIT's broadcast. The
+//! counting modes' rate agrees with the PIT's anyway (both host time). Not modelled: NMIs
+//! through LINT1, lowest-priority arbitration (delivered as fixed), remote read.
 //!
 //! Delivery: one interrupt at a time goes to the backend ([`Lapic::next`]): the highest
 //! IRR vector above the processor priority, accepted (IRR → ISR) as it is injected and
@@ -65,6 +68,9 @@ mod reg {
 const MASKED: u32 = 1 << 16;
 const SVR_ENABLE: u32 = 1 << 8;
 const PERIODIC: u32 = 1 << 17;
+/// The LVT timer's mode field and its TSC-deadline value.
+const TIMER_MODE: u32 = 3 << 17;
+const TSC_DEADLINE: u32 = 2 << 17;
 const DM_EXTINT: u32 = 7 << 8;
 const DM_NMI: u32 = 4 << 8;
 /// LVT entries: timer, thermal, perf, LINT0, LINT1, error (0x320..=0x370).
@@ -90,6 +96,8 @@ pub struct Lapic {
     timer_divide: u32,
     /// Host ns the timer's current period started and when it ends (counting), or `None`.
     timer: Option<(u64, u64)>,
+    /// `IA32_TSC_DEADLINE` as the guest wrote it (0: disarmed, or fired).
+    tsc_deadline: u64,
     /// The vector injected and not yet taken by the guest.
     in_flight: Option<u8>,
     /// Timer interrupts raised, for the closing line.
@@ -114,6 +122,7 @@ impl Lapic {
             timer_initial: 0,
             timer_divide: 0,
             timer: None,
+            tsc_deadline: 0,
             in_flight: None,
             timer_irqs: 0,
         };
@@ -197,10 +206,18 @@ impl Lapic {
             o if (reg::LVT_TIMER..=reg::LVT_ERROR).contains(&o) => {
                 let i = (o - reg::LVT_TIMER) >> 4;
                 let keep = if self.enabled() { v } else { v | MASKED };
+                let old_mode = self.lvt[0] & TIMER_MODE;
                 if let Some(l) = self.lvt.get_mut(i) {
-                    *l = keep & 0x3_a7ff;
+                    *l = keep & 0x7_a7ff;
+                }
+                if i == 0 && self.lvt[0] & TIMER_MODE != old_mode {
+                    // A change of mode disarms the timer.
+                    self.timer = None;
+                    self.tsc_deadline = 0;
                 }
             }
+            // The counter does not run in TSC-deadline mode.
+            reg::TIMER_INITIAL if self.deadline_mode() => {}
             reg::TIMER_INITIAL => {
                 self.timer_initial = v;
                 self.timer = (v != 0).then(|| (now, now + self.ticks_ns(u64::from(v)).max(1)));
@@ -210,7 +227,34 @@ impl Lapic {
         }
     }
 
+    fn deadline_mode(&self) -> bool {
+        self.lvt[0] & TIMER_MODE == TSC_DEADLINE
+    }
+
+    /// A write of `IA32_TSC_DEADLINE` (MSR 0x6e0) with `tsc`, which is host time `at_ns`:
+    /// in TSC-deadline mode it arms the timer (0 disarms it); in the other modes it is
+    /// ignored, as hardware does.
+    pub fn write_tsc_deadline(&mut self, tsc: u64, at_ns: u64) {
+        if self.deadline_mode() {
+            self.tsc_deadline = tsc;
+            self.timer = (tsc != 0).then_some((at_ns, at_ns));
+        }
+    }
+
+    /// A read of `IA32_TSC_DEADLINE`: the armed deadline, 0 once it fired or outside
+    /// TSC-deadline mode.
+    pub fn tsc_deadline(&self) -> u64 {
+        if self.deadline_mode() {
+            self.tsc_deadline
+        } else {
+            0
+        }
+    }
+
     fn current_count(&self, now: u64) -> u32 {
+        if self.deadline_mode() {
+            return 0;
+        }
         match self.timer {
             Some((_, end)) if end > now => {
                 let per_tick = self.ticks_ns(1).max(1);
@@ -254,12 +298,14 @@ impl Lapic {
             self.timer_irqs += 1;
             self.request(lvt as u8);
         }
-        self.timer = if lvt & PERIODIC != 0 {
+        self.timer = if lvt & TIMER_MODE == PERIODIC {
             let period = self.ticks_ns(u64::from(self.timer_initial)).max(1);
             let behind = (now - end) / period;
             let start = end + behind.saturating_sub(CATCH_UP) * period;
             Some((start, start + period))
         } else {
+            // One-shot, or TSC-deadline (whose MSR then reads 0).
+            self.tsc_deadline = 0;
             None
         };
     }
@@ -492,6 +538,35 @@ mod tests {
         assert_eq!(l.timer_irqs, irqs);
         l.write(reg::TIMER_INITIAL, 0, 25 * MS);
         assert_eq!(l.deadline(), None);
+    }
+
+    #[test]
+    fn the_tsc_deadline_timer_fires_once_and_a_mode_change_disarms_it() {
+        let mut l = enabled(0);
+        l.write_tsc_deadline(5_000, 5 * MS);
+        assert_eq!(l.deadline(), None, "ignored outside TSC-deadline mode");
+        l.write(reg::LVT_TIMER, 0xec | TSC_DEADLINE, 0);
+        l.write(reg::TIMER_INITIAL, 1000, 0);
+        assert_eq!(l.deadline(), None, "the counter does not run in this mode");
+        l.write_tsc_deadline(5_000, 5 * MS);
+        assert_eq!((l.deadline(), l.tsc_deadline()), (Some(5 * MS), 5_000));
+        l.tick(5 * MS);
+        assert_eq!(
+            (l.next(), l.deadline(), l.tsc_deadline()),
+            (Some(0xec), None, 0)
+        );
+        l.taken();
+        l.write(reg::EOI, 0, 0);
+        l.write_tsc_deadline(9_000, 9 * MS);
+        l.write_tsc_deadline(0, 0);
+        assert_eq!(l.deadline(), None, "0 disarms");
+        l.write_tsc_deadline(9_000, 9 * MS);
+        l.write(reg::LVT_TIMER, 0xec, 0);
+        assert_eq!(
+            (l.deadline(), l.tsc_deadline()),
+            (None, 0),
+            "a mode change disarms"
+        );
     }
 
     #[test]

@@ -33,9 +33,9 @@
 //!
 //! MSRs: the backend keeps EFER and PAT in the guest state (VMCB/VMCS) and lets the guest
 //! reach the syscall, FS/GS and SYSENTER MSRs (swapped by `vmload`/`vmsave` on SVM, at
-//! bind/unbind on VMX); of the rest the hypervisor answers the TSC and `IA32_APIC_BASE`
+//! bind/unbind on VMX); of the rest the hypervisor answers the TSC, `IA32_APIC_BASE`
 //! (the xAPIC at 0xfee0_0000, enabled, vCPU 0 the bootstrap processor; writes ignored)
-//! and injects #GP(0) for everything else (`AxVCpu::inject_exception`), as hardware does
+//! and `IA32_TSC_DEADLINE` (the vCPU's local APIC timer), and injects #GP(0) for everything else (`AxVCpu::inject_exception`), as hardware does
 //! for an MSR it does not have.
 //!
 //! The end: Linux without ACPI ends `poweroff -f` with `hlt` and interrupts off on vCPU 0,

@@ -23,6 +23,8 @@ const GP: u8 = 13;
 /// `IA32_APIC_BASE`: the xAPIC page, enabled (bit 11), the bootstrap processor (bit 8).
 const MSR_APIC_BASE: u32 = 0x1b;
 const MSR_TSC: u32 = 0x10;
+/// `IA32_TSC_DEADLINE`: the local APIC timer's deadline in TSC-deadline mode.
+const MSR_TSC_DEADLINE: u32 = 0x6e0;
 
 /// What a vCPU's loop does after an exit.
 enum Next {
@@ -240,8 +242,16 @@ fn handle<B: Backend>(
                 vcpu.complete_read(lapic::BASE as u64 | (1 << 11) | bsp)
                     .map_err(e)?;
             }
+            MSR_TSC_DEADLINE => {
+                let v = m.lapics[id].lock().tsc_deadline();
+                vcpu.complete_read(v).map_err(e)?;
+            }
             msr => gp(m, vcpu, msr)?,
         },
+        AxVCpuExitReason::SysRegWrite { addr, value } if addr.0 as u32 == MSR_TSC_DEADLINE => {
+            let at = tsc_to_ns(value);
+            m.lapics[id].lock().write_tsc_deadline(value, at);
+        }
         // The APIC stays where it is, enabled, in xAPIC mode (CPUID hides x2APIC).
         AxVCpuExitReason::SysRegWrite { addr, .. } if addr.0 as u32 == MSR_APIC_BASE => {}
         AxVCpuExitReason::SysRegWrite { addr, .. } => gp(m, vcpu, addr.0 as u32)?,
@@ -366,6 +376,15 @@ fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
         // interrupts go off again after.
         unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
     }
+}
+
+/// The host time (ns) at which the TSC reads `tsc` (now, for a TSC already past).
+fn tsc_to_ns(tsc: u64) -> u64 {
+    // SAFETY: reads the TSC.
+    let now_tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    let now = hal::now_ns();
+    let ahead = u128::from(tsc.saturating_sub(now_tsc)) * 1_000_000 / u128::from(hal::tsc_per_ms());
+    now.saturating_add(u64::try_from(ahead).unwrap_or(u64::MAX))
 }
 
 /// #GP(0) for an MSR the hypervisor does not give.
