@@ -16,11 +16,12 @@
 //! its port 0x8900 (its exit status says nothing: its runs are judged by the report). With
 //! the `bench` feature it measures hypercall round trips instead.
 //!
-//! With the `linux` feature CPU 0 boots a Linux guest instead (`linux/`), on AMD SVM in
-//! QEMU (`cargo xtask run linux-x86_64`) or Intel VMX in Bochs (`cargo xtask run
-//! linux-x86_64-vmx`); `cargo xtask boot x86_64 [--svm|--vmx]`. QEMU's loader devices put
-//! its files in place; in Bochs GRUB loads them as Multiboot2 modules, which the boot CPU
-//! copies there first (`multiboot.rs`). An idle CPU sleeps in `sti; hlt` until a wake IPI.
+//! With the `linux` feature the testbed boots a Linux guest instead (`linux/`), on AMD SVM in
+//! QEMU (`cargo xtask run linux-x86_64`: vCPU 0 on CPU 0, vCPU 1 on CPU 1 once Linux starts
+//! it with INIT-SIPI) or Intel VMX in Bochs (`cargo xtask run linux-x86_64-vmx`, 1 vCPU);
+//! `cargo xtask boot x86_64 [--svm|--vmx]`. QEMU's loader devices put its files in place;
+//! in Bochs GRUB loads them as Multiboot2 modules, which the boot CPU copies there first
+//! (`multiboot.rs`). An idle CPU sleeps in `sti; hlt` until a wake IPI.
 //!
 //! Each CPU loads a 64-bit TSS (`tss.rs`): VMX refuses a host without a task register.
 //!
