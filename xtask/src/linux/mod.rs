@@ -595,7 +595,11 @@ mod tests {
         assert_eq!((x.cpus, x.append.as_str()), (2, APPEND_X86));
         assert!(!x.vmx);
         let v = parse_boot_args(&args("x86_64 --kernel K --vmx")).unwrap();
-        assert_eq!((v.vmx, v.cpus), (true, 1), "VMX starts no secondary (no real mode)");
+        assert_eq!(
+            (v.vmx, v.cpus),
+            (true, 1),
+            "VMX starts no secondary (no real mode)"
+        );
         assert!(parse_boot_args(&args("aarch64 --kernel K --vmx")).is_err());
         assert!(parse_boot_args(&args("aarch64 --kernel K --svm")).is_err());
     }
