@@ -14,7 +14,7 @@
 //!   AArch64, RISC-V or x86 hypervisor (exit 0 when the guest powers off cleanly;
 //!   `--no-sstc`: a RISC-V host CPU without Sstc; x86_64 takes a bzImage or a vmlinux ELF,
 //!   1 vCPU, SVM in QEMU or `--vmx` in Bochs).
-//! - `cargo xtask shell aarch64|riscv64`: the same Linux with this terminal as its console
+//! - `cargo xtask shell aarch64|riscv64|x86_64`: the same Linux with this terminal as its console
 //!   and a shell after `/init`'s checks (`exit` powers it off).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's
 //!   Debian packages and builds its initramfs (cached under `target/`), prints the paths.
@@ -47,7 +47,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask run [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64|linux-x86_64-vmx] | \
 cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append STRING] [--cpus N] [--shell] [--no-sstc] [--svm|--vmx] | \
-cargo xtask shell aarch64|riscv64 | \
+cargo xtask shell aarch64|riscv64|x86_64 | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
 cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
 cargo xtask fuzz [x86|aarch64|riscv] [--runs N] | cargo xtask soak [--exits N]";

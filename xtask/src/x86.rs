@@ -192,7 +192,8 @@ pub fn boot_linux(
     initrd: Option<&Path>,
     append: &str,
     cpus: usize,
+    input: crate::testbed::Input,
 ) -> Result<String, String> {
     let (elf, args) = linux_host(kernel, initrd, append, cpus)?;
-    crate::linux::host::boot_checked(&LINUX_HOST, &elf, &args, TESTBED.exit_status)
+    crate::linux::host::boot_checked(&LINUX_HOST, &elf, &args, TESTBED.exit_status, input)
 }

@@ -4,10 +4,12 @@
 //! host's console received ([`Ns16550::receive`]), the divisor latch, the scratch register
 //! and the control registers reading back as written, FIFOs reported (IIR bits 7:6).
 //! Its interrupt line ([`Ns16550::irq`]) is "received data available" (IER bit 0, while
-//! input waits) or "transmitter empty" (IER bit 1: asserted while enabled, since the
-//! transmitter is always empty — the driver then writes its output in bursts from its
-//! interrupt handler instead of polling); IIR names the higher-priority one, as the chip
-//! does.
+//! input waits) or "transmitter empty" (IER bit 1), with the chip's rules for the latter:
+//! raised when enabled and after each byte written (the transmitter empties at once),
+//! cleared by reading IIR while it is the interrupt IIR names, or by writing THR — the
+//! driver then writes its output in bursts from its interrupt handler instead of polling.
+//! IIR names the higher-priority interrupt. On a PC ([`Ns16550::pc`]) MCR's OUT2 gates the
+//! line to the interrupt controller, as the boards wire it.
 
 use crate::uart::{Line, LineBuffer, RxFifo};
 
@@ -21,6 +23,9 @@ const IER_RDA: u8 = 0x01;
 const IER_THRE: u8 = 0x02;
 /// Line control: divisor latch access.
 const LCR_DLAB: u8 = 0x80;
+/// Modem control: OUT2 (a PC's interrupt gate), loopback.
+const MCR_OUT2: u8 = 0x08;
+const MCR_LOOP: u8 = 0x10;
 
 /// The UART's registers.
 #[derive(Debug, Clone, Default)]
@@ -34,9 +39,21 @@ pub struct Ns16550 {
     dlm: u8,
     line: LineBuffer,
     rx: RxFifo,
+    /// The "transmitter empty" interrupt is pending.
+    thr_pending: bool,
+    /// MCR.OUT2 gates the interrupt line (a PC's COM port).
+    out2_gate: bool,
 }
 
 impl Ns16550 {
+    /// A PC's COM port: the interrupt line reaches the 8259 only with MCR.OUT2 set.
+    pub fn pc() -> Self {
+        Self {
+            out2_gate: true,
+            ..Self::default()
+        }
+    }
+
     /// A byte read at `offset` (0..8). Reading the receive buffer takes a byte of input;
     /// reading the line status clears its overrun bit.
     pub fn read(&mut self, offset: usize) -> u8 {
@@ -51,7 +68,8 @@ impl Ns16550 {
             2 => {
                 let id = if self.rx_irq() {
                     0x04
-                } else if self.ier & IER_THRE != 0 {
+                } else if self.thr_irq() {
+                    self.thr_pending = false;
                     0x02
                 } else {
                     0x01
@@ -66,7 +84,7 @@ impl Ns16550 {
                 LSR_THRE_TEMT | dr | oe
             }
             // MSR: in loopback, the modem outputs come back as inputs; otherwise CTS, DSR, DCD.
-            6 if self.mcr & 0x10 != 0 => {
+            6 if self.mcr & MCR_LOOP != 0 => {
                 let m = self.mcr;
                 ((m & 0x02) << 3) | ((m & 0x01) << 5) | ((m & 0x04) << 4) | ((m & 0x08) << 4)
             }
@@ -77,13 +95,19 @@ impl Ns16550 {
     }
 
     /// The interrupt line: high while input waits with "received data available" enabled
-    /// (IER bit 0), or while "transmitter empty" is enabled (IER bit 1).
+    /// (IER bit 0), or while "transmitter empty" is enabled (IER bit 1) and pending; on a
+    /// PC only with MCR.OUT2 set.
     pub fn irq(&self) -> bool {
-        self.rx_irq() || self.ier & IER_THRE != 0
+        let gate = !self.out2_gate || self.mcr & MCR_OUT2 != 0;
+        gate && (self.rx_irq() || self.thr_irq())
     }
 
     fn rx_irq(&self) -> bool {
         self.ier & IER_RDA != 0 && self.rx.has_data()
+    }
+
+    fn thr_irq(&self) -> bool {
+        self.ier & IER_THRE != 0 && self.thr_pending
     }
 
     /// Input from the host's console for the guest to read (dropped beyond the FIFO's
@@ -103,9 +127,19 @@ impl Ns16550 {
         match offset {
             0 if dlab => self.dll = value,
             1 if dlab => self.dlm = value,
-            0 if self.mcr & 0x10 == 0 => return self.line.put(value),
-            0 => {}
-            1 => self.ier = value & 0x0f,
+            0 => {
+                // Sent at once: the transmitter is empty again, its interrupt pending.
+                self.thr_pending = true;
+                if self.mcr & MCR_LOOP == 0 {
+                    return self.line.put(value);
+                }
+            }
+            1 => {
+                if self.ier & IER_THRE == 0 && value & IER_THRE != 0 {
+                    self.thr_pending = true;
+                }
+                self.ier = value & 0x0f;
+            }
             2 => self.fcr = value,
             3 => self.lcr = value,
             4 => self.mcr = value & 0x1f,
@@ -183,6 +217,44 @@ mod tests {
             0,
             "reading the status clears the overrun"
         );
+    }
+
+    #[test]
+    fn transmitter_empty_is_raised_by_enabling_and_sending_and_cleared_by_iir() {
+        let mut u = Ns16550::default();
+        u.write(1, IER_THRE);
+        assert!(u.irq(), "raised when enabled");
+        assert_eq!(u.read(2) & 0x0f, 0x02);
+        assert!(!u.irq(), "reading IIR cleared it");
+        assert_eq!(u.read(2) & 0x0f, 0x01, "no interrupt pending");
+        assert!(u.write(0, b'x').is_none());
+        assert!(u.irq(), "each byte sent raises it again");
+        u.write(1, 0);
+        assert!(!u.irq(), "disabled");
+    }
+
+    #[test]
+    fn a_pc_port_passes_linux_probes_and_gates_its_line_with_out2() {
+        let mut u = Ns16550::pc();
+        u.write(1, 0x0f);
+        assert_eq!(u.read(1), 0x0f, "IER reads back its low nibble");
+        u.write(1, 0);
+        u.write(7, 0xa5);
+        assert_eq!(u.read(7), 0xa5, "scratch");
+        u.write(4, 0x1a);
+        assert_eq!(
+            u.read(6) & 0xf0,
+            0x90,
+            "loopback: RTS and OUT2 show as CTS and DCD"
+        );
+        u.write(4, 0);
+        u.write(1, IER_THRE);
+        assert!(!u.irq(), "OUT2 clear: the line does not reach the 8259");
+        u.write(4, MCR_OUT2);
+        assert!(u.irq());
+        u.write(3, 0x80);
+        assert!(u.write(0, 1).is_none(), "DLL is not THR");
+        assert_eq!(u.read(0), 1);
     }
 
     #[test]

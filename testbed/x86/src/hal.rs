@@ -139,6 +139,26 @@ pub fn disarm_timer() {
 
 /// Sleeps until an interrupt (a [`wake`] IPI at the latest): `sti; hlt` takes one pending
 /// since the caller's last look at its mailbox, as the testbed runs with interrupts off.
+/// Takes what the host's COM1 received, up to `buf.len()` bytes; returns how many. (Its
+/// interrupt stays off: the Linux host polls it before each entry of vCPU 0 and at least
+/// every [`CONSOLE_POLL_NS`] while vCPU 0 sleeps.)
+#[cfg(feature = "linux")]
+pub fn console_input(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    for b in buf.iter_mut() {
+        if inb(COM1 + 5) & 1 == 0 {
+            break;
+        }
+        *b = inb(COM1);
+        n += 1;
+    }
+    n
+}
+
+/// How long a sleeping vCPU 0's CPU goes without looking at the console's input.
+#[cfg(feature = "linux")]
+pub const CONSOLE_POLL_NS: u64 = 20_000_000;
+
 pub fn idle() {
     // SAFETY: waits for an interrupt, whose handler (kick vector: EOI) returns here;
     // interrupts are off again after.

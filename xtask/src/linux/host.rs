@@ -120,24 +120,15 @@ impl HostLayout {
     /// output. Fails when the hypervisor or the guest fails, or the guest does not power
     /// off cleanly (QEMU status 0).
     pub fn boot(&self, elf: &Path, args: &[String], input: Input) -> Result<String, String> {
-        boot_checked_with_input(self.testbed, elf, args, 0, input)
+        boot_checked(self.testbed, elf, args, 0, input)
     }
 }
 
-/// Boots a Linux host `elf` of `tb` with `args`; returns the console output. Fails when
-/// the hypervisor reports a failure or a fatal trap, or QEMU ends with another status than
-/// `powered_off` (the testbed's clean power-off).
+/// Boots a Linux host `elf` of `tb` with `args` and `input` on the guest's console;
+/// returns the console output. Fails when the hypervisor reports a failure or a fatal
+/// trap, or QEMU ends with another status than `powered_off` (the testbed's clean
+/// power-off).
 pub fn boot_checked(
-    tb: &Testbed,
-    elf: &Path,
-    args: &[String],
-    powered_off: i32,
-) -> Result<String, String> {
-    boot_checked_with_input(tb, elf, args, powered_off, Input::Closed)
-}
-
-/// [`boot_checked`], with `input` on the guest's console.
-pub fn boot_checked_with_input(
     tb: &Testbed,
     elf: &Path,
     args: &[String],

@@ -228,14 +228,14 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
                 cpus = Some(v.parse().map_err(|_| format!("--cpus {v}: not a number"))?);
             }
             "--no-sstc" => sstc = false,
-            "--shell" if x86 => {
-                return Err("--shell: the x86 hypervisor's COM1 has no receive path yet".into())
-            }
             "--shell" => shell = true,
             "--svm" if x86 => vmx = false,
             "--vmx" if x86 => vmx = true,
             other => return Err(format!("unknown option {other}; {BOOT_USAGE}")),
         }
+    }
+    if shell && vmx {
+        return Err("--shell with --vmx: Bochs's COM1 is not this terminal".into());
     }
     Ok(BootArgs {
         arch: arch.clone(),
@@ -280,16 +280,17 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
                 .map(drop)
         }
         "x86_64" => {
-            crate::x86::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus).map(drop)
+            crate::x86::boot_linux(&b.kernel, b.initrd.as_deref(), &b.append, b.cpus, input)
+                .map(drop)
         }
         other => Err(format!("cannot boot {other} yet; {BOOT_USAGE}")),
     }
 }
 
-/// `cargo xtask shell aarch64|riscv64`: the Debian images on 2 vCPUs with this terminal as
+/// `cargo xtask shell aarch64|riscv64|x86_64`: the Debian images on 2 vCPUs (x86: SVM) with this terminal as
 /// the guest's console and a shell after `/init`'s checks; `exit` powers the guest off.
 pub fn shell_command(arch: Option<&str>) -> Result<(), String> {
-    const USAGE: &str = "usage: cargo xtask shell aarch64|riscv64";
+    const USAGE: &str = "usage: cargo xtask shell aarch64|riscv64|x86_64";
     match arch {
         Some("aarch64") => {
             let images = AARCH64.images()?;
@@ -312,9 +313,16 @@ pub fn shell_command(arch: Option<&str>) -> Result<(), String> {
                 Input::Terminal,
             )
         }
-        Some("x86_64") => Err(format!(
-            "the x86 hypervisor's COM1 has no receive path yet; {USAGE}"
-        )),
+        Some("x86_64") => {
+            let images = X86_64.images()?;
+            crate::x86::boot_linux(
+                &images.kernel,
+                Some(&images.initrd),
+                &host::with_shell(APPEND_X86),
+                X86_CPUS,
+                Input::Terminal,
+            )
+        }
         _ => Err(USAGE.into()),
     }
     .map(drop)
@@ -449,7 +457,13 @@ fn loader_checks_riscv64() -> Result<(), String> {
 /// (AMD SVM in QEMU), [`X86_CPUS`] vCPUs.
 pub fn run_x86_64() -> Result<String, String> {
     let images = X86_64.images()?;
-    crate::x86::boot_linux(&images.kernel, Some(&images.initrd), APPEND_X86, X86_CPUS)
+    crate::x86::boot_linux(
+        &images.kernel,
+        Some(&images.initrd),
+        &host::with_shell(APPEND_X86),
+        X86_CPUS,
+        Input::Script(&host::TYPED_SESSION),
+    )
 }
 
 /// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
@@ -471,8 +485,9 @@ pub fn test_x86_64() -> Result<(), String> {
     }
     let output = run_x86_64()?;
     let s = check_boot_of(&output, X86_CPUS, &X86_64_CHECK)?;
+    host::check_typed(&output)?;
     eprintln!(
-        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, {X86_CPUS} CPUs, CPU 1 off and on again, timer ticking on each, clean power-off",
+        "xtask: Linux on the x86 hypervisor (SVM): user space at {} ms, {X86_CPUS} CPUs, CPU 1 off and on again, timer ticking on each, a typed command answered by the guest's shell, clean power-off",
         s.userspace_ms
     );
     Ok(())

@@ -1,5 +1,5 @@
-//! The PC devices the hypervisor emulates for Linux: COM1 (an 8250/16550A, transmit only,
-//! its THR-empty interrupt on IRQ 4), the 8259 PIC pair (the slave only answers: nothing
+//! The PC devices the hypervisor emulates for Linux besides COM1 (the shared
+//! [`axvcpu_testbed::ns16550`] model, on IRQ 4): the 8259 PIC pair (the slave only answers: nothing
 //! is wired to it), the 8254 PIT (channels 0 and 2, counting at 1.193182 MHz of host
 //! time; channel 0 drives IRQ 0), port 0x61 (channel 2's gate and output) and a CMOS RTC
 //! that reads a fixed time. Every other port reads all ones and ignores writes, which is
@@ -25,102 +25,6 @@ pub fn pit_ticks(ns: u64) -> u64 {
 /// Host nanoseconds at PIT tick `ticks` (rounded up).
 pub fn ticks_ns(ticks: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000).div_ceil(u128::from(PIT_HZ)) as u64
-}
-
-/// COM1's 16550A, as far as Linux's 8250 driver probes and uses it.
-#[derive(Debug, Default)]
-pub struct Uart {
-    ier: u8,
-    lcr: u8,
-    mcr: u8,
-    scratch: u8,
-    dll: u8,
-    dlm: u8,
-    fifo: bool,
-    /// The THR-empty interrupt is pending (cleared by reading IIR or writing THR).
-    thr_pending: bool,
-}
-
-/// What a UART write produced.
-pub enum UartOut {
-    /// A byte for the console.
-    Byte(u8),
-    /// Nothing to print.
-    None,
-}
-
-impl Uart {
-    const IER_THRI: u8 = 0x02;
-
-    /// A read of register `reg` (0..8).
-    pub fn read(&mut self, reg: u16) -> u8 {
-        let dlab = self.lcr & 0x80 != 0;
-        match reg {
-            0 if dlab => self.dll,
-            // No input.
-            0 => 0,
-            1 if dlab => self.dlm,
-            1 => self.ier,
-            2 => {
-                let fifo = if self.fifo { 0xc0 } else { 0 };
-                if self.ier & Self::IER_THRI != 0 && self.thr_pending {
-                    self.thr_pending = false;
-                    fifo | 0x02
-                } else {
-                    fifo | 0x01
-                }
-            }
-            3 => self.lcr,
-            4 => self.mcr,
-            // THR empty, transmitter empty, no data.
-            5 => 0x60,
-            6 => {
-                if self.mcr & 0x10 != 0 {
-                    // Loopback: DTR→DSR, RTS→CTS, OUT1→RI, OUT2→DCD.
-                    let m = self.mcr;
-                    ((m & 1) << 5) | ((m & 2) << 3) | ((m & 4) << 4) | ((m & 8) << 4)
-                } else {
-                    // DCD, DSR, CTS: a terminal is there.
-                    0xb0
-                }
-            }
-            _ => self.scratch,
-        }
-    }
-
-    /// A write of `v` to register `reg` (0..8).
-    pub fn write(&mut self, reg: u16, v: u8) -> UartOut {
-        let dlab = self.lcr & 0x80 != 0;
-        match reg {
-            0 if dlab => self.dll = v,
-            0 => {
-                // Sent at once: THR empty again, its interrupt pending again.
-                self.thr_pending = true;
-                if self.mcr & 0x10 == 0 {
-                    return UartOut::Byte(v);
-                }
-            }
-            1 if dlab => self.dlm = v,
-            1 => {
-                let was = self.ier & Self::IER_THRI;
-                self.ier = v & 0x0f;
-                if was == 0 && v & Self::IER_THRI != 0 {
-                    self.thr_pending = true;
-                }
-            }
-            2 => self.fifo = v & 1 != 0,
-            3 => self.lcr = v,
-            4 => self.mcr = v & 0x1f,
-            7 => self.scratch = v,
-            _ => {}
-        }
-        UartOut::None
-    }
-
-    /// The interrupt line (IRQ 4): gated by MCR.OUT2, as on the PC.
-    pub fn irq(&self) -> bool {
-        self.mcr & 0x08 != 0 && self.ier & Self::IER_THRI != 0 && self.thr_pending
-    }
 }
 
 /// One 8259.
@@ -507,38 +411,6 @@ impl Cmos {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_uart_passes_linux_probes_and_raises_its_thr_interrupt() {
-        let mut u = Uart::default();
-        // IER reads back what was written (low nibble).
-        u.write(1, 0x0f);
-        assert_eq!(u.read(1), 0x0f);
-        u.write(1, 0);
-        // Scratch register.
-        u.write(7, 0xa5);
-        assert_eq!(u.read(7), 0xa5);
-        // Loopback: RTS and OUT2 show as CTS and DCD.
-        u.write(4, 0x1a);
-        assert_eq!(u.read(6) & 0xf0, 0x90);
-        // FIFO enabled: a 16550A's IIR top bits.
-        u.write(2, 1);
-        assert_eq!(u.read(2) & 0xc0, 0xc0);
-        // THR-empty interrupt: raised when enabled (with OUT2), cleared by reading IIR.
-        u.write(4, 0x08);
-        u.write(1, 0x02);
-        assert!(u.irq());
-        assert_eq!(u.read(2) & 0x0f, 0x02);
-        assert!(!u.irq());
-        assert_eq!(u.read(2) & 0x0f, 0x01, "no interrupt pending");
-        // Each byte sent raises it again.
-        assert!(matches!(u.write(0, b'x'), UartOut::Byte(b'x')));
-        assert!(u.irq());
-        // Divisor latch: DLL is not THR.
-        u.write(3, 0x80);
-        assert!(matches!(u.write(0, 1), UartOut::None));
-        assert_eq!(u.read(0), 1);
-    }
 
     /// The 8259 pair programmed as Linux does: vectors 0x30.., edge, 8086 mode.
     fn linux_pic() -> Pic {

@@ -4,7 +4,10 @@
 
 use alloc::vec::Vec;
 
-use super::devices::{pit_ticks, ticks_ns, Cmos, Pic, Pit, Uart, UartOut};
+use axvcpu_testbed::ns16550::Ns16550;
+use axvcpu_testbed::uart::Line;
+
+use super::devices::{pit_ticks, ticks_ns, Cmos, Pic, Pit};
 
 /// The devices port accesses are counted by, for the closing line.
 pub(super) const DEVICES: [&str; 7] = ["COM1", "PIC", "PIT", "port61", "port80", "CMOS", "other"];
@@ -34,25 +37,37 @@ pub(super) fn concerns_vcpu0(port: u16) -> bool {
 pub(super) struct Written {
     /// A whole console line, to print once the lock is released (never interleaved with
     /// the hypervisor's own lines).
-    pub line: Option<Vec<u8>>,
+    pub line: Option<Line>,
     /// A reset: the keyboard controller's pulse or the PCI reset control register.
     pub reset: bool,
 }
 
 /// The devices every vCPU reaches through port I/O.
-#[derive(Default)]
 pub(super) struct Devices {
-    uart: Uart,
+    /// COM1.
+    pub uart: Ns16550,
     pub pic: Pic,
     pit: Pit,
     cmos: Cmos,
-    /// The console line being assembled.
-    line: Vec<u8>,
     /// Port accesses by device ([`DEVICES`]).
     pub io: [u64; DEVICES.len()],
     /// MSRs answered with #GP: the first few distinct ones, and how many accesses.
     pub gp_msrs: Vec<u32>,
     pub gp_count: u64,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Self {
+            uart: Ns16550::pc(),
+            pic: Pic::default(),
+            pit: Pit::default(),
+            cmos: Cmos::default(),
+            io: [0; DEVICES.len()],
+            gp_msrs: Vec::new(),
+            gp_count: 0,
+        }
+    }
 }
 
 impl Devices {
@@ -80,7 +95,7 @@ impl Devices {
         self.io[device_of(port)] += 1;
         let now = pit_ticks(now);
         let v = match port {
-            0x3f8..=0x3ff => self.uart.read(port - 0x3f8),
+            0x3f8..=0x3ff => self.uart.read(usize::from(port - 0x3f8)),
             0x20 | 0x21 => self.pic.read(true, port == 0x20),
             0xa0 | 0xa1 => self.pic.read(false, port == 0xa0),
             0x40..=0x42 => self.pit.read(port - 0x40, now),
@@ -97,11 +112,7 @@ impl Devices {
         let now = pit_ticks(now);
         let mut out = Written::default();
         match port {
-            0x3f8..=0x3ff => {
-                if let UartOut::Byte(b) = self.uart.write(port - 0x3f8, v) {
-                    out.line = self.console(b);
-                }
-            }
+            0x3f8..=0x3ff => out.line = self.uart.write(usize::from(port - 0x3f8), v),
             0x20 | 0x21 => self.pic.write(true, port == 0x20, v),
             0xa0 | 0xa1 => self.pic.write(false, port == 0xa0, v),
             0x40..=0x43 => self.pit.write(port - 0x40, v, now),
@@ -112,21 +123,6 @@ impl Devices {
             _ => {}
         }
         out
-    }
-
-    /// A byte of the guest's console: a finished line (or 512 bytes without one).
-    fn console(&mut self, b: u8) -> Option<Vec<u8>> {
-        match b {
-            b'\r' => None,
-            b'\n' => {
-                self.line.push(b'\n');
-                Some(core::mem::take(&mut self.line))
-            }
-            _ => {
-                self.line.push(b);
-                (self.line.len() >= 512).then(|| core::mem::take(&mut self.line))
-            }
-        }
     }
 
     /// Notes an MSR access answered with #GP.

@@ -12,7 +12,7 @@ use axvcpu_testbed::os::USERSPACE_MARKER;
 use axvcpu_testbed::say;
 
 use super::lapic::{self, Lapic};
-use super::ports::concerns_vcpu0;
+use super::ports::{concerns_vcpu0, Devices};
 use super::{Machine, KINDS};
 use crate::arch::{VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
@@ -132,6 +132,7 @@ fn deliver<B: Backend>(
     drop(l);
     if id == 0 {
         let mut d = m.devices.lock();
+        console_input(&mut d);
         let pit = d.tick(now);
         if inject.is_none() && !held && extint {
             inject = d.pic.ack();
@@ -148,6 +149,15 @@ fn deliver<B: Backend>(
         None => hal::disarm_timer(),
     }
     Ok(())
+}
+
+/// What the host's COM1 received goes to the guest's (vCPU 0's CPU, the devices locked).
+fn console_input(d: &mut Devices) {
+    let mut buf = [0u8; 64];
+    let n = hal::console_input(&mut buf);
+    if n != 0 {
+        d.uart.receive(&buf[..n]);
+    }
 }
 
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -341,6 +351,10 @@ fn start_cpu<B: Backend>(
 /// (an IPI for it, an 8259 interrupt for vCPU 0, a new start, the end of the run).
 fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
     m.halts_slept.fetch_add(1, Ordering::Relaxed);
+    // The guest waits: show a prompt it left unfinished.
+    if let Some(partial) = m.devices.lock().uart.show_partial_line() {
+        hal::CONSOLE.write_bytes(partial);
+    }
     let held = vcpu.arch().has_pending_interrupt();
     loop {
         if m.done.load(Ordering::Acquire) || m.start_waiting[id].load(Ordering::Acquire) {
@@ -360,11 +374,13 @@ fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
         drop(l);
         if id == 0 {
             let mut d = m.devices.lock();
+            console_input(&mut d);
             let pit = d.tick(now);
             if extint && d.pic.pending() {
                 return;
             }
-            deadline = earliest(deadline, pit);
+            // Wakes to look at the console's input again.
+            deadline = earliest(earliest(deadline, pit), Some(now + hal::CONSOLE_POLL_NS));
         }
         match deadline {
             Some(t) if t <= now => return,
@@ -408,7 +424,7 @@ fn io_write<B: Backend>(m: &Machine<B>, id: usize, port: u16, v: u8) {
         m.reset.store(true, Ordering::Release);
     }
     if let Some(line) = out.line {
-        if line.starts_with(USERSPACE_MARKER) {
+        if line.text.starts_with(USERSPACE_MARKER) {
             let _ = m.userspace_ns.compare_exchange(
                 0,
                 hal::now_ns(),
@@ -416,7 +432,8 @@ fn io_write<B: Backend>(m: &Machine<B>, id: usize, port: u16, v: u8) {
                 Ordering::Acquire,
             );
         }
-        hal::CONSOLE.write_bytes(&line);
+        hal::CONSOLE.write_bytes(line.unshown());
+        hal::CONSOLE.write_bytes(b"\n");
     }
     if id != 0 && concerns_vcpu0(port) {
         m.kick(0);
