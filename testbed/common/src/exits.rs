@@ -7,7 +7,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use axvcpu::AxVCpuExitReason;
 
 /// The exit kinds counted, by [`AxVCpuExitReason::name`]; the last counts any other.
-pub const KINDS: [&str; 16] = [
+pub const KINDS: [&str; 18] = [
+    "IoRead",
+    "IoWrite",
     "MmioRead",
     "MmioWrite",
     "SysRegRead",

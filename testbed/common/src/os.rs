@@ -153,6 +153,19 @@ impl Run {
     /// halts slept N; exits: Kind n, ...`. `ended` is vCPU 0's loop's result; `off` names
     /// the clean power-off (`PSCI SYSTEM_OFF`), `reset` the reset.
     pub fn closing(&self, now_ns: u64, ended: Result<(), &str>, off: &str, reset: &str) -> String {
+        self.closing_with(now_ns, ended, off, reset, "")
+    }
+
+    /// [`closing`](Self::closing) with the hypervisor's own figures (`; name n; ...`)
+    /// before the exits, which stay last (`cargo xtask bench` reads what follows them).
+    pub fn closing_with(
+        &self,
+        now_ns: u64,
+        ended: Result<(), &str>,
+        off: &str,
+        reset: &str,
+        extra: &str,
+    ) -> String {
         let ms = now_ns.saturating_sub(self.t0) / 1_000_000;
         let userspace = match self.userspace_ns.load(Ordering::Acquire) {
             0 => String::from("never"),
@@ -165,7 +178,7 @@ impl Run {
             (Err(e), _, _) => format!("FAIL vCPU 0: {e}"),
         };
         format!(
-            "linux: {how} after {ms} ms; user space reached {userspace}; halts slept {}; exits:{}",
+            "linux: {how} after {ms} ms; user space reached {userspace}; halts slept {}{extra}; exits:{}",
             self.halts_slept.load(Ordering::Relaxed),
             self.exits.summary()
         )
@@ -264,6 +277,9 @@ mod tests {
         assert!(r
             .closing(5_000_000_000, Err("boom"), "x", "y")
             .starts_with("linux: FAIL vCPU 0: boom"));
+        assert!(r
+            .closing_with(5_000_000_000, Err("boom"), "x", "y", "; IPIs 3")
+            .contains("halts slept 1; IPIs 3; exits: Halt 1"));
         let quiet = Run::new(0);
         quiet.stop();
         assert!(quiet

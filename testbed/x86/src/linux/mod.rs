@@ -57,11 +57,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axvcpu::{AxVCpu, GuestPhysAddr, HostPhysAddr, VCpuHandle};
 use axvcpu_npt::{MapFlags, NestedPageTable};
 use axvcpu_testbed::boot::Cpus;
+use axvcpu_testbed::os::Run;
 use axvcpu_testbed::say;
 
 use crate::arch::{Hal, VCpu, X86};
@@ -76,23 +77,6 @@ type Npt<B> = NestedPageTable<Hal<B>, <B as Backend>::Format>;
 
 /// `rsi`: the zero page, in Linux's 64-bit boot protocol.
 const RSI: usize = 6;
-
-/// Exit kinds counted for the closing line.
-const KINDS: [&str; 13] = [
-    "IoRead",
-    "IoWrite",
-    "MmioRead",
-    "MmioWrite",
-    "SysRegRead",
-    "SysRegWrite",
-    "Halt",
-    "SendIPI",
-    "CpuUp",
-    "Kicked",
-    "ExternalInterrupt",
-    "Hypercall",
-    "other",
-];
 
 /// CPU 0's job with the `linux` feature; `true` when the guest powered off cleanly.
 pub fn main<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> bool {
@@ -119,18 +103,10 @@ struct Machine<B: Backend> {
     starting: Vec<spin::Mutex<Option<AxVCpu<VCpu<B>>>>>,
     /// A new start waits for CPU `n`: its running vCPU (if any) makes way.
     start_waiting: Vec<AtomicBool>,
-    done: AtomicBool,
-    clean: AtomicBool,
-    /// The guest asked for a reset (or triple-faulted): the run ends as a failure.
-    reset: AtomicBool,
-    exits: [AtomicU64; KINDS.len()],
-    halts_slept: AtomicU64,
     /// IPIs delivered to a local APIC, and NMI IPIs dropped (not modelled).
     ipis: AtomicU64,
     nmis_dropped: AtomicU64,
-    /// vCPUs inside their loops.
-    bound: AtomicUsize,
-    userspace_ns: AtomicU64,
+    run: Run,
 }
 
 impl<B: Backend> Machine<B> {
@@ -146,7 +122,7 @@ impl<B: Backend> Machine<B> {
 
     /// Ends the run: every vCPU leaves its loop (kicked out of its guest, its CPU woken).
     fn finish(&self) {
-        self.done.store(true, Ordering::Release);
+        self.run.stop();
         for id in 0..self.vcpus() {
             self.kick(id);
             if id != 0 {
@@ -236,15 +212,9 @@ fn boot<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> Result<bool, Strin
             .collect(),
         starting: (0..n).map(|_| spin::Mutex::new(None)).collect(),
         start_waiting: (0..n).map(|_| AtomicBool::new(false)).collect(),
-        done: AtomicBool::new(false),
-        clean: AtomicBool::new(false),
-        reset: AtomicBool::new(false),
-        exits: [const { AtomicU64::new(0) }; KINDS.len()],
-        halts_slept: AtomicU64::new(0),
         ipis: AtomicU64::new(0),
         nmis_dropped: AtomicU64::new(0),
-        bound: AtomicUsize::new(0),
-        userspace_ns: AtomicU64::new(0),
+        run: Run::new(t0),
     });
     say::<X86<B>>(format_args!(
         "linux: backend {} ({}), {n} vCPU{}; devices: COM1 8250, 8259 PIC, 8254 PIT, a local APIC per vCPU (xAPIC, timer on host APIC-timer deadlines), CMOS, MP table; kernel at {:#x} ({} KiB, {} KiB in memory), entry {:#x}, initrd {} KiB; TSC {} kHz; set up in {} ms",
@@ -270,37 +240,14 @@ fn boot<B: Backend>(cpus: &'static Cpus<X86<B>, MAX_CPUS>) -> Result<bool, Strin
     let ended = vcpus::run_vcpu(&machine, vcpu).map(drop);
     hal::disarm_timer();
     machine.finish();
-    say::<X86<B>>(format_args!("{}", closing(&machine, t0, &ended)));
-    // The other vCPUs were kicked out of their guests: once they are all out, the nested
-    // page table can go; if one does not come out, it stays (the machine powers off next).
-    let t1 = hal::now_ns();
-    while machine.bound.load(Ordering::Acquire) != 0 && hal::now_ns() - t1 < 1_000_000_000 {
-        core::hint::spin_loop();
-    }
-    if machine.bound.load(Ordering::Acquire) == 0 {
-        drop(npt);
-    } else {
-        core::mem::forget(npt);
-    }
-    Ok(ended.is_ok() && machine.clean.load(Ordering::Acquire))
+    say::<X86<B>>(format_args!("{}", closing(&machine, &ended)));
+    let clean = machine.run.clean();
+    machine.run.free_when_out(npt, hal::now_ns);
+    Ok(ended.is_ok() && clean)
 }
 
-/// The closing line: how the run ended, when user space was reached, the devices' and
-/// local APICs' figures, exits by kind (last: `cargo xtask bench` prints what follows
-/// `exits:`).
-fn closing<B: Backend>(m: &Machine<B>, t0: u64, ended: &Result<(), String>) -> String {
-    let ms = (hal::now_ns() - t0) / 1_000_000;
-    let mut counts = String::new();
-    for (k, n) in KINDS.iter().zip(&m.exits) {
-        let n = n.load(Ordering::Relaxed);
-        if n != 0 {
-            counts += &format!(" {k} {n},");
-        }
-    }
-    let userspace = match m.userspace_ns.load(Ordering::Acquire) {
-        0 => String::from("never"),
-        t => format!("at {} ms", t.saturating_sub(t0) / 1_000_000),
-    };
+/// The closing line ([`Run::closing_with`]) with the devices' and local APICs' figures.
+fn closing<B: Backend>(m: &Machine<B>, ended: &Result<(), String>) -> String {
     let d = m.devices.lock();
     let mut io = String::new();
     for (name, n) in DEVICES.iter().zip(&d.io) {
@@ -316,25 +263,20 @@ fn closing<B: Backend>(m: &Machine<B>, t0: u64, ended: &Result<(), String>) -> S
     for l in &m.lapics {
         timers += &format!(" {}", l.lock().timer_irqs);
     }
-    let how = match ended {
-        Ok(()) if m.clean.load(Ordering::Acquire) => {
-            String::from("guest powered off (hlt with interrupts off)")
-        }
-        Ok(()) if m.reset.load(Ordering::Acquire) => {
-            String::from("FAIL guest reset (a panic with panic=-1?)")
-        }
-        Ok(()) => String::from("FAIL another vCPU failed"),
-        Err(e) => format!("FAIL vCPU 0: {e}"),
-    };
-    format!(
-        "linux: {how} after {ms} ms; user space reached {userspace}; halts slept {}; local APIC timer interrupts by vCPU:{timers}; IPIs {} (NMIs dropped {}); #GP for {} MSR accesses ({}{}); port accesses:{}; exits:{}",
-        m.halts_slept.load(Ordering::Relaxed),
+    let extra = format!(
+        "; local APIC timer interrupts by vCPU:{timers}; IPIs {} (NMIs dropped {}); #GP for {} MSR accesses ({}{}); port accesses:{}",
         m.ipis.load(Ordering::Relaxed),
         m.nmis_dropped.load(Ordering::Relaxed),
         d.gp_count,
         gp.trim_start(),
         if d.gp_msrs.len() == GP_MSRS_SHOWN { " ..." } else { "" },
         io.trim_end_matches(','),
-        counts.trim_end_matches(',')
+    );
+    m.run.closing_with(
+        hal::now_ns(),
+        ended.as_ref().map(drop).map_err(String::as_str),
+        "hlt with interrupts off",
+        "guest reset (a panic with panic=-1?)",
+        &extra,
     )
 }

@@ -8,12 +8,11 @@ use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 use axvcpu::{AxArchVCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
-use axvcpu_testbed::os::USERSPACE_MARKER;
 use axvcpu_testbed::say;
 
 use super::lapic::{self, Lapic};
 use super::ports::{concerns_vcpu0, Devices};
-use super::{Machine, KINDS};
+use super::Machine;
 use crate::arch::{VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
 use crate::hal;
@@ -44,9 +43,9 @@ pub(super) fn run_vcpu<B: Backend>(
 ) -> Result<(), String> {
     let id = vcpu.id().vcpu_id;
     vcpu.bind().map_err(|e| format!("bind: {e}"))?;
-    m.bound.fetch_add(1, Ordering::AcqRel);
+    m.run.bound(true);
     let result = loop {
-        if m.done.load(Ordering::Acquire) {
+        if m.run.is_done() {
             break Ok(());
         }
         if id != 0 && m.start_waiting[id].load(Ordering::Acquire) {
@@ -62,11 +61,7 @@ pub(super) fn run_vcpu<B: Backend>(
         // Before the exit is served: an EOI it carries must know whether the guest took
         // the interrupt in flight.
         note_taken(m, &vcpu, id);
-        let kind = KINDS
-            .iter()
-            .position(|k| *k == exit.name())
-            .unwrap_or(KINDS.len() - 1);
-        m.exits[kind].fetch_add(1, Ordering::Relaxed);
+        m.run.exits.count(&exit);
         match handle(m, &mut vcpu, id, exit) {
             Ok(Next::Run) => {}
             Ok(Next::Stop) | Ok(Next::Off) => break Ok(()),
@@ -75,7 +70,7 @@ pub(super) fn run_vcpu<B: Backend>(
     };
     hal::disarm_timer();
     let unbound = vcpu.unbind().map_err(|e| format!("unbind: {e}"));
-    m.bound.fetch_sub(1, Ordering::AcqRel);
+    m.run.bound(false);
     result.and(unbound)
 }
 
@@ -84,7 +79,7 @@ pub(super) fn run_vcpu<B: Backend>(
 /// the run).
 pub(super) fn secondary<B: Backend>(m: &Arc<Machine<B>>, cpu: usize) {
     loop {
-        if m.done.load(Ordering::Acquire) {
+        if m.run.is_done() {
             return;
         }
         let ready = m.starting.get(cpu).and_then(|s| s.lock().take());
@@ -272,8 +267,8 @@ fn handle<B: Backend>(
                 if id != 0 {
                     return Ok(Next::Off);
                 }
-                if !m.reset.load(Ordering::Acquire) {
-                    m.clean.store(true, Ordering::Release);
+                if !m.run.is_done() {
+                    m.run.powered_off(true);
                 }
                 m.finish();
                 return Ok(Next::Stop);
@@ -287,14 +282,14 @@ fn handle<B: Backend>(
         }
         AxVCpuExitReason::SystemDown => {
             // A triple fault or a write to the shutdown port: a reset.
-            m.reset.store(true, Ordering::Release);
+            m.run.powered_off(false);
             m.finish();
             return Ok(Next::Stop);
         }
         AxVCpuExitReason::Kicked | AxVCpuExitReason::ExternalInterrupt { .. } => {}
         other => return Err(format!("unexpected exit {other:?}")),
     }
-    if m.reset.load(Ordering::Acquire) {
+    if m.run.is_done() {
         m.finish();
         return Ok(Next::Stop);
     }
@@ -350,14 +345,14 @@ fn start_cpu<B: Backend>(
 /// timer's or the PIT's deadline (the host timer armed for it), or another CPU's kick
 /// (an IPI for it, an 8259 interrupt for vCPU 0, a new start, the end of the run).
 fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
-    m.halts_slept.fetch_add(1, Ordering::Relaxed);
+    m.run.slept();
     // The guest waits: show a prompt it left unfinished.
     if let Some(partial) = m.devices.lock().uart.show_partial_line() {
         hal::CONSOLE.write_bytes(partial);
     }
     let held = vcpu.arch().has_pending_interrupt();
     loop {
-        if m.done.load(Ordering::Acquire) || m.start_waiting[id].load(Ordering::Acquire) {
+        if m.run.is_done() || m.start_waiting[id].load(Ordering::Acquire) {
             return;
         }
         let now = hal::now_ns();
@@ -421,17 +416,10 @@ fn io_read<B: Backend>(m: &Machine<B>, id: usize, port: u16, size: usize) -> u64
 fn io_write<B: Backend>(m: &Machine<B>, id: usize, port: u16, v: u8) {
     let out = m.devices.lock().write(port, v, hal::now_ns());
     if out.reset {
-        m.reset.store(true, Ordering::Release);
+        m.run.powered_off(false);
     }
     if let Some(line) = out.line {
-        if line.text.starts_with(USERSPACE_MARKER) {
-            let _ = m.userspace_ns.compare_exchange(
-                0,
-                hal::now_ns(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-        }
+        m.run.console_line(&line.text, hal::now_ns());
         hal::CONSOLE.write_bytes(line.unshown());
         hal::CONSOLE.write_bytes(b"\n");
     }
