@@ -292,40 +292,46 @@ pub fn boot_command(args: &[String]) -> Result<(), String> {
 pub fn shell_command(arch: Option<&str>) -> Result<(), String> {
     const USAGE: &str = "usage: cargo xtask shell aarch64|riscv64|x86_64";
     match arch {
-        Some("aarch64") => {
-            let images = AARCH64.images()?;
-            crate::aarch64::boot_linux(
-                &images.kernel,
-                Some(&images.initrd),
-                &host::with_shell(APPEND),
-                2,
-                Input::Terminal,
-            )
-        }
-        Some("riscv64") => {
-            let images = RISCV64.images()?;
-            crate::riscv::boot_linux(
-                &images.kernel,
-                Some(&images.initrd),
-                &host::with_shell(APPEND_RISCV64),
-                2,
-                true,
-                Input::Terminal,
-            )
-        }
-        Some("x86_64") => {
-            let images = X86_64.images()?;
-            crate::x86::boot_linux(
-                &images.kernel,
-                Some(&images.initrd),
-                &host::with_shell(APPEND_X86),
-                X86_CPUS,
-                Input::Terminal,
-            )
+        Some(arch @ ("aarch64" | "riscv64" | "x86_64")) => {
+            boot_images(arch, true, Input::Terminal).map(drop)
         }
         _ => Err(USAGE.into()),
     }
-    .map(drop)
+}
+
+/// The Debian images of `arch` on its default vCPUs (x86: SVM; RISC-V: with `sstc` or
+/// without), `/init` asked for its shell, `input` on the console; returns the output.
+fn boot_images(arch: &str, sstc: bool, input: Input) -> Result<String, String> {
+    match arch {
+        "aarch64" => {
+            let images = AARCH64.images()?;
+            let append = host::with_shell(APPEND);
+            crate::aarch64::boot_linux(&images.kernel, Some(&images.initrd), &append, 2, input)
+        }
+        "riscv64" => {
+            let images = RISCV64.images()?;
+            let append = host::with_shell(APPEND_RISCV64);
+            crate::riscv::boot_linux(
+                &images.kernel,
+                Some(&images.initrd),
+                &append,
+                2,
+                sstc,
+                input,
+            )
+        }
+        _ => {
+            let images = X86_64.images()?;
+            let append = host::with_shell(APPEND_X86);
+            crate::x86::boot_linux(
+                &images.kernel,
+                Some(&images.initrd),
+                &append,
+                X86_CPUS,
+                input,
+            )
+        }
+    }
 }
 
 /// The parameter block an OS-guest hypervisor reads (`axvcpu_testbed::params`): magic,
@@ -356,16 +362,8 @@ pub fn params_block(
 /// `cargo xtask run linux-riscv64`: the Debian images, booted on 2 vCPUs, with Sstc and
 /// without; checked as `cargo xtask test` checks them.
 pub fn run_riscv64() -> Result<(), String> {
-    let images = RISCV64.images()?;
     for sstc in [true, false] {
-        let output = crate::riscv::boot_linux(
-            &images.kernel,
-            Some(&images.initrd),
-            &host::with_shell(APPEND_RISCV64),
-            2,
-            sstc,
-            Input::Script(&host::TYPED_SESSION),
-        )?;
+        let output = boot_images("riscv64", sstc, Input::Script(&host::TYPED_SESSION))?;
         let s = check_boot_of(&output, 2, &RISCV64_CHECK)
             .and_then(|s| host::check_typed(&output).map(|()| s))
             .map_err(|e| format!("Sstc {sstc}: {e}"))?;
@@ -454,16 +452,9 @@ fn loader_checks_riscv64() -> Result<(), String> {
 }
 
 /// `cargo xtask run linux-x86_64`: the Debian amd64 images, booted on the x86 hypervisor
-/// (AMD SVM in QEMU), [`X86_CPUS`] vCPUs.
+/// (AMD SVM in QEMU), [`X86_CPUS`] vCPUs, with a command typed to its shell.
 pub fn run_x86_64() -> Result<String, String> {
-    let images = X86_64.images()?;
-    crate::x86::boot_linux(
-        &images.kernel,
-        Some(&images.initrd),
-        &host::with_shell(APPEND_X86),
-        X86_CPUS,
-        Input::Script(&host::TYPED_SESSION),
-    )
+    boot_images("x86_64", true, Input::Script(&host::TYPED_SESSION))
 }
 
 /// `cargo xtask run linux-x86_64` and `cargo xtask test`'s x86 Linux step: a kernel that is
@@ -493,16 +484,10 @@ pub fn test_x86_64() -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs.
+/// `cargo xtask run linux-aarch64`: the Debian images, booted on 2 vCPUs, with a command
+/// typed to its shell.
 pub fn run_aarch64() -> Result<String, String> {
-    let images = AARCH64.images()?;
-    crate::aarch64::boot_linux(
-        &images.kernel,
-        Some(&images.initrd),
-        &host::with_shell(APPEND),
-        2,
-        Input::Script(&host::TYPED_SESSION),
-    )
+    boot_images("aarch64", true, Input::Script(&host::TYPED_SESSION))
 }
 
 /// `cargo xtask test`'s Linux step: the loader's two refusals and a raw binary first (each
