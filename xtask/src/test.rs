@@ -30,6 +30,13 @@ impl Counts {
     }
 }
 
+/// The test hypervisors and their targets.
+const TESTBEDS: [(&str, &str); 3] = [
+    ("testbed-riscv", "riscv64gc-unknown-none-elf"),
+    ("testbed-aarch64", "aarch64-unknown-none"),
+    ("testbed-x86", "x86_64-unknown-none"),
+];
+
 pub fn all() -> Result<(), String> {
     let mut counts = Counts::default();
     let mut failures: Vec<String> = Vec::new();
@@ -57,6 +64,21 @@ pub fn all() -> Result<(), String> {
             "-D",
             "warnings",
         ]),
+    );
+    // The test hypervisors are empty programs on the build host: their code is linted for
+    // their own targets, in each build the steps below boot (suite, `bench`, `linux`).
+    step(
+        "clippy (test hypervisors, for their targets)",
+        TESTBEDS.iter().try_for_each(|(package, target)| {
+            ["", "bench", "linux"].iter().try_for_each(|features| {
+                let mut args = vec!["clippy", "-p", package, "--target", target];
+                if !features.is_empty() {
+                    args.extend(["--features", features]);
+                }
+                args.extend(["--", "-D", "warnings"]);
+                cmd::cargo(&args)
+            })
+        }),
     );
     step(
         "docs",

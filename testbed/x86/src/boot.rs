@@ -3,7 +3,7 @@
 //! either passes) to long mode, BSS, one stack per CPU, the host IDT (exceptions are fatal,
 //! the kick, test and timer vectors send EOI), the second CPU through INIT-SIPI and a real-mode
 //! trampoline, the backend chosen from CPUID ([`backend::detect`]), and the hand-over to the
-//! shared boot flow of that backend ([`Cpus::start`]: per-CPU enable, then the suite on
+//! shared boot flow of that backend ([`Cpus::start`](axvcpu_testbed::boot::Cpus::start): per-CPU enable, then the suite on
 //! CPU 0, the mailbox on CPU 1).
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -369,12 +369,10 @@ fn load_modules(info: usize) {
     let len = unsafe { (info as *const u32).read_unaligned() } as usize;
     // SAFETY: as above, `len` bytes (`plan` checks the tags stay inside).
     let bytes = unsafe { core::slice::from_raw_parts(info as *const u8, len.max(8)) };
-    let checked = multiboot::plan(bytes, info, hal::RAM_END).and_then(|mods| {
-        #[cfg(feature = "linux")]
-        linux_modules(&mods)?;
-        Ok(mods)
-    });
-    match checked {
+    let planned = multiboot::plan(bytes, info, hal::RAM_END);
+    #[cfg(feature = "linux")]
+    let planned = planned.and_then(|mods| linux_modules(&mods).map(|()| mods));
+    match planned {
         Ok(mods) => {
             for m in mods.iter() {
                 axvcpu_testbed::say::<AnyX86>(format_args!(

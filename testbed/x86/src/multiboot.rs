@@ -62,6 +62,8 @@ impl Module<'_> {
 
 /// Why the modules cannot be put in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// `Missing` and `Wrong` come from the checks of the `linux` feature's modules.
+#[cfg_attr(not(feature = "linux"), allow(dead_code))]
 pub enum Error<'a> {
     /// The boot information is cut short or malformed.
     BadInfo(&'static str),
@@ -150,6 +152,8 @@ pub struct Modules<'a> {
     count: usize,
 }
 
+// `get`, `expect` and `only` serve the `linux` feature's checks of its modules.
+#[cfg_attr(not(feature = "linux"), allow(dead_code))]
 impl<'a> Modules<'a> {
     /// The modules, in copy order.
     pub fn iter(&self) -> impl Iterator<Item = &Module<'a>> {
