@@ -33,6 +33,8 @@ pub type VCpu<B> = <B as Backend>::VCpu<Hal<B>>;
 
 /// Random programs the `garbage` scenario runs.
 const GARBAGE_PROGRAMS: usize = 2000;
+/// Random programs the `chaos` scenario runs.
+const CHAOS_PROGRAMS: usize = 2000;
 
 impl<B: Backend> TestbedArch for X86<B> {
     const NAME: &'static str = "testbed-x86";
@@ -97,6 +99,9 @@ impl<B: Backend> TestbedArch for X86<B> {
             gpr_range: (0, 16),
             smp_id_reg: 3,
             garbage_programs: GARBAGE_PROGRAMS,
+            chaos_programs: CHAOS_PROGRAMS,
+            hypercall_insn: guests::chaos_hypercall(),
+            x86_emulated: false,
         }
     }
     fn program(_: &Setup, program: GuestProgram) -> Result<&'static [u8], &'static str> {
@@ -104,6 +109,9 @@ impl<B: Backend> TestbedArch for X86<B> {
             GuestProgram::HaltTimer => X86_TIMERS,
             _ => "x86 has no architectural CPU-off",
         })
+    }
+    fn chaos_runtime(_: &Setup) -> Result<&'static [u8], &'static str> {
+        Ok(guests::chaos_runtime())
     }
     /// Every MSR is intercepted already.
     fn with_sysreg_traps(setup: Setup, _on: bool) -> Setup {

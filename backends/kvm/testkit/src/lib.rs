@@ -14,7 +14,7 @@ pub mod guests;
 mod platform;
 pub mod vm;
 
-pub use platform::{now_ns, KvmPlatform, DEFAULT_GARBAGE_PROGRAMS};
+pub use platform::{now_ns, KvmPlatform, DEFAULT_CHAOS_PROGRAMS, DEFAULT_GARBAGE_PROGRAMS};
 pub use vm::{
     kvm, KvmTestVm, ENTRY, IRQ_VECTOR, MMIO_BASE, RAM_BASE, RAM_SIZE, RO_PAGE, SECOND_IRQ_VECTOR,
     STACK_SIZE, SYSREG_MSR,
