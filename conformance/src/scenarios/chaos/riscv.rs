@@ -316,15 +316,28 @@ fn sbi(t: &ChaosTarget, rng: &mut Rng, a: &mut Asm) {
             0,
             rng.next() as i64,
         ),
+        // The debug console's writes from unmapped or MMIO space only (refused; guest
+        // bytes on the host's console would garble the report), and its read.
         33..=38 => (
             SBI_DBCN,
-            rng.below(3),
+            rng.below(2),
             rng.below(16) as i64,
-            t.address(rng) as i64,
-            rng.pick(&[0i64, 0, 1]),
+            if rng.chance(1, 2) {
+                (t.layout.mmio_base.as_usize() as u64 + rng.below(4096)) as i64
+            } else {
+                (rng.next() | 1 << 40) as i64
+            },
+            0,
         ),
         39..=46 => (0x10, rng.below(8), rng.next() as i64 & 0xffff_ffff, 0, 0),
-        47..=52 => (rng.below(8), 0, rng.byte() as i64, 0, 0), // legacy calls
+        // Legacy calls but console_putchar (1).
+        47..=52 => (
+            rng.pick(&[0u64, 2, 3, 4, 5, 6, 7]),
+            0,
+            rng.byte() as i64,
+            0,
+            0,
+        ),
         _ => (
             rng.next() & 0xffff_ffff,
             rng.below(8),
