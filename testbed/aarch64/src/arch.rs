@@ -30,8 +30,8 @@ pub type Vm = TestbedVm<Aarch64>;
 
 /// Random programs the `garbage` scenario runs.
 const GARBAGE_PROGRAMS: usize = 2000;
-/// Random programs the `chaos` scenario runs (in each pass).
-const CHAOS_PROGRAMS: usize = 2000;
+/// Random programs the `chaos` scenario runs in each pass (two passes a boot: 2,000).
+const CHAOS_PROGRAMS: usize = 1000;
 /// The prefix of the second pass's lines.
 const SECOND_PASS: &str = "[vgic] ";
 

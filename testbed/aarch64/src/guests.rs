@@ -401,8 +401,9 @@ guest_cntp_end:
     // synchronous exception resumes at ELR + 4 (ELR itself after an SVC, whose ELR is
     // already past it; the code's start if outside it); an IRQ is acknowledged (and the
     // virtual timer disabled: the code arms it, and a level interrupt left on would
-    // storm) and returns where it was; FIQ and SError return. SPSR's mode is set to EL1t again, so `eret` returns to
-    // EL1 on SP_EL0 whatever the code wrote.
+    // storm) and returns where it was; FIQ and SError return with them masked. SPSR's
+    // mode is set to EL1t again and its IL and SS bits cleared, so `eret` returns to EL1
+    // on SP_EL0, legally and without a software step, whatever the code wrote.
     .macro CHAOS_RUNTIME name, gic
     .balign 0x1000
     .global guest_\name
@@ -431,6 +432,7 @@ guest_\name:
 22: mrs x1, spsr_el1
     bic x1, x1, #0x1f
     orr x1, x1, #4
+    bic x1, x1, #(3 << 20)
     msr spsr_el1, x1
     ldp x2, x3, [sp], #16
     ldp x0, x1, [sp], #16
@@ -478,12 +480,16 @@ guest_\name:
     msr cntv_ctl_el0, xzr
     .endif
     b 22b
-    // FIQ, SError.
+    // FIQ, SError: masked again on return (nothing here acknowledges them).
 28: adr x0, guest_\name + 0x3f00
     mov sp, x0
     mrs x0, tpidrro_el0
     stp x0, x1, [sp, #-16]!
     stp x2, x3, [sp, #-16]!
+    mrs x1, spsr_el1
+    orr x1, x1, #0x100
+    orr x1, x1, #0x40
+    msr spsr_el1, x1
     b 22b
 
     .balign 0x800

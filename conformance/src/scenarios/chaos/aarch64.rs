@@ -177,9 +177,9 @@ fn memory(t: &ChaosTarget, rng: &mut Rng, a: &mut Asm) {
     let (base, data, data2) = (reg(rng), reg(rng), reg(rng));
     a.li(base, t.address(rng));
     let rb = (base << 5) | data;
-    // One time in sixteen a form without a valid syndrome: at MMIO the backend can only
-    // give up (an error), which ends the program.
-    let form = if rng.chance(1, 16) {
+    // One time in 48 a form without a valid syndrome: at MMIO the backend can only give
+    // up (an error), which ends the program.
+    let form = if rng.chance(1, 48) {
         9 + rng.below(5)
     } else {
         rng.below(9)

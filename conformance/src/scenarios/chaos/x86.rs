@@ -167,9 +167,9 @@ fn memory(t: &ChaosTarget, rng: &mut Rng, s: &mut Slot) {
     let d = rng.pick(&BASES);
     let modrm = (d << 3) | b;
     s.movabs(b, t.address(rng));
-    // One time in sixteen a form no MMIO decoder takes (read-modify-write, locked): at
-    // MMIO the backend gives up (an error), which ends the program.
-    let form = if rng.chance(1, 16) {
+    // One time in 48 a form no MMIO decoder takes (read-modify-write, locked): at MMIO
+    // the backend gives up (an error), which ends the program.
+    let form = if rng.chance(1, 48) {
         10 + rng.below(2)
     } else {
         rng.below(10)
