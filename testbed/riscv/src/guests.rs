@@ -554,6 +554,32 @@ guest_shared_csrs:
     .global guest_shared_csrs_end
 guest_shared_csrs_end:
 
+    // illegal-insn: `hfence.gvma` from VS-mode (a virtual-instruction exception the backend
+    // does not emulate) must reach the guest's own handler as an illegal instruction:
+    // report scause, stval and sepc's distance from the hfence, then skip it and DONE.
+    .balign 4
+    .global guest_illegal_insn
+guest_illegal_insn:
+    la t0, 2f
+    csrw stvec, t0
+1:  .word 0x62000073
+    DONE_LOOP
+    .balign 4
+2:  csrr s2, scause
+    REPORT s2
+    csrr s2, stval
+    REPORT s2
+    csrr s2, sepc
+    lla t0, 1b
+    sub s2, s2, t0
+    REPORT s2
+    csrr t0, sepc
+    addi t0, t0, 4
+    csrw sepc, t0
+    sret
+    .global guest_illegal_insn_end
+guest_illegal_insn_end:
+
     // span: an 8-byte load whose last 4 bytes lie in the unmapped page above RAM.
     .balign 4
     .global guest_span
@@ -712,6 +738,8 @@ pub enum SelfTest {
     Fp,
     /// The SBI calls of an OS: HSM status and suspend, RFENCE, DBCN.
     SbiOs,
+    /// `hfence.gvma` from VS-mode, which the guest must take as an illegal instruction.
+    IllegalInsn,
 }
 
 /// The code of a self-test guest.
@@ -725,5 +753,6 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
         SelfTest::Span => guest_code!(guest_span, guest_span_end),
         SelfTest::Fp => guest_code!(guest_fp, guest_fp_end),
         SelfTest::SbiOs => guest_code!(guest_sbi_os, guest_sbi_os_end),
+        SelfTest::IllegalInsn => guest_code!(guest_illegal_insn, guest_illegal_insn_end),
     }
 }
