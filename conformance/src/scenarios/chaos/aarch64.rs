@@ -228,7 +228,10 @@ fn privileged(t: &ChaosTarget, rng: &mut Rng, a: &mut Asm) {
         7 => a.w(rng.pick(&[0xd503_207fu32, 0xd503_205f, 0xd503_209f, 0xd503_203f])), // wfi wfe sev yield
         8 if rng.chance(1, 3) => {
             // eret to the next instruction, with the SPSR of the last exception or a random
-            // one (EL0, AArch32, an illegal return...).
+            // one (EL0, AArch32, an illegal return...). IRQs masked first: one taken between
+            // the `msr elr_el1` and the `eret` would leave ELR_EL1 at the `eret` itself, a
+            // loop without exits.
+            a.w(0xd503_42df); // msr daifset, #2
             if rng.chance(1, 3) {
                 a.li(rt, rng.next() & 0xf3ff_03df);
                 a.sysreg(false, (3, 0, 4, 0, 0), rt); // SPSR_EL1

@@ -268,7 +268,10 @@ fn privileged(t: &ChaosTarget, rng: &mut Rng, a: &mut Asm) {
         }
         7 => a.w(0x1050_0073), // wfi
         8 if rng.chance(1, 3) => {
-            // sret to the next instruction (auipc; addi; csrw sepc; sret).
+            // sret to the next instruction (auipc; addi; csrw sepc; sret), interrupts
+            // masked first: one taken before the `sret` would leave sepc at the `sret`
+            // itself, a loop without exits.
+            a.csr(7, 0, 0x100, 2); // csrci sstatus, SIE
             a.w(0x17 | (rs << 7));
             a.i(0x13, 0, rs, rs, 16);
             a.csr(1, 0, 0x141, rs);
