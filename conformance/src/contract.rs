@@ -84,6 +84,20 @@ pub const HALT_TIMER_TICKS: u64 = 20_000;
 /// past its entry (the program's first 4 KiB hold its code).
 pub const SIGNATURE_OFFSET: usize = 0x1000;
 
+/// Where a chaos VM's code starts, past its entry ([`Platform::create_chaos_vm`](crate::Platform::create_chaos_vm)):
+/// the runtime fits below.
+pub const CHAOS_CODE_OFFSET: usize = 0x4000;
+/// Bytes of code per chaos program.
+pub const CHAOS_CODE_BYTES: usize = 0x1000;
+/// Where a chaos VM's scratch page starts, past its entry: most of the programs' RAM
+/// accesses aim there.
+pub const CHAOS_DATA_OFFSET: usize = 0x5000;
+/// The scratch page's size.
+pub const CHAOS_DATA_BYTES: usize = 0x1000;
+/// Where a chaos runtime counts, past its entry, the exceptions (8 bytes) and then the
+/// interrupts (8 bytes) its handlers took.
+pub const CHAOS_COUNTS_OFFSET: usize = 0x3ff0;
+
 /// The guest programs a platform must provide. Each variant says what the guest does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GuestProgram {

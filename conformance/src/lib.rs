@@ -55,6 +55,7 @@ mod scenarios;
 pub use platform::{Isa, Join, Layout, Platform, PlatformInfo, TestVm};
 pub use report::{check_report, Outcome, Summary};
 pub use scenario::{Scenario, SCENARIOS};
+pub use scenarios::chaos::{chaos_program, ChaosTarget, SEED as CHAOS_SEED};
 pub use scenarios::garbage::{random_program, SEED as GARBAGE_SEED};
 pub use scenarios::memory::TWO_VMS_COUNT;
 pub use scenarios::{run_all, run_selected};

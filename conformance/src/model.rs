@@ -273,6 +273,9 @@ impl Platform for ModelPlatform {
             gpr_range: (0, 16),
             smp_id_reg: 3,
             garbage_programs: 0,
+            chaos_programs: 0,
+            hypercall_insn: &[],
+            x86_emulated: false,
         }
     }
     fn not_applicable(&self, program: GuestProgram) -> Option<&'static str> {
@@ -282,6 +285,9 @@ impl Platform for ModelPlatform {
         Ok(ModelVm(self.0))
     }
     fn create_raw_vm(&mut self, _: &[u8]) -> VCpuResult<ModelVm> {
+        Err(VCpuError::unsupported("the model runs no raw code"))
+    }
+    fn create_chaos_vm(&mut self, _: &[u8]) -> VCpuResult<ModelVm> {
         Err(VCpuError::unsupported("the model runs no raw code"))
     }
     fn cpu_count(&self) -> usize {

@@ -60,6 +60,18 @@ pub struct PlatformInfo {
     pub smp_id_reg: usize,
     /// Number of random programs `garbage` runs.
     pub garbage_programs: usize,
+    /// Number of random programs `chaos` runs.
+    pub chaos_programs: usize,
+    /// The bytes of the hypercall instruction, as the `chaos` generator writes it (x86:
+    /// `out 0xf6, eax` on hosted KVM, `vmmcall` on SVM, `vmcall` on VMX; RISC-V `ecall`;
+    /// AArch64 `hvc #0`).
+    pub hypercall_insn: &'static [u8],
+    /// Whether x86 guest supervisor code runs through an instruction emulator that ends
+    /// the run (an error) at instructions it cannot emulate instead of raising #UD, or
+    /// never returns from them (hosted KVM on `kvm_pvm`: undefined opcodes, `int n`,
+    /// `int3`, `int1`, `vmcall`, x87): the `chaos` generator makes those 16 times rarer,
+    /// so its programs get further.
+    pub x86_emulated: bool,
 }
 
 /// A piece of work handed to another physical CPU (or thread).
@@ -134,6 +146,28 @@ pub trait Platform {
     /// A fresh VM whose entry holds `code` verbatim (the `garbage` scenario's random bytes),
     /// with the usual layout; the rest of RAM is zero.
     fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<Self::Vm>;
+
+    /// A fresh VM for the `chaos` scenario: the platform's chaos runtime at the entry, and
+    /// `code` (up to [`CHAOS_CODE_BYTES`](crate::contract::CHAOS_CODE_BYTES)) at
+    /// `entry + `[`CHAOS_CODE_OFFSET`](crate::contract::CHAOS_CODE_OFFSET), with the usual
+    /// layout; the rest of RAM is zero. The runtime:
+    /// - installs a handler for every exception and interrupt, on a stack of its own that
+    ///   what the code does to its registers cannot take away (x86: an IST stack in the TSS
+    ///   for every IDT gate; RISC-V: `sscratch` swapped with `sp`; AArch64: `SP_EL1` while
+    ///   the code runs on `SP_EL0`), and counts what they take at
+    ///   [`CHAOS_COUNTS_OFFSET`](crate::contract::CHAOS_COUNTS_OFFSET);
+    /// - enables the platform's interrupt sources and interrupts, and jumps to the code;
+    /// - an exception handler resumes after the faulting instruction (x86: at the next
+    ///   16-byte slot of the code, which the generator pads with `nop`s; RISC-V: +2 or +4
+    ///   from the instruction's low bits; AArch64: +4), or at the code's start when the
+    ///   faulting address is outside it;
+    /// - an interrupt handler acknowledges the interrupt as the [`Irq`](GuestProgram::Irq)
+    ///   program does (and disarms a timer that fired) and returns to the interrupted
+    ///   instruction.
+    ///
+    /// The code's end jumps back to its start. Random stores may still overwrite the
+    /// runtime: that must end in a defined exit too.
+    fn create_chaos_vm(&mut self, code: &[u8]) -> VCpuResult<Self::Vm>;
 
     /// The number of physical CPUs (threads, hosted) that can run vCPUs at once.
     fn cpu_count(&self) -> usize;

@@ -13,6 +13,9 @@ use crate::Scenario;
 pub enum Outcome {
     /// Everything the scenario checks held.
     Pass,
+    /// Everything the scenario checks held; the text is a figure worth printing (the
+    /// `chaos` scenario's tally), after the id: `PASS id: text`.
+    PassWith(String),
     /// A check failed; the text says which and how.
     Fail(String),
     /// The scenario cannot be expressed on this platform; the text says why.
@@ -38,6 +41,10 @@ impl Summary {
             Outcome::Pass => {
                 self.passed += 1;
                 writeln!(out, "PASS {scenario}")
+            }
+            Outcome::PassWith(note) => {
+                self.passed += 1;
+                writeln!(out, "PASS {scenario}: {note}")
             }
             Outcome::Fail(why) => {
                 self.failed += 1;
@@ -66,7 +73,8 @@ impl fmt::Display for Summary {
     }
 }
 
-/// One scenario line of a report: `PASS id`, `N/A id: why` or `FAIL id: why`.
+/// One scenario line of a report: `PASS id`, `PASS id: figures`, `N/A id: why` or
+/// `FAIL id: why`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Line<'a> {
     Pass(&'a str),
@@ -77,8 +85,8 @@ enum Line<'a> {
 impl<'a> Line<'a> {
     fn parse(line: &'a str) -> Option<Self> {
         let id_before_colon = |rest: &'a str| rest.split_once(':').map_or(rest, |(id, _)| id);
-        if let Some(id) = line.strip_prefix("PASS ") {
-            Some(Self::Pass(id))
+        if let Some(rest) = line.strip_prefix("PASS ") {
+            Some(Self::Pass(id_before_colon(rest)))
         } else if let Some(rest) = line.strip_prefix("N/A ") {
             Some(Self::NotApplicable(id_before_colon(rest)))
         } else {
@@ -190,6 +198,12 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_line_with_figures_counts_for_its_scenario() {
+        let out = report("", &NA).replace("PASS chaos\n", "PASS chaos: 2 programs, 9 exits\n");
+        assert_eq!(check_report(&out, "", &NA), Ok(SCENARIOS.len() - 2));
+    }
+
+    #[test]
     fn a_missing_duplicate_failing_or_unknown_line_is_a_problem() {
         let good = report("", &NA);
         let cases = [
@@ -261,6 +275,11 @@ mod tests {
         assert!(s.ok());
         s.record(
             &mut out,
+            Scenario::Chaos,
+            &Outcome::PassWith("3 programs".into()),
+        );
+        s.record(
+            &mut out,
             Scenario::IoIn,
             &Outcome::NotApplicable("no ports"),
         );
@@ -272,9 +291,9 @@ mod tests {
         assert!(!s.ok());
         assert_eq!(
             out,
-            "PASS halt\nN/A io-in: no ports\nFAIL regs: r3 changed\n"
+            "PASS halt\nPASS chaos: 3 programs\nN/A io-in: no ports\nFAIL regs: r3 changed\n"
         );
-        assert_eq!(s.to_string(), "1 passed, 1 failed, 1 skipped");
+        assert_eq!(s.to_string(), "2 passed, 1 failed, 1 skipped");
         assert!(!Summary::default().ok(), "nothing passed is not a success");
     }
 }

@@ -145,11 +145,22 @@ pub enum Scenario {
     /// exit consistent with the guest's memory map, or an error with the vCPU `Invalid`; a
     /// guest that never exits is kicked; the host never panics or hangs.
     Garbage,
+    /// `chaos` — guest: the platform's chaos runtime
+    /// ([`Platform::create_chaos_vm`](crate::Platform::create_chaos_vm)) running seeded
+    /// random programs that fault inside the guest (undefined instructions, page faults,
+    /// misaligned accesses), toggle interrupt masks and use privileged and system
+    /// instructions, firmware calls and hypercalls. Between runs the hypervisor injects
+    /// `irq_vector` and `second_irq_vector` at random, answers reads and hypercalls with
+    /// random values, and now and then maps the read-only page writable at a fault there.
+    /// Every `run` ends in a defined exit consistent with the memory map and the
+    /// instruction set, or an error with the vCPU `Invalid`; a guest that never exits is
+    /// kicked; the host never panics or hangs. The report line tallies the exits by kind.
+    Chaos,
 }
 
 impl Scenario {
     /// How many scenarios there are.
-    pub const COUNT: usize = Self::Garbage as usize + 1;
+    pub const COUNT: usize = Self::Chaos as usize + 1;
 
     /// Every scenario, in the order [`run_all`](crate::run_all) runs them.
     pub const ALL: [Scenario; Self::COUNT] = [
@@ -176,6 +187,7 @@ impl Scenario {
         Self::HaltTimer,
         Self::TwoVms,
         Self::Garbage,
+        Self::Chaos,
     ];
 
     /// The id the report lines use (`PASS <id>`, `N/A <id>: why`, `FAIL <id>: why`).
@@ -204,6 +216,7 @@ impl Scenario {
             Self::HaltTimer => "halt-timer",
             Self::TwoVms => "two-vms",
             Self::Garbage => "garbage",
+            Self::Chaos => "chaos",
         }
     }
 
@@ -212,8 +225,8 @@ impl Scenario {
         Self::ALL.into_iter().find(|s| s.id() == id)
     }
 
-    /// The guest program the scenario runs; `None` for [`Garbage`](Self::Garbage), which
-    /// runs random bytes.
+    /// The guest program the scenario runs; `None` for [`Garbage`](Self::Garbage) and
+    /// [`Chaos`](Self::Chaos), which run random code.
     pub const fn program(self) -> Option<GuestProgram> {
         Some(match self {
             Self::Lifecycle => GuestProgram::Done,
@@ -235,7 +248,7 @@ impl Scenario {
             Self::Regs => GuestProgram::Regs,
             Self::HaltTimer => GuestProgram::HaltTimer,
             Self::TwoVms => GuestProgram::Signature,
-            Self::Garbage => return None,
+            Self::Garbage | Self::Chaos => return None,
         })
     }
 
@@ -244,7 +257,7 @@ impl Scenario {
     pub const fn needs_second_cpu(self) -> bool {
         matches!(
             self,
-            Self::Smp | Self::Preempt | Self::TwoVms | Self::Garbage
+            Self::Smp | Self::Preempt | Self::TwoVms | Self::Garbage | Self::Chaos
         )
     }
 }
@@ -281,7 +294,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_variant_once_in_declaration_order() {
-        // Variants have the default discriminants 0, 1, ...; `Garbage` is the last, so
+        // Variants have the default discriminants 0, 1, ...; `Chaos` is the last, so
         // `COUNT` counts them all and this position check leaves none out or twice.
         for (i, s) in Scenario::ALL.iter().enumerate() {
             assert_eq!(*s as usize, i, "{s} is at {i} in ALL");
@@ -301,9 +314,13 @@ mod tests {
     }
 
     #[test]
-    fn only_garbage_runs_without_a_contract_program() {
+    fn only_the_random_scenarios_run_without_a_contract_program() {
         for s in Scenario::ALL {
-            assert_eq!(s.program().is_none(), s == Scenario::Garbage, "{s}");
+            assert_eq!(
+                s.program().is_none(),
+                s == Scenario::Garbage || s == Scenario::Chaos,
+                "{s}"
+            );
         }
     }
 }

@@ -5,6 +5,11 @@
 //! per decoder; a mismatch stops that decoder's run and leaves the input under
 //! `decode-check/fuzz/artifacts/<decoder>/` (`cargo +nightly fuzz run <decoder> <file>`
 //! in `decode-check` replays it).
+//!
+//! `cargo xtask fuzz guests [--runs N]`: the conformance `chaos` scenario alone on hosted
+//! KVM with N random programs (default 100,000; `cargo test` runs 200), through
+//! `backends/kvm/testkit/examples/chaos.rs`: prints the report line with the exits tallied,
+//! the time taken and the frames leaked, and fails if the scenario failed or a frame leaked.
 
 use crate::cmd;
 use std::io::{BufRead, BufReader};
@@ -14,7 +19,13 @@ use std::process::{Command, Stdio};
 const TARGETS: [(&str, usize); 3] = [("x86", 16), ("aarch64", 12), ("riscv", 4)];
 const DEFAULT_RUNS: u64 = 10_000_000;
 
+/// Random guest programs `cargo xtask fuzz guests` runs unless told otherwise.
+const DEFAULT_GUEST_PROGRAMS: u64 = 100_000;
+
 pub fn fuzz(args: &[String]) -> Result<(), String> {
+    if args.first().map(String::as_str) == Some("guests") {
+        return guests(&args[1..]);
+    }
     let mut runs = DEFAULT_RUNS;
     let mut which: Vec<&str> = Vec::new();
     let mut it = args.iter();
@@ -29,7 +40,7 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
             t if TARGETS.iter().any(|(n, _)| *n == t) => which.push(t),
             other => {
                 return Err(format!(
-                    "unknown fuzz argument `{other}`; usage: cargo xtask fuzz [x86|aarch64|riscv] [--runs N]"
+                    "unknown fuzz argument `{other}`; usage: cargo xtask fuzz [x86|aarch64|riscv|guests] [--runs N]"
                 ))
             }
         }
@@ -157,4 +168,28 @@ fn decode_check_dir() -> Result<PathBuf, String> {
         .parent()
         .map(|root| root.join("decode-check"))
         .ok_or_else(|| "xtask is not inside the workspace".to_string())
+}
+
+/// `cargo xtask fuzz guests [--runs N]`.
+fn guests(args: &[String]) -> Result<(), String> {
+    let runs = match args {
+        [] => DEFAULT_GUEST_PROGRAMS,
+        [flag, n] if flag == "--runs" => n
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("--runs needs a number, not `{n}`"))?,
+        _ => return Err("usage: cargo xtask fuzz guests [--runs N]".into()),
+    };
+    let runs = runs.to_string();
+    cmd::cargo(&[
+        "run",
+        "--release",
+        "-p",
+        "axvcpu-kvm-testkit",
+        "--example",
+        "chaos",
+        "--",
+        "--runs",
+        &runs,
+    ])
 }

@@ -23,7 +23,8 @@
 //!   prints the benchmark figures (of every backend and of Linux on AArch64, RISC-V and
 //!   x86, or of one).
 //! - `cargo xtask fuzz [x86|aarch64|riscv] [--runs N]`: fuzzes each instruction decoder
-//!   against its reference decoder (default 10 million inputs each).
+//!   against its reference decoder (default 10 million inputs each); `cargo xtask fuzz
+//!   guests [--runs N]` runs N random `chaos` guest programs on hosted KVM (default 100,000).
 //! - `cargo xtask soak [--exits N]`: 8 hosted vCPUs, N exits each (default 1,000,000), with
 //!   interrupts injected and kicks sent from another thread; counts every interrupt and
 //!   checks memory and file descriptors stay flat (`backends/kvm/examples/soak.rs`).
@@ -50,7 +51,7 @@ cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append 
 cargo xtask shell aarch64|riscv64|x86_64 | \
 cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64 | cargo xtask test | \
 cargo xtask bench [kvm|riscv|aarch64|x86|x86-vmx|linux-aarch64|linux-riscv64|linux-x86_64] | \
-cargo xtask fuzz [x86|aarch64|riscv] [--runs N] | cargo xtask soak [--exits N]";
+cargo xtask fuzz [x86|aarch64|riscv|guests] [--runs N] | cargo xtask soak [--exits N]";
 
 /// What `cargo xtask bench` can measure alone.
 const BENCHES: [&str; 8] = [

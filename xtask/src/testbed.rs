@@ -195,8 +195,10 @@ pub(crate) fn boot_with_input(
         })
     };
     let mut output = String::new();
-    for line in BufReader::new(stdout).lines() {
+    // Bytes, not UTF-8: random guests may have the backend print anything.
+    for line in BufReader::new(stdout).split(b'\n') {
         let line = line.map_err(|e| format!("reading QEMU output: {e}"))?;
+        let line = String::from_utf8_lossy(&line);
         let line = line.trim_end_matches('\r');
         println!("{line}");
         output.push_str(line);

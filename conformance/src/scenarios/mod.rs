@@ -1,6 +1,7 @@
 //! The scenarios, hypervisor side: one function each, written against `AxVCpu` only, and
 //! [`run_one`], the one place a [`Scenario`] is mapped to its function.
 
+pub(crate) mod chaos;
 mod cpus;
 mod devices;
 mod exception;
@@ -8,6 +9,7 @@ pub(crate) mod garbage;
 mod irq;
 mod lifecycle;
 pub(crate) mod memory;
+mod wild;
 
 use alloc::format;
 use alloc::string::String;
@@ -75,6 +77,12 @@ fn run_one<P: Platform>(p: &mut P, scenario: Scenario) -> Outcome {
         Scenario::IrqQueued => irq::irq_queued(p),
         Scenario::IrqMerge => irq::irq_merge(p),
         Scenario::Garbage => garbage::garbage(p),
+        Scenario::Chaos => {
+            return match chaos::chaos(p) {
+                Ok(tally) => Outcome::PassWith(tally),
+                Err(why) => Outcome::Fail(why),
+            }
+        }
     };
     match result {
         Ok(()) => Outcome::Pass,

@@ -43,7 +43,13 @@
 //! );
 //! ```
 //!
-//! The macro names the file by its absolute path (written by this crate's build script):
+//! [`chaos_asm!`] expands to the text of `src/chaos.s` in the same way: the runtime of the
+//! conformance `chaos` scenario (`axvcpu_conformance::Platform::create_chaos_vm`), program
+//! `chaos`, and `chaos_hypercall`, the hypercall instruction alone (its bytes are the
+//! platform's `PlatformInfo::hypercall_insn`). It needs the operands `chaos_code`,
+//! `chaos_code_bytes`, `chaos_data` and `chaos_counts` (the contract's `CHAOS_*` offsets).
+//!
+//! The macros name the files by their absolute paths (written by this crate's build script):
 //! `include_str!` resolves a relative path against the invoking crate's file.
 
 #![no_std]

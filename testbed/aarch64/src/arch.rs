@@ -30,6 +30,8 @@ pub type Vm = TestbedVm<Aarch64>;
 
 /// Random programs the `garbage` scenario runs.
 const GARBAGE_PROGRAMS: usize = 2000;
+/// Random programs the `chaos` scenario runs in each pass (two passes a boot: 2,000).
+const CHAOS_PROGRAMS: usize = 1000;
 /// The prefix of the second pass's lines.
 const SECOND_PASS: &str = "[vgic] ";
 
@@ -101,6 +103,9 @@ impl TestbedArch for Aarch64 {
             gpr_range: (0, 31),
             smp_id_reg: 0,
             garbage_programs: GARBAGE_PROGRAMS,
+            chaos_programs: CHAOS_PROGRAMS,
+            hypercall_insn: guests::chaos_hypercall(),
+            x86_emulated: false,
         }
     }
     /// With the vGIC the `Irq` program acknowledges at the GIC CPU interface.
@@ -112,6 +117,9 @@ impl TestbedArch for Aarch64 {
             GuestProgram::Irq if setup.vgic => Ok(guests::irq_gic_code()),
             _ => guests::code(program).ok_or("AArch64 has no port I/O"),
         }
+    }
+    fn chaos_runtime(setup: &Aarch64SetupConfig) -> Result<&'static [u8], &'static str> {
+        Ok(guests::chaos_runtime(setup.vgic))
     }
     fn with_sysreg_traps(setup: Aarch64SetupConfig, on: bool) -> Aarch64SetupConfig {
         Aarch64SetupConfig {

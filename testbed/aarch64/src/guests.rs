@@ -392,6 +392,136 @@ guest_cntp:
     .global guest_cntp_end
 guest_cntp_end:
 
+    // chaos: the runtime of the conformance `chaos` scenario (Platform::create_chaos_vm),
+    // in two kinds: acknowledging interrupts with `hvc #1` or, for vGIC VMs, at the GIC
+    // CPU interface (GICC_IAR, GICC_EOIR), as the two Irq programs do. VBAR_EL1 -> the
+    // table below; the handlers run on SP_EL1, the code on SP_EL0 (in the scratch page).
+    // Every vector first takes its own stack again (PC-relative, through TPIDRRO_EL0), so
+    // a code that moved to SP_EL1 and clobbered it cannot take the handlers down. A
+    // synchronous exception resumes at ELR + 4 (ELR itself after an SVC, whose ELR is
+    // already past it; the code's start if outside it); an IRQ is acknowledged (and the
+    // virtual timer disabled: the code arms it, and a level interrupt left on would
+    // storm) and returns where it was; FIQ and SError return with them masked. SPSR's
+    // mode is set to EL1t again and its IL and SS bits cleared, so `eret` returns to EL1
+    // on SP_EL0, legally and without a software step, whatever the code wrote.
+    .macro CHAOS_RUNTIME name, gic
+    .balign 0x1000
+    .global guest_\name
+guest_\name:
+    adr x9, 20f
+    msr vbar_el1, x9
+    isb
+    adr x9, guest_\name + 0x3f00
+    mov sp, x9
+    msr spsel, #0
+    adr x9, guest_\name + {chaos_data} + 0x1000 - 64
+    mov sp, x9
+    adr x9, guest_\name + {chaos_counts}
+    stp xzr, xzr, [x9]
+    .if \gic
+    LI x9, {gicc}
+    mov w10, #0xff
+    str w10, [x9, #4]
+    mov w10, #1
+    str w10, [x9, #0]
+    .endif
+    msr daifclr, #2
+    b guest_\name + {chaos_code}
+
+    // The handlers: x0 is in TPIDRRO_EL0 (the vector saved it).
+22: mrs x1, spsr_el1
+    bic x1, x1, #0x1f
+    orr x1, x1, #4
+    bic x1, x1, #(3 << 20)
+    msr spsr_el1, x1
+    ldp x2, x3, [sp], #16
+    ldp x0, x1, [sp], #16
+    eret
+    // Synchronous.
+23: adr x0, guest_\name + 0x3f00
+    mov sp, x0
+    mrs x0, tpidrro_el0
+    stp x0, x1, [sp, #-16]!
+    stp x2, x3, [sp, #-16]!
+    adr x2, guest_\name + {chaos_counts}
+    ldr x3, [x2]
+    add x3, x3, #1
+    str x3, [x2]
+    mrs x0, elr_el1
+    mrs x1, esr_el1
+    lsr x1, x1, #26
+    cmp x1, #0x15
+    b.eq 24f
+    add x0, x0, #4
+24: adr x2, guest_\name + {chaos_code}
+    sub x3, x0, x2
+    cmp x3, #{chaos_code_bytes}
+    b.lo 25f
+    mov x0, x2
+25: msr elr_el1, x0
+    b 22b
+    // IRQ.
+26: adr x0, guest_\name + 0x3f00
+    mov sp, x0
+    mrs x0, tpidrro_el0
+    stp x0, x1, [sp, #-16]!
+    stp x2, x3, [sp, #-16]!
+    adr x2, guest_\name + {chaos_counts}
+    ldr x3, [x2, #8]
+    add x3, x3, #1
+    str x3, [x2, #8]
+    .if \gic
+    LI x2, {gicc}
+    ldr w0, [x2, #0xc]
+    msr cntv_ctl_el0, xzr
+    str w0, [x2, #0x10]
+    .else
+    hvc #1
+    msr cntv_ctl_el0, xzr
+    .endif
+    b 22b
+    // FIQ, SError: masked again on return (nothing here acknowledges them).
+28: adr x0, guest_\name + 0x3f00
+    mov sp, x0
+    mrs x0, tpidrro_el0
+    stp x0, x1, [sp, #-16]!
+    stp x2, x3, [sp, #-16]!
+    mrs x1, spsr_el1
+    orr x1, x1, #0x100
+    orr x1, x1, #0x40
+    msr spsr_el1, x1
+    b 22b
+
+    .balign 0x800
+20:
+    .rept 4
+    .balign 0x80
+    msr tpidrro_el0, x0
+    b 23b
+    .balign 0x80
+    msr tpidrro_el0, x0
+    b 26b
+    .balign 0x80
+    msr tpidrro_el0, x0
+    b 28b
+    .balign 0x80
+    msr tpidrro_el0, x0
+    b 28b
+    .endr
+    .global guest_\name\()_end
+guest_\name\()_end:
+    .endm
+
+    CHAOS_RUNTIME chaos, 0
+    CHAOS_RUNTIME chaos_gic, 1
+
+    .balign 4
+    .global guest_chaos_hypercall
+guest_chaos_hypercall:
+    hvc #0
+    .global guest_chaos_hypercall_end
+guest_chaos_hypercall_end:
+
     .balign 4
     .global guest_bench
 guest_bench:
@@ -403,6 +533,10 @@ guest_bench_end:
 "#,
     gicc = const GICC_IPA,
     irq_vec = const IRQ_VECTOR,
+    chaos_code = const axvcpu_conformance::contract::CHAOS_CODE_OFFSET,
+    chaos_code_bytes = const axvcpu_conformance::contract::CHAOS_CODE_BYTES,
+    chaos_data = const axvcpu_conformance::contract::CHAOS_DATA_OFFSET,
+    chaos_counts = const axvcpu_conformance::contract::CHAOS_COUNTS_OFFSET,
 );
 
 use axvcpu_testbed::guest_code as program;
@@ -415,6 +549,21 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
 /// The `Irq` program for vGIC VMs: acknowledges through the GIC CPU interface.
 pub fn irq_gic_code() -> &'static [u8] {
     program!(guest_irq_gic, guest_irq_gic_end)
+}
+
+/// The chaos runtime (`Platform::create_chaos_vm`): acknowledging with `hvc #1`, or at the
+/// GIC CPU interface for vGIC VMs.
+pub fn chaos_runtime(vgic: bool) -> &'static [u8] {
+    if vgic {
+        program!(guest_chaos_gic, guest_chaos_gic_end)
+    } else {
+        program!(guest_chaos, guest_chaos_end)
+    }
+}
+
+/// The hypercall instruction alone (`PlatformInfo::hypercall_insn`).
+pub fn chaos_hypercall() -> &'static [u8] {
+    program!(guest_chaos_hypercall, guest_chaos_hypercall_end)
 }
 
 /// The testbed's own self-test guests (beyond the contract).

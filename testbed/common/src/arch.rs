@@ -81,6 +81,9 @@ pub trait TestbedArch: Sized + Send + Sync + 'static {
     /// The code of `program` for VMs of this setup, or why the architecture has none
     /// (reported as the scenario's `N/A` reason).
     fn program(setup: &Self::Setup, program: GuestProgram) -> Result<&'static [u8], &'static str>;
+    /// The chaos runtime for VMs of this setup (`Platform::create_chaos_vm`), or why the
+    /// architecture has none.
+    fn chaos_runtime(setup: &Self::Setup) -> Result<&'static [u8], &'static str>;
     /// `setup` with the traps of the `sysreg` scenario's registers on or off.
     fn with_sysreg_traps(setup: Self::Setup, on: bool) -> Self::Setup;
     /// An empty nested page table of the format `setup` selects.

@@ -5,7 +5,7 @@
 use alloc::boxed::Box;
 
 use axvcpu::{AxArchVCpu, AxVCpu, AxVCpuExitReason, VCpuError, VCpuResult};
-use axvcpu_conformance::contract::GuestProgram;
+use axvcpu_conformance::contract::{GuestProgram, CHAOS_CODE_BYTES, CHAOS_CODE_OFFSET};
 use axvcpu_conformance::{Join, Platform, PlatformInfo, TestVm};
 
 use crate::arch::TestbedArch;
@@ -56,6 +56,18 @@ impl<A: TestbedArch, const N: usize> Platform for TestbedPlatform<A, N> {
 
     fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<TestbedVm<A>> {
         TestbedVm::new(code, A::with_sysreg_traps(self.setup, false))
+    }
+
+    fn create_chaos_vm(&mut self, code: &[u8]) -> VCpuResult<TestbedVm<A>> {
+        if code.len() > CHAOS_CODE_BYTES {
+            return Err(
+                VCpuError::invalid_input("chaos code too large").with_value(code.len() as u64)
+            );
+        }
+        let runtime = A::chaos_runtime(&self.setup).map_err(VCpuError::unsupported)?;
+        let vm = TestbedVm::new(runtime, A::with_sysreg_traps(self.setup, false))?;
+        vm.load(vm.entry() + CHAOS_CODE_OFFSET, code)?;
+        Ok(vm)
     }
 
     fn cpu_count(&self) -> usize {

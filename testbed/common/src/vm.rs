@@ -207,6 +207,13 @@ impl<A: TestbedArch> TestbedVm<A> {
     }
 }
 
+impl<A: TestbedArch> TestbedVm<A> {
+    /// Copies `bytes` into guest RAM at `gpa` (only while no vCPU of the VM runs).
+    pub fn load(&self, gpa: GuestPhysAddr, bytes: &[u8]) -> VCpuResult {
+        self.ram.load(gpa, bytes)
+    }
+}
+
 // SAFETY: `ept_root` is this VM's live nested page table; the scenarios drop every vCPU
 // before the VM, whose fields free the table first, then guest RAM and the read-only page.
 unsafe impl<A: TestbedArch> TestVm for TestbedVm<A> {

@@ -30,6 +30,8 @@ pub type Vm = TestbedVm<Riscv>;
 
 /// Random programs the `garbage` scenario runs.
 const GARBAGE_PROGRAMS: usize = 1000;
+/// Random programs the `chaos` scenario runs in each pass (two passes a boot: 2,000).
+const CHAOS_PROGRAMS: usize = 1000;
 /// The prefix of the second pass's lines.
 const SECOND_PASS: &str = "[sv39x4, hlvx] ";
 
@@ -116,10 +118,16 @@ impl TestbedArch for Riscv {
             gpr_range: (1, 32),
             smp_id_reg: 10,
             garbage_programs: GARBAGE_PROGRAMS,
+            chaos_programs: CHAOS_PROGRAMS,
+            hypercall_insn: guests::chaos_hypercall(),
+            x86_emulated: false,
         }
     }
     fn program(_: &RiscvSetupConfig, program: GuestProgram) -> Result<&'static [u8], &'static str> {
         guests::code(program).ok_or("RISC-V has no port I/O")
+    }
+    fn chaos_runtime(_: &RiscvSetupConfig) -> Result<&'static [u8], &'static str> {
+        Ok(guests::chaos_runtime())
     }
     fn with_sysreg_traps(setup: RiscvSetupConfig, on: bool) -> RiscvSetupConfig {
         RiscvSetupConfig {

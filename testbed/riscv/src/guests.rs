@@ -310,6 +310,103 @@ guest_regs:
     .global guest_regs_end
 guest_regs_end:
 
+    // chaos: the runtime of the conformance `chaos` scenario (Platform::create_chaos_vm).
+    // stvec -> the handler below, interrupts 1, 5, 9 enabled, sp in the scratch page, then
+    // the code at CHAOS_CODE_OFFSET. The handler swaps sp with sscratch and takes its own
+    // stack (PC-relative, so a clobbered sscratch does not matter), counts, and resumes:
+    // an exception after the faulting instruction (+2 or +4 from its low bits; the code's
+    // start if outside it), an interrupt where it was, acknowledged as the Irq program
+    // does (1: clear sip.SSIP; 5: SBI set_timer(-1) and sie.STIE off, in case the code
+    // armed Sstc's stimecmp; 9: sie.SEIE off, there is no controller to acknowledge).
+    // sstatus.SPP is set again, so sret returns to VS-mode whatever the code wrote.
+    .balign 4
+    .global guest_chaos
+guest_chaos:
+    lla t0, 2f
+    csrw stvec, t0
+    lla t0, guest_chaos + {chaos_counts}
+    sd zero, 0(t0)
+    sd zero, 8(t0)
+    lla sp, guest_chaos + {chaos_data} + 0x1000 - 64
+    li t0, 0x222
+    csrs sie, t0
+    csrsi sstatus, 2
+    j guest_chaos + {chaos_code}
+    .balign 4
+2:  csrrw sp, sscratch, sp
+    lla sp, guest_chaos + 0x3f00
+    sd t0, -8(sp)
+    sd t1, -16(sp)
+    sd t2, -24(sp)
+    sd a0, -32(sp)
+    sd a1, -40(sp)
+    sd a6, -48(sp)
+    sd a7, -56(sp)
+    csrr t0, scause
+    lla t1, guest_chaos + {chaos_counts}
+    bltz t0, 5f
+    ld t2, 0(t1)
+    addi t2, t2, 1
+    sd t2, 0(t1)
+    csrr t0, sepc
+    lla t1, guest_chaos + {chaos_code}
+    sub t2, t0, t1
+    li a0, {chaos_code_bytes}
+    bgeu t2, a0, 3f
+    lhu a1, 0(t0)
+    andi a1, a1, 3
+    li a6, 3
+    addi t0, t0, 2
+    bne a1, a6, 4f
+    addi t0, t0, 2
+4:  sub t2, t0, t1
+    bltu t2, a0, 6f
+3:  mv t0, t1
+6:  csrw sepc, t0
+    j 7f
+5:  ld t2, 8(t1)
+    addi t2, t2, 1
+    sd t2, 8(t1)
+    slli t0, t0, 1
+    srli t0, t0, 1
+    li t1, 1
+    bne t0, t1, 8f
+    csrci sip, 2
+    j 7f
+8:  li t1, 5
+    bne t0, t1, 9f
+    li t1, 0x20
+    csrc sie, t1
+    li a0, -1
+    li a6, 0
+    li a7, 0x54494d45
+    ecall
+    j 7f
+9:  li t1, 9
+    bne t0, t1, 7f
+    li t1, 0x200
+    csrc sie, t1
+7:  li t1, 0x100
+    csrs sstatus, t1
+    ld t0, -8(sp)
+    ld t1, -16(sp)
+    ld t2, -24(sp)
+    ld a0, -32(sp)
+    ld a1, -40(sp)
+    ld a6, -48(sp)
+    ld a7, -56(sp)
+    csrrw sp, sscratch, sp
+    sret
+    .global guest_chaos_end
+guest_chaos_end:
+
+    .balign 4
+    .global guest_chaos_hypercall
+guest_chaos_hypercall:
+    ecall
+    .global guest_chaos_hypercall_end
+guest_chaos_hypercall_end:
+
     .balign 4
     .global guest_bench
 guest_bench:
@@ -457,6 +554,32 @@ guest_shared_csrs:
     .global guest_shared_csrs_end
 guest_shared_csrs_end:
 
+    // illegal-insn: `hfence.gvma` from VS-mode (a virtual-instruction exception the backend
+    // does not emulate) must reach the guest's own handler as an illegal instruction:
+    // report scause, stval and sepc's distance from the hfence, then skip it and DONE.
+    .balign 4
+    .global guest_illegal_insn
+guest_illegal_insn:
+    la t0, 2f
+    csrw stvec, t0
+1:  .word 0x62000073
+    DONE_LOOP
+    .balign 4
+2:  csrr s2, scause
+    REPORT s2
+    csrr s2, stval
+    REPORT s2
+    csrr s2, sepc
+    lla t0, 1b
+    sub s2, s2, t0
+    REPORT s2
+    csrr t0, sepc
+    addi t0, t0, 4
+    csrw sepc, t0
+    sret
+    .global guest_illegal_insn_end
+guest_illegal_insn_end:
+
     // span: an 8-byte load whose last 4 bytes lie in the unmapped page above RAM.
     .balign 4
     .global guest_span
@@ -575,11 +698,25 @@ guest_fp_end:
     span_addr = const SPAN_ADDR,
     irq_vec = const IRQ_VECTOR,
     irq_vec2 = const SECOND_IRQ_VECTOR,
+    chaos_code = const axvcpu_conformance::contract::CHAOS_CODE_OFFSET,
+    chaos_code_bytes = const axvcpu_conformance::contract::CHAOS_CODE_BYTES,
+    chaos_data = const axvcpu_conformance::contract::CHAOS_DATA_OFFSET,
+    chaos_counts = const axvcpu_conformance::contract::CHAOS_COUNTS_OFFSET,
 );
 
 /// The code of `program`, or `None` where RISC-V cannot express it.
 pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
     axvcpu_testbed::contract_program!(program, without_port_io)
+}
+
+/// The chaos runtime (`Platform::create_chaos_vm`).
+pub fn chaos_runtime() -> &'static [u8] {
+    guest_code!(guest_chaos, guest_chaos_end)
+}
+
+/// The hypercall instruction alone (`PlatformInfo::hypercall_insn`).
+pub fn chaos_hypercall() -> &'static [u8] {
+    guest_code!(guest_chaos_hypercall, guest_chaos_hypercall_end)
 }
 
 /// The testbed's own self-test guests (beyond the contract).
@@ -601,6 +738,8 @@ pub enum SelfTest {
     Fp,
     /// The SBI calls of an OS: HSM status and suspend, RFENCE, DBCN.
     SbiOs,
+    /// `hfence.gvma` from VS-mode, which the guest must take as an illegal instruction.
+    IllegalInsn,
 }
 
 /// The code of a self-test guest.
@@ -614,5 +753,6 @@ pub fn selftest_code(t: SelfTest) -> &'static [u8] {
         SelfTest::Span => guest_code!(guest_span, guest_span_end),
         SelfTest::Fp => guest_code!(guest_fp, guest_fp_end),
         SelfTest::SbiOs => guest_code!(guest_sbi_os, guest_sbi_os_end),
+        SelfTest::IllegalInsn => guest_code!(guest_illegal_insn, guest_illegal_insn_end),
     }
 }

@@ -1,7 +1,8 @@
 //! The testbed's own checks beyond the conformance contract: the per-CPU switch (refused
 //! while a vCPU is bound), the guest timer (also across unbind/bind), external-interrupt
 //! injection and its acknowledgement, SBI answers, CSRs the guest shares with the host,
-//! MMIO spanning pages, guest FP registers kept per vCPU, the SBI calls of an OS (HSM status
+//! MMIO spanning pages, a virtual instruction the backend does not emulate raised in the
+//! guest as an illegal instruction, guest FP registers kept per vCPU, the SBI calls of an OS (HSM status
 //! and suspend, RFENCE, DBCN), and every frame allocation of the create / setup / G-stage paths
 //! failing in turn (`alloc-fail`).
 //! Each prints `SELFTEST <name>: ok` or `SELFTEST <name>: FAIL <why>`.
@@ -304,6 +305,30 @@ fn shared_csrs(gstage: GStageMode) -> Check {
     result
 }
 
+/// `hfence.gvma` in VS-mode traps to the backend as a virtual instruction it does not
+/// emulate: the guest takes it as an illegal instruction (scause 2, stval the instruction,
+/// sepc at it) in its own handler, and goes on.
+fn illegal_insn(gstage: GStageMode) -> Check {
+    let (_vm, mut v) = vcpu(SelfTest::IllegalInsn, gstage)?;
+    for (what, want) in [("scause", 2), ("stval", 0x6200_0073), ("sepc - hfence", 0)] {
+        match next(&mut v)? {
+            AxVCpuExitReason::Hypercall {
+                nr: HC_REPORT,
+                args,
+            } if args[0] == want => {}
+            other => {
+                return Err(format!(
+                    "{what}: expected HC_REPORT({want:#x}), got {other:?}"
+                ))
+            }
+        }
+    }
+    match next(&mut v)? {
+        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
+        other => Err(format!("expected HC_DONE, got {other:?}")),
+    }
+}
+
 /// An MMIO load that runs from RAM into the unmapped page above: the backend cannot
 /// emulate half an access, so `run` fails and names it; the host carries on.
 fn span(gstage: GStageMode) -> Check {
@@ -456,7 +481,7 @@ fn fp(gstage: GStageMode) -> Check {
 
 /// Runs every self-test with the G-stage mode `gstage`; `true` if all passed.
 pub fn run_all(gstage: GStageMode) -> bool {
-    let tests: [Test<GStageMode>; 10] = [
+    let tests: [Test<GStageMode>; 11] = [
         ("percpu", percpu),
         ("fp", fp),
         ("sbi-os", sbi_os),
@@ -466,6 +491,7 @@ pub fn run_all(gstage: GStageMode) -> bool {
         ("sbi", sbi),
         ("shared-csrs", shared_csrs),
         ("span", span),
+        ("illegal-insn", illegal_insn),
         ("alloc-fail", alloc_fail),
     ];
     let mut out = hal::CONSOLE.writer();

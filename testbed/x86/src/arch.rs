@@ -33,6 +33,17 @@ pub type VCpu<B> = <B as Backend>::VCpu<Hal<B>>;
 
 /// Random programs the `garbage` scenario runs.
 const GARBAGE_PROGRAMS: usize = 2000;
+/// Random programs the `chaos` scenario runs: 2,000 on VMX (Bochs); 100 on SVM, where
+/// QEMU 10.0's TCG aborts ("qemu: fatal: invalid tss": an IST interrupt delivered while
+/// the nested guest's TR is not present) in program 119 after program 113 of the
+/// sequence (README, "Random guests").
+fn chaos_programs<B: Backend>() -> usize {
+    if B::PLATFORM.contains("svm") {
+        100
+    } else {
+        2000
+    }
+}
 
 impl<B: Backend> TestbedArch for X86<B> {
     const NAME: &'static str = "testbed-x86";
@@ -97,6 +108,9 @@ impl<B: Backend> TestbedArch for X86<B> {
             gpr_range: (0, 16),
             smp_id_reg: 3,
             garbage_programs: GARBAGE_PROGRAMS,
+            chaos_programs: chaos_programs::<B>(),
+            hypercall_insn: guests::chaos_hypercall(),
+            x86_emulated: false,
         }
     }
     fn program(_: &Setup, program: GuestProgram) -> Result<&'static [u8], &'static str> {
@@ -104,6 +118,9 @@ impl<B: Backend> TestbedArch for X86<B> {
             GuestProgram::HaltTimer => X86_TIMERS,
             _ => "x86 has no architectural CPU-off",
         })
+    }
+    fn chaos_runtime(_: &Setup) -> Result<&'static [u8], &'static str> {
+        Ok(guests::chaos_runtime())
     }
     /// Every MSR is intercepted already.
     fn with_sysreg_traps(setup: Setup, _on: bool) -> Setup {

@@ -66,6 +66,7 @@ guest_\name\()_end:
 .endm
 "#,
         axvcpu_guests_x86::contract_asm!(),
+        axvcpu_guests_x86::chaos_asm!(),
         r#"
 # The testbed's own programs: `regs` (the contract's Regs, the same code as `halt`), the
 # benchmark and the self-tests.
@@ -154,6 +155,10 @@ END_PROGRAM st_msr
     irq_vec = const IRQ_VECTOR,
     irq_vec2 = const SECOND_IRQ_VECTOR,
     msr = const SYSREG_MSR,
+    chaos_code = const axvcpu_conformance::contract::CHAOS_CODE_OFFSET,
+    chaos_code_bytes = const axvcpu_conformance::contract::CHAOS_CODE_BYTES,
+    chaos_data = const axvcpu_conformance::contract::CHAOS_DATA_OFFSET,
+    chaos_counts = const axvcpu_conformance::contract::CHAOS_COUNTS_OFFSET,
 );
 
 /// The x86 code of a contract program, or `None` for programs x86 cannot express
@@ -181,6 +186,17 @@ pub fn code(program: GuestProgram) -> Option<&'static [u8]> {
         P::HaltTimer => return None,
         P::Regs => guest_code!(guest_regs, guest_regs_end),
     })
+}
+
+/// The chaos runtime of `axvcpu-guests-x86` (`Platform::create_chaos_vm`).
+pub fn chaos_runtime() -> &'static [u8] {
+    guest_code!(guest_chaos, guest_chaos_end)
+}
+
+/// The hypercall instruction alone, as the guests run it: `vmmcall`, or `vmcall` once
+/// [`crate::backend::patch_hypercalls`] rewrote it on Intel (`PlatformInfo::hypercall_insn`).
+pub fn chaos_hypercall() -> &'static [u8] {
+    guest_code!(guest_chaos_hypercall, guest_chaos_hypercall_end)
 }
 
 /// The self-tests' guest programs.

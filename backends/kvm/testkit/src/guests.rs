@@ -40,6 +40,7 @@ axvcpu_kvm_guest_\name\()_end:
 .endm
 "#,
     axvcpu_guests_x86::contract_asm!(),
+    axvcpu_guests_x86::chaos_asm!(),
     include_str!("guests.s"),
     done = const c::HC_DONE,
     report = const c::HC_REPORT,
@@ -75,6 +76,10 @@ axvcpu_kvm_guest_\name\()_end:
     smp_iterations = const c::SMP_ITERATIONS,
     sig_offset = const c::SIGNATURE_OFFSET,
     port_str = const STRING_IO_PORT,
+    chaos_code = const c::CHAOS_CODE_OFFSET,
+    chaos_code_bytes = const c::CHAOS_CODE_BYTES,
+    chaos_data = const c::CHAOS_DATA_OFFSET,
+    chaos_counts = const c::CHAOS_COUNTS_OFFSET,
 );
 
 /// Declares `fn $name() -> &'static [u8]` returning the bytes of program `$name`.
@@ -117,6 +122,14 @@ program!(sysreg);
 program!(isolation);
 program!(smp);
 program!(signature);
+program!(
+    /// The chaos runtime (`axvcpu_conformance::Platform::create_chaos_vm`).
+    pub chaos
+);
+program!(
+    /// The hypercall instruction alone (`PlatformInfo::hypercall_insn`).
+    pub chaos_hypercall
+);
 program!(
     /// `rep outsb` of 0x11, 0x22, 0x33 to [`STRING_IO_PORT`], then `rep insw` of two words
     /// from it, `HC_REPORT` of the four bytes read, then `HC_DONE`.

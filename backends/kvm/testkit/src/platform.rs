@@ -7,16 +7,21 @@ use axvcpu::{SysRegAddr, VCpuError, VCpuResult};
 use axvcpu_conformance::contract::GuestProgram;
 use axvcpu_conformance::{Isa, Join, Platform, PlatformInfo};
 
-use crate::vm::{KvmTestVm, IRQ_VECTOR, SECOND_IRQ_VECTOR, SYSREG_MSR};
+use axvcpu_conformance::contract::{CHAOS_CODE_BYTES, CHAOS_CODE_OFFSET};
+
+use crate::vm::{KvmTestVm, ENTRY, IRQ_VECTOR, SECOND_IRQ_VECTOR, SYSREG_MSR};
 
 /// Random programs the conformance `garbage` scenario runs unless told otherwise.
 pub const DEFAULT_GARBAGE_PROGRAMS: usize = 200;
+/// Random programs the conformance `chaos` scenario runs unless told otherwise.
+pub const DEFAULT_CHAOS_PROGRAMS: usize = 200;
 
 /// The conformance platform for hosted KVM on x86-64.
 #[derive(Debug)]
 pub struct KvmPlatform {
     next_vm_id: usize,
     garbage_programs: usize,
+    chaos_programs: usize,
 }
 
 impl Default for KvmPlatform {
@@ -26,12 +31,20 @@ impl Default for KvmPlatform {
 }
 
 impl KvmPlatform {
-    /// A platform whose `garbage` scenario runs [`DEFAULT_GARBAGE_PROGRAMS`] programs.
+    /// A platform whose `garbage` and `chaos` scenarios run [`DEFAULT_GARBAGE_PROGRAMS`]
+    /// and [`DEFAULT_CHAOS_PROGRAMS`] programs.
     pub fn new() -> Self {
         Self {
             next_vm_id: 1,
             garbage_programs: DEFAULT_GARBAGE_PROGRAMS,
+            chaos_programs: DEFAULT_CHAOS_PROGRAMS,
         }
+    }
+
+    /// Sets how many random programs `chaos` runs.
+    pub fn with_chaos_programs(mut self, count: usize) -> Self {
+        self.chaos_programs = count;
+        self
     }
 
     /// Sets how many random programs `garbage` runs.
@@ -76,6 +89,9 @@ impl Platform for KvmPlatform {
             gpr_range: (0, 16),
             smp_id_reg: axvcpu_kvm::regs::gpr::RBX,
             garbage_programs: self.garbage_programs,
+            chaos_programs: self.chaos_programs,
+            hypercall_insn: crate::guests::chaos_hypercall(),
+            x86_emulated: true,
         }
     }
 
@@ -101,6 +117,17 @@ impl Platform for KvmPlatform {
 
     fn create_raw_vm(&mut self, code: &[u8]) -> VCpuResult<KvmTestVm> {
         KvmTestVm::new(self.vm_id(), code)
+    }
+
+    fn create_chaos_vm(&mut self, code: &[u8]) -> VCpuResult<KvmTestVm> {
+        if code.len() > CHAOS_CODE_BYTES {
+            return Err(
+                VCpuError::invalid_input("chaos code too large").with_value(code.len() as u64)
+            );
+        }
+        let vm = KvmTestVm::new(self.vm_id(), crate::guests::chaos())?;
+        vm.write(ENTRY + CHAOS_CODE_OFFSET as u64, code)?;
+        Ok(vm)
     }
 
     fn cpu_count(&self) -> usize {

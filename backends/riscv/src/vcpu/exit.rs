@@ -9,7 +9,7 @@
 //! | 10 VS-mode `ecall` | SBI call: an exit, or answered here (`Nothing`) |
 //! | 20 instruction guest-page fault | `NestedPageFault{EXECUTE}` |
 //! | 21 / 23 load / store guest-page fault | `MmioRead` / `MmioWrite`, `NestedPageFault`, or `Nothing` (stale TLB, retried once) |
-//! | 22 virtual instruction | `Halt` (`wfi`), `Nothing` (`sfence.vma`), `SysRegRead` / `SysRegWrite` (`csrr*`) |
+//! | 22 virtual instruction | `Halt` (`wfi`), `Nothing` (`sfence.vma`), `SysRegRead` / `SysRegWrite` (`csrr*`), `Nothing` with an illegal-instruction exception raised in the guest (anything else: `hfence.*`, `hlv`/`hsv`, ...) |
 //! | 1 / 5 / 7 access faults | `Err`, value `stval` (the address) |
 //! | 0, 2, 3, 4, 6, 8, 12, 13, 15 (delegated by `hedeleg`) | `Err`, value `scause`: this hart's delegation is not set up |
 //! | anything else | `Err`, value `scause` |
@@ -461,6 +461,31 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
         }
     }
 
+    /// Takes the guest into its own trap handler with an illegal-instruction exception at
+    /// its current instruction, as the hart does for the exceptions `hedeleg` delegates:
+    /// `vsepc`, `vscause` = 2, `vstval` = the instruction, `vsstatus.SPP` = the privilege it
+    /// trapped from, `SPIE` = `SIE`, `SIE` = 0; it resumes at `vstvec` in VS-mode.
+    fn raise_illegal_instruction(&mut self, insn: u32) {
+        const SPIE: u64 = 1 << 5;
+        let from_vs = self.regs.guest_sstatus & sstatus::SPP != 0;
+        let old = hw::read::<{ num::VSSTATUS }>();
+        let mut new = old & !(sstatus::SIE | SPIE | sstatus::SPP);
+        if old & sstatus::SIE != 0 {
+            new |= SPIE;
+        }
+        if from_vs {
+            new |= sstatus::SPP;
+        }
+        hw::write::<{ num::VSSTATUS }>(new);
+        hw::write::<{ num::VSEPC }>(self.regs.guest_sepc);
+        hw::write::<{ num::VSCAUSE }>(2);
+        hw::write::<{ num::VSTVAL }>(insn as u64);
+        // Direct and vectored modes alike: exceptions go to BASE.
+        self.regs.guest_sepc = hw::read::<{ num::VSTVEC }>() & !3;
+        self.regs.guest_sstatus |= sstatus::SPP;
+        self.regs.guest_hstatus |= hw::hstatus::SPVP;
+    }
+
     // Out of line: see `handle_guest_page_fault`.
     #[inline(never)]
     fn handle_virtual_instruction(&mut self) -> VCpuResult<AxVCpuExitReason> {
@@ -483,10 +508,10 @@ impl<H: AxVCpuHal> RiscvVCpu<H> {
             return Ok(AxVCpuExitReason::Nothing);
         }
         let Some(c) = decode::decode_csr(insn) else {
-            return Err(VCpuError::unsupported(
-                "virtual-instruction exception on an instruction the backend does not emulate (value: the instruction)",
-            )
-            .with_value(insn as u64));
+            // `hfence.*`, `hlv`/`hsv`, `sret` or `wfi` from VU-mode...: the guest gets the
+            // illegal-instruction exception a machine without the H extension would raise.
+            self.raise_illegal_instruction(insn);
+            return Ok(AxVCpuExitReason::Nothing);
         };
         let operand = match c.src {
             CsrSrc::Reg(r) => self.regs.gpr(r),
