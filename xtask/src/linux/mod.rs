@@ -185,8 +185,7 @@ pub struct BootArgs {
     pub initrd: Option<PathBuf>,
     /// The command line ([`APPEND`], [`APPEND_RISCV64`], [`APPEND_X86`] unless given).
     pub append: String,
-    /// vCPUs (2 unless given; 1 with `--vmx`, whose backend starts no secondary: it
-    /// refuses a real-mode start).
+    /// vCPUs (2 unless given).
     pub cpus: usize,
     /// RISC-V: the host CPU has Sstc (unless `--no-sstc`).
     pub sstc: bool,
@@ -246,7 +245,7 @@ pub fn parse_boot_args(args: &[String]) -> Result<BootArgs, String> {
         } else {
             append
         },
-        cpus: cpus.unwrap_or(if vmx { 1 } else { 2 }),
+        cpus: cpus.unwrap_or(2),
         sstc,
         shell,
         vmx,
@@ -595,11 +594,9 @@ mod tests {
         assert_eq!((x.cpus, x.append.as_str()), (2, APPEND_X86));
         assert!(!x.vmx);
         let v = parse_boot_args(&args("x86_64 --kernel K --vmx")).unwrap();
-        assert_eq!(
-            (v.vmx, v.cpus),
-            (true, 1),
-            "VMX starts no secondary (no real mode)"
-        );
+        assert_eq!((v.vmx, v.cpus), (true, 2));
+        let v = parse_boot_args(&args("x86_64 --kernel K --vmx --cpus 1")).unwrap();
+        assert_eq!((v.vmx, v.cpus), (true, 1));
         assert!(parse_boot_args(&args("aarch64 --kernel K --vmx")).is_err());
         assert!(parse_boot_args(&args("aarch64 --kernel K --svm")).is_err());
     }
