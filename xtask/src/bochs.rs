@@ -72,7 +72,8 @@ pub struct Module {
 const NO_BACKEND: &str = "VMX backend not available in this build";
 /// The self-tests that must report `ok` in Bochs: the SVM run's checks of the backend
 /// (`external-interrupt-masked-guest` is reported as not run there, see the testbed).
-const REQUIRED_SELFTESTS: [&str; 10] = [
+const REQUIRED_SELFTESTS: [&str; 11] = [
+    "real-mode-start",
     "fail-entry",
     "external-interrupt",
     "triple-fault",

@@ -250,9 +250,11 @@ pub struct Controls {
     /// INVVPID flushes one VPID (else all).
     pub invvpid_single: bool,
     /// CR0 bits the guest may not change (the guest/host mask): fixed in VMX operation,
-    /// except PE and PG (unrestricted guest).
+    /// except PE (unrestricted guest), and PG, which unrestricted guest frees too but whose
+    /// changes the backend traps to keep `EFER.LMA` and the IA-32e-mode entry control in
+    /// step (a guest going from real or protected mode to long mode, or back).
     pub cr0_mask: u64,
-    /// CR0 bits that must be 1 in the guest.
+    /// CR0 bits that must be 1 in the guest (PE and PG are the guest's).
     pub cr0_set: u64,
     /// CR4 bits the guest may not change: fixed in VMX operation (VMXE among them).
     pub cr4_mask: u64,
@@ -395,7 +397,7 @@ impl Controls {
             ept_accessed_dirty: ept & e::ACCESSED_DIRTY != 0,
             invept_single: ept & e::INVEPT_SINGLE != 0,
             invvpid_single: ept & e::INVVPID_SINGLE != 0,
-            cr0_mask: cr0_fixed & !(CR0_PE | CR0_PG),
+            cr0_mask: (cr0_fixed & !CR0_PE) | CR0_PG,
             cr0_set: caps.cr0_fixed0 & !(CR0_PE | CR0_PG),
             cr4_mask: caps.cr4_fixed0 | !caps.cr4_fixed1,
             cr4_set: caps.cr4_fixed0,

@@ -1,4 +1,5 @@
-//! [`VmxVCpu`]: one guest CPU in 64-bit long mode under Intel VMX with EPT, its
+//! [`VmxVCpu`]: one guest CPU under Intel VMX with EPT (started in 64-bit long mode, or in
+//! real mode as after INIT and a start-up IPI), its
 //! configuration, and its [`AxArchVCpu`] impl, which delegates to [`bind`] (the VMCS on a
 //! CPU), [`exit`] (exit decoding) and [`irq`] (interrupt delivery, kicks, the entry around
 //! the world switch).
@@ -35,6 +36,15 @@ pub type VmxSetupConfig = LongModeSetup;
 
 static NEXT_VPID: AtomicU32 = AtomicU32::new(0);
 
+/// How the guest starts, as `setup` decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Long mode through these boot tables, with this first `rsp`.
+    LongMode(LongModeBoot, u64),
+    /// Real mode with this CS selector (unrestricted guest).
+    RealMode(u16),
+}
+
 /// Where the VMCS is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VmcsState {
@@ -46,8 +56,10 @@ enum VmcsState {
     Active(usize),
 }
 
-/// An x86-64 vCPU under Intel VMX: the guest runs in long mode, translated by the EPT
-/// given to `set_ept_root` (`NestedPageTable<H, Ept>`, EPTP = [`Ept::eptp`] of its root).
+/// An x86-64 vCPU under Intel VMX with unrestricted guest: the guest starts in long mode
+/// (or in real mode at a SIPI address, [`GuestBoot::RealMode`], and switches modes itself),
+/// translated by the EPT given to `set_ept_root` (`NestedPageTable<H, Ept>`, EPTP =
+/// [`Ept::eptp`] of its root).
 ///
 /// **Exits.** External interrupts (acknowledged at exit), NMIs, HLT, every port
 /// (unconditional I/O exiting), every MSR but [`PASSTHROUGH_MSRS`](crate::vmcs::PASSTHROUGH_MSRS)
@@ -57,8 +69,10 @@ enum VmcsState {
 /// CPUID (through [`axvcpu_x86::cpuid::filter_for`]), `EFER` (the VMCS's guest `EFER`),
 /// `PAT` (kept per vCPU, not applied to memory types), `IA32_MISC_ENABLE` and
 /// `IA32_BIOS_SIGN_ID` (fixed values, `axvcpu_x86::msr`) reads and writes, INVD and WBINVD
-/// (skipped), MONITOR/MWAIT (#UD), XSETBV (#GP(0)), CR4 writes of a fixed bit (#GP(0)) and
-/// CR0 writes clearing NE (kept in the read shadow); see the crate docs for the rest.
+/// (skipped), MONITOR/MWAIT (#UD), XSETBV (#GP(0)), CR4 writes of a fixed bit (#GP(0)),
+/// CR0 writes clearing NE (kept in the read shadow) and CR0 writes changing PG (which
+/// enter or leave IA-32e mode when `EFER.LME` is set: `EFER.LMA` and the IA-32e-mode
+/// entry control follow); see the crate docs for the rest.
 ///
 /// **Exceptions.** `inject_exception(vector, error_code)` delivers a hardware exception
 /// through the VM-entry interruption information at the next entry; after a read exit the
@@ -96,8 +110,8 @@ pub struct VmxVCpu<H: AxVCpuHal> {
     entry: GuestPhysAddr,
     ept_root: HostPhysAddr,
     vpid: u16,
-    /// What `setup` decided: the boot tables and the first `rsp`.
-    start: Option<(LongModeBoot, u64)>,
+    /// What `setup` decided: long mode (the boot tables and the first `rsp`) or real mode.
+    start: Option<Start>,
     /// The controls the VMCS was filled with (first `bind`).
     controls: Option<Controls>,
     /// Flush EPT and VPID translations at the next entry.
@@ -188,14 +202,19 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
 
     /// Fills the VMCS (current) for the guest `setup` described, with `controls`.
     fn init_vmcs(&mut self, controls: Controls) -> VCpuResult {
-        let Some((boot, rsp)) = self.start else {
+        let Some(start) = self.start else {
             return Err(VCpuError::bad_state("bind before setup"));
         };
         let v = self.vmcs();
         // SAFETY: the MSR bitmap is this vCPU's, all ones, freed only with the VMCS; the
         // EPT root came through `set_ept_root`, whose contract is the one required.
         unsafe { v.init_control(&controls, self.msr_bitmap, self.vpid, self.eptp(&controls)) };
-        v.init_long_mode_guest(&controls, &boot, self.entry.as_usize() as u64, rsp);
+        match start {
+            Start::LongMode(boot, rsp) => {
+                v.init_long_mode_guest(&controls, &boot, self.entry.as_usize() as u64, rsp)
+            }
+            Start::RealMode(cs) => v.init_real_mode_guest(&controls, cs),
+        }
         self.controls = Some(controls);
         self.irq.proc_ctl = controls.proc;
         Ok(())
@@ -307,16 +326,19 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
         let boot = match config.boot {
             GuestBoot::Tables(boot) => boot,
             GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
-            // Real mode under VMX needs "unrestricted guest" (or a virtual-8086 emulation);
-            // this backend enters long-mode guests only, so far.
+            // Unrestricted guest (which `Controls::compute` requires: a CPU without it
+            // refuses every vCPU at `bind`, as Unsupported) runs real mode as it is.
             GuestBoot::RealMode => {
-                return Err(VCpuError::unsupported(
-                    "axvcpu-vmx starts vCPUs in 64-bit long mode only: a real-mode start (GuestBoot::RealMode) needs unrestricted guest, not done yet",
-                ))
+                let entry = self.entry.as_usize() as u64;
+                let cs = axvcpu_x86::boot::sipi_code_segment(entry)?;
+                self.start = Some(Start::RealMode(cs));
+                self.regs.set(gpr::RSP, 0);
+                self.regs.set_rip(0);
+                return Ok(());
             }
         };
         let rsp = config.rsp_of(self.vcpu_id);
-        self.start = Some((boot, rsp));
+        self.start = Some(Start::LongMode(boot, rsp));
         self.regs.set(gpr::RSP, rsp);
         self.regs.set_rip(self.entry.as_usize() as u64);
         Ok(())

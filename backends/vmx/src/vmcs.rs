@@ -466,4 +466,82 @@ impl Vmcs {
         }
         w(guest::VMCS_LINK_POINTER, u64::MAX);
     }
+
+    /// Fills the guest state of a CPU after INIT and a start-up IPI (unrestricted guest):
+    /// real mode at `cs_selector:0` (CS base `cs_selector << 4`), 64 KiB segments, `CR0` =
+    /// its INIT value and `CR4` = 0 as the guest reads them (the CPU keeps the bits VMX
+    /// fixes), `EFER` = 0 and the IA-32e-mode entry control clear, interrupts off, the IDT
+    /// at 0 with limit 0xffff (the real-mode vector table), LDTR unusable and TR a busy TSS
+    /// (VM entry checks them even in real mode). The EPT translates its physical addresses
+    /// as in every mode.
+    pub(crate) fn init_real_mode_guest(self, c: &crate::controls::Controls, cs_selector: u16) {
+        use axvcpu_x86::boot::INIT_CR0;
+        const CODE_AR: u64 = 0x9b; // P, S, type execute/read accessed; 16-bit
+        const DATA_AR: u64 = 0x93; // P, S, type read/write accessed; 16-bit
+        const UNUSABLE: u64 = 1 << 16;
+        let w = |f, v| self.write(f, v);
+        let cs = u64::from(cs_selector);
+        // ES, CS, SS, DS, FS, GS, LDTR, TR: selector, limit, access rights, base.
+        let segs = [
+            (0, 0xffff, DATA_AR, 0),
+            (cs, 0xffff, CODE_AR, cs << 4),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0, UNUSABLE, 0),
+            (0, 0xffff, 0x8b, 0), // busy 32-bit TSS
+        ];
+        for (i, (sel, limit, ar, base)) in (0u32..).zip(segs) {
+            w(guest::ES_SELECTOR + 2 * i, sel);
+            w(guest::ES_LIMIT + 2 * i, limit);
+            w(guest::ES_ACCESS_RIGHTS + 2 * i, ar);
+            w(guest::ES_BASE + 2 * i, base);
+        }
+        for (base, limit) in [
+            (guest::GDTR_BASE, guest::GDTR_LIMIT),
+            (guest::IDTR_BASE, guest::IDTR_LIMIT),
+        ] {
+            w(base, 0);
+            w(limit, 0xffff);
+        }
+        w(
+            ctrl::ENTRY_CONTROLS,
+            u64::from(c.entry & !crate::controls::entry_ctl::IA32E_GUEST),
+        );
+        w(guest::CR0, INIT_CR0 | c.cr0_set);
+        w(ctrl::CR0_SHADOW, INIT_CR0);
+        w(guest::CR3, 0);
+        w(guest::CR4, c.cr4_set);
+        w(ctrl::CR4_SHADOW, 0);
+        w(guest::EFER, 0);
+        w(guest::DR7, 0x400);
+        w(guest::RFLAGS, 2);
+        w(guest::RIP, 0);
+        w(guest::RSP, 0);
+        for f in [
+            guest::DEBUGCTL,
+            guest::SYSENTER_CS,
+            guest::SYSENTER_ESP,
+            guest::SYSENTER_EIP,
+            guest::INTERRUPTIBILITY,
+            guest::ACTIVITY_STATE,
+            guest::PENDING_DEBUG,
+        ] {
+            w(f, 0);
+        }
+        w(guest::VMCS_LINK_POINTER, u64::MAX);
+    }
+
+    /// Whether the guest runs 64-bit code (`EFER.LMA` and `CS.L`): the only mode whose
+    /// instructions the shared decoder reads correctly.
+    pub(crate) fn in_64bit_code(self) -> bool {
+        const CS_L: u64 = 1 << 13;
+        self.read(guest::EFER) & EFER_LMA != 0 && self.read(guest::ES_ACCESS_RIGHTS + 2) & CS_L != 0
+    }
 }
+
+/// `EFER.LME`.
+pub const EFER_LME: u64 = 1 << 8;
+/// `EFER.LMA`.
+pub const EFER_LMA: u64 = 1 << 10;

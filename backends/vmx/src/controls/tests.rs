@@ -33,8 +33,8 @@ fn bochs_controls() {
     assert_eq!(c.exit, 0x0003_6dfb | 0x30_8200);
     assert_eq!(c.entry, 0x11fb | 0x8200);
     assert!(c.ept_accessed_dirty && c.invept_single && c.invvpid_single);
-    // NE is the guest's to keep; PE and PG it may clear.
-    assert_eq!((c.cr0_mask, c.cr0_set), (0x20 | !0xffff_ffff, 0x20));
+    // NE is kept set; PE the guest may clear freely, PG too, but its changes exit.
+    assert_eq!((c.cr0_mask, c.cr0_set), (0x8000_0020 | !0xffff_ffff, 0x20));
     assert_eq!(c.cr4_set, CR4_VMXE);
     assert_eq!(c.cr4_mask & CR4_VMXE, CR4_VMXE);
 }

@@ -14,9 +14,10 @@ use axvcpu_x86::msr as x86_msr;
 use axvcpu_x86::paging::PagingRegs;
 
 use super::VmxVCpu;
+use crate::controls::entry_ctl;
 use crate::hw;
 use crate::regs::gpr;
-use crate::vmcs::{ctrl, exit, guest, info};
+use crate::vmcs::{ctrl, exit, guest, info, EFER_LMA, EFER_LME};
 
 /// EPT-violation qualification bits.
 mod qual {
@@ -188,6 +189,13 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         }
         let value = (self.regs.get(gpr::RDX) << 32) | (self.regs.get(gpr::RAX) & 0xffff_ffff);
         let new = match msr {
+            // LME may not change while paging is on (LMA follows CR0.PG, in `cr_access`).
+            x86_msr::EFER
+                if v.read(guest::CR0) & crate::controls::CR0_PG != 0
+                    && (current ^ value) & EFER_LME != 0 =>
+            {
+                None
+            }
             x86_msr::EFER => x86_msr::efer_write(current, value),
             x86_msr::PAT => x86_msr::pat_valid(value).then_some(value),
             // Writing it asks the next CPUID to load the revision: nothing to keep.
@@ -208,11 +216,12 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         })
     }
 
-    /// A `mov` to CR0 or CR4 that changes a bit the guest/host mask keeps (the bits VMX
-    /// fixes): CR4's are VMXE (CPUID hides VMX) and features this CPU lacks, so setting one
-    /// is the #GP(0) the hardware gives; CR0's is NE, which the guest may clear: the guest
-    /// reads its value (the read shadow) while the CPU keeps the fixed bits set. CR8, CLTS
-    /// and LMSW of a fixed bit, and a CR0 write that also turns paging on or off, are `Err`.
+    /// A `mov` to CR0 or CR4 that changes a bit the guest/host mask keeps: CR4's are VMXE
+    /// (CPUID hides VMX) and features this CPU lacks, so setting one is the #GP(0) the
+    /// hardware gives; CR0's are NE, which the guest may clear (the guest reads its value,
+    /// the read shadow, while the CPU keeps the fixed bits set), and PG, whose change
+    /// [`paging_switch`](Self::paging_switch) checks and follows. CR8, and CLTS and LMSW of a
+    /// kept bit, are `Err`.
     fn cr_access(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {
         const PE: u64 = 1;
         const NW: u64 = 1 << 29;
@@ -244,11 +253,9 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             return Ok(AxVCpuExitReason::Nothing);
         }
         if cr == 0 {
-            if (v.read(guest::CR0) ^ value) & PG != 0 {
-                return Err(VCpuError::unsupported(
-                    "a CR0 write that turns paging on or off together with a bit VMX fixes                      (value: the new CR0)",
-                )
-                .with_value(value));
+            if (v.read(guest::CR0) ^ value) & PG != 0 && !self.paging_switch(value & PG != 0) {
+                self.irq.exception(13, Some(0))?;
+                return Ok(AxVCpuExitReason::Nothing);
             }
             v.write(guest::CR0, value | c.cr0_set);
             v.write(ctrl::CR0_SHADOW, value);
@@ -258,6 +265,46 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         }
         self.regs.advance_rip(len);
         Ok(AxVCpuExitReason::Nothing)
+    }
+
+    /// A CR0 write turning paging on (`on`) or off, as the CPU does it (Intel SDM vol. 3A
+    /// 10.8.5, "Initializing IA-32e Mode"): with `EFER.LME` set, on enters IA-32e mode
+    /// (needs `CR4.PAE`) and off leaves it (not from 64-bit code, nor
+    /// with `CR4.PCIDE`). Under VMX, `EFER.LMA` and the IA-32e-mode-guest entry control must
+    /// agree, so both follow here, on the exit, rather than at every entry. `false`: the
+    /// write is a #GP(0).
+    fn paging_switch(&mut self, on: bool) -> bool {
+        const CR4_PAE: u64 = 1 << 5;
+        const CR4_PCIDE: u64 = 1 << 17;
+        let v = self.vmcs();
+        let efer = v.read(guest::EFER);
+        let cr4 = v.read(guest::CR4);
+        let long = if on {
+            if efer & EFER_LME == 0 {
+                return true;
+            }
+            if cr4 & CR4_PAE == 0 {
+                return false;
+            }
+            true
+        } else {
+            if efer & EFER_LMA == 0 {
+                return true;
+            }
+            if v.in_64bit_code() || cr4 & CR4_PCIDE != 0 {
+                return false;
+            }
+            false
+        };
+        let entry = v.read(ctrl::ENTRY_CONTROLS) as u32 & !entry_ctl::IA32E_GUEST;
+        let (efer, entry) = if long {
+            (efer | EFER_LMA, entry | entry_ctl::IA32E_GUEST)
+        } else {
+            (efer & !EFER_LMA, entry)
+        };
+        v.write(guest::EFER, efer);
+        v.write(ctrl::ENTRY_CONTROLS, u64::from(entry));
+        true
     }
 
     fn io_exit(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {
@@ -288,6 +335,15 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             let write = q & qual::WRITE != 0;
             let access_flags = x86_exit::fault_access(write, q & qual::FETCH != 0);
             return Ok(AxVCpuExitReason::NestedPageFault { addr, access_flags });
+        }
+        if !self.vmcs().in_64bit_code() {
+            // The decoder reads 64-bit code: in 16- and 32-bit code the operand and address
+            // sizes, `0x66`/`0x67` and the REX bytes (`inc`/`dec` there) mean other things,
+            // and `rip` is an offset into CS; such an access is refused, not misdecoded.
+            return Err(VCpuError::unsupported(
+                "MMIO from 16- or 32-bit code (the backend decodes 64-bit code only; value: the GPA)",
+            )
+            .with_value(gpa));
         }
         let mut buf = [0u8; MAX_INSN_LEN];
         let n = self.fetch(&mut buf);

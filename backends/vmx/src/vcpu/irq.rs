@@ -105,10 +105,16 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             return;
         }
         if let Some(ev) = irq.reinject.take() {
-            v.write(ctrl::ENTRY_INTR_INFO, u64::from(ev.info));
-            if ev.info & intr::ERROR_CODE != 0 {
-                v.write(ctrl::ENTRY_EXCEPTION_ERROR, u64::from(ev.error));
+            let mut info = ev.info;
+            if info & intr::ERROR_CODE != 0 {
+                // Real mode pushes no error code, and VM entry refuses one there.
+                if v.read(guest::CR0) & crate::controls::CR0_PE == 0 {
+                    info &= !intr::ERROR_CODE;
+                } else {
+                    v.write(ctrl::ENTRY_EXCEPTION_ERROR, u64::from(ev.error));
+                }
             }
+            v.write(ctrl::ENTRY_INTR_INFO, u64::from(info));
             if matches!((ev.info & intr::TYPE_MASK) >> 8, 4..=6) {
                 v.write(ctrl::ENTRY_INSN_LEN, u64::from(ev.len));
             }

@@ -635,11 +635,159 @@ fn cr_writes_of_fixed_bits_fault_or_go_to_the_shadow() {
         Ok(AxVCpuExitReason::Nothing)
     );
     assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
-    // Paging turned on in the same write: refused with the value.
+    // Paging turned on again (EFER.LME and CR4.PAE set): long mode, as before.
     r.vcpu.set_gpr(gpr::RCX, 0x8000_0011).expect("set");
-    let e = r.exit(exit::CR_ACCESS, 1 << 8, 3).unwrap_err();
-    assert_eq!(e.value(), Some(0x8000_0011));
+    assert_eq!(
+        r.exit(exit::CR_ACCESS, 1 << 8, 3),
+        Ok(AxVCpuExitReason::Nothing)
+    );
+    assert!(r.vcpu.irq.reinject.is_none());
+    assert_eq!(r.vcpu.vmcs().read(guest::CR0), 0x8000_0011 | c.cr0_set);
     // mov to CR8, LMSW: not handled.
     assert!(r.exit(exit::CR_ACCESS, 8, 3).is_err());
     assert!(r.exit(exit::CR_ACCESS, 3 << 4, 3).is_err());
+}
+
+impl Rig {
+    /// A vCPU set up in real mode at [`CODE`] (a SIPI address: CS 0x100), its VMCS filled.
+    fn real_mode(code: &[u8]) -> Self {
+        let mut r = Self::new(code);
+        r.vcpu
+            .setup(VmxSetupConfig {
+                boot: GuestBoot::RealMode,
+                ..VmxSetupConfig::default()
+            })
+            .expect("setup");
+        r.vcpu.init_vmcs(bochs_controls()).expect("init");
+        r
+    }
+}
+
+#[test]
+fn a_real_mode_start_is_the_state_after_init_and_sipi() {
+    let r = Rig::real_mode(&[]);
+    let v = r.vcpu.vmcs();
+    let c = bochs_controls();
+    assert_eq!(r.rip(), 0);
+    assert_eq!(v.read(guest::RIP), 0);
+    assert_eq!(v.read(guest::ES_SELECTOR + 2), 0x100, "CS");
+    assert_eq!(v.read(guest::ES_BASE + 2), CODE, "CS base");
+    assert_eq!(v.read(guest::ES_LIMIT + 2), 0xffff);
+    assert_eq!(v.read(guest::ES_ACCESS_RIGHTS + 2), 0x9b, "16-bit code");
+    assert_eq!(v.read(guest::ES_ACCESS_RIGHTS + 4), 0x93, "SS");
+    assert_eq!(
+        v.read(guest::ES_ACCESS_RIGHTS + 12),
+        1 << 16,
+        "LDTR unusable"
+    );
+    assert_eq!(v.read(guest::ES_ACCESS_RIGHTS + 14), 0x8b, "TR busy TSS");
+    assert_eq!(v.read(guest::IDTR_LIMIT), 0xffff);
+    assert_eq!(v.read(guest::EFER), 0);
+    assert_eq!(v.read(ctrl::ENTRY_CONTROLS), u64::from(c.entry & !(1 << 9)));
+    assert_eq!(v.read(ctrl::CR0_SHADOW), axvcpu_x86::boot::INIT_CR0);
+    assert_eq!(
+        v.read(guest::CR0),
+        axvcpu_x86::boot::INIT_CR0 | c.cr0_set,
+        "NE kept"
+    );
+    assert_eq!(
+        v.read(ctrl::CR0_MASK) & (1 << 31),
+        1 << 31,
+        "PG changes exit"
+    );
+    assert_eq!(v.read(ctrl::CR4_SHADOW), 0);
+    assert!(!v.in_64bit_code());
+    // Only a SIPI's address.
+    let mut bad = Rig::new(&[]);
+    bad.vcpu
+        .set_entry(GuestPhysAddr::from(0x1010usize))
+        .expect("entry");
+    let e = bad
+        .vcpu
+        .setup(VmxSetupConfig {
+            boot: GuestBoot::RealMode,
+            ..VmxSetupConfig::default()
+        })
+        .expect_err("not 4 KiB aligned");
+    assert_eq!(e.kind(), AxErrorKind::InvalidInput);
+}
+
+#[test]
+fn real_mode_to_long_mode_and_back_moves_lma_and_the_entry_control() {
+    const EFER: usize = 0xc000_0080;
+    const IA32E: u64 = 1 << 9;
+    let mut r = Rig::real_mode(&[]);
+    let c = bochs_controls();
+    let v = r.vcpu.vmcs();
+    // Protected mode, set without an exit; EFER.LME through wrmsr.
+    v.write(guest::CR0, 0x11 | c.cr0_set);
+    r.vcpu.set_gpr(gpr::RCX, EFER).expect("set");
+    r.vcpu.set_gpr(gpr::RAX, 0x100).expect("set");
+    r.vcpu.set_gpr(gpr::RDX, 0).expect("set");
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(v.read(guest::EFER), 0x100);
+    assert_eq!(v.read(ctrl::ENTRY_CONTROLS) & IA32E, 0);
+    // Paging on without CR4.PAE: #GP(0), nothing changes.
+    r.vcpu.set_gpr(gpr::RAX, 0x8000_0031).expect("set");
+    assert_eq!(r.exit(exit::CR_ACCESS, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    assert_eq!(v.read(guest::CR0), 0x11 | c.cr0_set);
+    // With PAE: IA-32e mode (compatibility mode: CS.L still 0).
+    v.write(guest::CR4, (1 << 5) | c.cr4_set);
+    let rip = r.rip();
+    assert_eq!(r.exit(exit::CR_ACCESS, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    assert!(r.vcpu.irq.reinject.is_none());
+    assert_eq!(r.rip(), rip + 3);
+    assert_eq!(v.read(guest::CR0), 0x8000_0031 | c.cr0_set);
+    assert_eq!(v.read(ctrl::CR0_SHADOW), 0x8000_0031);
+    assert_eq!(v.read(guest::EFER), 0x500, "LMA");
+    assert_eq!(v.read(ctrl::ENTRY_CONTROLS) & IA32E, IA32E);
+    // LME may not change while paging is on.
+    r.vcpu.set_gpr(gpr::RAX, 0).expect("set");
+    assert_eq!(r.exit(exit::WRMSR, 0, 2), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    assert_eq!(v.read(guest::EFER), 0x500);
+    // Paging off from 64-bit code: #GP(0); from compatibility mode: IA-32e mode left.
+    v.write(guest::ES_ACCESS_RIGHTS + 2, 0xa09b);
+    r.vcpu.set_gpr(gpr::RAX, 0x31).expect("set");
+    assert_eq!(r.exit(exit::CR_ACCESS, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    assert_eq!(v.read(guest::EFER), 0x500);
+    v.write(guest::ES_ACCESS_RIGHTS + 2, 0xc09b);
+    assert_eq!(r.exit(exit::CR_ACCESS, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    assert!(r.vcpu.irq.reinject.is_none());
+    assert_eq!(v.read(guest::EFER), 0x100);
+    assert_eq!(v.read(ctrl::ENTRY_CONTROLS) & IA32E, 0);
+    assert_eq!(v.read(guest::CR0), 0x31 | c.cr0_set);
+}
+
+#[test]
+fn real_mode_port_io_is_decoded_and_mmio_refused() {
+    // mov byte ptr [bx], al (16-bit code: 64-bit decoding would misread it)
+    let mut r = Rig::real_mode(&[0x88, 0x07]);
+    r.vcpu.set_gpr(gpr::RAX, 0x5a).expect("set");
+    assert_eq!(
+        r.exit(exit::IO, io(0x80, 1, false), 2),
+        Ok(AxVCpuExitReason::IoWrite {
+            port: Port(0x80),
+            width: AccessWidth::Byte,
+            data: 0x5a
+        })
+    );
+    assert_eq!(r.rip(), 2);
+    let e = r.ept(EPT_WRITE, 0xfee0_0000).expect_err("16-bit MMIO");
+    assert_eq!(e.kind(), AxErrorKind::Unsupported);
+    assert_eq!(e.value(), Some(0xfee0_0000));
+}
+
+#[test]
+fn an_exception_injected_in_real_mode_carries_no_error_code() {
+    let mut r = Rig::real_mode(&[]);
+    r.vcpu.inject_exception(13, Some(0)).expect("inject");
+    r.vcpu.prepare_injection();
+    let info = r.vcpu.vmcs().read(ctrl::ENTRY_INTR_INFO) as u32;
+    assert_eq!(
+        info & (intr::VALID | intr::ERROR_CODE | 0xff),
+        intr::VALID | 13
+    );
 }
