@@ -1,5 +1,7 @@
-//! The x86-64 Intel VMX backend of `axvcpu`: a bare-metal hypervisor runs each guest CPU in
-//! 64-bit long mode under `vmlaunch`/`vmresume`, translated by EPT
+//! The x86-64 Intel VMX backend of `axvcpu`: a bare-metal hypervisor runs each guest CPU
+//! under `vmlaunch`/`vmresume` with unrestricted guest, started in 64-bit long mode or in
+//! real mode as after INIT and a start-up IPI ([`GuestBoot::RealMode`]; the guest goes on
+//! to protected and long mode itself), translated by EPT
 //! ([`NestedPageTable<H, Ept>`](axvcpu_npt::Ept), EPTP = [`Ept::eptp`](axvcpu_npt::Ept::eptp)
 //! of its root) and tagged with a VPID.
 //!
@@ -54,9 +56,10 @@
 //! | `in` (port in `dx` or imm8) | `IoRead{port, width}`; `complete_read` merges into `al`/`ax` (rest of `rax` kept) or zero-extends into `rax` for `eax` |
 //! | `out` | `IoWrite{port, width, data}`; to [`X86_SHUTDOWN_PORT`](axvcpu::X86_SHUTDOWN_PORT): `SystemDown` |
 //! | `ins`/`outs` | `Err` (value: the exit qualification) |
-//! | load from unmapped guest-physical memory (`mov`, `movzx`, `movsx`, `movsxd`, with REX) | `MmioRead{reg: Some(dst), reg_width, signed_ext}`; `complete_read` writes the register with x86's width rules |
+//! | load from unmapped guest-physical memory in 64-bit code (`mov`, `movzx`, `movsx`, `movsxd`, with REX) | `MmioRead{reg: Some(dst), reg_width, signed_ext}`; `complete_read` writes the register with x86's width rules |
 //! | store to unmapped memory (`mov r/m, r` / `mov r/m, imm`) | `MmioWrite` |
 //! | another instruction touching unmapped memory | `Err` (value: its first 8 bytes) |
+//! | any access to unmapped memory from 16- or 32-bit code (real, protected or compatibility mode: the decoder reads 64-bit code only) | `Err` `Unsupported` (value: the guest-physical address) |
 //! | 4-byte writes of the local APIC ICR at `0xFEE0_0300/0310` (xAPIC page left unmapped; `axvcpu_x86::apic`) | INIT then SIPI: `CpuUp{target_cpu: APIC id, entry_point: vector << 12, arg: 0}`; fixed, lowest-priority, NMI IPIs: `SendIPI`; ICR high and other modes: handled (`Nothing`) |
 //! | access the EPT maps without that permission; fetch from unmapped memory; guest page walk through unmapped memory (EPT violation) | `NestedPageFault` |
 //! | an EPT entry the hardware calls misconfigured | `Err` (value: the guest-physical address) |
@@ -72,7 +75,9 @@
 //! | another host interrupt / NMI | `ExternalInterrupt{vector}` (the vector the exit acknowledged, handed to the host's IDT before `run` returns) / `ExternalInterrupt{vector: 2}` |
 //! | VM entry refused | `FailEntry{hardware_entry_failure_reason}`: the VM-instruction error (VMfailValid, e.g. 7 bad controls, 8 bad host state), `u64::MAX` (VMfailInvalid), or a failed-entry exit: `qualification << 32 \| exit reason` (bit 31 set; 33 bad guest state) |
 //! | `mov` to CR4 setting a bit VMX fixes (VMXE, a feature the CPU lacks) / to CR0 clearing NE | handled (`Nothing`): #GP(0) / the guest's value in the read shadow, NE kept set in the CPU |
-//! | `mov` to or from CR8, CLTS or LMSW of a fixed bit, a CR0 write clearing NE that also turns paging on or off | `Err` (value: the exit qualification / the new CR0) |
+//! | `mov` to CR0 changing PG (the guest/host mask keeps it) | handled (`Nothing`): with `EFER.LME`, paging on enters IA-32e mode (`EFER.LMA` and the IA-32e-mode entry control set; #GP(0) without `CR4.PAE`), off leaves it (#GP(0) from 64-bit code or with `CR4.PCIDE`) |
+//! | `wrmsr` of `EFER` changing LME while paging is on | handled (`Nothing`): #GP(0) |
+//! | `mov` to or from CR8 | `Err` (value: the exit qualification) |
 //! | anything else (the VMX instructions, task switches) | `Err` (value: the exit reason) |
 //!
 //! `rip` has moved past the instruction when `run` returns, except for reads, where
@@ -90,7 +95,7 @@
 //! | `percpu` | [`VmxPerCpu`]: checks, `IA32_FEATURE_CONTROL`, `CR4.VMXE`, `vmxon` |
 //! | [`regs`] | the GPRs the world switch moves, `rip`, their numbering |
 //! | `hw` | VMX instructions, MSRs, control registers (writes are `unsafe fn`), CPUID, local-APIC IPIs, handing a vector to the host's IDT |
-//! | [`vmcs`] | VMCS field encodings and exit reasons; reading and writing the current VMCS, filling one for a long-mode guest |
+//! | [`vmcs`] | VMCS field encodings and exit reasons; reading and writing the current VMCS, filling one for a long-mode or a real-mode guest |
 //! | [`controls`] | the capability MSRs and the controls computed from them (pure) |
 //!
 //! The x86 pieces shared with the other x86 backends (boot tables, ICR decoding, page walk,
