@@ -95,7 +95,7 @@
 //! | `percpu` | [`VmxPerCpu`]: checks, `IA32_FEATURE_CONTROL`, `CR4.VMXE`, `vmxon` |
 //! | [`regs`] | the GPRs the world switch moves, `rip`, their numbering |
 //! | `hw` | VMX instructions, MSRs, control registers (writes are `unsafe fn`), CPUID, local-APIC IPIs, handing a vector to the host's IDT |
-//! | [`vmcs`] | VMCS field encodings and exit reasons; reading and writing the current VMCS, filling one for a long-mode or a real-mode guest |
+//! | [`vmcs`] | VMCS field encodings and exit reasons; reading and writing the current VMCS; `vmcs/fill`: filling one for a long-mode or a real-mode guest |
 //! | [`controls`] | the capability MSRs and the controls computed from them (pure) |
 //!
 //! The x86 pieces shared with the other x86 backends (boot tables, ICR decoding, page walk,
