@@ -249,12 +249,16 @@ pub struct Controls {
     pub invept_single: bool,
     /// INVVPID flushes one VPID (else all).
     pub invvpid_single: bool,
-    /// CR0 bits the guest may not change (the guest/host mask): fixed in VMX operation,
-    /// except PE (unrestricted guest), and PG, which unrestricted guest frees too but whose
-    /// changes the backend traps to keep `EFER.LMA` and the IA-32e-mode entry control in
+    /// Unrestricted guest is on: the guest may run with paging or protection off (a
+    /// real-mode start, [`GuestBoot::RealMode`](axvcpu_x86::boot::GuestBoot::RealMode),
+    /// needs it; long-mode guests do not).
+    pub unrestricted_guest: bool,
+    /// CR0 bits the guest may not change (the guest/host mask): fixed in VMX operation.
+    /// With unrestricted guest PE is the guest's, and PG is too but stays in the mask: the
+    /// backend traps its changes to keep `EFER.LMA` and the IA-32e-mode entry control in
     /// step (a guest going from real or protected mode to long mode, or back).
     pub cr0_mask: u64,
-    /// CR0 bits that must be 1 in the guest (PE and PG are the guest's).
+    /// CR0 bits that must be 1 in the guest (with unrestricted guest, not PE and PG).
     pub cr0_set: u64,
     /// CR4 bits the guest may not change: fixed in VMX operation (VMXE among them).
     pub cr4_mask: u64,
@@ -287,13 +291,12 @@ impl Controls {
     ///
     /// Required: external-interrupt and NMI exiting; HLT, MWAIT, MONITOR, CR8 and
     /// unconditional I/O exiting, MSR bitmaps, the secondary controls; EPT (4-level walk,
-    /// write-back, 2 MiB and 1 GiB pages, INVEPT), VPID (INVVPID), unrestricted guest,
-    /// WBINVD exiting; a 64-bit host, interrupts acknowledged at exit, `EFER` saved and
+    /// write-back, 2 MiB and 1 GiB pages, INVEPT), VPID (INVVPID), WBINVD exiting; a 64-bit host, interrupts acknowledged at exit, `EFER` saved and
     /// loaded; a settable interrupt-window control. Refused when the CPU forces them on:
     /// CR3-load/store, INVLPG and RDTSC exiting, TPR shadow, I/O bitmaps, NMI-window
-    /// exiting, entry to SMM. Used when allowed: the VMX-preemption timer, RDTSCP, INVPCID,
-    /// EPT accessed/dirty flags,
-    /// single-context INVEPT/INVVPID.
+    /// exiting, entry to SMM. Used when allowed: unrestricted guest (real-mode starts), the
+    /// VMX-preemption timer, RDTSCP, INVPCID, EPT accessed/dirty flags, single-context
+    /// INVEPT/INVVPID.
     pub fn compute(caps: &VmxCaps) -> VCpuResult<Self> {
         let pin = adjust(
             caps.pin,
@@ -338,11 +341,11 @@ impl Controls {
         }
         let proc2 = adjust(
             caps.proc2,
-            proc2::EPT | proc2::VPID | proc2::UNRESTRICTED_GUEST | proc2::WBINVD,
-            proc2::RDTSCP | proc2::INVPCID,
+            proc2::EPT | proc2::VPID | proc2::WBINVD,
+            proc2::UNRESTRICTED_GUEST | proc2::RDTSCP | proc2::INVPCID,
             0,
             [
-                "VMX: EPT, VPID, unrestricted guest or WBINVD exiting is not available \
+                "VMX: EPT, VPID or WBINVD exiting is not available \
                  (value: the missing secondary controls)",
                 "",
             ],
@@ -388,6 +391,12 @@ impl Controls {
             .with_value(ept));
         }
         let cr0_fixed = caps.cr0_fixed0 | !caps.cr0_fixed1;
+        let unrestricted_guest = proc2 & proc2::UNRESTRICTED_GUEST != 0;
+        let guests = if unrestricted_guest {
+            CR0_PE | CR0_PG
+        } else {
+            0
+        };
         Ok(Self {
             pin,
             proc,
@@ -397,8 +406,9 @@ impl Controls {
             ept_accessed_dirty: ept & e::ACCESSED_DIRTY != 0,
             invept_single: ept & e::INVEPT_SINGLE != 0,
             invvpid_single: ept & e::INVVPID_SINGLE != 0,
-            cr0_mask: (cr0_fixed & !CR0_PE) | CR0_PG,
-            cr0_set: caps.cr0_fixed0 & !(CR0_PE | CR0_PG),
+            unrestricted_guest,
+            cr0_mask: (cr0_fixed & !(guests & CR0_PE)) | CR0_PG,
+            cr0_set: caps.cr0_fixed0 & !guests,
             cr4_mask: caps.cr4_fixed0 | !caps.cr4_fixed1,
             cr4_set: caps.cr4_fixed0,
         })

@@ -1,5 +1,5 @@
 //! The x86-64 Intel VMX backend of `axvcpu`: a bare-metal hypervisor runs each guest CPU
-//! under `vmlaunch`/`vmresume` with unrestricted guest, started in 64-bit long mode or in
+//! under `vmlaunch`/`vmresume`, started in 64-bit long mode or, with unrestricted guest, in
 //! real mode as after INIT and a start-up IPI ([`GuestBoot::RealMode`]; the guest goes on
 //! to protected and long mode itself), translated by EPT
 //! ([`NestedPageTable<H, Ept>`](axvcpu_npt::Ept), EPTP = [`Ept::eptp`](axvcpu_npt::Ept::eptp)
@@ -77,6 +77,7 @@
 //! | `mov` to CR4 setting a bit VMX fixes (VMXE, a feature the CPU lacks) / to CR0 clearing NE | handled (`Nothing`): #GP(0) / the guest's value in the read shadow, NE kept set in the CPU |
 //! | `mov` to CR0 changing PG (the guest/host mask keeps it) | handled (`Nothing`): with `EFER.LME`, paging on enters IA-32e mode (`EFER.LMA` and the IA-32e-mode entry control set; #GP(0) without `CR4.PAE`), off leaves it (#GP(0) from 64-bit code or with `CR4.PCIDE`) |
 //! | `wrmsr` of `EFER` changing LME while paging is on | handled (`Nothing`): #GP(0) |
+//! | `mov` to CR0 clearing PE or PG on a CPU without unrestricted guest (where `bind` also refuses a real-mode start) | `Err` `Unsupported` (value: the new CR0) |
 //! | `mov` to or from CR8 | `Err` (value: the exit qualification) |
 //! | anything else (the VMX instructions, task switches) | `Err` (value: the exit reason) |
 //!

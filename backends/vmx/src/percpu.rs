@@ -11,8 +11,8 @@ use crate::hw::{self, FEATURE_CONTROL_LOCK, FEATURE_CONTROL_VMXON};
 ///
 /// `hardware_enable` (on that CPU: the HAL's `current_cpu_id` must be the `cpu_id` given to
 /// `new`) checks CPUID for VMX, `IA32_FEATURE_CONTROL` (setting and locking it if the
-/// firmware left it unlocked), the capability MSRs (the controls the backend needs, EPT,
-/// VPID and unrestricted guest: [`Controls::compute`]) and CR0/CR4 against the bits VMX
+/// firmware left it unlocked), the capability MSRs (the controls the backend needs, EPT and
+/// VPID: [`Controls::compute`]) and CR0/CR4 against the bits VMX
 /// fixes; then sets `CR4.VMXE` and runs `vmxon` with a VMXON region (one frame of the HAL).
 /// Each failure is an `Err` naming what is missing. `hardware_disable` runs `vmxoff`,
 /// clears `CR4.VMXE` (if it was clear before) and frees the region; unbind every vCPU

@@ -326,8 +326,8 @@ impl<H: AxVCpuHal> AxArchVCpu for VmxVCpu<H> {
         let boot = match config.boot {
             GuestBoot::Tables(boot) => boot,
             GuestBoot::WriteTablesAt(at) => self.write_boot_tables(at)?,
-            // Unrestricted guest (which `Controls::compute` requires: a CPU without it
-            // refuses every vCPU at `bind`, as Unsupported) runs real mode as it is.
+            // Unrestricted guest runs real mode as it is; `bind` refuses the start
+            // (Unsupported) on a CPU without it.
             GuestBoot::RealMode => {
                 let entry = self.entry.as_usize() as u64;
                 let cs = axvcpu_x86::boot::sipi_code_segment(entry)?;

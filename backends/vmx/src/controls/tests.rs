@@ -71,8 +71,6 @@ fn a_missing_feature_is_named_by_its_bits() {
         f(&mut c);
         Controls::compute(&c).expect_err("refused").value()
     };
-    let ug = u64::from(proc2::UNRESTRICTED_GUEST);
-    assert_eq!(missing(&|c: &mut VmxCaps| c.proc2 &= !(ug << 32)), Some(ug));
     let ept = u64::from(proc2::EPT);
     assert_eq!(
         missing(&|c: &mut VmxCaps| c.proc2 &= !(ept << 32)),
@@ -120,4 +118,14 @@ fn optional_controls_follow_the_cpu() {
     let c = Controls::compute(&caps).expect("still enough");
     assert_eq!(c.proc2 & (proc2::RDTSCP | proc2::INVPCID), 0);
     assert!(!c.ept_accessed_dirty && !c.invept_single);
+    assert!(c.unrestricted_guest);
+    // Without unrestricted guest: long-mode guests only, PE and PG kept set.
+    caps.proc2 &= !(u64::from(proc2::UNRESTRICTED_GUEST) << 32);
+    let c = Controls::compute(&caps).expect("long-mode guests need no unrestricted guest");
+    assert!(!c.unrestricted_guest);
+    assert_eq!(c.proc2 & proc2::UNRESTRICTED_GUEST, 0);
+    assert_eq!(
+        (c.cr0_mask & 0x8000_0021, c.cr0_set),
+        (0x8000_0021, 0x8000_0021)
+    );
 }

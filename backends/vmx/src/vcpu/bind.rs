@@ -13,6 +13,11 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
     pub(super) fn load(&mut self) -> VCpuResult {
         let cpu = H::current_cpu_id();
         let (caps, controls) = crate::percpu::probe()?;
+        if matches!(self.start, Some(super::Start::RealMode(_))) && !controls.unrestricted_guest {
+            return Err(VCpuError::unsupported(
+                "a real-mode start (GuestBoot::RealMode) needs VMX's unrestricted guest, which this CPU lacks",
+            ));
+        }
         let fail =
             |what| move |valid: bool| VCpuError::bad_state(what).with_value(u64::from(valid));
         match self.state {

@@ -253,6 +253,13 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
             return Ok(AxVCpuExitReason::Nothing);
         }
         if cr == 0 {
+            if !c.unrestricted_guest && value & (PE | PG) != PE | PG {
+                return Err(VCpuError::unsupported(
+                    "a CR0 write turning protection or paging off, without unrestricted guest \
+                     (value: the new CR0)",
+                )
+                .with_value(value));
+            }
             if (v.read(guest::CR0) ^ value) & PG != 0 && !self.paging_switch(value & PG != 0) {
                 self.irq.exception(13, Some(0))?;
                 return Ok(AxVCpuExitReason::Nothing);

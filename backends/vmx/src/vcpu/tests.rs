@@ -791,3 +791,28 @@ fn an_exception_injected_in_real_mode_carries_no_error_code() {
         intr::VALID | 13
     );
 }
+
+#[test]
+fn without_unrestricted_guest_paging_and_protection_stay_on() {
+    let mut r = Rig::new(&[]);
+    let mut caps = VmxCaps::read(|m| {
+        BOCHS_CAPS
+            .iter()
+            .find(|&&(n, _)| n == m)
+            .map_or(0, |&(_, v)| v)
+    });
+    caps.proc2 &= !(u64::from(crate::controls::proc2::UNRESTRICTED_GUEST) << 32);
+    let c = Controls::compute(&caps).expect("long-mode guests run without it");
+    r.vcpu.init_vmcs(c).expect("init");
+    let v = r.vcpu.vmcs();
+    assert_eq!(v.read(ctrl::CR0_MASK) & 0x8000_0001, 0x8000_0001);
+    // Clearing NE alone still goes to the shadow; turning paging off is refused.
+    r.vcpu.set_gpr(gpr::RAX, 0x8001_0013).expect("set");
+    assert_eq!(r.exit(exit::CR_ACCESS, 0, 3), Ok(AxVCpuExitReason::Nothing));
+    r.vcpu.set_gpr(gpr::RAX, 0x31).expect("set");
+    let e = r.exit(exit::CR_ACCESS, 0, 3).expect_err("paging off");
+    assert_eq!(
+        (e.kind(), e.value()),
+        (AxErrorKind::Unsupported, Some(0x31))
+    );
+}
