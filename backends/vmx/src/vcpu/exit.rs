@@ -235,7 +235,8 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         };
         if access != 0 || (cr != 0 && cr != 4) {
             return Err(VCpuError::unsupported(
-                "control-register access the backend does not handle (CR8, CLTS or LMSW of a                  bit VMX fixes; value: the exit qualification)",
+                "control-register access the backend does not handle (CR8, or CLTS or LMSW of a \
+                 bit the guest/host mask keeps; value: the exit qualification)",
             )
             .with_value(q));
         }
