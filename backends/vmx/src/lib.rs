@@ -78,8 +78,11 @@
 //! | `mov` to CR0 changing PG (the guest/host mask keeps it) | handled (`Nothing`): with `EFER.LME`, paging on enters IA-32e mode (`EFER.LMA` and the IA-32e-mode entry control set; #GP(0) without `CR4.PAE`), off leaves it (#GP(0) from 64-bit code or with `CR4.PCIDE`) |
 //! | `wrmsr` of `EFER` changing LME while paging is on | handled (`Nothing`): #GP(0) |
 //! | `mov` to CR0 clearing PE or PG on a CPU without unrestricted guest (where `bind` also refuses a real-mode start) | `Err` `Unsupported` (value: the new CR0) |
-//! | `mov` to or from CR8 | `Err` (value: the exit qualification) |
-//! | anything else (the VMX instructions, task switches) | `Err` (value: the exit reason) |
+//! | `clts`, `lmsw` of a bit the mask keeps | handled (`Nothing`): the CR0 write they make, as above (`lmsw` never clears PE) |
+//! | `mov` to / from CR8 (no TPR shadow) | handled (`Nothing`): kept and read back (it does not hold back injected interrupts; priorities are the hypervisor's interrupt controller's); a value above 15 is #GP(0) |
+//! | `getsec`, the VMX instructions (`vmclear` .. `vmxon`, `invept`, `invvpid`, `vmfunc`) | handled (`Nothing`): #UD, as on a CPU without VMX and SMX (CPUID hides them) |
+//! | another control-register access (CR3 does not exit under EPT) | `Err` (value: the exit qualification) |
+//! | anything else (task switches, ...) | `Err` (value: the exit reason) |
 //!
 //! `rip` has moved past the instruction when `run` returns, except for reads, where
 //! `complete_read` moves it. `Nothing` is the core's "handled, enter again": `AxVCpu::run`

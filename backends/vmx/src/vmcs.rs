@@ -214,6 +214,19 @@ pub mod exit {
     pub const VMCALL: u32 = 18;
     /// Control-register access.
     pub const CR_ACCESS: u32 = 28;
+    /// `getsec`, and the VMX instructions (`vmclear` .. `vmxon`, `invept`, `invvpid`,
+    /// `vmfunc`): they exit whatever the controls say.
+    pub const GETSEC: u32 = 11;
+    /// `vmclear`, the first of the VMX instructions' exits (19..=27).
+    pub const VMCLEAR: u32 = 19;
+    /// `vmxon`, the last of them.
+    pub const VMXON: u32 = 27;
+    /// `invept`.
+    pub const INVEPT: u32 = 50;
+    /// `invvpid`.
+    pub const INVVPID: u32 = 53;
+    /// `vmfunc`.
+    pub const VMFUNC: u32 = 59;
     /// I/O instruction.
     pub const IO: u32 = 30;
     /// RDMSR.

@@ -119,6 +119,16 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
                 self.irq.exception(13, Some(0))?;
                 AxVCpuExitReason::Nothing
             }
+            // CPUID hides VMX and SMX: their instructions are the #UD of a processor
+            // without them.
+            exit::GETSEC
+            | exit::VMCLEAR..=exit::VMXON
+            | exit::INVEPT
+            | exit::INVVPID
+            | exit::VMFUNC => {
+                self.irq.exception(6, None)?;
+                AxVCpuExitReason::Nothing
+            }
             exit::CR_ACCESS => return self.cr_access(v.read(info::EXIT_QUALIFICATION), len()),
             exit::EPT_VIOLATION => {
                 let q = v.read(info::EXIT_QUALIFICATION);
@@ -216,31 +226,68 @@ impl<H: AxVCpuHal> VmxVCpu<H> {
         })
     }
 
-    /// A `mov` to CR0 or CR4 that changes a bit the guest/host mask keeps: CR4's are VMXE
-    /// (CPUID hides VMX) and features this CPU lacks, so setting one is the #GP(0) the
-    /// hardware gives; CR0's are NE, which the guest may clear (the guest reads its value,
-    /// the read shadow, while the CPU keeps the fixed bits set), and PG, whose change
-    /// [`paging_switch`](Self::paging_switch) checks and follows. CR8, and CLTS and LMSW of a
-    /// kept bit, are `Err`.
+    /// A control-register access that exits: a `mov` to CR0 or CR4 that changes a bit the
+    /// guest/host mask keeps (CR4's are VMXE — CPUID hides VMX — and features this CPU
+    /// lacks, so setting one is the #GP(0) the hardware gives; CR0's are NE, which the guest
+    /// may clear: the guest reads its value, the read shadow, while the CPU keeps the fixed
+    /// bits set; and PG, whose change [`paging_switch`](Self::paging_switch) checks and
+    /// follows); `clts` and `lmsw` of a kept bit, as the CR0 write they make; and every
+    /// `mov` to or from CR8, which reads back what was written (no TPR shadow).
     fn cr_access(&mut self, q: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {
+        const TS: u64 = 1 << 3;
+        let (cr, access, reg) = (q & 0xf, (q >> 4) & 3, ((q >> 8) & 0xf) as usize);
+        match (access, cr) {
+            (0, 0 | 4) => self.cr_write(cr, self.regs.get(reg), len),
+            // clts
+            (2, 0) => self.cr_write(0, self.guest_cr0() & !TS, len),
+            // lmsw: PE, MP, EM, TS from its operand (bits 31:16), PE never cleared.
+            (3, 0) => {
+                let cr0 = self.guest_cr0();
+                let src = (q >> 16) & 0xf;
+                self.cr_write(0, (cr0 & !0xe) | src | (cr0 & 1), len)
+            }
+            (0, 8) => {
+                let value = self.regs.get(reg);
+                if value > 15 {
+                    self.irq.exception(13, Some(0))?;
+                    return Ok(AxVCpuExitReason::Nothing);
+                }
+                self.irq.cr8 = value as u8;
+                self.regs.advance_rip(len);
+                Ok(AxVCpuExitReason::Nothing)
+            }
+            (1, 8) => {
+                self.regs.set(reg, u64::from(self.irq.cr8));
+                self.regs.advance_rip(len);
+                Ok(AxVCpuExitReason::Nothing)
+            }
+            _ => Err(VCpuError::unsupported(
+                "control-register access the backend does not handle (value: the exit \
+                 qualification)",
+            )
+            .with_value(q)),
+        }
+    }
+
+    /// CR0 as the guest sees it: its own bits, and the read shadow's for those the mask
+    /// keeps.
+    fn guest_cr0(&self) -> u64 {
+        let v = self.vmcs();
+        let mask = self.controls.map_or(0, |c| c.cr0_mask);
+        (v.read(guest::CR0) & !mask) | (v.read(ctrl::CR0_SHADOW) & mask)
+    }
+
+    /// The guest writes `value` to CR0 or CR4 (`cr`).
+    fn cr_write(&mut self, cr: u64, value: u64, len: u64) -> VCpuResult<AxVCpuExitReason> {
         const PE: u64 = 1;
         const NW: u64 = 1 << 29;
         const CD: u64 = 1 << 30;
         const PG: u64 = 1 << 31;
-        let (cr, access, reg) = (q & 0xf, (q >> 4) & 3, ((q >> 8) & 0xf) as usize);
         let Some(c) = self.controls else {
             return Err(VCpuError::bad_state(
                 "CR access exit before the VMCS was filled",
             ));
         };
-        if access != 0 || (cr != 0 && cr != 4) {
-            return Err(VCpuError::unsupported(
-                "control-register access the backend does not handle (CR8, or CLTS or LMSW of a \
-                 bit the guest/host mask keeps; value: the exit qualification)",
-            )
-            .with_value(q));
-        }
-        let value = self.regs.get(reg);
         let v = self.vmcs();
         let refused = if cr == 4 {
             value & c.cr4_mask != 0

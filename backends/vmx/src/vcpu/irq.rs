@@ -36,6 +36,10 @@ pub(super) struct Interrupts {
     pub(super) window: bool,
     /// The primary processor-based controls without the window bit.
     pub(super) proc_ctl: u32,
+    /// The guest's CR8 (task priority), kept so it reads back what was written: `mov`s of
+    /// CR8 exit (no TPR shadow). It does not hold back injected interrupts; priorities
+    /// are the hypervisor's interrupt-controller model's.
+    pub(super) cr8: u8,
 }
 
 impl Interrupts {

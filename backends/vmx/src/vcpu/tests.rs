@@ -643,9 +643,65 @@ fn cr_writes_of_fixed_bits_fault_or_go_to_the_shadow() {
     );
     assert!(r.vcpu.irq.reinject.is_none());
     assert_eq!(r.vcpu.vmcs().read(guest::CR0), 0x8000_0011 | c.cr0_set);
-    // mov to CR8, LMSW: not handled.
-    assert!(r.exit(exit::CR_ACCESS, 8, 3).is_err());
-    assert!(r.exit(exit::CR_ACCESS, 3 << 4, 3).is_err());
+    // lmsw 9 (qualification bits 31:16): TS set, PE kept though the operand clears it.
+    assert_eq!(
+        r.exit(exit::CR_ACCESS, (3 << 4) | (9 << 16), 3),
+        Ok(AxVCpuExitReason::Nothing)
+    );
+    assert_eq!(r.vcpu.vmcs().read(ctrl::CR0_SHADOW), 0x8000_0019);
+    // clts: TS clear again.
+    assert_eq!(
+        r.exit(exit::CR_ACCESS, 2 << 4, 2),
+        Ok(AxVCpuExitReason::Nothing)
+    );
+    assert_eq!(r.vcpu.vmcs().read(ctrl::CR0_SHADOW), 0x8000_0011);
+    // CR3 does not exit under EPT: an exit for it is an error, not a guess.
+    assert!(r.exit(exit::CR_ACCESS, 3, 3).is_err());
+}
+
+#[test]
+fn cr8_reads_back_what_the_guest_wrote_and_refuses_reserved_bits() {
+    let mut r = Rig::new(&[]);
+    // mov cr8, rax (5), then mov rdx, cr8.
+    r.vcpu.set_gpr(gpr::RAX, 5).expect("set");
+    assert_eq!(r.exit(exit::CR_ACCESS, 8, 4), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(
+        r.exit(exit::CR_ACCESS, 8 | (1 << 4) | (2 << 8), 4),
+        Ok(AxVCpuExitReason::Nothing)
+    );
+    assert_eq!(r.vcpu.get_gpr(gpr::RDX).expect("get"), 5);
+    assert_eq!(r.rip(), CODE + 8);
+    // A priority above 15: #GP(0), rip stays.
+    r.vcpu.set_gpr(gpr::RAX, 16).expect("set");
+    assert_eq!(r.exit(exit::CR_ACCESS, 8, 4), Ok(AxVCpuExitReason::Nothing));
+    assert_eq!(r.vcpu.irq.reinject.take().map(|e| e.info & 0xff), Some(13));
+    assert_eq!(r.rip(), CODE + 8);
+}
+
+#[test]
+fn vmx_and_smx_instructions_are_undefined_for_the_guest() {
+    let mut r = Rig::new(&[]);
+    for reason in [
+        exit::GETSEC,
+        exit::VMCLEAR,
+        23,
+        exit::VMXON,
+        exit::INVEPT,
+        exit::INVVPID,
+        exit::VMFUNC,
+    ] {
+        assert_eq!(
+            r.exit(reason, 0, 3),
+            Ok(AxVCpuExitReason::Nothing),
+            "exit {reason}"
+        );
+        assert_eq!(
+            r.vcpu.irq.reinject.take().map(|e| e.info & 0xff),
+            Some(6),
+            "exit {reason}: #UD"
+        );
+        assert_eq!(r.rip(), CODE, "exit {reason}: rip on the instruction");
+    }
 }
 
 impl Rig {
