@@ -8,12 +8,12 @@
 //! - `cargo xtask run linux-riscv64`: the same with Debian trixie's riscv64 kernel and
 //!   busybox on the RISC-V hypervisor, 2 vCPUs, with Sstc and without.
 //! - `cargo xtask run linux-x86_64`: Debian bookworm's amd64 kernel and busybox on the x86
-//!   hypervisor, AMD SVM in QEMU, 1 vCPU; `linux-x86_64-vmx` the same on Intel VMX in Bochs.
+//!   hypervisor, AMD SVM in QEMU, 2 vCPUs; `linux-x86_64-vmx` the same on Intel VMX in Bochs.
 //! - `cargo xtask boot aarch64|riscv64|x86_64 --kernel FILE [--initrd FILE] [--append
 //!   STRING] [--cpus N] [--shell] [--no-sstc] [--svm|--vmx]`: boots any kernel on the
 //!   AArch64, RISC-V or x86 hypervisor (exit 0 when the guest powers off cleanly;
 //!   `--no-sstc`: a RISC-V host CPU without Sstc; x86_64 takes a bzImage or a vmlinux ELF,
-//!   1 vCPU, SVM in QEMU or `--vmx` in Bochs).
+//!   2 vCPUs unless `--cpus 1`, SVM in QEMU or `--vmx` in Bochs).
 //! - `cargo xtask shell aarch64|riscv64|x86_64`: the same Linux with this terminal as its console
 //!   and a shell after `/init`'s checks (`exit` powers it off).
 //! - `cargo xtask images linux-aarch64|linux-riscv64|linux-x86_64`: fetches a Linux guest's

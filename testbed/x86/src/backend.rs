@@ -57,7 +57,7 @@ pub static SVM_CPUS: Cpus<X86<Svm>, MAX_CPUS> = Cpus::new();
 
 impl Backend for Svm {
     const CRATE: &'static str = "axvcpu-svm";
-    const DESCRIBE: &'static str = "AMD SVM, 4-level NPT, long-mode guests";
+    const DESCRIBE: &'static str = "AMD SVM, 4-level NPT, long-mode or real-mode (start-up IPI) guests";
     const PLATFORM: &'static str = "x86_64-svm-qemu";
     const BENCH_LOOP: &'static str = "vmmcall; jmp";
 
@@ -86,7 +86,7 @@ pub static VMX_CPUS: Cpus<X86<Vmx>, MAX_CPUS> = Cpus::new();
 
 impl Backend for Vmx {
     const CRATE: &'static str = "axvcpu-vmx";
-    const DESCRIBE: &'static str = "Intel VMX, 4-level EPT, VPID, long-mode guests";
+    const DESCRIBE: &'static str = "Intel VMX, 4-level EPT, VPID, long-mode or real-mode (start-up IPI, unrestricted guest) guests";
     const PLATFORM: &'static str = "x86_64-vmx-bochs";
     const BENCH_LOOP: &'static str = "vmcall; jmp";
 
