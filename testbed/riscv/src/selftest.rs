@@ -177,32 +177,43 @@ fn next(v: &mut AxVCpu<VCpu>) -> Result<AxVCpuExitReason, String> {
     v.run().map_err(|e| format!("run: {e}"))
 }
 
+/// The next exit is the guest's report of `want` (`what` names it in the failure).
+fn report(v: &mut AxVCpu<VCpu>, what: &str, want: u64) -> Check {
+    match next(v)? {
+        AxVCpuExitReason::Hypercall {
+            nr: HC_REPORT,
+            args,
+        } if args[0] == want => Ok(()),
+        other => Err(format!(
+            "{what}: expected HC_REPORT({want:#x}), got {other:?}"
+        )),
+    }
+}
+
+/// The guest reports each of `wants` in turn, then finishes.
+fn reports_then_done(v: &mut AxVCpu<VCpu>, wants: &[(&str, u64)]) -> Check {
+    for &(what, want) in wants {
+        report(v, what, want)?;
+    }
+    match next(v)? {
+        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
+        other => Err(format!("expected HC_DONE, got {other:?}")),
+    }
+}
+
 fn sbi(gstage: GStageMode) -> Check {
     let (_vm, mut v) = vcpu(SelfTest::Sbi, gstage)?;
     let not_supported = (-2i64) as u64;
     let invalid_param = (-3i64) as u64;
-    for (what, want) in [
-        ("probe HSM", 1),
-        ("probe unknown", 0),
-        ("unknown call", not_supported),
-        ("SRST with reserved reset type 3", invalid_param),
-    ] {
-        match next(&mut v)? {
-            AxVCpuExitReason::Hypercall {
-                nr: HC_REPORT,
-                args,
-            } if args[0] == want => {}
-            other => {
-                return Err(format!(
-                    "{what}: expected HC_REPORT({want:#x}), got {other:?}"
-                ))
-            }
-        }
-    }
-    match next(&mut v)? {
-        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
-        other => Err(format!("expected HC_DONE, got {other:?}")),
-    }
+    reports_then_done(
+        &mut v,
+        &[
+            ("probe HSM", 1),
+            ("probe unknown", 0),
+            ("unknown call", not_supported),
+            ("SRST with reserved reset type 3", invalid_param),
+        ],
+    )
 }
 
 /// HSM `hart_get_status` reaches the hypervisor (a `Hypercall` it answers); a remote
@@ -219,17 +230,6 @@ fn sbi_os(gstage: GStageMode) -> Check {
         other => return Err(format!("hart_get_status: got {other:?}")),
     }
     let err = |e: i64| e as u64;
-    let report = |v: &mut AxVCpu<VCpu>, what: &str, want: u64| -> Check {
-        match next(v)? {
-            AxVCpuExitReason::Hypercall {
-                nr: HC_REPORT,
-                args,
-            } if args[0] == want => Ok(()),
-            other => Err(format!(
-                "{what}: expected HC_REPORT({want:#x}), got {other:?}"
-            )),
-        }
-    };
     report(&mut v, "hart_get_status a1", 1)?;
     report(&mut v, "hart_get_status a0", 0)?;
     match next(&mut v)? {
@@ -310,23 +310,10 @@ fn shared_csrs(gstage: GStageMode) -> Check {
 /// sepc at it) in its own handler, and goes on.
 fn illegal_insn(gstage: GStageMode) -> Check {
     let (_vm, mut v) = vcpu(SelfTest::IllegalInsn, gstage)?;
-    for (what, want) in [("scause", 2), ("stval", 0x6200_0073), ("sepc - hfence", 0)] {
-        match next(&mut v)? {
-            AxVCpuExitReason::Hypercall {
-                nr: HC_REPORT,
-                args,
-            } if args[0] == want => {}
-            other => {
-                return Err(format!(
-                    "{what}: expected HC_REPORT({want:#x}), got {other:?}"
-                ))
-            }
-        }
-    }
-    match next(&mut v)? {
-        AxVCpuExitReason::Hypercall { nr: HC_DONE, .. } => Ok(()),
-        other => Err(format!("expected HC_DONE, got {other:?}")),
-    }
+    reports_then_done(
+        &mut v,
+        &[("scause", 2), ("stval", 0x6200_0073), ("sepc - hfence", 0)],
+    )
 }
 
 /// An MMIO load that runs from RAM into the unmapped page above: the backend cannot

@@ -57,7 +57,8 @@ pub static SVM_CPUS: Cpus<X86<Svm>, MAX_CPUS> = Cpus::new();
 
 impl Backend for Svm {
     const CRATE: &'static str = "axvcpu-svm";
-    const DESCRIBE: &'static str = "AMD SVM, 4-level NPT, long-mode or real-mode (start-up IPI) guests";
+    const DESCRIBE: &'static str =
+        "AMD SVM, 4-level NPT, long-mode or real-mode (start-up IPI) guests";
     const PLATFORM: &'static str = "x86_64-svm-qemu";
     const BENCH_LOOP: &'static str = "vmmcall; jmp";
 

@@ -77,23 +77,17 @@ impl Vmcs {
         const DATA_AR: u64 = 0xc093; // G, D/B, P, S, type read/write accessed
         const UNUSABLE: u64 = 1 << 16;
         let w = |f, v| self.write(f, v);
-        // ES, CS, SS, DS, FS, GS, LDTR, TR: selector, limit, access rights, base.
-        let segs = [
-            (DATA_SELECTOR, 0xffff_ffff, DATA_AR),
-            (CODE_SELECTOR, 0xffff_ffff, CODE_AR),
-            (DATA_SELECTOR, 0xffff_ffff, DATA_AR),
-            (DATA_SELECTOR, 0xffff_ffff, DATA_AR),
-            (DATA_SELECTOR, 0xffff_ffff, DATA_AR),
-            (DATA_SELECTOR, 0xffff_ffff, DATA_AR),
-            (0, 0, UNUSABLE),
-            (0, 0x67, 0x8b), // busy 64-bit TSS
-        ];
-        for (i, (sel, limit, ar)) in (0u32..).zip(segs) {
-            w(guest::ES_SELECTOR + 2 * i, u64::from(sel));
-            w(guest::ES_LIMIT + 2 * i, limit);
-            w(guest::ES_ACCESS_RIGHTS + 2 * i, ar);
-            w(guest::ES_BASE + 2 * i, 0);
-        }
+        let (code, data) = (u64::from(CODE_SELECTOR), u64::from(DATA_SELECTOR));
+        self.init_segments([
+            (data, 0xffff_ffff, DATA_AR, 0),
+            (code, 0xffff_ffff, CODE_AR, 0),
+            (data, 0xffff_ffff, DATA_AR, 0),
+            (data, 0xffff_ffff, DATA_AR, 0),
+            (data, 0xffff_ffff, DATA_AR, 0),
+            (data, 0xffff_ffff, DATA_AR, 0),
+            (0, 0, UNUSABLE, 0),
+            (0, 0x67, 0x8b, 0), // busy 64-bit TSS
+        ]);
         w(guest::GDTR_BASE, boot.gdt_base);
         w(guest::GDTR_LIMIT, u64::from(boot.gdt_limit));
         w(guest::IDTR_BASE, 0);
@@ -102,6 +96,57 @@ impl Vmcs {
         w(guest::CR3, boot.cr3);
         w(guest::CR4, GUEST_CR4 | c.cr4_set);
         w(guest::EFER, GUEST_EFER);
+        self.init_entry(rip, rsp);
+    }
+
+    /// Fills the guest state of a CPU after INIT and a start-up IPI (unrestricted guest):
+    /// real mode at `cs_selector:0` (CS base `cs_selector << 4`), 64 KiB segments, `CR0` =
+    /// its INIT value and `CR4` = 0 as the guest reads them (the CPU keeps the bits VMX
+    /// fixes), `EFER` = 0 and the IA-32e-mode entry control clear, interrupts off, the IDT
+    /// at 0 with limit 0xffff (the real-mode vector table), LDTR unusable and TR a busy TSS
+    /// (VM entry checks them even in real mode). The EPT translates its physical addresses
+    /// as in every mode.
+    pub(crate) fn init_real_mode_guest(self, c: &crate::controls::Controls, cs_selector: u16) {
+        use axvcpu_x86::boot::INIT_CR0;
+        const CODE_AR: u64 = 0x9b; // P, S, type execute/read accessed; 16-bit
+        const DATA_AR: u64 = 0x93; // P, S, type read/write accessed; 16-bit
+        const UNUSABLE: u64 = 1 << 16;
+        let w = |f, v| self.write(f, v);
+        let cs = u64::from(cs_selector);
+        self.init_segments([
+            (0, 0xffff, DATA_AR, 0),
+            (cs, 0xffff, CODE_AR, cs << 4),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0xffff, DATA_AR, 0),
+            (0, 0, UNUSABLE, 0),
+            (0, 0xffff, 0x8b, 0), // busy 32-bit TSS
+        ]);
+        for (base, limit) in [
+            (guest::GDTR_BASE, guest::GDTR_LIMIT),
+            (guest::IDTR_BASE, guest::IDTR_LIMIT),
+        ] {
+            w(base, 0);
+            w(limit, 0xffff);
+        }
+        w(
+            ctrl::ENTRY_CONTROLS,
+            u64::from(c.entry & !crate::controls::entry_ctl::IA32E_GUEST),
+        );
+        w(guest::CR0, INIT_CR0 | c.cr0_set);
+        w(ctrl::CR0_SHADOW, INIT_CR0);
+        w(guest::CR3, 0);
+        w(guest::CR4, c.cr4_set);
+        w(ctrl::CR4_SHADOW, 0);
+        w(guest::EFER, 0);
+        self.init_entry(0, 0);
+    }
+
+    /// What every start has in common: at `rip` with `rsp`, interrupts off, no debug or
+    /// SYSENTER state, active, no VMCS link.
+    fn init_entry(self, rip: u64, rsp: u64) {
+        let w = |f, v| self.write(f, v);
         w(guest::DR7, 0x400);
         w(guest::RFLAGS, 2);
         w(guest::RIP, rip);
@@ -120,70 +165,14 @@ impl Vmcs {
         w(guest::VMCS_LINK_POINTER, u64::MAX);
     }
 
-    /// Fills the guest state of a CPU after INIT and a start-up IPI (unrestricted guest):
-    /// real mode at `cs_selector:0` (CS base `cs_selector << 4`), 64 KiB segments, `CR0` =
-    /// its INIT value and `CR4` = 0 as the guest reads them (the CPU keeps the bits VMX
-    /// fixes), `EFER` = 0 and the IA-32e-mode entry control clear, interrupts off, the IDT
-    /// at 0 with limit 0xffff (the real-mode vector table), LDTR unusable and TR a busy TSS
-    /// (VM entry checks them even in real mode). The EPT translates its physical addresses
-    /// as in every mode.
-    pub(crate) fn init_real_mode_guest(self, c: &crate::controls::Controls, cs_selector: u16) {
-        use axvcpu_x86::boot::INIT_CR0;
-        const CODE_AR: u64 = 0x9b; // P, S, type execute/read accessed; 16-bit
-        const DATA_AR: u64 = 0x93; // P, S, type read/write accessed; 16-bit
-        const UNUSABLE: u64 = 1 << 16;
-        let w = |f, v| self.write(f, v);
-        let cs = u64::from(cs_selector);
-        // ES, CS, SS, DS, FS, GS, LDTR, TR: selector, limit, access rights, base.
-        let segs = [
-            (0, 0xffff, DATA_AR, 0),
-            (cs, 0xffff, CODE_AR, cs << 4),
-            (0, 0xffff, DATA_AR, 0),
-            (0, 0xffff, DATA_AR, 0),
-            (0, 0xffff, DATA_AR, 0),
-            (0, 0xffff, DATA_AR, 0),
-            (0, 0, UNUSABLE, 0),
-            (0, 0xffff, 0x8b, 0), // busy 32-bit TSS
-        ];
+    /// ES, CS, SS, DS, FS, GS, LDTR, TR in that order: selector, limit, access rights, base.
+    fn init_segments(self, segs: [(u64, u64, u64, u64); 8]) {
         for (i, (sel, limit, ar, base)) in (0u32..).zip(segs) {
-            w(guest::ES_SELECTOR + 2 * i, sel);
-            w(guest::ES_LIMIT + 2 * i, limit);
-            w(guest::ES_ACCESS_RIGHTS + 2 * i, ar);
-            w(guest::ES_BASE + 2 * i, base);
+            self.write(guest::ES_SELECTOR + 2 * i, sel);
+            self.write(guest::ES_LIMIT + 2 * i, limit);
+            self.write(guest::ES_ACCESS_RIGHTS + 2 * i, ar);
+            self.write(guest::ES_BASE + 2 * i, base);
         }
-        for (base, limit) in [
-            (guest::GDTR_BASE, guest::GDTR_LIMIT),
-            (guest::IDTR_BASE, guest::IDTR_LIMIT),
-        ] {
-            w(base, 0);
-            w(limit, 0xffff);
-        }
-        w(
-            ctrl::ENTRY_CONTROLS,
-            u64::from(c.entry & !crate::controls::entry_ctl::IA32E_GUEST),
-        );
-        w(guest::CR0, INIT_CR0 | c.cr0_set);
-        w(ctrl::CR0_SHADOW, INIT_CR0);
-        w(guest::CR3, 0);
-        w(guest::CR4, c.cr4_set);
-        w(ctrl::CR4_SHADOW, 0);
-        w(guest::EFER, 0);
-        w(guest::DR7, 0x400);
-        w(guest::RFLAGS, 2);
-        w(guest::RIP, 0);
-        w(guest::RSP, 0);
-        for f in [
-            guest::DEBUGCTL,
-            guest::SYSENTER_CS,
-            guest::SYSENTER_ESP,
-            guest::SYSENTER_EIP,
-            guest::INTERRUPTIBILITY,
-            guest::ACTIVITY_STATE,
-            guest::PENDING_DEBUG,
-        ] {
-            w(f, 0);
-        }
-        w(guest::VMCS_LINK_POINTER, u64::MAX);
     }
 
     /// Whether the guest runs 64-bit code (`EFER.LMA` and `CS.L`): the only mode whose

@@ -116,11 +116,7 @@ fn deliver<B: Backend>(
 ) -> Result<(), String> {
     let now = hal::now_ns();
     let held = vcpu.arch().has_pending_interrupt();
-    let mut l = m.lapics[id].lock();
-    l.tick(now);
-    if l.in_flight() && !held {
-        l.taken();
-    }
+    let mut l = lapic_now(m, id, now, held);
     let mut inject = if held { None } else { l.next() };
     let mut deadline = l.deadline();
     let extint = id == 0 && l.extint();
@@ -144,6 +140,22 @@ fn deliver<B: Backend>(
         None => hal::disarm_timer(),
     }
     Ok(())
+}
+
+/// vCPU `id`'s local APIC brought up to host time `now` (its timer), locked; its
+/// interrupt in flight counted as taken if the backend no longer `held` it.
+fn lapic_now<B: Backend>(
+    m: &Machine<B>,
+    id: usize,
+    now: u64,
+    held: bool,
+) -> spin::MutexGuard<'_, Lapic> {
+    let mut l = m.lapics[id].lock();
+    l.tick(now);
+    if l.in_flight() && !held {
+        l.taken();
+    }
+    l
 }
 
 /// What the host's COM1 received goes to the guest's (vCPU 0's CPU, the devices locked).
@@ -356,11 +368,7 @@ fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
             return;
         }
         let now = hal::now_ns();
-        let mut l = m.lapics[id].lock();
-        l.tick(now);
-        if l.in_flight() && !held {
-            l.taken();
-        }
+        let l = lapic_now(m, id, now, held);
         if held || l.has_deliverable() {
             return;
         }
