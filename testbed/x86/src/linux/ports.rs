@@ -71,11 +71,18 @@ impl Default for Devices {
 }
 
 impl Devices {
-    /// Brings the PIT's IRQ 0 and the UART's IRQ 4 into the 8259 at host time `now`;
+    /// Takes the host console's input into COM1, brings the PIT's IRQ 0 and the UART's
+    /// IRQ 4 into the 8259 at host time `now`;
     /// returns when the PIT's next IRQ is due (host ns): `None` while IRQ 0 still waits in
     /// the 8259 (its next edge comes once that one is taken, so no tick is lost; the
     /// guest's acknowledge and EOI exit anyway).
     pub fn tick(&mut self, now: u64) -> Option<u64> {
+        // What the host's COM1 received goes to the guest's (vCPU 0's CPU calls this).
+        let mut input = [0u8; 64];
+        let n = crate::hal::console_input(&mut input);
+        if n != 0 {
+            self.uart.receive(&input[..n]);
+        }
         let waiting = self.pic.requested(0);
         if !waiting && self.pit.take_irq(pit_ticks(now)) {
             self.pic.set_line(0, true);

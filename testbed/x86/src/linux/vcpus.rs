@@ -11,7 +11,7 @@ use axvcpu::{AxArchVCpu, AxVCpu, AxVCpuExitReason, GuestPhysAddr, VCpuState};
 use axvcpu_testbed::say;
 
 use super::lapic::{self, Lapic};
-use super::ports::{concerns_vcpu0, Devices};
+use super::ports::concerns_vcpu0;
 use super::Machine;
 use crate::arch::{VCpu, X86};
 use crate::backend::{Backend, Boot, Setup};
@@ -123,7 +123,6 @@ fn deliver<B: Backend>(
     drop(l);
     if id == 0 {
         let mut d = m.devices.lock();
-        console_input(&mut d);
         let pit = d.tick(now);
         if inject.is_none() && !held && extint {
             inject = d.pic.ack();
@@ -156,15 +155,6 @@ fn lapic_now<B: Backend>(
         l.taken();
     }
     l
-}
-
-/// What the host's COM1 received goes to the guest's (vCPU 0's CPU, the devices locked).
-fn console_input(d: &mut Devices) {
-    let mut buf = [0u8; 64];
-    let n = hal::console_input(&mut buf);
-    if n != 0 {
-        d.uart.receive(&buf[..n]);
-    }
 }
 
 fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -377,7 +367,6 @@ fn sleep<B: Backend>(m: &Machine<B>, vcpu: &AxVCpu<VCpu<B>>, id: usize) {
         drop(l);
         if id == 0 {
             let mut d = m.devices.lock();
-            console_input(&mut d);
             let pit = d.tick(now);
             if extint && d.pic.pending() {
                 return;
