@@ -147,21 +147,21 @@ pub fn all() -> Result<(), String> {
     step("RISC-V testbed in QEMU", riscv::test());
     step("AArch64 testbed in QEMU", aarch64::test());
     step(
-        "Linux on the AArch64 hypervisor in QEMU (user space, 2 CPUs, timer, power-off)",
+        "Linux on the AArch64 hypervisor in QEMU (user space, 2 CPUs, CPU 1 off/on, timers, a typed shell command, power-off)",
         linux::test_aarch64(),
     );
     step(
-        "Linux on the RISC-V hypervisor in QEMU (user space, 2 CPUs, timer, power-off; with and without Sstc)",
+        "Linux on the RISC-V hypervisor in QEMU (user space, 2 CPUs, CPU 1 off/on, timers, a typed shell command, power-off; with and without Sstc)",
         linux::test_riscv64(),
     );
     step("x86-64 SVM testbed in QEMU", x86::test());
     step(
-        "Linux on the x86 hypervisor, AMD SVM in QEMU (user space, timer, power-off)",
+        "Linux on the x86 hypervisor, AMD SVM in QEMU (user space, 2 CPUs, CPU 1 off/on, timers, a typed shell command, power-off)",
         linux::test_x86_64(),
     );
     step("x86-64 VMX testbed in Bochs", bochs::test());
     step(
-        "Linux on the x86 hypervisor, Intel VMX in Bochs (a missing module refused; user space, timer, power-off)",
+        "Linux on the x86 hypervisor, Intel VMX in Bochs (a missing module refused; user space, 2 CPUs, CPU 1 off/on, timers, power-off)",
         bochs_linux::test(),
     );
 
