@@ -18,8 +18,8 @@
 //! hypervisor does not reboot guests).
 //!
 //! Console input: the host PL011's receive interrupt is routed to CPU 0 (it ends the guest's
-//! run or the host's `wfi` there); vCPU 0's loop moves what the host received into the
-//! guest's PL011 before each entry and raises its interrupt (SPI 1) at the vCPU the
+//! run or the host's `wfi` there); vCPU 0's loop, at that interrupt's exit, moves what the
+//! host received into the guest's PL011 and raises its interrupt (SPI 1) at the vCPU the
 //! guest's distributor routes it to. A prompt the guest leaves unfinished is printed when
 //! the guest waits (`Halt`), so an interactive shell shows it.
 //!

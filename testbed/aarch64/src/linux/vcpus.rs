@@ -36,11 +36,6 @@ pub(super) fn run_vcpu(
         if m.run.is_done() {
             break Ok(false);
         }
-        if id == 0 {
-            if let Err(e) = console_input(m) {
-                break Err(e);
-            }
-        }
         let exit = match vcpu.run() {
             Ok(e) => e,
             Err(e) => break Err(format!("run: {e} (pc {:#x})", vcpu.pc().unwrap_or(0))),
@@ -138,6 +133,9 @@ fn handle_exit(
                 hal::wait_for_interrupt();
             }
         }
+        // The console's input interrupt goes to CPU 0 (`hal::enable_console_input`): its
+        // exit, or the first entry after a `wfi` it ended, is where the bytes are taken.
+        AxVCpuExitReason::ExternalInterrupt { .. } if id == 0 => console_input(m)?,
         AxVCpuExitReason::Kicked | AxVCpuExitReason::ExternalInterrupt { .. } => {}
         AxVCpuExitReason::CpuUp {
             target_cpu,
@@ -194,7 +192,7 @@ fn uart_interrupt(m: &Machine) -> Result<(), String> {
 }
 
 /// CPU 0's part of the console: what the host's UART received goes to the guest's.
-pub(super) fn console_input(m: &Machine) -> Result<(), String> {
+fn console_input(m: &Machine) -> Result<(), String> {
     let mut buf = [0u8; 64];
     let n = hal::console_input(&mut buf);
     if n == 0 {

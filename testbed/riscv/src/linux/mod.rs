@@ -19,8 +19,8 @@
 //! with `panic=-1`).
 //!
 //! Console input: the host UART's receive interrupt goes through the host PLIC to hart 0
-//! (it ends the guest's run or the host's `wfi` there); vCPU 0's loop moves what the host
-//! received into the guest's UART before each entry. A prompt the guest leaves unfinished
+//! (it ends the guest's run or the host's `wfi` there); vCPU 0's loop, at that interrupt's exit,
+//! moves what the host received into the guest's UART. A prompt the guest leaves unfinished
 //! is printed when the guest waits (`Halt`), so an interactive shell shows it.
 //!
 //! Lines it prints: one before the guest starts (`linux: backend ..., N vCPUs, guest in

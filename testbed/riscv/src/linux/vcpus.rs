@@ -39,9 +39,6 @@ pub(super) fn run_vcpu(
         if m.run.is_done() {
             break Ok(false);
         }
-        if id == 0 {
-            console_input(m, id);
-        }
         if let Err(e) = serve_fences(m, &mut vcpu, id).and_then(|()| sync_eip(m, &mut vcpu, id)) {
             break Err(e);
         }
@@ -199,6 +196,10 @@ fn handle_exit(
                 hal::wait_for_interrupt();
             }
         }
+        // The console's input interrupt goes to hart 0 (`hal::enable_console_input`): its
+        // exit, or the first entry after a `wfi` it ended, is where the bytes are taken
+        // (and the host PLIC's claim completed).
+        AxVCpuExitReason::ExternalInterrupt { .. } if id == 0 => console_input(m, id),
         AxVCpuExitReason::Kicked | AxVCpuExitReason::ExternalInterrupt { .. } => {}
         AxVCpuExitReason::CpuUp {
             target_cpu,
